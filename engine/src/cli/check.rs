@@ -1,0 +1,12 @@
+//! `engine check` and `engine graph`.
+use super::{CheckArgs, GraphArgs, EXIT_INTERNAL};
+
+pub fn check(_a: &CheckArgs) -> i32 {
+    eprintln!("error: not implemented yet");
+    EXIT_INTERNAL
+}
+
+pub fn graph(_a: &GraphArgs) -> i32 {
+    eprintln!("error: not implemented yet");
+    EXIT_INTERNAL
+}

@@ -1,0 +1,163 @@
+//! The command line: argument definitions (clap), dispatch, and the one place
+//! where errors are rendered and mapped to exit codes.
+//!
+//! Exit codes (documented in `engine --help`):
+//! 0 success · 1 the run finished with failed tasks · 2 invalid pipeline, plugin
+//! or arguments · 3 internal or I/O error · 130 interrupted (Ctrl-C).
+//! Only this module knows about terminals and exit codes.
+
+pub mod check;
+pub mod inspect;
+pub mod run;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_TASKS_FAILED: i32 = 1;
+pub const EXIT_INVALID: i32 = 2;
+pub const EXIT_INTERNAL: i32 = 3;
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "engine",
+    version,
+    about = "Run data pipelines whose tasks are sandboxed WebAssembly plugins",
+    long_about = "Run data pipelines whose tasks are sandboxed WebAssembly plugins.\n\n\
+A pipeline.toml names .wasm task plugins and wires their inputs and outputs into a graph \
+(see docs/pipeline.md). `engine check` validates it without running anything; `engine run` \
+schedules the tasks within the machine's resources, runs each one in a wasmtime sandbox and \
+passes data between tasks through a content-addressed store.",
+    after_help = "Exit status: 0 success, 1 some tasks failed, 2 invalid pipeline/plugin/arguments, \
+3 internal or I/O error, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a pipeline and print a summary (tasks, edges, plugins, longest path).
+    ///
+    /// Every error is reported at once with file:line:column; nothing is run and no
+    /// wasm is compiled. Exit status 2 when the pipeline is invalid.
+    Check(CheckArgs),
+    /// Draw the resolved task graph as Graphviz dot, Mermaid, or the JSON plan.
+    Graph(GraphArgs),
+    /// Run a pipeline.
+    Run(RunArgs),
+    /// Print a plugin's kind, metadata, imports and exports.
+    Inspect(InspectArgs),
+    /// Internal: a worker subprocess of the processes executor (speaks the framed protocol on stdio).
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// The pipeline file.
+    pub pipeline: PathBuf,
+    /// Override machine capacity, e.g. `cpu=4,memory=8GiB,gpu=1,licence=2`.
+    #[arg(long, value_name = "LIST")]
+    pub resources: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Dot,
+    Mermaid,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GraphArgs {
+    /// The pipeline file.
+    pub pipeline: PathBuf,
+    /// Output format: `dot` (Graphviz), `mermaid`, or `json` (the fully resolved plan).
+    #[arg(long, value_enum, default_value = "dot")]
+    pub format: GraphFormat,
+    /// Override machine capacity, e.g. `cpu=4,memory=8GiB`.
+    #[arg(long, value_name = "LIST")]
+    pub resources: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorKind {
+    /// One task at a time on the calling thread, in a deterministic order (for debugging).
+    Sync,
+    /// A pool of worker threads (the default).
+    Threads,
+    /// A pool of `engine worker` subprocesses: a second wall around untrusted code.
+    Processes,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The pipeline file.
+    pub pipeline: PathBuf,
+    /// Where tasks run.
+    #[arg(long, value_enum, default_value = "threads")]
+    pub executor: ExecutorKind,
+    /// Number of workers (default: the number of CPUs in the capacity, at least 1).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<u32>,
+    /// Override machine capacity, e.g. `cpu=4,memory=8GiB,gpu=1,licence=2`.
+    #[arg(long, value_name = "LIST")]
+    pub resources: Option<String>,
+    /// Blob store directory (default: `.engine-store` next to the pipeline file).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Stop dispatching at the first failed task (running tasks are cancelled).
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Write a machine-readable JSON report of the run.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write a Chrome trace-event file (open in Perfetto), one lane per worker.
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
+    /// Print no progress, only the summary and errors.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The plugin module.
+    pub plugin: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// Worker index (a trace lane).
+    #[arg(long, default_value_t = 0)]
+    pub index: u32,
+}
+
+/// Parse arguments, run the command, return the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check(a) => check::check(&a),
+        Command::Graph(a) => check::graph(&a),
+        Command::Run(a) => run::run(&a),
+        Command::Inspect(a) => inspect::inspect(&a),
+        Command::Worker(a) => run::worker(&a),
+    }
+}
+
+/// Print an error headline with its `caused by:` chain to stderr.
+pub fn print_error(err: &(dyn std::error::Error + 'static)) {
+    eprintln!("error: {err}");
+    let mut src = err.source();
+    while let Some(s) = src {
+        eprintln!("  caused by: {s}");
+        src = s.source();
+    }
+}

@@ -1,0 +1,168 @@
+//! The task message: what an executor sends to wherever a task runs, and what
+//! comes back.
+//!
+//! Everything here is serialisable (serde) and self-contained: a plugin is
+//! named by its digest, inputs by blob digests, and nothing refers to the
+//! coordinator's memory. The threads executor passes these by value, the
+//! processes executor frames them over a pipe, and a distributed executor
+//! (Dask) will ship them to remote workers unchanged.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::TaskId;
+use crate::store::{BlobRef, Digest};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskMessage {
+    pub task: TaskId,
+    /// Task id for logs and errors, e.g. `count[3]`.
+    pub name: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub plugin: PluginRef,
+    pub inputs: Vec<MsgInput>,
+    /// Params as JSON text.
+    pub params: String,
+    pub limits: Limits,
+    pub command: CommandOpts,
+    pub deterministic: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PluginRef {
+    /// sha256 of the module bytes; the runtime's compiled-module cache key.
+    pub digest: Digest,
+    /// Where the module bytes can be read if this worker has not compiled it yet.
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MsgInput {
+    pub name: String,
+    /// True for a list input: items are exposed with their index.
+    pub list: bool,
+    pub items: Vec<BlobRef>,
+}
+
+/// Limits enforced on one attempt. See `docs/security.md`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Limits {
+    /// Cap on linear memories (bytes).
+    pub memory: u64,
+    pub timeout: Option<Duration>,
+    pub fuel: Option<u64>,
+    /// Total bytes across all outputs.
+    pub max_output_bytes: u64,
+    /// Number of outputs (files in `/out` for command tasks).
+    pub max_outputs: u32,
+    /// Bytes of log kept; the rest is dropped with a truncation marker.
+    pub max_log_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: DEFAULT_TASK_MEMORY,
+            timeout: None,
+            fuel: None,
+            max_output_bytes: 4 << 30,
+            max_outputs: 10_000,
+            max_log_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Memory limit for a task that requests none (and has no `[defaults]`).
+pub const DEFAULT_TASK_MEMORY: u64 = 256 << 20;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CommandOpts {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Input name whose (single) blob feeds stdin.
+    pub stdin: Option<String>,
+    /// Capture stdout as this output name.
+    pub stdout: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskResult {
+    pub task: TaskId,
+    pub attempt: u32,
+    pub outcome: Result<Vec<OutputBlob>, TaskFailure>,
+    /// The task's log: guest log calls and stderr, capped by `Limits::max_log_bytes`.
+    pub log: Vec<u8>,
+    pub metrics: TaskMetrics,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputBlob {
+    pub name: String,
+    pub blob: BlobRef,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TaskMetrics {
+    /// Worker index (a lane in the trace).
+    pub worker: u32,
+    /// Microseconds since the run started.
+    pub start_us: u64,
+    pub end_us: u64,
+    /// Peak linear memory, bytes.
+    pub peak_memory: u64,
+    pub fuel_consumed: Option<u64>,
+    /// Command tasks: the exit code.
+    pub exit_code: Option<i32>,
+}
+
+/// Why an attempt failed. Every kind is distinct so that retries and reports
+/// can match on it exhaustively.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskFailure {
+    /// The task reported an error (SDK `error` call, or a non-success exit code).
+    #[error("task error: {message}")]
+    Error { message: String },
+    /// The wasm trapped (unreachable, out-of-bounds access, stack overflow, ...).
+    #[error("trap: {message}")]
+    Trap { message: String },
+    #[error("timed out after {}", crate::units::format_duration(*limit))]
+    Timeout { limit: Duration },
+    #[error("memory limit of {} exceeded", crate::units::format_size(*limit))]
+    MemoryLimit { limit: u64 },
+    /// Fuel, output bytes, output count, stack, ...
+    #[error("{limit} limit exceeded: {detail}")]
+    Limit { limit: String, detail: String },
+    #[error("cancelled")]
+    Cancelled,
+    /// The worker running it died (processes executor).
+    #[error("worker lost: {message}")]
+    WorkerLost { message: String },
+    /// The plugin could not be loaded or instantiated, or storage failed.
+    #[error("{message}")]
+    Infra { message: String },
+}
+
+impl TaskFailure {
+    /// Whether a retry could help. Infrastructure failures and task errors are
+    /// retried; cancellation never is.
+    pub fn retryable(&self) -> bool {
+        !matches!(self, TaskFailure::Cancelled)
+    }
+    /// Short machine name of the kind (used in reports).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TaskFailure::Error { .. } => "error",
+            TaskFailure::Trap { .. } => "trap",
+            TaskFailure::Timeout { .. } => "timeout",
+            TaskFailure::MemoryLimit { .. } => "memory_limit",
+            TaskFailure::Limit { .. } => "limit",
+            TaskFailure::Cancelled => "cancelled",
+            TaskFailure::WorkerLost { .. } => "worker_lost",
+            TaskFailure::Infra { .. } => "infra",
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! The `engine` binary: a thin shell over the library (see `engine::cli`).
+fn main() {
+    std::process::exit(engine::cli::main());
+}

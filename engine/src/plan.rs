@@ -1,0 +1,213 @@
+//! The resolved plan: what a validated pipeline becomes before anything runs.
+//!
+//! `pipeline` parses, validates and expands a `pipeline.toml` into a [`Plan`];
+//! the scheduler core and the executors consume only this type, never TOML.
+//! Tasks and plugins are addressed by dense indices ([`TaskId`], [`PluginId`])
+//! so that the scheduler can keep its per-task state in flat vectors.
+//! `engine graph --format json` prints a `Plan` as JSON, so every field here is
+//! part of a documented, serialisable contract (see `docs/pipeline.md`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Index of a task in [`Plan::tasks`].
+pub type TaskId = u32;
+/// Index of a plugin in [`Plan::plugins`].
+pub type PluginId = u32;
+
+/// The name of a task's default output, used when a reference names only the task.
+pub const DEFAULT_OUTPUT: &str = "out";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Absolute path of the pipeline file.
+    pub pipeline_file: PathBuf,
+    /// Directory of the pipeline file; relative paths in the pipeline are relative to it.
+    pub base_dir: PathBuf,
+    pub plugins: Vec<PluginSpec>,
+    pub tasks: Vec<TaskSpec>,
+    /// `[outputs]`: artifacts copied out of storage after a successful run.
+    pub outputs: Vec<OutputSpec>,
+    /// The machine's capacity (from `[resources]`, detected defaults, or the command line).
+    pub capacity: Resources,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PluginSpec {
+    /// The name used in `[plugins]`.
+    pub name: String,
+    /// Absolute path of the `.wasm` file.
+    pub path: PathBuf,
+    /// Pinned sha256 digest (lowercase hex), when the pipeline gave one.
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// The task id after expansion, e.g. `split` or `count[3]`.
+    pub id: String,
+    pub plugin: PluginId,
+    /// Inputs in the order of the pipeline file.
+    pub inputs: Vec<InputSpec>,
+    /// `params` as JSON text (an object; `{}` when absent).
+    pub params: String,
+    pub resources: Resources,
+    /// How many times a failed attempt is retried (0 = run once).
+    pub retries: u32,
+    /// Wall-clock limit per attempt.
+    #[serde(with = "opt_duration_ms")]
+    pub timeout: Option<Duration>,
+    pub priority: i32,
+    /// Command tasks only: argv after the program name.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Command tasks only: environment variables.
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// Command tasks only: the input whose bytes feed stdin.
+    #[serde(default)]
+    pub stdin: Option<String>,
+    /// Command tasks only: capture stdout as this output.
+    #[serde(default)]
+    pub stdout: Option<String>,
+    /// Fixed clock and seeded random.
+    #[serde(default)]
+    pub deterministic: bool,
+    /// Optional fuel budget (wasm instructions, roughly).
+    #[serde(default)]
+    pub fuel: Option<u64>,
+    /// Distinct upstream tasks, sorted; derived from `inputs`.
+    pub deps: Vec<TaskId>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputSpec {
+    pub name: String,
+    /// True when the pipeline wrote a list (or `task[*]`); the guest then sees
+    /// indexed items even when there is only one.
+    pub list: bool,
+    pub sources: Vec<Source>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The named output of an upstream task.
+    Task { task: TaskId, output: String },
+    /// An external file (absolute path), written `file:relative/path` in the pipeline.
+    File { path: PathBuf },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutputSpec {
+    /// Destination path (absolute).
+    pub dest: PathBuf,
+    pub task: TaskId,
+    pub output: String,
+}
+
+/// A resource request or capacity, in integer units so that accounting is exact.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPUs in thousandths (`cpu = 0.5` is 500).
+    pub cpu_milli: u64,
+    /// Bytes.
+    pub memory: u64,
+    pub gpu: u64,
+    /// Custom resources in thousandths, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom: BTreeMap<String, u64>,
+}
+
+impl Resources {
+    /// True when `self` (a request) fits within `avail` on every dimension.
+    pub fn fits_in(&self, avail: &Resources) -> bool {
+        self.cpu_milli <= avail.cpu_milli
+            && self.memory <= avail.memory
+            && self.gpu <= avail.gpu
+            && self
+                .custom
+                .iter()
+                .all(|(k, v)| *v == 0 || avail.custom.get(k).is_some_and(|a| v <= a))
+    }
+
+    /// The first dimension on which `self` exceeds `cap`: (name, requested, available),
+    /// in display units.
+    pub fn first_excess(&self, cap: &Resources) -> Option<(String, String, String)> {
+        if self.cpu_milli > cap.cpu_milli {
+            return Some(("cpu".into(), fmt_milli(self.cpu_milli), fmt_milli(cap.cpu_milli)));
+        }
+        if self.memory > cap.memory {
+            return Some((
+                "memory".into(),
+                crate::units::format_size(self.memory),
+                crate::units::format_size(cap.memory),
+            ));
+        }
+        if self.gpu > cap.gpu {
+            return Some(("gpu".into(), self.gpu.to_string(), cap.gpu.to_string()));
+        }
+        for (k, v) in &self.custom {
+            let a = cap.custom.get(k).copied().unwrap_or(0);
+            if *v > a {
+                return Some((k.clone(), fmt_milli(*v), fmt_milli(a)));
+            }
+        }
+        None
+    }
+
+    /// Subtract a request that is known to fit.
+    pub fn take(&mut self, req: &Resources) {
+        self.cpu_milli -= req.cpu_milli;
+        self.memory -= req.memory;
+        self.gpu -= req.gpu;
+        for (k, v) in &req.custom {
+            if let Some(a) = self.custom.get_mut(k) {
+                *a -= *v;
+            }
+        }
+    }
+
+    /// Give back a request taken with [`Resources::take`].
+    pub fn give(&mut self, req: &Resources) {
+        self.cpu_milli += req.cpu_milli;
+        self.memory += req.memory;
+        self.gpu += req.gpu;
+        for (k, v) in &req.custom {
+            if let Some(a) = self.custom.get_mut(k) {
+                *a += *v;
+            }
+        }
+    }
+}
+
+/// Format thousandths as a short decimal: 1500 -> "1.5", 2000 -> "2".
+pub fn fmt_milli(v: u64) -> String {
+    if v % 1000 == 0 {
+        (v / 1000).to_string()
+    } else {
+        let s = format!("{}.{:03}", v / 1000, v % 1000);
+        s.trim_end_matches('0').to_string()
+    }
+}
+
+mod opt_duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}

@@ -1,0 +1,208 @@
+//! Content-addressed blob storage: the only way data moves between tasks.
+//!
+//! A blob is named by the sha256 of its bytes ([`Digest`]). The [`BlobStore`]
+//! trait is the seam for backends: the embedded local store ([`local`]) today,
+//! an S3-compatible object store or a shared filesystem later. The contract:
+//!
+//! * `put` streams bytes through a [`BlobWriter`]; nothing is visible under a
+//!   digest until `finish` returns, and a writer dropped without `finish`
+//!   leaves nothing behind (atomic writes).
+//! * `read_at` is a ranged read, so a task can stream a blob larger than its
+//!   own memory.
+//! * Blobs are immutable; putting the same bytes twice is a no-op.
+//! * `sync` makes everything finished so far durable (one fsync batch, not
+//!   one per blob).
+
+pub mod local;
+pub mod mem;
+
+use std::fmt;
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// sha256 of a blob's bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// The digest of the empty blob (every store holds it implicitly).
+    pub const EMPTY: Digest = Digest([
+        0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9,
+        0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52,
+        0xb8, 0x55,
+    ]);
+
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(Sha256::digest(bytes).into())
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(s: &str) -> Option<Digest> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).ok()?;
+        Some(Digest(out))
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", &self.to_hex()[..12])
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Digest::from_hex(&s).ok_or_else(|| serde::de::Error::custom("invalid sha256 digest"))
+    }
+}
+
+/// A blob reference as tasks pass it around: digest plus length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    pub digest: Digest,
+    pub len: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("blob {0} is not in the store")]
+    Missing(Digest),
+    #[error("store I/O error at {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("store is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A content-addressed blob store. Implementations are shared between worker
+/// threads, so every method takes `&self`.
+pub trait BlobStore: Send + Sync {
+    /// Start writing a new blob.
+    fn put(&self) -> StoreResult<Box<dyn BlobWriter + '_>>;
+
+    /// Read up to `buf.len()` bytes at `offset`; returns the number read (0 at the end).
+    fn read_at(&self, digest: &Digest, offset: u64, buf: &mut [u8]) -> StoreResult<usize>;
+
+    /// The blob's length, or `None` if it is not stored.
+    fn size(&self, digest: &Digest) -> StoreResult<Option<u64>>;
+
+    fn exists(&self, digest: &Digest) -> StoreResult<bool> {
+        Ok(self.size(digest)?.is_some())
+    }
+
+    /// Make every finished blob durable.
+    fn sync(&self) -> StoreResult<()>;
+
+    /// Convenience: store a whole buffer.
+    fn put_bytes(&self, data: &[u8]) -> StoreResult<BlobRef> {
+        let mut w = self.put()?;
+        w.write_all(data).map_err(|e| StoreError::Io { path: "<blob writer>".into(), source: e })?;
+        w.finish()
+    }
+
+    /// Convenience: a streaming reader over a whole blob.
+    fn reader<'a>(&'a self, digest: &Digest) -> StoreResult<BlobReader<'a>>
+    where
+        Self: Sized,
+    {
+        let len = self.size(digest)?.ok_or(StoreError::Missing(*digest))?;
+        Ok(BlobReader { store: self, digest: *digest, pos: 0, len })
+    }
+}
+
+/// Streaming writer for one blob. Dropping it without [`BlobWriter::finish`]
+/// discards what was written.
+pub trait BlobWriter: Write + Send {
+    /// Seal the blob and return its reference. After this the bytes are
+    /// readable by digest (and durable after the next [`BlobStore::sync`]).
+    fn finish(self: Box<Self>) -> StoreResult<BlobRef>;
+    /// Bytes written so far.
+    fn written(&self) -> u64;
+}
+
+/// Sequential reader over a stored blob (see [`BlobStore::reader`]).
+pub struct BlobReader<'a> {
+    store: &'a dyn BlobStore,
+    digest: Digest,
+    pos: u64,
+    len: u64,
+}
+
+impl BlobReader<'_> {
+    pub fn for_store<'a>(store: &'a dyn BlobStore, digest: &Digest) -> StoreResult<BlobReader<'a>> {
+        let len = store.size(digest)?.ok_or(StoreError::Missing(*digest))?;
+        Ok(BlobReader { store, digest: *digest, pos: 0, len })
+    }
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Read for BlobReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.len {
+            return Ok(0);
+        }
+        let n = self
+            .store
+            .read_at(&self.digest, self.pos, buf)
+            .map_err(io::Error::other)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Incremental hasher shared by the store implementations.
+pub(crate) struct Hasher {
+    h: Sha256,
+    n: u64,
+}
+
+impl Hasher {
+    pub(crate) fn new() -> Self {
+        Hasher { h: Sha256::new(), n: 0 }
+    }
+    pub(crate) fn update(&mut self, b: &[u8]) {
+        self.h.update(b);
+        self.n += b.len() as u64;
+    }
+    pub(crate) fn finish(self) -> BlobRef {
+        BlobRef { digest: Digest(self.h.finalize().into()), len: self.n }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_digest_constant() {
+        assert_eq!(Digest::of(b""), Digest::EMPTY);
+    }
+}

@@ -1,0 +1,2 @@
+//! The one integration-test binary. Shared helpers live in `util`.
+mod util;
