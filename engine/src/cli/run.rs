@@ -18,6 +18,7 @@ use super::{
 use crate::exec::Executor;
 use crate::exec::driver::{self, Event, Observer, RunOptions, RunOutcome};
 use crate::exec::message::{DEFAULT_TASK_MEMORY, Limits};
+use crate::exec::processes::{ProcessesConfig, ProcessesExecutor};
 use crate::exec::sync::SyncExecutor;
 use crate::exec::threads::ThreadsExecutor;
 use crate::pipeline::{self, LoadOptions};
@@ -166,6 +167,7 @@ fn run_loaded(
     }
 
     let run_start = Instant::now();
+    let run_start_sys = std::time::SystemTime::now();
     let run_id = format!(
         "{}-{}",
         std::time::SystemTime::now()
@@ -195,10 +197,19 @@ fn run_loaded(
             run_start,
         )?),
         ExecutorKind::Processes => {
-            eprintln!(
-                "error: the processes executor is not available yet; use --executor threads or sync"
-            );
-            return Ok(EXIT_INVALID);
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("cannot find the engine binary: {e}"))?;
+            let store_abs = fs::canonicalize(&store_dir).unwrap_or_else(|_| store_dir.clone());
+            Box::new(ProcessesExecutor::new(ProcessesConfig {
+                workers,
+                exe,
+                store_dir: store_abs,
+                cache_dir: cache_dir(),
+                max_task_memory,
+                plugins: plan.plugins.iter().map(|p| p.path.clone()).collect(),
+                run_start: run_start_sys,
+                harden: true,
+            })?)
         }
     };
     let mut progress = Progress::new(plan, tty, a.quiet);
