@@ -43,10 +43,11 @@ impl Write for MemWriter<'_> {
 
 impl BlobWriter for MemWriter<'_> {
     fn finish(self: Box<Self>) -> StoreResult<BlobRef> {
-        let r = self.hasher.finish();
+        let this = *self;
+        let r = this.hasher.finish();
         if r.len > 0 {
-            let mut map = self.store.blobs.write().unwrap_or_else(|e| e.into_inner());
-            map.entry(r.digest).or_insert_with(|| std::sync::Arc::new(self.buf));
+            let mut map = this.store.blobs.write().unwrap_or_else(|e| e.into_inner());
+            map.entry(r.digest).or_insert_with(|| std::sync::Arc::new(this.buf));
         }
         Ok(r)
     }
