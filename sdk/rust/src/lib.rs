@@ -7,7 +7,7 @@
 //! as `std::io::Write` sinks, and returns `Result<(), engine_sdk::Error>`; an
 //! error becomes the task's error message.
 //!
-//! ```ignore
+//! ```no_run
 //! use std::io::{BufRead, Write};
 //! use engine_sdk::{Context, Result};
 //!
@@ -173,7 +173,8 @@ pub fn __run(f: fn(&mut Context) -> Result<()>) -> i32 {
 /// Declare the task: exports `run` and `engine_abi_v1` and embeds the
 /// `engine.task` metadata section. Use once per plugin crate.
 ///
-/// ```ignore
+/// ```no_run
+/// # fn run(_: &mut engine_sdk::Context) -> engine_sdk::Result<()> { Ok(()) }
 /// engine_sdk::task!(
 ///     name = "wordcount",
 ///     version = "0.1.0",
