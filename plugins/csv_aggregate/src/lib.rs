@@ -76,6 +76,9 @@ fn run(ctx: &mut Context) -> Result<()> {
     let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).has_headers(true).from_reader(ctx.input("csv")?);
     let invalid = |e: csv::Error| Error::msg(format!("input `csv` is not valid CSV: {e}"));
     let headers = reader.byte_headers().map_err(invalid)?.clone();
+    if headers.is_empty() {
+        bail!("input `csv` is empty (expected a header row)");
+    }
     let key_idx = column_index(&headers, &group_by)?;
     let val_idx = match &column {
         Some(c) => Some(column_index(&headers, c)?),
