@@ -2,7 +2,8 @@
 //! to an output of the same name (a list item `parts[i]` to `parts/i`).
 //! Params (all optional): `text` is written to output `out`; `log` is logged
 //! at info level; `stdout` / `stderr` are printed through WASI fds 1 / 2.
-//! Declares no params list, so it accepts anything (unknown keys ignored).
+//! Declares no params list, so it accepts anything (unknown keys ignored),
+//! and outputs `["*"]` (any name).
 
 use std::io::{self, Write};
 
@@ -52,6 +53,6 @@ engine_sdk::task!(
     version = "0.1.0",
     description = "copies each input to an output of the same name (test guest)",
     inputs = [],
-    outputs = [],
+    outputs = ["*"],
     run = run,
 );
