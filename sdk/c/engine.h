@@ -15,8 +15,8 @@
  *                    "\"inputs\":[\"text\"],\"outputs\":[\"out\"],\"params\":[]}");
  *
  * ENGINE_TASK exports `run` and `engine_abi_v1`. ENGINE_TASK_META (optional)
- * embeds the JSON as the `engine.task` custom section; its argument must be a
- * single string literal (adjacent literals are not joined here).
+ * embeds the JSON as the `engine.task` custom section; its argument must be
+ * string literals (adjacent literals, as above, are fine), not a variable.
  *
  * Everything below is `static inline` so the header can be included once per
  * plugin without a separate object file.

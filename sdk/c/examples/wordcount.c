@@ -120,4 +120,6 @@ static int wordcount(void) {
 }
 
 ENGINE_TASK(wordcount);
-ENGINE_TASK_META("{\"abi\":1,\"name\":\"c_wordcount\",\"version\":\"0.1.0\",\"description\":\"count ASCII words (C SDK example)\",\"inputs\":[\"text\"],\"outputs\":[\"out\"],\"params\":[\"lowercase\",\"min_len\"]}");
+ENGINE_TASK_META("{\"abi\":1,\"name\":\"c_wordcount\",\"version\":\"0.1.0\","
+                 "\"description\":\"count ASCII words (C SDK example)\","
+                 "\"inputs\":[\"text\"],\"outputs\":[\"out\"],\"params\":[\"lowercase\",\"min_len\"]}");
