@@ -1,6 +1,7 @@
 //! The stock plugins (docs/plugins.md), the C SDK example and the SDK's
 //! metadata section, run as wasm through the runtime with exact outputs.
 
+use engine::exec::message::TaskFailure;
 use engine::runtime::inspect::inspect_bytes;
 
 use crate::util::{GuestRun, guest, input, list_input, run_guest};
@@ -381,4 +382,24 @@ fn split_count_merge_topk_equals_one_count() {
     assert_eq!(out(&merged), out(&whole));
     let top = run_guest("topk", vec![input("counts", out(&merged))], r#"{"k":3}"#);
     assert_eq!(out(&top), "the\t3000\ndog\t2000\ncat\t1000\n");
+}
+
+// ---- the SDK test guests ----------------------------------------------------
+
+#[test]
+fn sdk_test_guests_behave_as_documented() {
+    let run = run_guest("echo", vec![input("a", "A"), list_input("p", &["P0", "P1"])], r#"{"text":"hi","log":"hello","stderr":"to stderr\n"}"#);
+    let outs: Vec<(&str, &[u8])> = run.outputs().iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    assert_eq!(outs, [("a", &b"A"[..]), ("out", b"hi"), ("p/0", b"P0"), ("p/1", b"P1")]);
+    assert!(run.log.contains("[info] hello\n"), "log: {}", run.log);
+    assert!(run.log.contains("to stderr\n"), "log: {}", run.log);
+
+    assert_eq!(run_guest("flaky", vec![], "{}").text("out"), "ok\n");
+    let run = run_guest("flaky", vec![], r#"{"fail":true}"#);
+    assert_eq!(run.error(), "failing as asked");
+    assert!(matches!(run_guest("flaky", vec![], r#"{"panic":true}"#).failure(), TaskFailure::Trap { .. }));
+
+    assert_eq!(run_guest("sleep_ms", vec![], r#"{"ms":1}"#).text("out"), "slept 1\n");
+    assert_eq!(run_guest("hog", vec![], r#"{"mib":1}"#).text("out"), "allocated 1 MiB\n");
+    assert!(run_guest("noop", vec![], "{}").outputs().is_empty());
 }
