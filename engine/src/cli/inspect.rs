@@ -1,5 +1,5 @@
 //! `engine inspect`.
-use super::{InspectArgs, EXIT_INTERNAL};
+use super::{EXIT_INTERNAL, InspectArgs};
 
 pub fn inspect(_a: &InspectArgs) -> i32 {
     eprintln!("error: not implemented yet");
