@@ -18,9 +18,9 @@ use super::{
 use crate::exec::Executor;
 use crate::exec::driver::{self, Event, Observer, RunOptions, RunOutcome};
 use crate::exec::message::{DEFAULT_TASK_MEMORY, Limits};
+use crate::exec::processes::{ProcessesConfig, ProcessesExecutor};
 use crate::exec::sync::SyncExecutor;
 use crate::exec::threads::ThreadsExecutor;
-use crate::pipeline::{self, LoadOptions};
 use crate::plan::{Plan, TaskId};
 use crate::report;
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -63,16 +63,9 @@ pub fn cache_dir() -> PathBuf {
 }
 
 pub fn run(a: &RunArgs) -> i32 {
-    let opts = LoadOptions {
-        capacity_override: a.resources.clone(),
-        check_plugins: true,
-    };
-    let plan = match pipeline::load(&a.pipeline, &opts) {
+    let plan = match super::check::load(&a.pipeline, &a.resources) {
         Ok(p) => p,
-        Err(d) => {
-            eprint!("{d}");
-            return EXIT_INVALID;
-        }
+        Err(code) => return code,
     };
     let interrupt = interrupt_flag();
     match run_loaded(&plan, a, interrupt) {
@@ -166,6 +159,7 @@ fn run_loaded(
     }
 
     let run_start = Instant::now();
+    let run_start_sys = std::time::SystemTime::now();
     let run_id = format!(
         "{}-{}",
         std::time::SystemTime::now()
@@ -195,10 +189,19 @@ fn run_loaded(
             run_start,
         )?),
         ExecutorKind::Processes => {
-            eprintln!(
-                "error: the processes executor is not available yet; use --executor threads or sync"
-            );
-            return Ok(EXIT_INVALID);
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("cannot find the engine binary: {e}"))?;
+            let store_abs = fs::canonicalize(&store_dir).unwrap_or_else(|_| store_dir.clone());
+            Box::new(ProcessesExecutor::new(ProcessesConfig {
+                workers,
+                exe,
+                store_dir: store_abs,
+                cache_dir: cache_dir(),
+                max_task_memory,
+                plugins: plan.plugins.iter().map(|p| p.path.clone()).collect(),
+                run_start: run_start_sys,
+                harden: true,
+            })?)
         }
     };
     let mut progress = Progress::new(plan, tty, a.quiet);

@@ -25,7 +25,7 @@ use super::message::{
     TaskMessage, TaskResult,
 };
 use crate::plan::{Plan, Source, TaskId};
-use crate::sched::{Core, CoreOptions, Counts, FailureDecision, TaskState};
+use crate::sched::{Core, CoreOptions, Counts, FailureClass, FailureDecision, TaskState};
 use crate::store::{BlobRef, BlobStore, Digest};
 
 pub struct RunOptions {
@@ -167,7 +167,7 @@ pub fn run_plan(
                 }
                 Err(failure) => {
                     // Could not even start: not retryable (the inputs will not change).
-                    let decision = core.on_failure(t, false, now);
+                    let decision = core.on_failure(t, FailureClass::Final, now);
                     let rec = &mut records[t as usize];
                     rec.attempts = attempt;
                     observer.event(
@@ -306,7 +306,12 @@ fn handle_result(
         }
         Err(failure) => {
             let now = run_start.elapsed();
-            let decision = core.on_failure(t, failure.retryable(), now);
+            let class = match &failure {
+                TaskFailure::WorkerLost { .. } => FailureClass::WorkerLost,
+                f if f.retryable() => FailureClass::Retryable,
+                _ => FailureClass::Final,
+            };
+            let decision = core.on_failure(t, class, now);
             let tail = log_tail(&res.log, LOG_TAIL_LINES);
             observer.event(
                 Event::Failed {

@@ -5,13 +5,17 @@
 //! digest, input blob digests, params, limits), hands it to an [`Executor`],
 //! and feeds the [`message::TaskResult`]s back to the core. Executors know
 //! nothing about the graph: [`sync`] runs messages one at a time on the calling
-//! thread, [`threads`] on a pool of worker threads. A processes or Dask
+//! thread, [`threads`] on a pool of worker threads, [`processes`] on a pool of
+//! `engine worker` subprocesses ([`worker`], speaking [`proto`]). A Dask
 //! executor implements the same trait with the same messages.
 
 pub mod driver;
 pub mod message;
+pub mod processes;
+pub mod proto;
 pub mod sync;
 pub mod threads;
+pub mod worker;
 
 use std::time::Duration;
 

@@ -86,6 +86,22 @@ impl Default for CoreOptions {
     }
 }
 
+/// How the core should treat a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// A task failure: retried while the task has `retries` left, with backoff.
+    Retryable,
+    /// Never retried (cancellation, inputs that cannot be resolved).
+    Final,
+    /// The worker running it died: an infrastructure failure. Retried at once
+    /// on another worker, without using the task's own retries, until the task
+    /// has taken down [`MAX_WORKER_LOST`] workers in a row.
+    WorkerLost,
+}
+
+/// How many workers a task may take down before it fails with "worker lost".
+pub const MAX_WORKER_LOST: u32 = 3;
+
 /// What the core decided about a failed attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureDecision {
@@ -134,6 +150,8 @@ pub struct Core {
     opts: CoreOptions,
     state: Vec<TaskState>,
     attempts: Vec<u32>,
+    /// Attempts that ended with the worker lost (not counted against `retries`).
+    lost: Vec<u32>,
     retries: Vec<u32>,
     priority: Vec<i32>,
     bottom: Vec<u32>,
@@ -204,6 +222,7 @@ impl Core {
             opts,
             state: Vec::with_capacity(n),
             attempts: vec![0; n],
+            lost: vec![0; n],
             retries: plan.tasks.iter().map(|t| t.retries).collect(),
             priority: plan.tasks.iter().map(|t| t.priority).collect(),
             bottom,
@@ -339,21 +358,34 @@ impl Core {
         }
     }
 
-    /// A running task's attempt failed at time `now`. `retryable` says whether
-    /// the failure kind allows another attempt.
-    pub fn on_failure(&mut self, t: TaskId, retryable: bool, now: Duration) -> FailureDecision {
+    /// A running task's attempt failed at time `now`.
+    pub fn on_failure(&mut self, t: TaskId, class: FailureClass, now: Duration) -> FailureDecision {
         debug_assert_eq!(self.state[t as usize], TaskState::Running);
         let req = self.requests[t as usize].clone();
         self.free.give(&req);
-        let attempt = self.attempts[t as usize];
-        if retryable && !self.stopped && attempt <= self.retries[t as usize] {
-            let exp = (attempt - 1).min(20);
-            let delay = self
-                .opts
-                .backoff_base
-                .saturating_mul(1 << exp)
-                .min(self.opts.backoff_max);
-            let at = now + delay;
+        let i = t as usize;
+        let retry_at = match class {
+            FailureClass::Final => None,
+            FailureClass::WorkerLost => {
+                self.lost[i] += 1;
+                (self.lost[i] < MAX_WORKER_LOST).then_some(now)
+            }
+            FailureClass::Retryable => {
+                // Consecutive worker losses are over once an attempt ends normally.
+                let own_attempts = self.attempts[i] - self.lost[i];
+                self.lost[i] = 0;
+                self.attempts[i] = own_attempts;
+                (own_attempts <= self.retries[i]).then(|| {
+                    let exp = (own_attempts - 1).min(20);
+                    now + self
+                        .opts
+                        .backoff_base
+                        .saturating_mul(1 << exp)
+                        .min(self.opts.backoff_max)
+                })
+            }
+        };
+        if let Some(at) = retry_at.filter(|_| !self.stopped) {
             self.set_state(t, TaskState::Backoff { at });
             self.backoff.push(t);
             return FailureDecision::Retry { at };

@@ -199,7 +199,7 @@ fn failure_skips_dependents_but_not_independent_branches() {
     );
     let mut core = Core::new(&p, CoreOptions::default());
     assert_eq!(start(&mut core, &p, 10), ["a", "d"]);
-    let dec = core.on_failure(id(&p, "a"), true, Duration::ZERO);
+    let dec = core.on_failure(id(&p, "a"), FailureClass::Retryable, Duration::ZERO);
     assert_eq!(dec, FailureDecision::Failed { skipped: 2 });
     core.sanity_check(&p);
     assert_eq!(core.state(id(&p, "c")), TaskState::Skipped);
@@ -224,7 +224,7 @@ fn retries_back_off_exponentially() {
     assert_eq!(core.attempt(a), 1);
     let t0 = Duration::from_secs(1);
     assert_eq!(
-        core.on_failure(a, true, t0),
+        core.on_failure(a, FailureClass::Retryable, t0),
         FailureDecision::Retry {
             at: t0 + Duration::from_millis(100)
         }
@@ -238,7 +238,7 @@ fn retries_back_off_exponentially() {
     assert_eq!(core.attempt(a), 2);
     let t1 = Duration::from_secs(2);
     assert_eq!(
-        core.on_failure(a, true, t1),
+        core.on_failure(a, FailureClass::Retryable, t1),
         FailureDecision::Retry {
             at: t1 + Duration::from_millis(200)
         }
@@ -246,7 +246,7 @@ fn retries_back_off_exponentially() {
     core.tick(t1 + Duration::from_secs(1));
     assert_eq!(start(&mut core, &p, 1), ["a"]);
     assert_eq!(
-        core.on_failure(a, true, t1),
+        core.on_failure(a, FailureClass::Retryable, t1),
         FailureDecision::Failed { skipped: 0 }
     );
     assert!(core.is_done());
@@ -259,7 +259,7 @@ fn non_retryable_failures_are_final() {
     let mut core = Core::new(&p, CoreOptions::default());
     start(&mut core, &p, 1);
     assert_eq!(
-        core.on_failure(0, false, Duration::ZERO),
+        core.on_failure(0, FailureClass::Final, Duration::ZERO),
         FailureDecision::Failed { skipped: 0 }
     );
 }
@@ -283,7 +283,7 @@ fn fail_fast_cancels_everything_not_started() {
         },
     );
     assert_eq!(start(&mut core, &p, 10), ["c", "a"]);
-    core.on_failure(id(&p, "a"), true, Duration::ZERO);
+    core.on_failure(id(&p, "a"), FailureClass::Retryable, Duration::ZERO);
     core.sanity_check(&p);
     assert!(core.is_stopped());
     assert_eq!(start(&mut core, &p, 10), Vec::<String>::new());
@@ -370,4 +370,52 @@ fn layered_graph_is_linear_and_complete() {
             assert!(pos[d as usize] < pos[i]);
         }
     }
+}
+
+#[test]
+fn worker_loss_is_retried_without_using_retries_until_three_in_a_row() {
+    let p = plan(&[("a", &[], cpu(1))], cpu(1));
+    let mut core = Core::new(&p, CoreOptions::default());
+    let now = Duration::from_secs(1);
+    for _ in 0..2 {
+        assert_eq!(start(&mut core, &p, 1), ["a"]);
+        assert_eq!(
+            core.on_failure(0, FailureClass::WorkerLost, now),
+            FailureDecision::Retry { at: now }
+        );
+        core.tick(now);
+        core.sanity_check(&p);
+    }
+    assert_eq!(start(&mut core, &p, 1), ["a"]);
+    assert_eq!(
+        core.on_failure(0, FailureClass::WorkerLost, now),
+        FailureDecision::Failed { skipped: 0 }
+    );
+    assert_eq!(core.attempt(0), 3);
+}
+
+#[test]
+fn a_lost_worker_does_not_consume_task_retries() {
+    let mut p = plan(&[("a", &[], cpu(1))], cpu(1));
+    p.tasks[0].retries = 1;
+    let mut core = Core::new(&p, CoreOptions::default());
+    let now = Duration::from_secs(1);
+    start(&mut core, &p, 1);
+    assert!(matches!(
+        core.on_failure(0, FailureClass::WorkerLost, now),
+        FailureDecision::Retry { .. }
+    ));
+    core.tick(now);
+    start(&mut core, &p, 1);
+    // First real failure: one retry left.
+    assert!(matches!(
+        core.on_failure(0, FailureClass::Retryable, now),
+        FailureDecision::Retry { .. }
+    ));
+    core.tick(now + Duration::from_secs(60));
+    start(&mut core, &p, 1);
+    assert_eq!(
+        core.on_failure(0, FailureClass::Retryable, now),
+        FailureDecision::Failed { skipped: 0 }
+    );
 }
