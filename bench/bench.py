@@ -191,10 +191,16 @@ def f1(x):
     return f"{x:,.1f}"
 
 
+def f0(x):
+    return f"{x:,.0f}"
+
+
 def cell(rec, key, fmt=f1, notes=None):
     if rec is None:
         return "–"
     if rec.get("status") != "ok":
+        if rec.get("status") == "skipped" and notes is None:
+            return "–"
         if notes is not None:
             if rec["reason"] not in notes:
                 notes.append(rec["reason"])
@@ -213,9 +219,9 @@ def render_table(results, shapes_, sizes):
     notes = []
     head = ("| shape | N | tasks | engine threads: wall ms (report) | process s | µs/task "
             "| peak RSS MiB | engine sync: µs/task | sync peak RSS MiB "
-            "| Dask sync µs/task | Dask threads µs/task "
+            "| Dask sync µs/task | Dask threads µs/task | Dask peak RSS MiB (sync / threads) "
             "| Dask threads ÷ engine threads | Dask sync ÷ engine threads |")
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 14]
     for shape in shapes_:
         for n in sizes:
             r = results.get((shape, n))
@@ -229,6 +235,7 @@ def render_table(results, shapes_, sizes):
                 cell(et, "us_per_task"), cell(et, "peak_rss_mib"),
                 cell(es, "us_per_task", notes=notes), cell(es, "peak_rss_mib"),
                 cell(ds, "us_per_task", notes=notes), cell(dth, "us_per_task", notes=notes),
+                f'{cell(ds, "peak_rss_mib", f0)} / {cell(dth, "peak_rss_mib", f0)}',
                 ratio(dth, et), ratio(ds, et),
             ]) + " |")
     text = "\n".join(lines)
