@@ -495,8 +495,8 @@ and does not touch this file.
 **Date:** {date}. **Machine:** {cpus} vCPU ({cpu}), {memory} RAM, Linux {kernel},
 Python {python}, dask/distributed 2026.8.0. The machine is shared: other sessions
 were building at the same time (1-minute load average during the run: {load} on
-{cpus} CPUs), so absolute numbers are noisy (±30 % seen between repeats);
-ratios measured minutes apart are less noisy than they look, but not exact.
+{cpus} CPUs), so absolute numbers are noisy; the engine and Dask runs of one
+row ran back to back, under similar load.
 
 **Graphs** (`bench/shapes.py`): **wide** = N no-op tasks + 1 reducer taking all N
 as a list input; **chain** = N tasks each taking the previous one; **layered** =
