@@ -11,6 +11,7 @@ pub mod cli;
 pub mod exec;
 pub mod pipeline;
 pub mod plan;
+pub mod report;
 pub mod runtime;
 pub mod sched;
 pub mod store;

@@ -1,5 +1,5 @@
 //! `engine check` and `engine graph`.
-use super::{CheckArgs, GraphArgs, EXIT_INTERNAL};
+use super::{CheckArgs, EXIT_INTERNAL, GraphArgs};
 
 pub fn check(_a: &CheckArgs) -> i32 {
     eprintln!("error: not implemented yet");

@@ -10,8 +10,9 @@
 //! and imports nothing from `engine`.
 
 use serde::{Deserialize, Serialize};
+use wasmparser::types::EntityType;
 use wasmparser::{
-    CompositeInnerType, Encoding, EntityType, ExternalKind, FuncType, Parser, Payload, TypeRef,
+    CompositeInnerType, Encoding, ExternalKind, FuncType, Parser, Payload, TypeRef,
     ValType, Validator, WasmFeatures,
 };
 
