@@ -6,5 +6,5 @@ bash xtask/setup.sh
 bash xtask/build-guests.sh
 cargo build --release --locked -p engine
 ./target/release/engine run examples/wordcount/pipeline.toml
-echo "--- examples/wordcount/out/top.txt"
-cat examples/wordcount/out/top.txt
+echo "--- examples/wordcount/out/top.tsv"
+cat examples/wordcount/out/top.tsv

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod exec;
+pub mod graph;
 pub mod pipeline;
 pub mod plan;
 pub mod report;

@@ -21,7 +21,6 @@ use crate::exec::message::{DEFAULT_TASK_MEMORY, Limits};
 use crate::exec::processes::{ProcessesConfig, ProcessesExecutor};
 use crate::exec::sync::SyncExecutor;
 use crate::exec::threads::ThreadsExecutor;
-use crate::pipeline::{self, LoadOptions};
 use crate::plan::{Plan, TaskId};
 use crate::report;
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -64,16 +63,9 @@ pub fn cache_dir() -> PathBuf {
 }
 
 pub fn run(a: &RunArgs) -> i32 {
-    let opts = LoadOptions {
-        capacity_override: a.resources.clone(),
-        check_plugins: true,
-    };
-    let plan = match pipeline::load(&a.pipeline, &opts) {
+    let plan = match super::check::load(&a.pipeline, &a.resources) {
         Ok(p) => p,
-        Err(d) => {
-            eprint!("{d}");
-            return EXIT_INVALID;
-        }
+        Err(code) => return code,
     };
     let interrupt = interrupt_flag();
     match run_loaded(&plan, a, interrupt) {

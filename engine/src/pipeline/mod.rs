@@ -1,29 +1,140 @@
 //! The pipeline format: parse, validate and expand `pipeline.toml` into a [`crate::plan::Plan`].
-//! (Placeholder on `main` until the pipeline branch lands.)
+//!
+//! Parsing and validation run in passes, all before any wasm is compiled:
+//! [`doc`] turns the TOML text into a compact spanned tree (syntax errors and
+//! duplicate keys); [`load`] checks names, types, values, plugin files and
+//! references, expands `foreach` and builds the plan; [`crate::graph`] rejects
+//! cycles. Each pass reports every problem it finds as a [`Diagnostic`] with a
+//! file:line:column span; [`Diagnostics`] renders them. The format is documented
+//! in `docs/pipeline.md`.
+
+pub mod diag;
+pub mod doc;
+mod load;
+pub mod plugins;
+pub mod refs;
+pub mod resources;
 
 use std::path::Path;
 
+pub use diag::{Diagnostic, Diagnostics};
+
 use crate::plan::{Plan, Resources};
 
+/// Largest pipeline file accepted.
+pub const MAX_FILE_SIZE: u64 = 1 << 30;
+
+/// How [`load`] validates.
+#[derive(Debug, Clone)]
 pub struct LoadOptions {
+    /// Machine capacity overrides, e.g. `cpu=4,memory=8GiB,gpu=1,licence=2`;
+    /// each key given wins over `[resources]` and the detected defaults.
     pub capacity_override: Option<String>,
+    /// Read plugin files: existence, sha256 pins, imports and metadata.
     pub check_plugins: bool,
 }
 
-#[derive(Debug)]
-pub struct Diagnostics(pub String);
-
-impl std::fmt::Display for Diagnostics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { capacity_override: None, check_plugins: true }
     }
 }
-impl std::error::Error for Diagnostics {}
 
-pub fn load(_path: &Path, _opts: &LoadOptions) -> Result<Plan, Diagnostics> {
-    Err(Diagnostics("not implemented".into()))
+/// Parse, validate and expand the pipeline at `path`.
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<Plan, Diagnostics> {
+    let file = path.display().to_string();
+    let fail = |msg: String| Diagnostics::new(file.clone(), String::new(), vec![Diagnostic::error(msg)]);
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => return Err(fail(format!("`{file}` is a directory, not a pipeline file"))),
+        Ok(m) if m.len() > MAX_FILE_SIZE => {
+            return Err(fail(format!(
+                "`{file}` is too large ({}; the limit is 1GiB)",
+                crate::units::format_size(m.len())
+            )));
+        }
+        _ => {}
+    }
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read `{file}`: {}", io_message(&e))))?;
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let end = text[at..].chars().next().map(|c| at + c.len_utf8()).unwrap_or(at);
+            return Err(Diagnostics::new(file, text, vec![
+                Diagnostic::error("the pipeline file is not valid UTF-8").primary(at..end, "invalid byte sequence here"),
+            ]));
+        }
+    };
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let abs = abs.canonicalize().unwrap_or(abs);
+    let base_dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
+    match load_str(&text, abs, base_dir, opts) {
+        Ok(plan) => Ok(plan),
+        Err(items) => Err(Diagnostics::new(file, text, items)),
+    }
 }
 
-pub fn parse_capacity_override(_s: &str) -> Result<Resources, String> {
-    Err("not implemented".into())
+fn io_message(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string().to_lowercase(),
+    }
+}
+
+fn load_str(
+    text: &str,
+    pipeline_file: std::path::PathBuf,
+    base_dir: std::path::PathBuf,
+    opts: &LoadOptions,
+) -> Result<Plan, Vec<Diagnostic>> {
+    let (document, syntax, structural) = doc::Doc::parse(text);
+    if !syntax.is_empty() {
+        let mut items: Vec<Diagnostic> = syntax
+            .into_iter()
+            .map(|s| {
+                let span = s.span.start.min(text.len())..s.span.end.min(text.len());
+                let label = if s.label.is_empty() { "here".to_string() } else { s.label };
+                Diagnostic::error(s.message).primary(span, label)
+            })
+            .collect();
+        items.extend(structural);
+        return Err(items);
+    }
+    let document = document;
+    let mut cx = load::Cx::new(&document, opts, base_dir);
+    cx.diags.extend(structural);
+    let (name, description) = cx.top_level();
+    cx.assign_ids();
+    let tasks = cx.build_tasks();
+    let outputs = cx.outputs();
+    let mut cycles = Vec::new();
+    for cycle in crate::graph::find_cycles(&tasks) {
+        let names: Vec<&str> = cycle.iter().map(|&t| tasks[t as usize].id.as_str()).collect();
+        let Some(first) = names.first() else { continue };
+        let mut path: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+        path.push(format!("`{first}`"));
+        let mut d = Diagnostic::error(format!("tasks form a cycle: {}", path.join(" → ")));
+        if let Some(sp) = cx.task_id_span(first) {
+            d = d.primary(sp, "this task is part of the cycle");
+        }
+        for n in names.iter().skip(1) {
+            if let Some(sp) = cx.task_id_span(n) {
+                d = d.secondary(sp, "");
+            }
+        }
+        cycles.push(d.note("an arrow points from a task to a task that takes its output"));
+    }
+    let (plan, mut diags) = cx.finish(name, description, pipeline_file, tasks, outputs);
+    diags.extend(cycles);
+    if diags.is_empty() { Ok(plan) } else { Err(diags) }
+}
+
+/// Parse a `--resources` list such as `cpu=4,memory=8GiB,gpu=1,licence=2` into a
+/// full capacity: keys that the list does not give are the detected defaults
+/// (all cores, all memory, no GPU).
+pub fn parse_capacity_override(s: &str) -> Result<Resources, String> {
+    let d = resources::detect_capacity();
+    Ok(resources::parse_list(s)?.resolve(d.cpu_milli, d.memory, d.gpu))
 }

@@ -1,0 +1,696 @@
+//! A compact, spanned TOML document tree built straight from `toml_parser` events.
+//!
+//! `toml::de::DeTable` keeps a hash map and a `Cow` per key and needs the whole
+//! token and event streams in memory at once: on a million-task pipeline that is
+//! about 3 GiB and 4 s. This module streams the lexer's tokens in chunks that end
+//! at top-level newlines (where the parser restarts cleanly), feeds them to
+//! `toml_parser`'s push parser, and applies TOML's table semantics (headers,
+//! arrays of tables, dotted keys, inline tables, duplicate keys) into a flat arena
+//! of small nodes. Strings that need no unescaping are stored as byte ranges of the
+//! source. Every node and key keeps its byte span for diagnostics.
+//!
+//! Syntax errors come back as [`SyntaxError`]s (the document is then incomplete);
+//! structural errors such as duplicate keys come back as [`Diagnostic`]s and the
+//! offending definition is dropped, so later passes can still run on the rest.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::Range;
+
+use toml_parser::decoder::{Encoding, ScalarKind};
+use toml_parser::lexer::TokenKind;
+use toml_parser::parser::{EventReceiver, RecursionGuard, ValidateWhitespace, parse_document};
+use toml_parser::{ErrorSink, ParseError, Raw, Source, Span};
+
+use super::diag::Diagnostic;
+
+/// Index of a node in [`Doc::nodes`].
+pub type NodeId = u32;
+
+/// A string of the document: either a byte range of the source (no escapes) or
+/// an index into [`Doc::owned`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Str {
+    start: u32,
+    len: u32,
+}
+
+const OWNED: u32 = u32::MAX;
+
+/// Byte span in the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sp {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Sp {
+    pub fn range(self) -> Range<usize> {
+        self.start as usize..self.end as usize
+    }
+    fn of(s: Span) -> Sp {
+        Sp { start: s.start() as u32, end: s.end() as u32 }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Val {
+    Str(Str),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// A date-time; its text is the node's span.
+    Datetime,
+    Array(u32),
+    Table(u32),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Node {
+    pub span: Sp,
+    pub val: Val,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Created as a parent of a `[a.b]` header; may still be defined by a header.
+    Implicit,
+    /// Defined by a `[header]` (or the root).
+    Header,
+    /// Created by a dotted key `a.b = 1`.
+    Dotted,
+    /// `{ ... }`: closed once written.
+    Inline,
+    /// An element of an array of tables `[[a]]`.
+    ArrayElem,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    pub key: Str,
+    pub key_span: Sp,
+    pub value: NodeId,
+}
+
+struct Table {
+    entries: Vec<Entry>,
+    /// Key -> entry index, built once a table grows past a few entries.
+    index: Option<Box<HashMap<Box<str>, u32>>>,
+    origin: Origin,
+}
+
+struct Array {
+    items: Vec<NodeId>,
+    of_tables: bool,
+}
+
+/// A TOML syntax error (message, primary span, label).
+#[derive(Debug, Clone)]
+pub struct SyntaxError {
+    pub message: String,
+    pub span: Range<usize>,
+    pub label: String,
+}
+
+/// The parsed document.
+pub struct Doc<'s> {
+    src: &'s str,
+    nodes: Vec<Node>,
+    tables: Vec<Table>,
+    arrays: Vec<Array>,
+    owned: Vec<String>,
+}
+
+pub const ROOT: NodeId = 0;
+const INDEX_AFTER: usize = 8;
+/// Deepest nesting of arrays and inline tables accepted.
+const MAX_DEPTH: u32 = 64;
+/// Tokens per parser chunk (chunks end at a top-level newline).
+const CHUNK_TOKENS: usize = 1 << 16;
+
+impl<'s> Doc<'s> {
+    /// Parse `src`. Returns the document, syntax errors and structural errors.
+    pub fn parse(src: &'s str) -> (Doc<'s>, Vec<SyntaxError>, Vec<Diagnostic>) {
+        let mut b = Builder {
+            doc: Doc { src, nodes: Vec::new(), tables: Vec::new(), arrays: Vec::new(), owned: Vec::new() },
+            header: None,
+            keys: Vec::new(),
+            pending: None,
+            frames: Vec::new(),
+            current: ROOT,
+            current_path: String::new(),
+            diags: Vec::new(),
+        };
+        let root = b.new_table(Origin::Header, Sp::default());
+        debug_assert_eq!(root, ROOT);
+        let source = Source::new(src);
+        let mut errors: Vec<ParseError> = Vec::new();
+        let mut buf = Vec::with_capacity(CHUNK_TOKENS + 1024);
+        let mut depth = 0u32;
+        let run = |buf: &mut Vec<toml_parser::lexer::Token>, b: &mut Builder<'s>, errors: &mut Vec<ParseError>| {
+            let mut ws = ValidateWhitespace::new(b, source);
+            let mut guard = RecursionGuard::new(&mut ws, MAX_DEPTH);
+            parse_document(buf, &mut guard, errors);
+            buf.clear();
+        };
+        for tok in source.lex() {
+            match tok.kind() {
+                TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => depth += 1,
+                TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            let cut = tok.kind() == TokenKind::Newline && depth == 0 && buf.len() >= CHUNK_TOKENS;
+            buf.push(tok);
+            if cut {
+                run(&mut buf, &mut b, &mut errors);
+                b.end_of_chunk();
+            }
+        }
+        run(&mut buf, &mut b, &mut errors);
+        let syntax = errors.iter().map(syntax_error).collect();
+        (b.doc, syntax, b.diags)
+    }
+
+    pub fn src(&self) -> &'s str {
+        self.src
+    }
+
+    pub fn node(&self, id: NodeId) -> Node {
+        self.nodes.get(id as usize).copied().unwrap_or(Node { span: Sp::default(), val: Val::Bool(false) })
+    }
+
+    pub fn str(&self, s: Str) -> &str {
+        if s.start == OWNED {
+            self.owned.get(s.len as usize).map(String::as_str).unwrap_or("")
+        } else {
+            self.src.get(s.start as usize..(s.start + s.len) as usize).unwrap_or("")
+        }
+    }
+
+    /// Entries of a table node (empty for other nodes), in source order.
+    pub fn entries(&self, id: NodeId) -> &[Entry] {
+        match self.node(id).val {
+            Val::Table(t) => self.tables.get(t as usize).map(|t| t.entries.as_slice()).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    /// Items of an array node.
+    pub fn items(&self, id: NodeId) -> &[NodeId] {
+        match self.node(id).val {
+            Val::Array(a) => self.arrays.get(a as usize).map(|a| a.items.as_slice()).unwrap_or(&[]),
+            _ => &[],
+        }
+    }
+
+    /// Look up a key in a table node.
+    pub fn get(&self, table: NodeId, key: &str) -> Option<Entry> {
+        let Val::Table(t) = self.node(table).val else { return None };
+        let t = self.tables.get(t as usize)?;
+        if let Some(index) = &t.index {
+            return index.get(key).and_then(|&i| t.entries.get(i as usize)).copied();
+        }
+        t.entries.iter().find(|e| self.str(e.key) == key).copied()
+    }
+
+    /// The source text of a node (for date-times).
+    pub fn text(&self, id: NodeId) -> &'s str {
+        self.src.get(self.node(id).span.range()).unwrap_or("")
+    }
+
+    /// Drop the heap parts of a table subtree that is no longer needed.
+    pub fn release(&mut self, id: NodeId) {
+        let mut stack = vec![id];
+        while let Some(id) = stack.pop() {
+            match self.node(id).val {
+                Val::Table(t) => {
+                    if let Some(t) = self.tables.get_mut(t as usize) {
+                        stack.extend(t.entries.iter().map(|e| e.value));
+                        t.entries = Vec::new();
+                        t.index = None;
+                    }
+                }
+                Val::Array(a) => {
+                    if let Some(a) = self.arrays.get_mut(a as usize) {
+                        stack.extend(a.items.iter().copied());
+                        a.items = Vec::new();
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A short name for the node's type, for "expected X, found Y" messages.
+    pub fn type_name(&self, id: NodeId) -> &'static str {
+        match self.node(id).val {
+            Val::Str(_) => "a string",
+            Val::Int(_) => "an integer",
+            Val::Float(_) => "a float",
+            Val::Bool(_) => "a boolean",
+            Val::Datetime => "a date-time",
+            Val::Array(_) => "an array",
+            Val::Table(_) => "a table",
+        }
+    }
+}
+
+fn syntax_error(e: &ParseError) -> SyntaxError {
+    let span = e.unexpected().or(e.context()).map(|s| s.start()..s.end()).unwrap_or(0..0);
+    let mut label = String::new();
+    if let Some(expected) = e.expected() {
+        if !expected.is_empty() {
+            label.push_str("expected ");
+            for (i, x) in expected.iter().enumerate() {
+                if i != 0 {
+                    label.push_str(if i + 1 == expected.len() { " or " } else { ", " });
+                }
+                match x {
+                    toml_parser::Expected::Literal("\n") => label.push_str("a newline"),
+                    toml_parser::Expected::Literal(l) => {
+                        label.push('`');
+                        label.push_str(&l.escape_debug().to_string());
+                        label.push('`');
+                    }
+                    toml_parser::Expected::Description(d) => label.push_str(d),
+                    _ => label.push_str("something else"),
+                }
+            }
+        } else {
+            label.push_str("unexpected content");
+        }
+    }
+    SyntaxError { message: format!("invalid TOML: {}", e.description()), span, label }
+}
+
+#[derive(Clone)]
+struct Key<'s> {
+    text: Cow<'s, str>,
+    span: Sp,
+}
+
+struct Header<'s> {
+    is_array: bool,
+    open: Sp,
+    keys: Vec<Key<'s>>,
+}
+
+enum Frame<'s> {
+    Array { node: NodeId, path: String },
+    Inline { node: NodeId, path: String, keys: Vec<Key<'s>>, pending: Option<Vec<Key<'s>>> },
+}
+
+struct Builder<'s> {
+    doc: Doc<'s>,
+    header: Option<Header<'s>>,
+    /// Keys of the key-value statement being read at the top level.
+    keys: Vec<Key<'s>>,
+    /// Keys of a top-level statement whose `=` has been seen.
+    pending: Option<Vec<Key<'s>>>,
+    frames: Vec<Frame<'s>>,
+    /// Table that top-level key-values go into.
+    current: NodeId,
+    current_path: String,
+    diags: Vec<Diagnostic>,
+}
+
+fn join_path(base: &str, keys: &[Key<'_>]) -> String {
+    let mut s = String::from(base);
+    for k in keys {
+        if !s.is_empty() {
+            s.push('.');
+        }
+        s.push_str(&k.text);
+    }
+    s
+}
+
+impl<'s> Builder<'s> {
+    fn push_node(&mut self, span: Sp, val: Val) -> NodeId {
+        let id = self.doc.nodes.len() as NodeId;
+        self.doc.nodes.push(Node { span, val });
+        id
+    }
+
+    fn new_table(&mut self, origin: Origin, span: Sp) -> NodeId {
+        let t = self.doc.tables.len() as u32;
+        self.doc.tables.push(Table { entries: Vec::new(), index: None, origin });
+        self.push_node(span, Val::Table(t))
+    }
+
+    fn new_array(&mut self, of_tables: bool, span: Sp) -> NodeId {
+        let a = self.doc.arrays.len() as u32;
+        self.doc.arrays.push(Array { items: Vec::new(), of_tables });
+        self.push_node(span, Val::Array(a))
+    }
+
+    fn make_str(&mut self, c: Cow<'s, str>) -> Str {
+        match c {
+            Cow::Borrowed(b) => {
+                let base = self.doc.src.as_ptr() as usize;
+                let p = b.as_ptr() as usize;
+                if p >= base && p + b.len() <= base + self.doc.src.len() {
+                    Str { start: (p - base) as u32, len: b.len() as u32 }
+                } else {
+                    self.own(b.to_owned())
+                }
+            }
+            Cow::Owned(o) => self.own(o),
+        }
+    }
+
+    fn own(&mut self, s: String) -> Str {
+        let i = self.doc.owned.len() as u32;
+        self.doc.owned.push(s);
+        Str { start: OWNED, len: i }
+    }
+
+    fn table_mut(&mut self, node: NodeId) -> Option<&mut Table> {
+        match self.doc.nodes.get(node as usize)?.val {
+            Val::Table(t) => self.doc.tables.get_mut(t as usize),
+            _ => None,
+        }
+    }
+
+    fn lookup(&self, table: NodeId, key: &str) -> Option<Entry> {
+        self.doc.get(table, key)
+    }
+
+    fn add_entry(&mut self, table: NodeId, key: &Key<'s>, value: NodeId) {
+        let text = key.text.clone();
+        let kstr = self.make_str(text);
+        let src = self.doc.src;
+        let Val::Table(ti) = self.doc.node(table).val else { return };
+        let Some(t) = self.doc.tables.get_mut(ti as usize) else { return };
+        let owned = &self.doc.owned;
+        let idx = t.entries.len() as u32;
+        t.entries.push(Entry { key: kstr, key_span: key.span, value });
+        if t.index.is_none() && t.entries.len() > INDEX_AFTER {
+            let mut m = HashMap::with_capacity(t.entries.len() * 2);
+            for (i, e) in t.entries.iter().enumerate() {
+                let s = if e.key.start == OWNED {
+                    owned.get(e.key.len as usize).map(String::as_str).unwrap_or("")
+                } else {
+                    src.get(e.key.start as usize..(e.key.start + e.key.len) as usize).unwrap_or("")
+                };
+                m.entry(Box::from(s)).or_insert(i as u32);
+            }
+            t.index = Some(Box::new(m));
+        } else if let Some(index) = &mut t.index {
+            index.entry(Box::from(key.text.as_ref())).or_insert(idx);
+        }
+    }
+
+    fn origin(&self, node: NodeId) -> Option<Origin> {
+        match self.doc.nodes.get(node as usize)?.val {
+            Val::Table(t) => self.doc.tables.get(t as usize).map(|t| t.origin),
+            _ => None,
+        }
+    }
+
+    fn duplicate(&mut self, path: String, again: Sp, first: Sp) {
+        self.diags.push(
+            Diagnostic::error(format!("`{path}` is defined more than once"))
+                .primary(again.range(), "defined again here")
+                .secondary(first.range(), "first defined here"),
+        );
+    }
+
+    /// Insert `value` at the dotted `keys` below `table`.
+    fn insert_dotted(&mut self, table: NodeId, base_path: &str, keys: Vec<Key<'s>>, value: NodeId) {
+        let Some((last, parents)) = keys.split_last() else { return };
+        let mut t = table;
+        for (i, k) in parents.iter().enumerate() {
+            match self.lookup(t, &k.text) {
+                None => {
+                    let child = self.new_table(Origin::Dotted, k.span);
+                    self.add_entry(t, k, child);
+                    t = child;
+                }
+                Some(e) => match self.origin(e.value) {
+                    Some(Origin::Dotted) => t = e.value,
+                    _ => {
+                        let path = join_path(base_path, &keys[..=i]);
+                        self.duplicate(path, k.span, e.key_span);
+                        return;
+                    }
+                },
+            }
+        }
+        if let Some(e) = self.lookup(t, &last.text) {
+            let path = join_path(base_path, &keys);
+            self.duplicate(path, last.span, e.key_span);
+            return;
+        }
+        self.add_entry(t, last, value);
+    }
+
+    /// A value is complete: put it where it belongs.
+    fn complete(&mut self, value: NodeId) {
+        match self.frames.last_mut() {
+            Some(Frame::Array { node, .. }) => {
+                let node = *node;
+                if let Some(Val::Array(a)) = self.doc.nodes.get(node as usize).map(|n| n.val)
+                    && let Some(a) = self.doc.arrays.get_mut(a as usize)
+                {
+                    a.items.push(value);
+                }
+            }
+            Some(Frame::Inline { node, path, pending, .. }) => {
+                let node = *node;
+                let path = std::mem::take(path);
+                if let Some(keys) = pending.take() {
+                    self.insert_dotted(node, &path, keys, value);
+                }
+                if let Some(Frame::Inline { path: p, .. }) = self.frames.last_mut() {
+                    *p = path;
+                }
+            }
+            None => {
+                if let Some(keys) = self.pending.take() {
+                    let path = std::mem::take(&mut self.current_path);
+                    self.insert_dotted(self.current, &path, keys, value);
+                    self.current_path = path;
+                }
+            }
+        }
+    }
+
+    /// The path a nested value being opened will have (for messages).
+    fn open_path(&self) -> String {
+        match self.frames.last() {
+            Some(Frame::Array { path, .. }) => path.clone(),
+            Some(Frame::Inline { path, pending, .. }) => join_path(path, pending.as_deref().unwrap_or(&[])),
+            None => join_path(&self.current_path, self.pending.as_deref().unwrap_or(&[])),
+        }
+    }
+
+    fn raw(&self, span: Span, enc: Option<Encoding>) -> Option<Raw<'s>> {
+        let text = self.doc.src.get(span.start()..span.end())?;
+        Some(Raw::new_unchecked(text, enc, span))
+    }
+
+    fn decode_key(&mut self, span: Span, enc: Option<Encoding>, error: &mut dyn ErrorSink) -> Key<'s> {
+        let mut out: Cow<'s, str> = Cow::Borrowed("");
+        if let Some(raw) = self.raw(span, enc) {
+            raw.decode_key(&mut out, error);
+        }
+        Key { text: out, span: Sp::of(span) }
+    }
+
+    fn apply_header(&mut self, h: Header<'s>, close: Sp) {
+        let span = Sp { start: h.open.start, end: close.end };
+        let path = join_path("", &h.keys);
+        let Some((last, parents)) = h.keys.split_last() else {
+            self.current = self.new_table(Origin::Header, span);
+            return;
+        };
+        let mut t = ROOT;
+        for (i, k) in parents.iter().enumerate() {
+            match self.lookup(t, &k.text) {
+                None => {
+                    let child = self.new_table(Origin::Implicit, k.span);
+                    self.add_entry(t, k, child);
+                    t = child;
+                }
+                Some(e) => {
+                    let node = self.doc.node(e.value);
+                    match node.val {
+                        Val::Table(_) if self.origin(e.value) != Some(Origin::Inline) => t = e.value,
+                        Val::Array(a) if self.doc.arrays.get(a as usize).is_some_and(|a| a.of_tables) => {
+                            t = self.doc.arrays.get(a as usize).and_then(|a| a.items.last().copied()).unwrap_or(ROOT);
+                        }
+                        _ => {
+                            self.duplicate(join_path("", &h.keys[..=i]), k.span, e.key_span);
+                            self.current = self.new_table(Origin::Header, span);
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        self.current_path = path.clone();
+        if h.is_array {
+            let arr = match self.lookup(t, &last.text) {
+                None => {
+                    let arr = self.new_array(true, span);
+                    self.add_entry(t, last, arr);
+                    Some(arr)
+                }
+                Some(e) => match self.doc.node(e.value).val {
+                    Val::Array(a) if self.doc.arrays.get(a as usize).is_some_and(|a| a.of_tables) => Some(e.value),
+                    _ => {
+                        self.duplicate(path, last.span, e.key_span);
+                        None
+                    }
+                },
+            };
+            let elem = self.new_table(Origin::ArrayElem, span);
+            if let Some(arr) = arr
+                && let Val::Array(a) = self.doc.node(arr).val
+                && let Some(a) = self.doc.arrays.get_mut(a as usize)
+            {
+                a.items.push(elem);
+            }
+            self.current = elem;
+        } else {
+            match self.lookup(t, &last.text) {
+                None => {
+                    let child = self.new_table(Origin::Header, span);
+                    self.add_entry(t, last, child);
+                    self.current = child;
+                }
+                Some(e) if self.origin(e.value) == Some(Origin::Implicit) => {
+                    if let Some(tb) = self.table_mut(e.value) {
+                        tb.origin = Origin::Header;
+                    }
+                    if let Some(n) = self.doc.nodes.get_mut(e.value as usize) {
+                        n.span = span;
+                    }
+                    self.current = e.value;
+                }
+                Some(e) => {
+                    self.duplicate(path, last.span, e.key_span);
+                    self.current = self.new_table(Origin::Header, span);
+                }
+            }
+        }
+    }
+
+    /// Called between chunks: the parser restarts at a top-level line.
+    fn end_of_chunk(&mut self) {
+        self.keys.clear();
+        self.pending = None;
+        self.frames.clear();
+        self.header = None;
+    }
+}
+
+impl<'s> EventReceiver for Builder<'s> {
+    fn std_table_open(&mut self, span: Span, _error: &mut dyn ErrorSink) {
+        self.frames.clear();
+        self.keys.clear();
+        self.pending = None;
+        self.header = Some(Header { is_array: false, open: Sp::of(span), keys: Vec::new() });
+    }
+    fn array_table_open(&mut self, span: Span, _error: &mut dyn ErrorSink) {
+        self.frames.clear();
+        self.keys.clear();
+        self.pending = None;
+        self.header = Some(Header { is_array: true, open: Sp::of(span), keys: Vec::new() });
+    }
+    fn std_table_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
+        if let Some(h) = self.header.take() {
+            self.apply_header(h, Sp::of(span));
+        }
+    }
+    fn array_table_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
+        if let Some(h) = self.header.take() {
+            self.apply_header(h, Sp::of(span));
+        }
+    }
+    fn inline_table_open(&mut self, span: Span, _error: &mut dyn ErrorSink) -> bool {
+        let path = self.open_path();
+        let node = self.new_table(Origin::Inline, Sp::of(span));
+        self.frames.push(Frame::Inline { node, path, keys: Vec::new(), pending: None });
+        true
+    }
+    fn inline_table_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
+        if let Some(Frame::Inline { node, .. }) = self.frames.last() {
+            let node = *node;
+            self.frames.pop();
+            if let Some(n) = self.doc.nodes.get_mut(node as usize) {
+                n.span.end = span.end() as u32;
+            }
+            self.complete(node);
+        }
+    }
+    fn array_open(&mut self, span: Span, _error: &mut dyn ErrorSink) -> bool {
+        let path = self.open_path();
+        let node = self.new_array(false, Sp::of(span));
+        self.frames.push(Frame::Array { node, path });
+        true
+    }
+    fn array_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
+        if let Some(Frame::Array { node, .. }) = self.frames.last() {
+            let node = *node;
+            self.frames.pop();
+            if let Some(n) = self.doc.nodes.get_mut(node as usize) {
+                n.span.end = span.end() as u32;
+            }
+            self.complete(node);
+        }
+    }
+    fn simple_key(&mut self, span: Span, encoding: Option<Encoding>, error: &mut dyn ErrorSink) {
+        let key = self.decode_key(span, encoding, error);
+        if let Some(h) = &mut self.header {
+            h.keys.push(key);
+        } else if let Some(Frame::Inline { keys, .. }) = self.frames.last_mut() {
+            keys.push(key);
+        } else if self.frames.is_empty() {
+            self.keys.push(key);
+        }
+    }
+    fn key_val_sep(&mut self, _span: Span, _error: &mut dyn ErrorSink) {
+        match self.frames.last_mut() {
+            Some(Frame::Inline { keys, pending, .. }) => *pending = Some(std::mem::take(keys)),
+            Some(Frame::Array { .. }) => {}
+            None => self.pending = Some(std::mem::take(&mut self.keys)),
+        }
+    }
+    fn scalar(&mut self, span: Span, encoding: Option<Encoding>, error: &mut dyn ErrorSink) {
+        let Some(raw) = self.raw(span, encoding) else { return };
+        let mut out: Cow<'s, str> = Cow::Borrowed("");
+        let kind = raw.decode_scalar(&mut out, error);
+        let sp = Sp::of(span);
+        let val = match kind {
+            ScalarKind::String => Val::Str(self.make_str(out)),
+            ScalarKind::Boolean(b) => Val::Bool(b),
+            ScalarKind::DateTime => Val::Datetime,
+            ScalarKind::Float => match out.parse::<f64>() {
+                Ok(f) => Val::Float(f),
+                Err(_) => {
+                    error.report_error(ParseError::new("invalid float").with_unexpected(span));
+                    Val::Float(0.0)
+                }
+            },
+            ScalarKind::Integer(radix) => match i64::from_str_radix(&out, radix.value()) {
+                Ok(i) => Val::Int(i),
+                Err(_) => {
+                    error.report_error(
+                        ParseError::new("integer out of range (a 64-bit signed integer)").with_unexpected(span),
+                    );
+                    Val::Int(0)
+                }
+            },
+        };
+        let node = self.push_node(sp, val);
+        self.complete(node);
+    }
+    fn newline(&mut self, _span: Span, _error: &mut dyn ErrorSink) {
+        if self.frames.is_empty() {
+            self.keys.clear();
+            self.pending = None;
+        }
+    }
+}

@@ -1,0 +1,1323 @@
+//! The validation passes that turn a parsed document into a [`Plan`].
+//!
+//! 1. top level: `[pipeline]`, `[plugins]` (and, when asked, the plugin files:
+//!    existence, sha256 pins, imports, metadata), `[defaults]`, `[resources]`;
+//! 2. ids: every `[tasks.<id>]` gets its dense [`TaskId`]s, `foreach` tasks one
+//!    per expansion, so references can be resolved in any order;
+//! 3. tasks: each task table is read once, then instantiated per expansion with
+//!    its references resolved;
+//! 4. `[outputs]`, then the graph (self-dependencies are caught in 3, cycles here).
+//!
+//! Every pass reports into one list of diagnostics and keeps going.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::diag::Diagnostic;
+use super::doc::{Doc, Entry, NodeId, ROOT, Sp, Val};
+use super::plugins::{self, PluginCheck};
+use super::refs::{self, Ref};
+use super::resources::{self, Partial};
+use super::LoadOptions;
+use crate::plan::{DEFAULT_OUTPUT, InputSpec, OutputSpec, Plan, PluginSpec, Resources, Source, TaskId, TaskSpec};
+
+const TOP_KEYS: &[&str] = &["pipeline", "plugins", "defaults", "resources", "tasks", "outputs"];
+const PIPELINE_KEYS: &[&str] = &["name", "description"];
+const PLUGIN_KEYS: &[&str] = &["path", "sha256"];
+const DEFAULTS_KEYS: &[&str] = &["resources", "retries", "timeout", "priority", "deterministic", "fuel"];
+const TASK_KEYS: &[&str] = &[
+    "plugin", "inputs", "params", "resources", "retries", "timeout", "priority", "args", "env", "stdin", "stdout",
+    "deterministic", "fuel", "foreach",
+];
+const BUILTIN_RESOURCES: &[&str] = &["cpu", "memory", "gpu"];
+/// Most retries a task may ask for.
+pub const MAX_RETRIES: i64 = 100;
+/// Most tasks a pipeline may expand to.
+pub const MAX_TASKS: usize = 10_000_000;
+/// Most tasks one `foreach` may expand to.
+pub const MAX_FOREACH: usize = 1_000_000;
+
+/// Per-task settings that `[defaults]` can also give.
+#[derive(Debug, Clone, Default)]
+struct Settings {
+    resources: Partial,
+    retries: Option<u32>,
+    timeout: Option<Duration>,
+    priority: Option<i32>,
+    deterministic: Option<bool>,
+    fuel: Option<u64>,
+}
+
+/// What ids map to.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Single(TaskId),
+    /// A foreach task: index into `Cx::foreach`.
+    Foreach(u32),
+}
+
+struct Foreach {
+    first: TaskId,
+    vars: Vec<String>,
+    /// Per expansion: the variable values, in `vars` order.
+    values: Vec<Vec<String>>,
+    /// Expansion key (`3`, `eu,1`) -> offset from `first`.
+    keys: HashMap<String, u32>,
+}
+
+/// A task table read once, before instantiation.
+struct RawTask<'d> {
+    plugin: Option<u32>,
+    inputs: Vec<RawInput<'d>>,
+    params: Option<NodeId>,
+    settings: Settings,
+    args: Vec<(&'d str, Sp)>,
+    env: Vec<(&'d str, &'d str, Sp)>,
+    stdin: Option<(&'d str, Sp)>,
+    stdout: Option<&'d str>,
+}
+
+struct RawInput<'d> {
+    name: &'d str,
+    list: bool,
+    refs: Vec<(&'d str, Sp)>,
+}
+
+pub(super) struct Cx<'d, 's> {
+    doc: &'d Doc<'s>,
+    opts: &'d LoadOptions,
+    base_dir: PathBuf,
+    pub diags: Vec<Diagnostic>,
+    plugins: Vec<PluginSpec>,
+    plugin_ids: HashMap<&'d str, u32>,
+    checks: Vec<Option<PluginCheck>>,
+    defaults: Settings,
+    capacity: Resources,
+    ids: HashMap<&'d str, Slot>,
+    foreach: Vec<Foreach>,
+    /// Per task: its plugin (for metadata checks on references), set in pass 2.
+    task_plugin: Vec<u32>,
+    /// Tasks that capture stdout, and the output name.
+    task_stdout: HashMap<TaskId, &'d str>,
+    task_count: usize,
+}
+
+fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut best: Option<(usize, &str)> = None;
+    for c in candidates {
+        let d = strsim::levenshtein(word, c);
+        if d <= 2 && d < c.len().max(2) && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+impl<'d, 's> Cx<'d, 's> {
+    pub(super) fn new(doc: &'d Doc<'s>, opts: &'d LoadOptions, base_dir: PathBuf) -> Self {
+        Cx {
+            doc,
+            opts,
+            base_dir,
+            diags: Vec::new(),
+            plugins: Vec::new(),
+            plugin_ids: HashMap::new(),
+            checks: Vec::new(),
+            defaults: Settings::default(),
+            capacity: Resources::default(),
+            ids: HashMap::new(),
+            foreach: Vec::new(),
+            task_plugin: Vec::new(),
+            task_stdout: HashMap::new(),
+            task_count: 0,
+        }
+    }
+
+    fn err(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    fn key(&self, e: &Entry) -> &'d str {
+        self.doc.str(e.key)
+    }
+
+    fn span(&self, id: NodeId) -> std::ops::Range<usize> {
+        self.doc.node(id).span.range()
+    }
+
+    /// Report keys of `table` that are not in `allowed`.
+    fn check_keys(&mut self, table: NodeId, allowed: &[&str], what: &str) {
+        for e in self.doc.entries(table) {
+            let k = self.key(e);
+            if allowed.contains(&k) {
+                continue;
+            }
+            let d = Diagnostic::error(format!("unknown key `{k}` in {what}"));
+            let d = match suggest(k, allowed.iter().copied()) {
+                Some(s) => d.primary(e.key_span.range(), format!("did you mean `{s}`?")),
+                None => d
+                    .primary(e.key_span.range(), "unknown key")
+                    .note(format!("expected one of: {}", allowed.join(", "))),
+            };
+            self.err(d);
+        }
+    }
+
+    fn type_error(&mut self, what: &str, node: NodeId, expected: &str) {
+        let found = self.doc.type_name(node);
+        self.err(
+            Diagnostic::error(format!("{what} must be {expected}, found {found}"))
+                .primary(self.span(node), format!("expected {expected}")),
+        );
+    }
+
+    fn as_table(&mut self, what: &str, node: NodeId) -> Option<NodeId> {
+        match self.doc.node(node).val {
+            Val::Table(_) => Some(node),
+            _ => {
+                self.type_error(what, node, "a table");
+                None
+            }
+        }
+    }
+
+    fn as_str(&mut self, what: &str, node: NodeId) -> Option<&'d str> {
+        match self.doc.node(node).val {
+            Val::Str(s) => Some(self.doc.str(s)),
+            _ => {
+                self.type_error(what, node, "a string");
+                None
+            }
+        }
+    }
+
+    fn as_int(&mut self, what: &str, node: NodeId) -> Option<i64> {
+        match self.doc.node(node).val {
+            Val::Int(i) => Some(i),
+            _ => {
+                self.type_error(what, node, "an integer");
+                None
+            }
+        }
+    }
+
+    fn as_number(&mut self, what: &str, node: NodeId) -> Option<f64> {
+        match self.doc.node(node).val {
+            Val::Int(i) => Some(i as f64),
+            Val::Float(f) => Some(f),
+            _ => {
+                self.type_error(what, node, "a number");
+                None
+            }
+        }
+    }
+
+    fn as_bool(&mut self, what: &str, node: NodeId) -> Option<bool> {
+        match self.doc.node(node).val {
+            Val::Bool(b) => Some(b),
+            _ => {
+                self.type_error(what, node, "a boolean");
+                None
+            }
+        }
+    }
+
+    fn value_error(&mut self, what: &str, node: NodeId, problem: &str) {
+        self.err(Diagnostic::error(format!("{what} {problem}")).primary(self.span(node), "invalid value"));
+    }
+
+    // ---- pass 1: top level ------------------------------------------------
+
+    pub(super) fn top_level(&mut self) -> (String, String) {
+        self.check_keys(ROOT, TOP_KEYS, "the pipeline file");
+        let (mut name, mut description) = (String::new(), String::new());
+        match self.doc.get(ROOT, "pipeline") {
+            None => self.err(
+                Diagnostic::error("missing `[pipeline]` table")
+                    .note("every pipeline starts with `[pipeline]` and `name = \"...\"`"),
+            ),
+            Some(e) => {
+                if let Some(t) = self.as_table("`pipeline`", e.value) {
+                    self.check_keys(t, PIPELINE_KEYS, "`[pipeline]`");
+                    match self.doc.get(t, "name") {
+                        None => self.err(
+                            Diagnostic::error("`[pipeline]` has no `name`")
+                                .primary(self.span(t), "add `name = \"...\"` to this table"),
+                        ),
+                        Some(n) => {
+                            if let Some(s) = self.as_str("`pipeline.name`", n.value) {
+                                if s.trim().is_empty() {
+                                    self.value_error("`pipeline.name`", n.value, "must not be empty");
+                                }
+                                name = s.to_string();
+                            }
+                        }
+                    }
+                    if let Some(d) = self.doc.get(t, "description")
+                        && let Some(s) = self.as_str("`pipeline.description`", d.value)
+                    {
+                        description = s.to_string();
+                    }
+                }
+            }
+        }
+        self.plugins_table();
+        if let Some(e) = self.doc.get(ROOT, "defaults")
+            && let Some(t) = self.as_table("`defaults`", e.value)
+        {
+            self.check_keys(t, DEFAULTS_KEYS, "`[defaults]`");
+            self.defaults = self.settings(t, "`defaults`");
+        }
+        self.capacity_table();
+        (name, description)
+    }
+
+    fn plugins_table(&mut self) {
+        let Some(e) = self.doc.get(ROOT, "plugins") else { return };
+        let Some(t) = self.as_table("`plugins`", e.value) else { return };
+        for e in self.doc.entries(t) {
+            let name = self.key(e);
+            let what = format!("plugin `{name}`");
+            if !refs::valid_id(name) {
+                self.err(
+                    Diagnostic::error(format!("`{name}` is not a valid plugin name"))
+                        .primary(e.key_span.range(), "allowed: letters, digits, `_` and `-`"),
+                );
+                continue;
+            }
+            let (path_node, sha) = match self.doc.node(e.value).val {
+                Val::Str(_) => (Some(e.value), None),
+                Val::Table(_) => {
+                    self.check_keys(e.value, PLUGIN_KEYS, &format!("`plugins.{name}`"));
+                    let path = self.doc.get(e.value, "path").map(|p| p.value);
+                    if path.is_none() {
+                        self.err(
+                            Diagnostic::error(format!("{what} has no `path`"))
+                                .primary(self.span(e.value), "add `path = \"plugins/x.wasm\"`"),
+                        );
+                    }
+                    let sha = self.doc.get(e.value, "sha256").and_then(|s| {
+                        let v = self.as_str(&format!("`plugins.{name}.sha256`"), s.value)?;
+                        if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                            self.value_error(
+                                &format!("`plugins.{name}.sha256`"),
+                                s.value,
+                                "must be 64 hexadecimal digits",
+                            );
+                            return None;
+                        }
+                        Some((v.to_ascii_lowercase(), s.value))
+                    });
+                    (path, sha)
+                }
+                _ => {
+                    self.type_error(&format!("`plugins.{name}`"), e.value, "a path string or a table");
+                    (None, None)
+                }
+            };
+            let Some(path_node) = path_node else { continue };
+            let Some(rel) = self.as_str(&format!("`plugins.{name}.path`"), path_node) else { continue };
+            if rel.is_empty() {
+                self.value_error(&format!("`plugins.{name}` path"), path_node, "must not be empty");
+                continue;
+            }
+            let path = self.base_dir.join(rel);
+            let id = self.plugins.len() as u32;
+            let check = if self.opts.check_plugins {
+                let r = plugins::check_file(name, rel, &path, sha.as_ref().map(|(s, _)| s.as_str()));
+                for problem in &r.problems {
+                    let span = match problem.at {
+                        plugins::At::Path => self.span(path_node),
+                        plugins::At::Sha => sha.as_ref().map(|(_, n)| self.span(*n)).unwrap_or(self.span(path_node)),
+                    };
+                    let mut d = Diagnostic::error(problem.message.clone()).primary(span, problem.label.clone());
+                    for n in &problem.notes {
+                        d = d.note(n.clone());
+                    }
+                    self.err(d);
+                }
+                Some(r)
+            } else {
+                None
+            };
+            self.plugin_ids.insert(name, id);
+            self.checks.push(check);
+            self.plugins.push(PluginSpec { name: name.to_string(), path, sha256: sha.map(|(s, _)| s) });
+        }
+    }
+
+    fn capacity_table(&mut self) {
+        let mut cap = resources::detect_capacity();
+        if let Some(e) = self.doc.get(ROOT, "resources")
+            && let Some(t) = self.as_table("`resources`", e.value)
+        {
+            let p = self.resources(t, "`resources`", true);
+            cap = p.resolve(cap.cpu_milli, cap.memory, 0);
+        }
+        if let Some(o) = &self.opts.capacity_override {
+            match resources::parse_list(o) {
+                Ok(p) => cap = p.resolve(cap.cpu_milli, cap.memory, cap.gpu).tap_custom(&cap),
+                Err(e) => self.err(Diagnostic::error(format!("invalid --resources `{o}`: {e}"))),
+            }
+        }
+        self.capacity = cap;
+    }
+
+    /// Read a `resources` table. `capacity` is true for `[resources]`.
+    fn resources(&mut self, t: NodeId, what: &str, capacity: bool) -> Partial {
+        let mut p = Partial::default();
+        for e in self.doc.entries(t) {
+            let k = self.key(e);
+            let kw = format!("{what}.{k}");
+            let kw = kw.replace("`.", ".");
+            let kw = format!("{kw}`");
+            match k {
+                "cpu" => {
+                    if let Some(v) = self.as_number(&kw, e.value) {
+                        match resources::amount_milli(v, false) {
+                            Ok(m) => p.cpu_milli = Some(m),
+                            Err(m) => self.value_error(&kw, e.value, &m),
+                        }
+                    }
+                }
+                "memory" => {
+                    let bytes = match self.doc.node(e.value).val {
+                        Val::Str(s) => match crate::units::parse_size(self.doc.str(s)) {
+                            Ok(b) => Some(b),
+                            Err(m) => {
+                                self.err(
+                                    Diagnostic::error(format!("{kw}: {m}"))
+                                        .primary(self.span(e.value), "expected a size such as \"512MiB\" or \"2GiB\""),
+                                );
+                                None
+                            }
+                        },
+                        Val::Int(i) if i >= 0 => Some(i as u64),
+                        Val::Int(i) => {
+                            self.value_error(&kw, e.value, &format!("must not be negative (got {i})"));
+                            None
+                        }
+                        _ => {
+                            self.type_error(&kw, e.value, "a size string such as \"512MiB\"");
+                            None
+                        }
+                    };
+                    if let Some(b) = bytes {
+                        match resources::check_memory(b) {
+                            Ok(b) => p.memory = Some(b),
+                            Err(m) => self.value_error(&kw, e.value, &m),
+                        }
+                    }
+                }
+                "gpu" => {
+                    if let Some(v) = self.as_int(&kw, e.value) {
+                        match resources::check_gpu(v) {
+                            Ok(g) => p.gpu = Some(g),
+                            Err(m) => self.value_error(&kw, e.value, &m),
+                        }
+                    }
+                }
+                _ => {
+                    if !resources::valid_resource_name(k) {
+                        self.err(
+                            Diagnostic::error(format!("`{k}` is not a valid resource name"))
+                                .primary(e.key_span.range(), "allowed: letters, digits, `_` and `-`, not starting with a digit"),
+                        );
+                        continue;
+                    }
+                    let v = match self.doc.node(e.value).val {
+                        Val::Int(i) => Some(i as f64),
+                        Val::Float(f) => Some(f),
+                        _ => {
+                            let found = self.doc.type_name(e.value);
+                            let mut d = Diagnostic::error(format!(
+                                "custom resource {kw} must be a number, found {found}"
+                            ));
+                            d = match suggest(k, BUILTIN_RESOURCES.iter().copied()) {
+                                Some(s) => d.primary(e.key_span.range(), format!("did you mean `{s}`?")),
+                                None => d.primary(self.span(e.value), "expected a number"),
+                            };
+                            self.err(d);
+                            None
+                        }
+                    };
+                    if let Some(v) = v {
+                        match resources::amount_milli(v, true) {
+                            Ok(m) => {
+                                p.custom.insert(k.to_string(), m);
+                            }
+                            Err(m) => self.value_error(&kw, e.value, &m),
+                        }
+                    }
+                }
+            }
+        }
+        let _ = capacity;
+        p
+    }
+
+    /// Read the per-task settings shared by `[defaults]` and tasks.
+    fn settings(&mut self, t: NodeId, what: &str) -> Settings {
+        let mut s = Settings::default();
+        let w = |k: &str| format!("{}.{k}`", what.trim_end_matches('`'));
+        if let Some(e) = self.doc.get(t, "resources")
+            && let Some(r) = self.as_table(&w("resources"), e.value)
+        {
+            s.resources = self.resources(r, &w("resources"), false);
+        }
+        if let Some(e) = self.doc.get(t, "retries")
+            && let Some(v) = self.as_int(&w("retries"), e.value)
+        {
+            if !(0..=MAX_RETRIES).contains(&v) {
+                self.value_error(&w("retries"), e.value, &format!("must be between 0 and {MAX_RETRIES} (got {v})"));
+            } else {
+                s.retries = Some(v as u32);
+            }
+        }
+        if let Some(e) = self.doc.get(t, "timeout")
+            && let Some(v) = self.as_str(&w("timeout"), e.value)
+        {
+            match crate::units::parse_duration(v) {
+                Ok(d) if d.is_zero() => self.value_error(&w("timeout"), e.value, "must be greater than 0"),
+                Ok(d) => s.timeout = Some(d),
+                Err(m) => self.err(
+                    Diagnostic::error(format!("{}: {m}", w("timeout")))
+                        .primary(self.span(e.value), "expected a duration such as \"30s\" or \"5m\""),
+                ),
+            }
+        }
+        if let Some(e) = self.doc.get(t, "priority")
+            && let Some(v) = self.as_int(&w("priority"), e.value)
+        {
+            match i32::try_from(v) {
+                Ok(p) => s.priority = Some(p),
+                Err(_) => self.value_error(&w("priority"), e.value, "must fit in a 32-bit signed integer"),
+            }
+        }
+        if let Some(e) = self.doc.get(t, "deterministic") {
+            s.deterministic = self.as_bool(&w("deterministic"), e.value);
+        }
+        if let Some(e) = self.doc.get(t, "fuel")
+            && let Some(v) = self.as_int(&w("fuel"), e.value)
+        {
+            if v <= 0 {
+                self.value_error(&w("fuel"), e.value, &format!("must be greater than 0 (got {v})"));
+            } else {
+                s.fuel = Some(v as u64);
+            }
+        }
+        s
+    }
+
+    // ---- pass 2: ids ------------------------------------------------------
+
+    fn tasks_node(&mut self) -> Option<NodeId> {
+        let e = self.doc.get(ROOT, "tasks")?;
+        self.as_table("`tasks`", e.value)
+    }
+
+    pub(super) fn assign_ids(&mut self) {
+        let Some(tasks) = self.tasks_node() else {
+            self.err(Diagnostic::error("the pipeline has no tasks").note("add a task with `[tasks.<id>]` and `plugin = \"...\"`"));
+            return;
+        };
+        let entries = self.doc.entries(tasks);
+        if entries.is_empty() {
+            self.err(
+                Diagnostic::error("the pipeline has no tasks")
+                    .primary(self.span(tasks), "this table is empty")
+                    .note("add a task with `[tasks.<id>]` and `plugin = \"...\"`"),
+            );
+        }
+        self.ids.reserve(entries.len());
+        self.task_plugin.reserve(entries.len());
+        let mut next: usize = 0;
+        for e in entries {
+            let id = self.key(e);
+            if !refs::valid_id(id) {
+                let mut d = Diagnostic::error(format!("`{id}` is not a valid task id"))
+                    .primary(e.key_span.range(), "allowed: letters, digits, `_` and `-`");
+                if id.contains('[') {
+                    d = d.note("expanded ids such as `count[3]` come from `foreach`; they cannot be written as table names");
+                }
+                self.err(d);
+                continue;
+            }
+            if !matches!(self.doc.node(e.value).val, Val::Table(_)) {
+                self.type_error(&format!("task `{id}`"), e.value, "a table");
+                continue;
+            }
+            let plugin = self
+                .doc
+                .get(e.value, "plugin")
+                .and_then(|p| match self.doc.node(p.value).val {
+                    Val::Str(s) => self.plugin_ids.get(self.doc.str(s)).copied(),
+                    _ => None,
+                })
+                .unwrap_or(u32::MAX);
+            let stdout = self.doc.get(e.value, "stdout").and_then(|p| match self.doc.node(p.value).val {
+                Val::Str(s) => Some(self.doc.str(s)),
+                _ => None,
+            });
+            let count = match self.doc.get(e.value, "foreach") {
+                None => {
+                    self.ids.insert(id, Slot::Single(next as TaskId));
+                    1
+                }
+                Some(f) => match self.foreach(id, f.value) {
+                    Some(mut fe) => {
+                        fe.first = next as TaskId;
+                        let n = fe.values.len();
+                        self.ids.insert(id, Slot::Foreach(self.foreach.len() as u32));
+                        self.foreach.push(fe);
+                        n
+                    }
+                    None => {
+                        // Keep the id known so references to it do not cascade.
+                        self.ids.insert(id, Slot::Foreach(self.foreach.len() as u32));
+                        self.foreach.push(Foreach { first: next as TaskId, vars: vec![], values: vec![], keys: HashMap::new() });
+                        0
+                    }
+                },
+            };
+            if next + count > MAX_TASKS {
+                self.err(
+                    Diagnostic::error(format!("the pipeline expands to more than {MAX_TASKS} tasks"))
+                        .primary(e.key_span.range(), "the limit is reached here"),
+                );
+                self.ids.clear();
+                self.foreach.clear();
+                self.task_count = 0;
+                return;
+            }
+            for i in 0..count {
+                self.task_plugin.push(plugin);
+                if let Some(o) = stdout {
+                    self.task_stdout.insert((next + i) as TaskId, o);
+                }
+            }
+            next += count;
+        }
+        self.task_count = next;
+    }
+
+    /// Parse a `foreach` table into its expansions.
+    fn foreach(&mut self, id: &str, node: NodeId) -> Option<Foreach> {
+        let t = self.as_table(&format!("`tasks.{id}.foreach`"), node)?;
+        let entries = self.doc.entries(t);
+        if entries.is_empty() {
+            self.err(
+                Diagnostic::error(format!("`foreach` of task `{id}` defines no variables"))
+                    .primary(self.span(t), "add a variable, e.g. `i = [1, 2, 3]`"),
+            );
+            return None;
+        }
+        let mut vars = Vec::new();
+        let mut lists: Vec<Vec<(String, Sp)>> = Vec::new();
+        let mut ok = true;
+        for e in entries {
+            let var = self.key(e);
+            if !refs::valid_var(var) {
+                self.err(
+                    Diagnostic::error(format!("`{var}` is not a valid foreach variable name"))
+                        .primary(e.key_span.range(), "use letters, digits and `_`, not starting with a digit"),
+                );
+                ok = false;
+                continue;
+            }
+            let mut values = Vec::new();
+            match self.doc.node(e.value).val {
+                Val::Array(_) => {
+                    for &item in self.doc.items(e.value) {
+                        let sp = self.doc.node(item).span;
+                        match self.doc.node(item).val {
+                            Val::Int(i) => values.push((i.to_string(), sp)),
+                            Val::Str(s) => {
+                                let s = self.doc.str(s);
+                                if refs::valid_key_part(s) {
+                                    values.push((s.to_string(), sp));
+                                } else {
+                                    self.err(
+                                        Diagnostic::error(format!("foreach value `{s}` cannot be part of a task id"))
+                                            .primary(sp.range(), "allowed: letters, digits, `_`, `-` and `.`"),
+                                    );
+                                    ok = false;
+                                }
+                            }
+                            _ => {
+                                self.type_error(&format!("a value of foreach variable `{var}`"), item, "a string or an integer");
+                                ok = false;
+                            }
+                        }
+                    }
+                }
+                Val::Table(_) => {
+                    self.check_keys(e.value, &["range"], &format!("`tasks.{id}.foreach.{var}`"));
+                    match self.doc.get(e.value, "range") {
+                        None => {
+                            self.err(
+                                Diagnostic::error(format!("foreach variable `{var}` of task `{id}` has no `range`"))
+                                    .primary(self.span(e.value), "write `{ range = [start, end] }`"),
+                            );
+                            ok = false;
+                        }
+                        Some(r) => {
+                            let items = self.doc.items(r.value);
+                            let bounds: Vec<Option<i64>> = items
+                                .iter()
+                                .map(|&n| match self.doc.node(n).val {
+                                    Val::Int(i) => Some(i),
+                                    _ => None,
+                                })
+                                .collect();
+                            match (matches!(self.doc.node(r.value).val, Val::Array(_)), bounds.as_slice()) {
+                                (true, [Some(a), Some(b)]) => {
+                                    let n = (*b as i128 - *a as i128).max(0);
+                                    if n > MAX_FOREACH as i128 {
+                                        self.value_error(
+                                            &format!("range of foreach variable `{var}`"),
+                                            r.value,
+                                            &format!("has {n} values; the limit is {MAX_FOREACH}"),
+                                        );
+                                        ok = false;
+                                    } else {
+                                        let sp = self.doc.node(r.value).span;
+                                        values.extend((*a..*b).map(|i| (i.to_string(), sp)));
+                                    }
+                                }
+                                _ => {
+                                    self.err(
+                                        Diagnostic::error(format!("`range` of foreach variable `{var}` must be two integers"))
+                                            .primary(self.span(r.value), "expected `[start, end]` (end excluded)"),
+                                    );
+                                    ok = false;
+                                    continue;
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    self.type_error(&format!("foreach variable `{var}` of task `{id}`"), e.value, "an array or a `{ range = [start, end] }` table");
+                    ok = false;
+                    continue;
+                }
+            }
+            if values.is_empty() && ok {
+                self.err(
+                    Diagnostic::error(format!("foreach variable `{var}` of task `{id}` has no values"))
+                        .primary(self.span(e.value), "the task would expand to nothing"),
+                );
+                ok = false;
+            }
+            vars.push(var.to_string());
+            lists.push(values);
+        }
+        if !ok {
+            return None;
+        }
+        let total = lists.iter().try_fold(1usize, |acc, l| acc.checked_mul(l.len()));
+        if total.is_none_or(|t| t > MAX_FOREACH) {
+            self.err(
+                Diagnostic::error(format!("`foreach` of task `{id}` expands to too many tasks"))
+                    .primary(self.span(t), format!("the limit is {MAX_FOREACH} tasks per foreach")),
+            );
+            return None;
+        }
+        let total = total.unwrap_or(0);
+        let mut fe = Foreach { first: 0, vars, values: Vec::with_capacity(total), keys: HashMap::with_capacity(total) };
+        // Cartesian product, first variable outermost.
+        let mut idx = vec![0usize; lists.len()];
+        for n in 0..total {
+            let values: Vec<String> = idx.iter().zip(&lists).map(|(&i, l)| l[i].0.clone()).collect();
+            let key = values.join(",");
+            if fe.keys.insert(key.clone(), n as u32).is_some() {
+                // Report at the last variable's repeated value.
+                let sp = idx.last().zip(lists.last()).map(|(&i, l)| l[i].1).unwrap_or_default();
+                self.err(
+                    Diagnostic::error(format!("task id `{id}[{key}]` is produced more than once by `foreach`"))
+                        .primary(sp.range(), "this value repeats an earlier one"),
+                );
+                return None;
+            }
+            fe.values.push(values);
+            for d in (0..idx.len()).rev() {
+                idx[d] += 1;
+                if idx[d] < lists[d].len() {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        Some(fe)
+    }
+
+    // ---- pass 3: tasks ----------------------------------------------------
+
+    pub(super) fn build_tasks(&mut self) -> Vec<TaskSpec> {
+        let mut out: Vec<TaskSpec> = Vec::with_capacity(self.task_count);
+        let Some(tasks) = self.tasks_node() else { return out };
+        let n = self.doc.entries(tasks).len();
+        for i in 0..n {
+            let Some(&e) = self.doc.entries(tasks).get(i) else { break };
+            let id = self.key(&e);
+            let Some(&slot) = self.ids.get(id) else { continue };
+            let (first, expansions) = match slot {
+                Slot::Single(t) => (t, None),
+                Slot::Foreach(f) => (self.foreach[f as usize].first, Some(f)),
+            };
+            let vars: Vec<String> = expansions.map(|f| self.foreach[f as usize].vars.clone()).unwrap_or_default();
+            let raw = self.raw_task(id, e, expansions.is_some(), &vars);
+            match expansions {
+                None => {
+                    let t = self.instantiate(id.to_string(), first, &raw, &[], &[], e);
+                    out.push(t);
+                }
+                Some(f) => {
+                    let count = self.foreach[f as usize].values.len();
+                    for k in 0..count {
+                        let values = std::mem::take(&mut self.foreach[f as usize].values[k]);
+                        let tid = format!("{id}[{}]", values.join(","));
+                        let t = self.instantiate(tid, first + k as u32, &raw, &vars, &values, e);
+                        self.foreach[f as usize].values[k] = values;
+                        out.push(t);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Read and validate one task table.
+    fn raw_task(&mut self, id: &'d str, e: Entry, foreach: bool, vars: &[String]) -> RawTask<'d> {
+        let t = e.value;
+        self.check_keys(t, TASK_KEYS, &format!("task `{id}`"));
+        let w = |k: &str| format!("`tasks.{id}.{k}`");
+        let plugin = match self.doc.get(t, "plugin") {
+            None => {
+                self.err(
+                    Diagnostic::error(format!("task `{id}` has no `plugin`"))
+                        .primary(e.key_span.range(), "add `plugin = \"...\"` naming an entry of `[plugins]`"),
+                );
+                None
+            }
+            Some(p) => {
+                let name = self.as_str(&w("plugin"), p.value).unwrap_or("");
+                match self.plugin_ids.get(name) {
+                    _ if name.is_empty() && !matches!(self.doc.node(p.value).val, Val::Str(_)) => None,
+                    Some(&pid) => Some(pid),
+                    None => {
+                        let mut d = Diagnostic::error(format!("task `{id}` uses unknown plugin `{name}`"));
+                        d = match suggest(name, self.plugin_ids.keys().copied()) {
+                            Some(s) => d.primary(self.span(p.value), format!("did you mean `{s}`?")),
+                            None => d.primary(self.span(p.value), "not defined in `[plugins]`"),
+                        };
+                        self.err(d);
+                        None
+                    }
+                }
+            }
+        };
+        let mut ok = true;
+        let check_placeholders = |cx: &mut Self, s: &str, sp: Sp| {
+            if !foreach {
+                return;
+            }
+            for name in refs::unknown_placeholders(s, vars) {
+                cx.err(
+                    Diagnostic::error(format!("task `{id}` uses `{{{name}}}`, which its `foreach` does not define"))
+                        .primary(sp.range(), format!("`foreach` defines: {}", vars.join(", "))),
+                );
+            }
+        };
+        let mut inputs = Vec::new();
+        if let Some(ie) = self.doc.get(t, "inputs")
+            && let Some(it) = self.as_table(&w("inputs"), ie.value)
+        {
+            for ine in self.doc.entries(it) {
+                let name = self.key(ine);
+                let mut refs_ = Vec::new();
+                let list = match self.doc.node(ine.value).val {
+                    Val::Str(s) => {
+                        let s = self.doc.str(s);
+                        refs_.push((s, self.doc.node(ine.value).span));
+                        s.contains("[*]")
+                    }
+                    Val::Array(_) => {
+                        for &item in self.doc.items(ine.value) {
+                            match self.doc.node(item).val {
+                                Val::Str(s) => refs_.push((self.doc.str(s), self.doc.node(item).span)),
+                                _ => {
+                                    self.type_error(&format!("an item of input `{name}` of task `{id}`"), item, "a reference string");
+                                    ok = false;
+                                }
+                            }
+                        }
+                        true
+                    }
+                    _ => {
+                        self.type_error(&format!("input `{name}` of task `{id}`"), ine.value, "a reference string or a list of them");
+                        ok = false;
+                        continue;
+                    }
+                };
+                for &(s, sp) in &refs_ {
+                    check_placeholders(self, s, sp);
+                }
+                inputs.push(RawInput { name, list, refs: refs_ });
+            }
+        }
+        let params = match self.doc.get(t, "params") {
+            Some(p) => {
+                let p = self.as_table(&w("params"), p.value);
+                if let Some(p) = p {
+                    self.check_params(id, p, plugin, foreach, vars);
+                }
+                p
+            }
+            None => None,
+        };
+        let settings = self.settings(t, &format!("`tasks.{id}`"));
+        let mut args = Vec::new();
+        if let Some(a) = self.doc.get(t, "args") {
+            if matches!(self.doc.node(a.value).val, Val::Array(_)) {
+                for &item in self.doc.items(a.value) {
+                    if let Some(s) = self.as_str(&format!("an item of {}", w("args")), item) {
+                        let sp = self.doc.node(item).span;
+                        check_placeholders(self, s, sp);
+                        args.push((s, sp));
+                    }
+                }
+            } else {
+                self.type_error(&w("args"), a.value, "an array of strings");
+            }
+        }
+        let mut env = Vec::new();
+        if let Some(en) = self.doc.get(t, "env")
+            && let Some(et) = self.as_table(&w("env"), en.value)
+        {
+            for ee in self.doc.entries(et) {
+                let k = self.key(ee);
+                if k.is_empty() || k.contains(['=', '\0']) {
+                    self.err(
+                        Diagnostic::error(format!("`{k}` is not a valid environment variable name"))
+                            .primary(ee.key_span.range(), "names must be non-empty and contain no `=`"),
+                    );
+                    continue;
+                }
+                if let Some(v) = self.as_str(&format!("{}", w(&format!("env.{k}"))), ee.value) {
+                    let sp = self.doc.node(ee.value).span;
+                    check_placeholders(self, v, sp);
+                    env.push((k, v, sp));
+                }
+            }
+        }
+        let stdin = self.doc.get(t, "stdin").and_then(|s| {
+            let v = self.as_str(&w("stdin"), s.value)?;
+            Some((v, self.doc.node(s.value).span))
+        });
+        if let Some((name, sp)) = stdin
+            && !inputs.iter().any(|i| i.name == name)
+        {
+            let mut d = Diagnostic::error(format!("`stdin` of task `{id}` names input `{name}`, which the task does not have"));
+            d = match suggest(name, inputs.iter().map(|i| i.name)) {
+                Some(s) => d.primary(sp.range(), format!("did you mean `{s}`?")),
+                None if inputs.is_empty() => d.primary(sp.range(), "the task has no inputs"),
+                None => d.primary(sp.range(), format!("inputs: {}", inputs.iter().map(|i| i.name).collect::<Vec<_>>().join(", "))),
+            };
+            self.err(d);
+        }
+        let stdout = match self.doc.get(t, "stdout") {
+            Some(s) => {
+                let v = self.as_str(&w("stdout"), s.value);
+                if let Some(v) = v
+                    && let Some(m) = refs::output_name_error(v)
+                {
+                    self.value_error(&w("stdout"), s.value, &format!("is not a valid output name: {m}"));
+                }
+                v
+            }
+            None => None,
+        };
+        if let Some(pid) = plugin
+            && let Some(Some(check)) = self.checks.get(pid as usize)
+            && check.kind == Some(crate::runtime::inspect::PluginKind::Sdk)
+        {
+            for (k, what) in [("args", "args"), ("env", "env"), ("stdin", "stdin"), ("stdout", "stdout")] {
+                if let Some(x) = self.doc.get(t, k) {
+                    self.err(
+                        Diagnostic::error(format!(
+                            "task `{id}` sets `{what}`, but plugin `{}` is an SDK task, not a command",
+                            self.plugins[pid as usize].name
+                        ))
+                        .primary(x.key_span.range(), "only command plugins (WASI programs with `_start`) take this"),
+                    );
+                }
+            }
+        }
+        // Capacity: the same for every expansion, so checked once per table.
+        let req = settings.resources.over(&self.defaults.resources).resolve(1000, crate::exec::message::DEFAULT_TASK_MEMORY, 0);
+        if let Some((what, asked, has)) = req.first_excess(&self.capacity) {
+            let mut d = Diagnostic::error(format!(
+                "task `{id}` requests {what} = {asked} but the machine has {what} = {has}; it could never run"
+            ))
+            .primary(e.key_span.range(), "this task");
+            if let Some(s) = suggest(&what, BUILTIN_RESOURCES.iter().copied())
+                && s != what
+            {
+                d = d.note(format!("`{what}` is a custom resource; did you mean `{s}`?"));
+            } else {
+                d = d.note("raise the capacity in `[resources]` or with `--resources`, or lower the request");
+            }
+            self.err(d);
+        }
+        let _ = ok;
+        RawTask { plugin, inputs, params, settings, args, env, stdin, stdout }
+    }
+
+    fn check_params(&mut self, id: &str, p: NodeId, plugin: Option<u32>, foreach: bool, vars: &[String]) {
+        if foreach {
+            let mut stack = vec![p];
+            while let Some(n) = stack.pop() {
+                match self.doc.node(n).val {
+                    Val::Str(s) => {
+                        let s = self.doc.str(s);
+                        for name in refs::unknown_placeholders(s, vars) {
+                            self.err(
+                                Diagnostic::error(format!("task `{id}` uses `{{{name}}}`, which its `foreach` does not define"))
+                                    .primary(self.span(n), format!("`foreach` defines: {}", vars.join(", "))),
+                            );
+                        }
+                    }
+                    Val::Table(_) => stack.extend(self.doc.entries(n).iter().map(|e| e.value)),
+                    Val::Array(_) => stack.extend(self.doc.items(n).iter().copied()),
+                    _ => {}
+                }
+            }
+        }
+        let mut stack = vec![p];
+        while let Some(n) = stack.pop() {
+            match self.doc.node(n).val {
+                Val::Float(f) if !f.is_finite() => {
+                    self.value_error(&format!("a param of task `{id}`"), n, "cannot be nan or infinite (params become JSON)")
+                }
+                Val::Table(_) => stack.extend(self.doc.entries(n).iter().map(|e| e.value)),
+                Val::Array(_) => stack.extend(self.doc.items(n).iter().copied()),
+                _ => {}
+            }
+        }
+        let Some(pid) = plugin else { return };
+        let Some(Some(check)) = self.checks.get(pid as usize) else { return };
+        let Some(meta) = &check.meta else { return };
+        let Some(declared) = &meta.params else { return };
+        let pname = self.plugins[pid as usize].name.clone();
+        let declared = declared.clone();
+        for e in self.doc.entries(p) {
+            let k = self.key(e);
+            if declared.iter().any(|d| d == k) {
+                continue;
+            }
+            let d = Diagnostic::error(format!("plugin `{pname}` does not take a param `{k}` (task `{id}`)"));
+            let d = match suggest(k, declared.iter().map(String::as_str)) {
+                Some(s) => d.primary(e.key_span.range(), format!("did you mean `{s}`?")),
+                None if declared.is_empty() => d.primary(e.key_span.range(), "the plugin takes no params"),
+                None => d.primary(e.key_span.range(), format!("declared params: {}", declared.join(", "))),
+            };
+            self.err(d);
+        }
+    }
+
+    fn instantiate(&mut self, id: String, me: TaskId, raw: &RawTask<'d>, vars: &[String], values: &[String], e: Entry) -> TaskSpec {
+        let mut inputs = Vec::with_capacity(raw.inputs.len());
+        let mut deps = Vec::new();
+        for inp in &raw.inputs {
+            let mut sources = Vec::with_capacity(inp.refs.len());
+            for &(r, sp) in &inp.refs {
+                let r = refs::substitute(r, vars, values);
+                self.resolve(&r, sp, User::Task(&id), me, &mut sources, false);
+            }
+            for s in &sources {
+                if let Source::Task { task, .. } = s {
+                    deps.push(*task);
+                }
+            }
+            inputs.push(InputSpec { name: inp.name.to_string(), list: inp.list, sources });
+        }
+        deps.sort_unstable();
+        deps.dedup();
+        let params = match raw.params {
+            Some(p) => {
+                let mut s = String::new();
+                self.write_json(p, &mut s, vars, values);
+                s
+            }
+            None => "{}".to_string(),
+        };
+        let st = &raw.settings;
+        let d = &self.defaults;
+        let _ = e;
+        TaskSpec {
+            id,
+            plugin: raw.plugin.unwrap_or(0),
+            inputs,
+            params,
+            resources: st.resources.over(&d.resources).resolve(1000, crate::exec::message::DEFAULT_TASK_MEMORY, 0),
+            retries: st.retries.or(d.retries).unwrap_or(0),
+            timeout: st.timeout.or(d.timeout),
+            priority: st.priority.or(d.priority).unwrap_or(0),
+            args: raw.args.iter().map(|(a, _)| refs::substitute(a, vars, values).into_owned()).collect(),
+            env: raw.env.iter().map(|(k, v, _)| (k.to_string(), refs::substitute(v, vars, values).into_owned())).collect(),
+            stdin: raw.stdin.map(|(s, _)| s.to_string()),
+            stdout: raw.stdout.map(str::to_string),
+            deterministic: st.deterministic.or(d.deterministic).unwrap_or(false),
+            fuel: st.fuel.or(d.fuel),
+            deps,
+        }
+    }
+
+    /// Resolve one reference into `out`. `single` is set for `[outputs]`, which
+    /// need exactly one task output.
+    fn resolve(&mut self, r: &str, sp: Sp, user: User<'_>, me: TaskId, out: &mut Vec<Source>, single: bool) {
+        let parsed = match refs::parse_ref(r) {
+            Ok(p) => p,
+            Err(m) => {
+                self.err(Diagnostic::error(format!("invalid reference `{r}`: {m}")).primary(sp.range(), "in this reference"));
+                return;
+            }
+        };
+        let (task, key, output) = match parsed {
+            Ref::File(p) => {
+                if single {
+                    self.err(
+                        Diagnostic::error(format!("`{r}` is a file; `[outputs]` copies task outputs"))
+                            .primary(sp.range(), "expected `task` or `task.output`"),
+                    );
+                } else {
+                    out.push(Source::File { path: self.base_dir.join(p) });
+                }
+                return;
+            }
+            Ref::Task { task, key, output } => (task, key, output),
+        };
+        let output = output.unwrap_or(DEFAULT_OUTPUT);
+        let Some(&slot) = self.ids.get(task) else {
+            let mut d = Diagnostic::error(format!("{user} refers to unknown task `{task}`"));
+            let sug = if self.ids.len() <= 10_000 { suggest(task, self.ids.keys().copied()) } else { None };
+            d = match sug {
+                Some(s) => d.primary(sp.range(), format!("did you mean `{s}`?")),
+                None => d.primary(sp.range(), "no task has this id"),
+            };
+            self.err(d);
+            return;
+        };
+        let first_out = out.len();
+        match (slot, key) {
+            (Slot::Single(t), None) => out.push(Source::Task { task: t, output: output.to_string() }),
+            (Slot::Single(_), Some(k)) => {
+                self.err(
+                    Diagnostic::error(format!("{user} refers to `{task}[{k}]`, but task `{task}` has no `foreach`"))
+                        .primary(sp.range(), format!("write `{task}` without brackets")),
+                );
+                return;
+            }
+            (Slot::Foreach(f), None) => {
+                let fe = &self.foreach[f as usize];
+                if fe.values.is_empty() {
+                    return;
+                }
+                let example = fe.values.first().map(|v| v.join(",")).unwrap_or_default();
+                self.err(
+                    Diagnostic::error(format!("{user} refers to `{task}`, which is a foreach task"))
+                        .primary(sp.range(), format!("use `{task}[*]` for all its tasks or one of them such as `{task}[{example}]`")),
+                );
+                return;
+            }
+            (Slot::Foreach(f), Some("*")) => {
+                let fe = &self.foreach[f as usize];
+                for i in 0..fe.values.len() {
+                    out.push(Source::Task { task: fe.first + i as u32, output: output.to_string() });
+                }
+                if single {
+                    self.err(
+                        Diagnostic::error(format!("`{r}` names several task outputs; `[outputs]` copies one"))
+                            .primary(sp.range(), "expected a single task output"),
+                    );
+                    out.truncate(first_out);
+                    return;
+                }
+            }
+            (Slot::Foreach(f), Some(k)) => {
+                let fe = &self.foreach[f as usize];
+                if fe.values.is_empty() {
+                    return;
+                }
+                match fe.keys.get(k) {
+                    Some(&i) => out.push(Source::Task { task: fe.first + i, output: output.to_string() }),
+                    None => {
+                        let first = fe.values.first().map(|v| v.join(",")).unwrap_or_default();
+                        let last = fe.values.last().map(|v| v.join(",")).unwrap_or_default();
+                        let range = if fe.values.len() == 1 {
+                            format!("`{task}[{first}]`")
+                        } else {
+                            format!("`{task}[{first}]` … `{task}[{last}]`")
+                        };
+                        self.err(
+                            Diagnostic::error(format!("{user} refers to `{task}[{k}]`, which `foreach` does not produce"))
+                                .primary(sp.range(), format!("`{task}` expands to {range}")),
+                        );
+                        return;
+                    }
+                }
+            }
+        }
+        // Self-dependency and plugin metadata, per resolved source.
+        let mut i = first_out;
+        while i < out.len() {
+            if let Source::Task { task: t, output: o } = &out[i] {
+                let t = *t;
+                if t == me {
+                    self.err(
+                        Diagnostic::error(format!("{user} depends on itself"))
+                            .primary(sp.range(), "this input is the task's own output"),
+                    );
+                    out.remove(i);
+                    continue;
+                }
+                let o = o.clone();
+                self.check_output(t, &o, r, sp);
+            }
+            i += 1;
+        }
+    }
+
+    /// With plugin metadata, check that task `t` declares output `o`.
+    fn check_output(&mut self, t: TaskId, o: &str, r: &str, sp: Sp) {
+        let Some(&pid) = self.task_plugin.get(t as usize) else { return };
+        let Some(Some(check)) = self.checks.get(pid as usize) else { return };
+        let Some(meta) = &check.meta else { return };
+        if meta.outputs.iter().any(|x| x == o) || self.task_stdout.get(&t) == Some(&o) {
+            return;
+        }
+        let pname = &self.plugins[pid as usize].name;
+        let d = Diagnostic::error(format!("`{r}` refers to output `{o}`, which plugin `{pname}` does not declare"));
+        let d = match suggest(o, meta.outputs.iter().map(String::as_str)) {
+            Some(s) => d.primary(sp.range(), format!("did you mean `{s}`?")),
+            None if meta.outputs.is_empty() => d.primary(sp.range(), "the plugin declares no outputs"),
+            None => d.primary(sp.range(), format!("declared outputs: {}", meta.outputs.join(", "))),
+        };
+        self.err(d);
+    }
+
+    /// Write a params node as JSON, substituting placeholders in strings.
+    fn write_json(&self, n: NodeId, out: &mut String, vars: &[String], values: &[String]) {
+        match self.doc.node(n).val {
+            Val::Str(s) => {
+                let s = refs::substitute(self.doc.str(s), vars, values);
+                out.push_str(&serde_json::to_string(s.as_ref()).unwrap_or_default());
+            }
+            Val::Int(i) => out.push_str(&i.to_string()),
+            Val::Float(f) => out.push_str(&serde_json::to_string(&f).unwrap_or_else(|_| "null".into())),
+            Val::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+            Val::Datetime => out.push_str(&serde_json::to_string(self.doc.text(n)).unwrap_or_default()),
+            Val::Array(_) => {
+                out.push('[');
+                for (i, &item) in self.doc.items(n).iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    self.write_json(item, out, vars, values);
+                }
+                out.push(']');
+            }
+            Val::Table(_) => {
+                out.push('{');
+                for (i, e) in self.doc.entries(n).iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::to_string(self.doc.str(e.key)).unwrap_or_default());
+                    out.push(':');
+                    self.write_json(e.value, out, vars, values);
+                }
+                out.push('}');
+            }
+        }
+    }
+
+    // ---- pass 4: outputs --------------------------------------------------
+
+    pub(super) fn outputs(&mut self) -> Vec<OutputSpec> {
+        let mut outs = Vec::new();
+        let Some(e) = self.doc.get(ROOT, "outputs") else { return outs };
+        let Some(t) = self.as_table("`outputs`", e.value) else { return outs };
+        for e in self.doc.entries(t) {
+            let dest = self.key(e);
+            if dest.trim().is_empty() {
+                self.err(Diagnostic::error("an output destination cannot be empty").primary(e.key_span.range(), "empty path"));
+                continue;
+            }
+            let Some(r) = self.as_str(&format!("`outputs.\"{dest}\"`"), e.value) else { continue };
+            let mut sources = Vec::new();
+            let sp = self.doc.node(e.value).span;
+            self.resolve(r, sp, User::Output(dest), TaskId::MAX, &mut sources, true);
+            if let Some(Source::Task { task, output }) = sources.pop() {
+                outs.push(OutputSpec { dest: self.base_dir.join(dest), task, output });
+            }
+        }
+        outs
+    }
+
+    pub(super) fn finish(self, name: String, description: String, pipeline_file: PathBuf, tasks: Vec<TaskSpec>, outputs: Vec<OutputSpec>) -> (Plan, Vec<Diagnostic>) {
+        (
+            Plan {
+                name,
+                description,
+                pipeline_file,
+                base_dir: self.base_dir,
+                plugins: self.plugins,
+                tasks,
+                outputs,
+                capacity: self.capacity,
+            },
+            self.diags,
+        )
+    }
+
+    pub(super) fn task_id_span(&self, id: &str) -> Option<std::ops::Range<usize>> {
+        let tasks = self.doc.get(ROOT, "tasks")?;
+        let base = id.split('[').next().unwrap_or(id);
+        self.doc.get(tasks.value, base).map(|e| e.key_span.range())
+    }
+
+}
+
+/// Who makes a reference, for messages.
+#[derive(Clone, Copy)]
+enum User<'a> {
+    Task(&'a str),
+    Output(&'a str),
+}
+
+impl std::fmt::Display for User<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            User::Task(t) => write!(f, "task `{t}`"),
+            User::Output(o) => write!(f, "output `{o}`"),
+        }
+    }
+}
+
+trait TapCustom {
+    fn tap_custom(self, base: &Resources) -> Resources;
+}
+
+impl TapCustom for Resources {
+    /// Keep custom capacities of `base` that `self` does not set.
+    fn tap_custom(mut self, base: &Resources) -> Resources {
+        for (k, v) in &base.custom {
+            self.custom.entry(k.clone()).or_insert(*v);
+        }
+        self
+    }
+}
