@@ -160,3 +160,11 @@ pub fn run_guest_with(name: &str, inputs: Vec<TestInput>, params: &str, limits: 
     });
     GuestRun { outcome, log: String::from_utf8_lossy(&result.log).into_owned() }
 }
+
+/// The `engine` binary under test, with its compiled-module cache under `target/`
+/// (so tests never touch the user's cache).
+pub fn engine() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_engine"));
+    c.env("ENGINE_CACHE_DIR", repo_root().join("target/test-module-cache"));
+    c
+}
