@@ -519,9 +519,11 @@ layer (seed 0); **mapreduce** = N mappers + a tree of reducers over groups of 16
 planning, loading the plugin from the module cache, running, writing the report);
 µs/task = wall ms × 1000 / tasks; peak RSS = the process's maximum resident set
 (`wait4`); "in-task µs" = the mean of the report's per-task `duration_us` (time
-inside a worker: instantiate the module, run it, publish its output), so
-µs/task × 2 workers − in-task µs is roughly the scheduling and hand-off cost.
-*engine sync*: `--executor sync`. Each engine run gets a fresh `--store`. *Dask sync* = `dask.get`, *Dask threads* = `dask.threaded.get(num_workers=2)`:
+inside a worker: instantiate the module, run it, publish its output); the rest
+of µs/task is scheduling, hand-off between threads and idle workers (a chain
+keeps at most one worker busy). *engine sync*: `--executor sync`. Each engine
+run gets a fresh `--store`. *Dask sync* = `dask.get`, *Dask threads* =
+`dask.threaded.get(num_workers=2)`:
 µs/task = time of one `get()` call (conversion, ordering, scheduling, running;
 not building the dict) / tasks, best of 3 at 10k, 1 run above. Ratios > 1 mean
 the engine is faster. Skipped cells give their reason below the table.
