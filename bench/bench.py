@@ -362,10 +362,9 @@ def observations(results, shapes_, sizes):
         out.append(
             f"- **sync vs threads:** `--executor sync` is {span(x)}× cheaper per "
             f"task than `--executor threads --workers 2` ({len(x)} rows), while the time inside a "
-            f"worker is only {span(inside)} µs per task: the threads "
-            f"executor's extra cost is the hand-off between the driver thread and the workers "
-            f"(at most `workers` tasks in flight, so every task waits for a round trip through "
-            f"the driver).")
+            f"worker is only {span(inside)} µs per task: most of the threads "
+            f"executor's cost per task is outside the task, in the hand-off between the "
+            f"driver thread and the workers.")
     for key, label in (("dask-threads", "Dask threads"), ("dask-sync", "Dask sync")):
         xs = []
         for sh in shapes_:
