@@ -442,5 +442,8 @@ fn put_file(store: &dyn BlobStore, path: &Path) -> Result<BlobRef, String> {
     let mut f = fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut w = store.put().map_err(|e| e.to_string())?;
     std::io::copy(&mut f, &mut w).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    w.finish().map_err(|e| e.to_string())
+    let blob = w.finish().map_err(|e| e.to_string())?;
+    // Worker processes share the store: make the blob visible to them now.
+    store.flush().map_err(|e| e.to_string())?;
+    Ok(blob)
 }
