@@ -1,3 +1,4 @@
 //! The one integration-test binary. Shared helpers live in `util`.
 mod util;
 mod plugins;
+mod runtime;

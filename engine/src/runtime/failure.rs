@@ -78,7 +78,11 @@ pub(crate) fn classify(err: &wasmtime::Error, limits: &LimitsSeen) -> Ended {
                 Some(limit) => TaskFailure::Timeout { limit },
                 None => TaskFailure::Cancelled,
             },
-            other => TaskFailure::Trap { message: other.to_string() },
+            other => {
+                let text = other.to_string();
+                let message = text.strip_prefix("wasm trap: ").unwrap_or(&text).to_string();
+                TaskFailure::Trap { message }
+            }
         });
     }
     // Anything else is a host-side error surfaced by wasmtime or WASI (for
