@@ -481,3 +481,27 @@ fn message(path: &std::path::Path, inputs: Vec<MsgInput>, limits: Limits) -> Tas
         deterministic: false,
     }
 }
+
+fn clock_run(deterministic: bool, task: &str) -> Vec<u8> {
+    let store = MemStore::new();
+    let mut msg = message(&wat_guest("cmd_clock"), vec![], Limits::default());
+    msg.deterministic = deterministic;
+    msg.name = task.into();
+    msg.command.stdout = Some("out".into());
+    let res = runtime().run_task(&msg, &store, 0, Instant::now());
+    let outs = res.outcome.expect("cmd_clock succeeds");
+    store.get(&outs[0].blob.digest).unwrap()
+}
+
+#[test]
+fn deterministic_tasks_get_fixed_clocks_and_seeded_random() {
+    let a = clock_run(true, "t[1]");
+    let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+    assert_eq!(u64_at(&a, 0), 946_684_800_000_000_000);
+    assert_eq!(u64_at(&a, 8), 0);
+    assert_eq!(a, clock_run(true, "t[1]"));
+    // The seed comes from the task name.
+    assert_ne!(a[16..], clock_run(true, "t[2]")[16..]);
+    let real = clock_run(false, "t[1]");
+    assert!(u64_at(&real, 0) > 1_700_000_000_000_000_000);
+}
