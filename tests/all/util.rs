@@ -189,3 +189,11 @@ pub fn run_module(path: &Path, inputs: Vec<TestInput>, params: &str, limits: Lim
     });
     GuestRun { outcome, log: String::from_utf8_lossy(&result.log).into_owned(), metrics: result.metrics }
 }
+
+/// The `engine` binary under test, with its compiled-module cache under `target/`
+/// (so tests never touch the user's cache).
+pub fn engine() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_engine"));
+    c.env("ENGINE_CACHE_DIR", repo_root().join("target/test-module-cache"));
+    c
+}

@@ -294,9 +294,14 @@ fn write_atomic(dest: &Path, data: &[u8]) -> std::io::Result<()> {
 }
 
 fn print_summary(plan: &Plan, out: &RunOutcome, wrote: &[PathBuf], store_dir: &Path) {
+    // A closed stdout (e.g. piped into `head`) must not turn into a panic.
+    let mut o = std::io::stdout().lock();
+    macro_rules! say {
+        ($($t:tt)*) => { let _ = writeln!(o, $($t)*); };
+    }
     let c = &out.counts;
     let status = report::run_status(out);
-    println!(
+    say!(
         "{status}: {} tasks: {} succeeded, {} failed, {} skipped, {} cancelled in {}",
         c.total,
         c.succeeded,
@@ -311,14 +316,14 @@ fn print_summary(plan: &Plan, out: &RunOutcome, wrote: &[PathBuf], store_dir: &P
             .iter()
             .map(|(id, us)| format!("{id} {}", format_duration(Duration::from_micros(*us))))
             .collect();
-        println!("slowest: {}", list.join(", "));
+        say!("slowest: {}", list.join(", "));
     }
     for w in wrote {
-        println!("wrote {}", w.display());
+        say!("wrote {}", w.display());
     }
     if c.failed > 0 || out.interrupted {
         let logs = store_dir.join("runs");
-        println!("task logs are under {}", logs.display());
+        say!("task logs are under {}", logs.display());
     }
 }
 
@@ -432,8 +437,11 @@ impl Observer for Progress<'_> {
 }
 
 pub fn worker(_a: &WorkerArgs) -> i32 {
-    eprintln!(
-        "error: `engine worker` is started by `engine run --executor processes`, which is not available yet"
-    );
-    EXIT_INVALID
+    if std::io::stdin().is_terminal() {
+        eprintln!(
+            "error: `engine worker` is started by `engine run --executor processes` and speaks a binary protocol on stdin/stdout"
+        );
+        return EXIT_INVALID;
+    }
+    crate::exec::worker::serve()
 }

@@ -1196,7 +1196,8 @@ impl<'d, 's> Cx<'d, 's> {
         let Some(&pid) = self.task_plugin.get(t as usize) else { return };
         let Some(Some(check)) = self.checks.get(pid as usize) else { return };
         let Some(meta) = &check.meta else { return };
-        if meta.outputs.iter().any(|x| x == o) || self.task_stdout.get(&t) == Some(&o) {
+        // `*` in the metadata declares that any output name may be produced.
+        if meta.outputs.iter().any(|x| x == o || x == "*") || self.task_stdout.get(&t) == Some(&o) {
             return;
         }
         let pname = &self.plugins[pid as usize].name;
