@@ -40,7 +40,7 @@ fn every_stock_plugin_embeds_its_metadata() {
         assert!(!meta.description.is_empty(), "{name}");
         assert_eq!(meta.inputs, inputs, "{name}");
         assert_eq!(meta.outputs, outputs, "{name}");
-        assert_eq!(meta.params.as_deref(), Some(params), "{name}");
+        assert_eq!(meta.params, Some(params.iter().map(|p| p.to_string()).collect()), "{name}");
     }
 }
 

@@ -75,6 +75,7 @@ pub struct GuestRun {
     pub outcome: Result<BTreeMap<String, Vec<u8>>, TaskFailure>,
     /// The task log, lossily decoded.
     pub log: String,
+    pub metrics: engine::exec::message::TaskMetrics,
 }
 
 impl GuestRun {
@@ -112,7 +113,7 @@ impl GuestRun {
 
 /// A runtime shared by the tests of this process, with its compiled-module
 /// cache under `target/`.
-fn runtime() -> &'static Runtime {
+pub fn runtime() -> &'static Runtime {
     static RT: OnceLock<Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         let cache_dir = repo_root().join("target/test-module-cache");
@@ -130,7 +131,35 @@ pub fn run_guest(name: &str, inputs: Vec<TestInput>, params: &str) -> GuestRun {
 
 /// [`run_guest`] with explicit limits and command-task options.
 pub fn run_guest_with(name: &str, inputs: Vec<TestInput>, params: &str, limits: Limits, command: CommandOpts) -> GuestRun {
-    let path = guest(name);
+    run_module(&guest(name), inputs, params, limits, command)
+}
+
+/// Compile `tests/guests/wat/<name>.wat` to `target/wat-guests/<name>.wasm`
+/// and return that path.
+pub fn wat_guest(name: &str) -> PathBuf {
+    let src = repo_root().join("tests/guests/wat").join(format!("{name}.wat"));
+    let bytes = wat::parse_file(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let dir = repo_root().join("target/wat-guests");
+    std::fs::create_dir_all(&dir).expect("create target/wat-guests");
+    let path = dir.join(format!("{name}.wasm"));
+    // Write atomically: tests run in parallel and may share a fixture.
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
+    std::fs::write(&tmp, &bytes).expect("write wasm");
+    std::fs::rename(&tmp, &path).expect("rename wasm");
+    path
+}
+
+/// Run WAT fixture `name` (see [`wat_guest`]) like [`run_guest_with`].
+pub fn run_wat(name: &str, inputs: Vec<TestInput>, params: &str, limits: Limits, command: CommandOpts) -> GuestRun {
+    run_module(&wat_guest(name), inputs, params, limits, command)
+}
+
+/// Run the module at `path` once through the shared runtime.
+pub fn run_module(path: &Path, inputs: Vec<TestInput>, params: &str, limits: Limits, command: CommandOpts) -> GuestRun {
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let path = path.to_path_buf();
     let bytes = std::fs::read(&path).expect("read guest");
     let store = MemStore::new();
     let inputs = inputs
@@ -143,7 +172,7 @@ pub fn run_guest_with(name: &str, inputs: Vec<TestInput>, params: &str, limits: 
         .collect();
     let msg = TaskMessage {
         task: 0,
-        name: name.to_string(),
+        name,
         attempt: 1,
         plugin: PluginRef { digest: Digest::of(&bytes), path },
         inputs,
@@ -158,7 +187,7 @@ pub fn run_guest_with(name: &str, inputs: Vec<TestInput>, params: &str, limits: 
             .map(|o| (o.name, store.get(&o.blob.digest).expect("output blob is in the store")))
             .collect()
     });
-    GuestRun { outcome, log: String::from_utf8_lossy(&result.log).into_owned() }
+    GuestRun { outcome, log: String::from_utf8_lossy(&result.log).into_owned(), metrics: result.metrics }
 }
 
 /// The `engine` binary under test, with its compiled-module cache under `target/`

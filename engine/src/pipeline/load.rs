@@ -1196,7 +1196,7 @@ impl<'d, 's> Cx<'d, 's> {
         let Some(&pid) = self.task_plugin.get(t as usize) else { return };
         let Some(Some(check)) = self.checks.get(pid as usize) else { return };
         let Some(meta) = &check.meta else { return };
-        // `*` in the metadata declares that any output name may be produced.
+        // `*` declares outputs named at run time (e.g. `split` writes `0`..`N-1`).
         if meta.outputs.iter().any(|x| x == o || x == "*") || self.task_stdout.get(&t) == Some(&o) {
             return;
         }
