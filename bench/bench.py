@@ -633,9 +633,9 @@ layer (seed 0); **mapreduce** = N mappers + a tree of reducers over groups of 16
 planning, loading the plugin from the module cache, running, writing the report);
 µs/task = wall ms × 1000 / tasks; peak RSS = the process's maximum resident set
 (`wait4`); "in-task µs" = the mean of the report's per-task `duration_us` (time
-inside a worker: instantiate the module, run it, publish its output); the rest
-of µs/task is scheduling, hand-off between threads and idle workers (a chain
-keeps at most one worker busy). *engine sync*: `--executor sync`. Each engine
+inside a worker: instantiate the module, run it, publish its output); with 2
+workers it can exceed µs/task when both are busy (a chain keeps at most one
+worker busy). *engine sync*: `--executor sync`. Each engine
 run gets a fresh `--store`. *Dask sync* = `dask.get`, *Dask threads* =
 `dask.threaded.get(num_workers=2)`:
 µs/task = time of one `get()` call (conversion, ordering, scheduling, running;
