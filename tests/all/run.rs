@@ -346,6 +346,39 @@ retries = 2
 }
 
 #[test]
+fn a_task_that_fails_on_its_first_attempt_succeeds_on_retry() {
+    let dir = pipeline(
+        r#"[tasks.once]
+plugin = "flaky"
+params = { fail_attempts = 1 }
+retries = 1
+
+[tasks.after]
+plugin = "echo"
+inputs = { in = "once" }
+"#,
+    );
+    let o = engine()
+        .env("ENGINE_RETRY_BACKOFF", "10ms")
+        .arg("run")
+        .arg(dir.path().join("pipeline.toml"))
+        .args(["--report", dir.path().join("report.json").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_success(&o);
+    let stderr = text(&o.stderr);
+    assert!(
+        stderr.contains("task `once` failed (attempt 1 of 2): task error: failing attempt 1 as asked; retrying"),
+        "{stderr}"
+    );
+    let r = report(dir.path());
+    assert_eq!(task(&r, "once")["attempts"], 2);
+    assert_eq!(task(&r, "once")["state"], "succeeded");
+    assert_eq!(task(&r, "once")["outputs"]["out"]["len"], 3);
+    assert_eq!(task(&r, "after")["state"], "succeeded");
+}
+
+#[test]
 fn ctrl_c_cancels_running_tasks_and_exits_130() {
     let dir = pipeline(
         r#"[tasks.spin]
