@@ -14,7 +14,9 @@
 //! offending definition is dropped, so later passes can still run on the rest.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+
+use hashbrown::HashTable;
 use std::ops::Range;
 
 use toml_parser::decoder::{Encoding, ScalarKind};
@@ -94,8 +96,8 @@ pub struct Entry {
 
 struct Table {
     entries: Vec<Entry>,
-    /// Key -> entry index, built once a table grows past a few entries.
-    index: Option<Box<HashMap<Box<str>, u32>>>,
+    /// Entry indices hashed by key, built once a table grows past a few entries.
+    index: Option<Box<HashTable<u32>>>,
     origin: Origin,
 }
 
@@ -138,7 +140,7 @@ impl<'s> Doc<'s> {
             pending: None,
             frames: Vec::new(),
             current: ROOT,
-            current_path: String::new(),
+            current_keys: Vec::new(),
             diags: Vec::new(),
         };
         let root = b.new_table(Origin::Header, Sp::default());
@@ -208,7 +210,8 @@ impl<'s> Doc<'s> {
         let Val::Table(t) = self.node(table).val else { return None };
         let t = self.tables.get(t as usize)?;
         if let Some(index) = &t.index {
-            return index.get(key).and_then(|&i| t.entries.get(i as usize)).copied();
+            let found = index.find(hash_key(key), |&i| t.entries.get(i as usize).is_some_and(|e| self.str(e.key) == key));
+            return found.and_then(|&i| t.entries.get(i as usize)).copied();
         }
         t.entries.iter().find(|e| self.str(e.key) == key).copied()
     }
@@ -255,6 +258,20 @@ impl<'s> Doc<'s> {
     }
 }
 
+fn hash_key(key: &str) -> u64 {
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    h.write(key.as_bytes());
+    h.finish()
+}
+
+fn str_of<'a>(src: &'a str, owned: &'a [String], s: Str) -> &'a str {
+    if s.start == OWNED {
+        owned.get(s.len as usize).map(String::as_str).unwrap_or("")
+    } else {
+        src.get(s.start as usize..(s.start + s.len) as usize).unwrap_or("")
+    }
+}
+
 fn syntax_error(e: &ParseError) -> SyntaxError {
     let span = e.unexpected().or(e.context()).map(|s| s.start()..s.end()).unwrap_or(0..0);
     let mut label = String::new();
@@ -296,8 +313,8 @@ struct Header<'s> {
 }
 
 enum Frame<'s> {
-    Array { node: NodeId, path: String },
-    Inline { node: NodeId, path: String, keys: Vec<Key<'s>>, pending: Option<Vec<Key<'s>>> },
+    Array { node: NodeId },
+    Inline { node: NodeId, keys: Vec<Key<'s>>, pending: Option<Vec<Key<'s>>> },
 }
 
 struct Builder<'s> {
@@ -310,7 +327,8 @@ struct Builder<'s> {
     frames: Vec<Frame<'s>>,
     /// Table that top-level key-values go into.
     current: NodeId,
-    current_path: String,
+    /// The keys of the header of `current` (for messages).
+    current_keys: Vec<Key<'s>>,
     diags: Vec<Diagnostic>,
 }
 
@@ -385,19 +403,16 @@ impl<'s> Builder<'s> {
         let owned = &self.doc.owned;
         let idx = t.entries.len() as u32;
         t.entries.push(Entry { key: kstr, key_span: key.span, value });
-        if t.index.is_none() && t.entries.len() > INDEX_AFTER {
-            let mut m = HashMap::with_capacity(t.entries.len() * 2);
-            for (i, e) in t.entries.iter().enumerate() {
-                let s = if e.key.start == OWNED {
-                    owned.get(e.key.len as usize).map(String::as_str).unwrap_or("")
-                } else {
-                    src.get(e.key.start as usize..(e.key.start + e.key.len) as usize).unwrap_or("")
-                };
-                m.entry(Box::from(s)).or_insert(i as u32);
+        let entries = &t.entries;
+        let rehash = |&i: &u32| entries.get(i as usize).map(|e| hash_key(str_of(src, owned, e.key))).unwrap_or(0);
+        if let Some(index) = &mut t.index {
+            index.insert_unique(hash_key(&key.text), idx, rehash);
+        } else if entries.len() > INDEX_AFTER {
+            let mut index = HashTable::with_capacity(entries.len() * 2);
+            for (i, e) in entries.iter().enumerate() {
+                index.insert_unique(hash_key(str_of(src, owned, e.key)), i as u32, rehash);
             }
-            t.index = Some(Box::new(m));
-        } else if let Some(index) = &mut t.index {
-            index.entry(Box::from(key.text.as_ref())).or_insert(idx);
+            t.index = Some(Box::new(index));
         }
     }
 
@@ -409,6 +424,7 @@ impl<'s> Builder<'s> {
     }
 
     fn duplicate(&mut self, path: String, again: Sp, first: Sp) {
+        let path = if path.is_empty() { "key".to_string() } else { path };
         self.diags.push(
             Diagnostic::error(format!("`{path}` is defined more than once"))
                 .primary(again.range(), "defined again here")
@@ -417,7 +433,7 @@ impl<'s> Builder<'s> {
     }
 
     /// Insert `value` at the dotted `keys` below `table`.
-    fn insert_dotted(&mut self, table: NodeId, base_path: &str, keys: Vec<Key<'s>>, value: NodeId) {
+    fn insert_dotted(&mut self, table: NodeId, keys: Vec<Key<'s>>, value: NodeId) {
         let Some((last, parents)) = keys.split_last() else { return };
         let mut t = table;
         for (i, k) in parents.iter().enumerate() {
@@ -430,7 +446,8 @@ impl<'s> Builder<'s> {
                 Some(e) => match self.origin(e.value) {
                     Some(Origin::Dotted) => t = e.value,
                     _ => {
-                        let path = join_path(base_path, &keys[..=i]);
+                        let base = if table == self.current { self.current_path() } else { String::new() };
+                        let path = join_path(&base, &keys[..=i]);
                         self.duplicate(path, k.span, e.key_span);
                         return;
                     }
@@ -438,7 +455,8 @@ impl<'s> Builder<'s> {
             }
         }
         if let Some(e) = self.lookup(t, &last.text) {
-            let path = join_path(base_path, &keys);
+            let base = if table == self.current { self.current_path() } else { String::new() };
+            let path = join_path(&base, &keys);
             self.duplicate(path, last.span, e.key_span);
             return;
         }
@@ -456,32 +474,17 @@ impl<'s> Builder<'s> {
                     a.items.push(value);
                 }
             }
-            Some(Frame::Inline { node, path, pending, .. }) => {
+            Some(Frame::Inline { node, pending, .. }) => {
                 let node = *node;
-                let path = std::mem::take(path);
                 if let Some(keys) = pending.take() {
-                    self.insert_dotted(node, &path, keys, value);
-                }
-                if let Some(Frame::Inline { path: p, .. }) = self.frames.last_mut() {
-                    *p = path;
+                    self.insert_dotted(node, keys, value);
                 }
             }
             None => {
                 if let Some(keys) = self.pending.take() {
-                    let path = std::mem::take(&mut self.current_path);
-                    self.insert_dotted(self.current, &path, keys, value);
-                    self.current_path = path;
+                    self.insert_dotted(self.current, keys, value);
                 }
             }
-        }
-    }
-
-    /// The path a nested value being opened will have (for messages).
-    fn open_path(&self) -> String {
-        match self.frames.last() {
-            Some(Frame::Array { path, .. }) => path.clone(),
-            Some(Frame::Inline { path, pending, .. }) => join_path(path, pending.as_deref().unwrap_or(&[])),
-            None => join_path(&self.current_path, self.pending.as_deref().unwrap_or(&[])),
         }
     }
 
@@ -498,9 +501,18 @@ impl<'s> Builder<'s> {
         Key { text: out, span: Sp::of(span) }
     }
 
+    fn current_path(&self) -> String {
+        join_path("", &self.current_keys)
+    }
+
     fn apply_header(&mut self, h: Header<'s>, close: Sp) {
+        self.apply_header_inner(&h, close);
+        self.current_keys = h.keys;
+    }
+
+    fn apply_header_inner(&mut self, h: &Header<'s>, close: Sp) {
         let span = Sp { start: h.open.start, end: close.end };
-        let path = join_path("", &h.keys);
+        let path = || join_path("", &h.keys);
         let Some((last, parents)) = h.keys.split_last() else {
             self.current = self.new_table(Origin::Header, span);
             return;
@@ -529,7 +541,6 @@ impl<'s> Builder<'s> {
                 }
             }
         }
-        self.current_path = path.clone();
         if h.is_array {
             let arr = match self.lookup(t, &last.text) {
                 None => {
@@ -540,7 +551,7 @@ impl<'s> Builder<'s> {
                 Some(e) => match self.doc.node(e.value).val {
                     Val::Array(a) if self.doc.arrays.get(a as usize).is_some_and(|a| a.of_tables) => Some(e.value),
                     _ => {
-                        self.duplicate(path, last.span, e.key_span);
+                        self.duplicate(path(), last.span, e.key_span);
                         None
                     }
                 },
@@ -570,7 +581,7 @@ impl<'s> Builder<'s> {
                     self.current = e.value;
                 }
                 Some(e) => {
-                    self.duplicate(path, last.span, e.key_span);
+                    self.duplicate(path(), last.span, e.key_span);
                     self.current = self.new_table(Origin::Header, span);
                 }
             }
@@ -610,9 +621,8 @@ impl<'s> EventReceiver for Builder<'s> {
         }
     }
     fn inline_table_open(&mut self, span: Span, _error: &mut dyn ErrorSink) -> bool {
-        let path = self.open_path();
         let node = self.new_table(Origin::Inline, Sp::of(span));
-        self.frames.push(Frame::Inline { node, path, keys: Vec::new(), pending: None });
+        self.frames.push(Frame::Inline { node, keys: Vec::new(), pending: None });
         true
     }
     fn inline_table_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
@@ -626,9 +636,8 @@ impl<'s> EventReceiver for Builder<'s> {
         }
     }
     fn array_open(&mut self, span: Span, _error: &mut dyn ErrorSink) -> bool {
-        let path = self.open_path();
         let node = self.new_array(false, Sp::of(span));
-        self.frames.push(Frame::Array { node, path });
+        self.frames.push(Frame::Array { node });
         true
     }
     fn array_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
