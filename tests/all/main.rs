@@ -1,2 +1,3 @@
 //! The one integration-test binary. Shared helpers live in `util`.
 mod util;
+mod pipeline;

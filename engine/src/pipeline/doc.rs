@@ -286,7 +286,11 @@ fn syntax_error(e: &ParseError) -> SyntaxError {
                     toml_parser::Expected::Literal("\n") => label.push_str("a newline"),
                     toml_parser::Expected::Literal(l) => {
                         label.push('`');
-                        label.push_str(&l.escape_debug().to_string());
+                        if l.chars().all(|c| c.is_ascii_control()) {
+                            label.push_str(&l.escape_debug().to_string());
+                        } else {
+                            label.push_str(l);
+                        }
                         label.push('`');
                     }
                     toml_parser::Expected::Description(d) => label.push_str(d),

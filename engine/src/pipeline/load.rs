@@ -104,6 +104,8 @@ pub(super) struct Cx<'d, 's> {
     pub diags: Vec<Diagnostic>,
     plugins: Vec<PluginSpec>,
     plugin_ids: HashMap<&'d str, u32>,
+    /// Plugins declared but invalid: tasks using them get no second error.
+    broken_plugins: Vec<&'d str>,
     checks: Vec<Option<PluginCheck>>,
     defaults: Settings,
     capacity: Resources,
@@ -136,6 +138,7 @@ impl<'d, 's> Cx<'d, 's> {
             diags: Vec::new(),
             plugins: Vec::new(),
             plugin_ids: HashMap::new(),
+            broken_plugins: Vec::new(),
             checks: Vec::new(),
             defaults: Settings::default(),
             capacity: Resources::default(),
@@ -307,6 +310,7 @@ impl<'d, 's> Cx<'d, 's> {
                     Diagnostic::error(format!("`{name}` is not a valid plugin name"))
                         .primary(e.key_span.range(), "allowed: letters, digits, `_` and `-`"),
                 );
+                self.broken_plugins.push(name);
                 continue;
             }
             let (path_node, sha) = match self.doc.node(e.value).val {
@@ -339,10 +343,17 @@ impl<'d, 's> Cx<'d, 's> {
                     (None, None)
                 }
             };
-            let Some(path_node) = path_node else { continue };
-            let Some(rel) = self.as_str(&format_args!("`plugins.{name}.path`"), path_node) else { continue };
+            let Some(path_node) = path_node else {
+                self.broken_plugins.push(name);
+                continue;
+            };
+            let Some(rel) = self.as_str(&format_args!("`plugins.{name}.path`"), path_node) else {
+                self.broken_plugins.push(name);
+                continue;
+            };
             if rel.is_empty() {
                 self.value_error(&format_args!("`plugins.{name}` path"), path_node, "must not be empty");
+                self.broken_plugins.push(name);
                 continue;
             }
             let path = self.base_dir.join(rel);
@@ -828,6 +839,7 @@ impl<'d, 's> Cx<'d, 's> {
                 match self.plugin_ids.get(name) {
                     _ if name.is_empty() && !matches!(self.doc.node(p.value).val, Val::Str(_)) => None,
                     Some(&pid) => Some(pid),
+                    None if self.broken_plugins.contains(&name) => None,
                     None => {
                         let mut d = Diagnostic::error(format!("task `{id}` uses unknown plugin `{name}`"));
                         d = match suggest(name, self.plugin_ids.keys().copied()) {
@@ -883,9 +895,14 @@ impl<'d, 's> Cx<'d, 's> {
                         continue;
                     }
                 };
-                for &(s, sp) in &refs_ {
-                    check_placeholders(self, s, sp);
-                }
+                // A reference with an unknown placeholder is reported once and not resolved.
+                refs_.retain(|&(s, sp)| {
+                    let bad = foreach && !refs::unknown_placeholders(s, vars).is_empty();
+                    if bad {
+                        check_placeholders(self, s, sp);
+                    }
+                    !bad
+                });
                 inputs.push(RawInput { name, list, refs: refs_ });
             }
         }
