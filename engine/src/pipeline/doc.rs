@@ -136,11 +136,11 @@ impl<'s> Doc<'s> {
         let mut b = Builder {
             doc: Doc { src, nodes: Vec::new(), tables: Vec::new(), arrays: Vec::new(), owned: Vec::new() },
             header: None,
-            keys: Vec::new(),
+            keys: Keys::new(),
             pending: None,
             frames: Vec::new(),
             current: ROOT,
-            current_keys: Vec::new(),
+            current_keys: Keys::new(),
             diags: Vec::new(),
         };
         let root = b.new_table(Origin::Header, Sp::default());
@@ -310,29 +310,32 @@ struct Key<'s> {
     span: Sp,
 }
 
+/// The keys of one statement: almost always one or two, kept inline.
+type Keys<'s> = smallvec::SmallVec<[Key<'s>; 2]>;
+
 struct Header<'s> {
     is_array: bool,
     open: Sp,
-    keys: Vec<Key<'s>>,
+    keys: Keys<'s>,
 }
 
 enum Frame<'s> {
     Array { node: NodeId },
-    Inline { node: NodeId, keys: Vec<Key<'s>>, pending: Option<Vec<Key<'s>>> },
+    Inline { node: NodeId, keys: Keys<'s>, pending: Option<Keys<'s>> },
 }
 
 struct Builder<'s> {
     doc: Doc<'s>,
     header: Option<Header<'s>>,
     /// Keys of the key-value statement being read at the top level.
-    keys: Vec<Key<'s>>,
+    keys: Keys<'s>,
     /// Keys of a top-level statement whose `=` has been seen.
-    pending: Option<Vec<Key<'s>>>,
+    pending: Option<Keys<'s>>,
     frames: Vec<Frame<'s>>,
     /// Table that top-level key-values go into.
     current: NodeId,
     /// The keys of the header of `current` (for messages).
-    current_keys: Vec<Key<'s>>,
+    current_keys: Keys<'s>,
     diags: Vec<Diagnostic>,
 }
 
@@ -437,7 +440,7 @@ impl<'s> Builder<'s> {
     }
 
     /// Insert `value` at the dotted `keys` below `table`.
-    fn insert_dotted(&mut self, table: NodeId, keys: Vec<Key<'s>>, value: NodeId) {
+    fn insert_dotted(&mut self, table: NodeId, keys: Keys<'s>, value: NodeId) {
         let Some((last, parents)) = keys.split_last() else { return };
         let mut t = table;
         for (i, k) in parents.iter().enumerate() {
@@ -509,7 +512,16 @@ impl<'s> Builder<'s> {
         join_path("", &self.current_keys)
     }
 
+    /// Give back the spare capacity of a table that is complete.
+    fn shrink(&mut self, node: NodeId) {
+        if let Some(t) = self.table_mut(node) {
+            t.entries.shrink_to_fit();
+        }
+    }
+
     fn apply_header(&mut self, h: Header<'s>, close: Sp) {
+        let done = self.current;
+        self.shrink(done);
         self.apply_header_inner(&h, close);
         self.current_keys = h.keys;
     }
@@ -606,13 +618,13 @@ impl<'s> EventReceiver for Builder<'s> {
         self.frames.clear();
         self.keys.clear();
         self.pending = None;
-        self.header = Some(Header { is_array: false, open: Sp::of(span), keys: Vec::new() });
+        self.header = Some(Header { is_array: false, open: Sp::of(span), keys: Keys::new() });
     }
     fn array_table_open(&mut self, span: Span, _error: &mut dyn ErrorSink) {
         self.frames.clear();
         self.keys.clear();
         self.pending = None;
-        self.header = Some(Header { is_array: true, open: Sp::of(span), keys: Vec::new() });
+        self.header = Some(Header { is_array: true, open: Sp::of(span), keys: Keys::new() });
     }
     fn std_table_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
         if let Some(h) = self.header.take() {
@@ -626,7 +638,7 @@ impl<'s> EventReceiver for Builder<'s> {
     }
     fn inline_table_open(&mut self, span: Span, _error: &mut dyn ErrorSink) -> bool {
         let node = self.new_table(Origin::Inline, Sp::of(span));
-        self.frames.push(Frame::Inline { node, keys: Vec::new(), pending: None });
+        self.frames.push(Frame::Inline { node, keys: Keys::new(), pending: None });
         true
     }
     fn inline_table_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
@@ -636,6 +648,7 @@ impl<'s> EventReceiver for Builder<'s> {
             if let Some(n) = self.doc.nodes.get_mut(node as usize) {
                 n.span.end = span.end() as u32;
             }
+            self.shrink(node);
             self.complete(node);
         }
     }
