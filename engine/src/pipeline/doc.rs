@@ -692,7 +692,12 @@ impl<'s> EventReceiver for Builder<'s> {
         let val = match kind {
             ScalarKind::String => Val::Str(self.make_str(out)),
             ScalarKind::Boolean(b) => Val::Bool(b),
-            ScalarKind::DateTime => Val::Datetime,
+            ScalarKind::DateTime => {
+                if let Err(e) = out.parse::<toml::value::Datetime>() {
+                    error.report_error(ParseError::new(format!("invalid date-time: {e}")).with_unexpected(span));
+                }
+                Val::Datetime
+            }
             ScalarKind::Float => match out.parse::<f64>() {
                 Ok(f) => Val::Float(f),
                 Err(_) => {
@@ -717,6 +722,77 @@ impl<'s> EventReceiver for Builder<'s> {
         if self.frames.is_empty() {
             self.keys.clear();
             self.pending = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(doc: &Doc<'_>, keys: &[&str]) -> Option<NodeId> {
+        let mut n = ROOT;
+        for k in keys {
+            n = doc.get(n, k)?.value;
+        }
+        Some(n)
+    }
+
+    fn ok(src: &str) -> Doc<'_> {
+        let (doc, syntax, diags) = Doc::parse(src);
+        assert!(syntax.is_empty(), "{syntax:?}");
+        assert!(diags.is_empty(), "{diags:?}");
+        doc
+    }
+
+    #[test]
+    fn tables_dotted_keys_and_arrays_of_tables() {
+        let doc = ok("tasks.a.plugin = \"x\"\n[b.c]\nv = 1\n[b]\nw = 'lit'\n[[arr]]\nk = 1\n[[arr]]\nk = 2\n[t]\n\"q\\tk\" = { i = [1, 2.5, true] }\n");
+        let p = path(&doc, &["tasks", "a", "plugin"]).unwrap();
+        assert!(matches!(doc.node(p).val, Val::Str(s) if doc.str(s) == "x"));
+        assert!(matches!(doc.node(path(&doc, &["b", "c", "v"]).unwrap()).val, Val::Int(1)));
+        assert!(matches!(doc.node(path(&doc, &["b", "w"]).unwrap()).val, Val::Str(s) if doc.str(s) == "lit"));
+        let arr = path(&doc, &["arr"]).unwrap();
+        assert_eq!(doc.items(arr).len(), 2);
+        assert!(matches!(doc.node(doc.get(doc.items(arr)[1], "k").unwrap().value).val, Val::Int(2)));
+        let i = path(&doc, &["t", "q\tk", "i"]).unwrap();
+        assert_eq!(doc.items(i).len(), 3);
+    }
+
+    #[test]
+    fn duplicates_are_reported_and_dropped() {
+        let (doc, syntax, diags) = Doc::parse("[a]\nx = 1\nx = 2\n[a]\n[c]\nt = { i = 1 }\n[c.t]\n");
+        assert!(syntax.is_empty());
+        let msgs: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(msgs, ["`a.x` is defined more than once", "`a` is defined more than once", "`c.t` is defined more than once"]);
+        assert!(matches!(doc.node(path(&doc, &["a", "x"]).unwrap()).val, Val::Int(1)));
+    }
+
+    #[test]
+    fn large_tables_use_the_index_and_chunks_split_cleanly() {
+        let mut src = String::new();
+        for i in 0..20_000 {
+            src.push_str(&format!("[tasks.t{i}]\nplugin = \"p\"\n"));
+        }
+        // A multi-line array that crosses chunk boundaries.
+        src.push_str("[tail]\nlist = [\n");
+        for i in 0..40_000 {
+            src.push_str(&format!("  {i},\n"));
+        }
+        src.push_str("]\n");
+        let doc = ok(&src);
+        assert!(path(&doc, &["tasks", "t19999", "plugin"]).is_some());
+        assert!(path(&doc, &["tasks", "t20000"]).is_none());
+        assert_eq!(doc.items(path(&doc, &["tail", "list"]).unwrap()).len(), 40_000);
+    }
+
+    #[test]
+    fn syntax_errors_never_panic() {
+        for src in ["[", "a = [1,", "a = {", "]]", "a.=1", "[[a]\n", "a = 1979-13-45", "a = 0x", "\u{feff}a=1", "a = 99999999999999999999"] {
+            let (_doc, syntax, _diags) = Doc::parse(src);
+            if src != "\u{feff}a=1" {
+                assert!(!syntax.is_empty(), "{src:?} parsed without error");
+            }
         }
     }
 }
