@@ -12,6 +12,7 @@ pub mod exec;
 pub mod graph;
 pub mod pipeline;
 pub mod plan;
+pub mod report;
 pub mod runtime;
 pub mod sched;
 pub mod store;

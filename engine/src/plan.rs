@@ -141,7 +141,11 @@ impl Resources {
     /// in display units.
     pub fn first_excess(&self, cap: &Resources) -> Option<(String, String, String)> {
         if self.cpu_milli > cap.cpu_milli {
-            return Some(("cpu".into(), fmt_milli(self.cpu_milli), fmt_milli(cap.cpu_milli)));
+            return Some((
+                "cpu".into(),
+                fmt_milli(self.cpu_milli),
+                fmt_milli(cap.cpu_milli),
+            ));
         }
         if self.memory > cap.memory {
             return Some((
@@ -180,9 +184,7 @@ impl Resources {
         self.memory += req.memory;
         self.gpu += req.gpu;
         for (k, v) in &req.custom {
-            if let Some(a) = self.custom.get_mut(k) {
-                *a += *v;
-            }
+            *self.custom.entry(k.clone()).or_insert(0) += *v;
         }
     }
 }

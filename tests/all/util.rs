@@ -1,11 +1,201 @@
 //! Shared test helpers.
+#![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Instant;
 
-/// The root of the repository.
+use engine::exec::message::{CommandOpts, Limits, MsgInput, PluginRef, TaskFailure, TaskMessage, TaskResult};
+use engine::runtime::{Runtime, RuntimeConfig};
+use engine::store::mem::MemStore;
+use engine::store::{BlobStore, Digest};
+
+/// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("engine/ has a parent").to_path_buf()
+}
+
+/// Where `xtask/build-guests.sh` puts every guest module.
+pub fn guests_dir() -> PathBuf {
+    repo_root().join("target/guests/wasm32-wasip1/release")
+}
+
+/// The path of guest module `name` (a stock plugin such as `wordcount`, a test
+/// guest such as `flaky` or `cmd_cat`, or the C example `c_wordcount`).
+/// Runs `xtask/build-guests.sh` once per test process if the file is missing.
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let path = guests_dir().join(format!("{name}.wasm"));
+    if !path.exists() {
+        let built = BUILT.get_or_init(|| {
+            let script = repo_root().join("xtask/build-guests.sh");
+            let out = Command::new("bash").arg(&script).output().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} failed ({}):\n{}{}",
+                    script.display(),
+                    out.status,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        });
+        if let Err(e) = built {
+            panic!("{e}");
+        }
+        assert!(path.exists(), "xtask/build-guests.sh did not produce {}", path.display());
+    }
+    path
+}
+
+/// One input of a task run through [`run_guest`].
+pub struct TestInput {
+    name: String,
+    list: bool,
+    items: Vec<Vec<u8>>,
+}
+
+/// A scalar input `name` with these bytes.
+pub fn input(name: &str, bytes: impl AsRef<[u8]>) -> TestInput {
+    TestInput { name: name.into(), list: false, items: vec![bytes.as_ref().to_vec()] }
+}
+
+/// A list input `name` with these items, in order.
+pub fn list_input<B: AsRef<[u8]>>(name: &str, items: &[B]) -> TestInput {
+    TestInput { name: name.into(), list: true, items: items.iter().map(|b| b.as_ref().to_vec()).collect() }
+}
+
+/// What a guest run produced.
+pub struct GuestRun {
+    /// Outputs by name, or why the attempt failed.
+    pub outcome: Result<BTreeMap<String, Vec<u8>>, TaskFailure>,
+    /// The task log, lossily decoded.
+    pub log: String,
+    pub metrics: engine::exec::message::TaskMetrics,
+}
+
+impl GuestRun {
+    /// The outputs of a successful run; panics with the failure otherwise.
+    pub fn outputs(&self) -> &BTreeMap<String, Vec<u8>> {
+        match &self.outcome {
+            Ok(outs) => outs,
+            Err(f) => panic!("task failed: {f}\nlog:\n{}", self.log),
+        }
+    }
+
+    /// Output `name` of a successful run as UTF-8 text.
+    pub fn text(&self, name: &str) -> String {
+        let outs = self.outputs();
+        let bytes = outs.get(name).unwrap_or_else(|| panic!("no output `{name}`; outputs: {:?}", outs.keys()));
+        String::from_utf8(bytes.clone()).expect("output is UTF-8")
+    }
+
+    /// The failure of a failed run; panics if it succeeded.
+    pub fn failure(&self) -> &TaskFailure {
+        match &self.outcome {
+            Ok(outs) => panic!("task succeeded with outputs {:?}", outs.keys()),
+            Err(f) => f,
+        }
+    }
+
+    /// The message of a task error (`TaskFailure::Error`); panics otherwise.
+    pub fn error(&self) -> String {
+        match self.failure() {
+            TaskFailure::Error { message } => message.clone(),
+            other => panic!("expected a task error, got {other:?}"),
+        }
+    }
+}
+
+/// A runtime shared by the tests of this process, with its compiled-module
+/// cache under `target/`.
+pub fn runtime() -> &'static Runtime {
+    static RT: OnceLock<Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        let cache_dir = repo_root().join("target/test-module-cache");
+        Runtime::new(RuntimeConfig { cache_dir, max_instances: 16, max_task_memory: 256 << 20 })
+            .expect("runtime starts")
+    })
+}
+
+/// Run guest `name` (see [`guest`]) once through the runtime, as a worker
+/// would: inputs are put into a fresh in-memory store, `params` is the params
+/// JSON, limits are the defaults.
+pub fn run_guest(name: &str, inputs: Vec<TestInput>, params: &str) -> GuestRun {
+    run_guest_with(name, inputs, params, Limits::default(), CommandOpts::default())
+}
+
+/// [`run_guest`] with explicit limits and command-task options.
+pub fn run_guest_with(name: &str, inputs: Vec<TestInput>, params: &str, limits: Limits, command: CommandOpts) -> GuestRun {
+    run_module(&guest(name), inputs, params, limits, command)
+}
+
+/// Compile `tests/guests/wat/<name>.wat` to `target/wat-guests/<name>.wasm`
+/// and return that path.
+pub fn wat_guest(name: &str) -> PathBuf {
+    let src = repo_root().join("tests/guests/wat").join(format!("{name}.wat"));
+    let bytes = wat::parse_file(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let dir = repo_root().join("target/wat-guests");
+    std::fs::create_dir_all(&dir).expect("create target/wat-guests");
+    let path = dir.join(format!("{name}.wasm"));
+    // Write atomically: tests run in parallel and may share a fixture.
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
+    std::fs::write(&tmp, &bytes).expect("write wasm");
+    std::fs::rename(&tmp, &path).expect("rename wasm");
+    path
+}
+
+/// Run WAT fixture `name` (see [`wat_guest`]) like [`run_guest_with`].
+pub fn run_wat(name: &str, inputs: Vec<TestInput>, params: &str, limits: Limits, command: CommandOpts) -> GuestRun {
+    run_module(&wat_guest(name), inputs, params, limits, command)
+}
+
+/// Run the module at `path` once through the shared runtime.
+pub fn run_module(path: &Path, inputs: Vec<TestInput>, params: &str, limits: Limits, command: CommandOpts) -> GuestRun {
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let path = path.to_path_buf();
+    let bytes = std::fs::read(&path).expect("read guest");
+    let store = MemStore::new();
+    let inputs = inputs
+        .into_iter()
+        .map(|i| MsgInput {
+            name: i.name,
+            list: i.list,
+            items: i.items.iter().map(|b| store.put_bytes(b).expect("put input")).collect(),
+        })
+        .collect();
+    let msg = TaskMessage {
+        task: 0,
+        name,
+        attempt: 1,
+        plugin: PluginRef { digest: Digest::of(&bytes), path },
+        inputs,
+        params: params.to_string(),
+        limits,
+        command,
+        deterministic: false,
+    };
+    let result: TaskResult = runtime().run_task(&msg, &store, 0, Instant::now());
+    let outcome = result.outcome.map(|outs| {
+        outs.into_iter()
+            .map(|o| (o.name, store.get(&o.blob.digest).expect("output blob is in the store")))
+            .collect()
+    });
+    GuestRun { outcome, log: String::from_utf8_lossy(&result.log).into_owned(), metrics: result.metrics }
+}
+
+/// The `engine` binary under test, with its compiled-module cache under `target/`
+/// (so tests never touch the user's cache).
+pub fn engine() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_engine"));
+    c.env("ENGINE_CACHE_DIR", repo_root().join("target/test-module-cache"));
+    c
 }
 
 /// What a run of the `engine` binary produced.
@@ -18,7 +208,7 @@ pub struct Output {
 
 /// Run the real `engine` binary with `args` in directory `dir`.
 pub fn run_engine(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_engine"))
+    let out = engine()
         .args(args)
         .current_dir(dir)
         .env_remove("ENGINE_PROFILE_LOAD")

@@ -11,7 +11,8 @@ use super::{CheckArgs, EXIT_INVALID, EXIT_OK, GraphArgs, GraphFormat};
 use crate::pipeline::{self, LoadOptions};
 use crate::plan::Plan;
 
-fn load(path: &Path, resources: &Option<String>) -> Result<Plan, i32> {
+/// Load and validate a pipeline; on failure print the diagnostics and return the exit code.
+pub(crate) fn load(path: &Path, resources: &Option<String>) -> Result<Plan, i32> {
     let opts = LoadOptions { capacity_override: resources.clone(), check_plugins: true };
     pipeline::load(path, &opts).map_err(|d| {
         let text = if std::io::stderr().is_terminal() { d.to_colored_string() } else { d.to_string() };

@@ -119,10 +119,13 @@ pub(super) struct Cx<'d, 's> {
 }
 
 fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Optimal string alignment distance (a transposition counts as one edit);
+    // ties go to the alphabetically first candidate, so the choice never
+    // depends on hash-map order.
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
-        let d = strsim::levenshtein(word, c);
-        if d <= 2 && d < c.len().max(2) && best.is_none_or(|(bd, _)| d < bd) {
+        let d = strsim::osa_distance(word, c);
+        if d <= 2 && d < c.len().max(2) && best.is_none_or(|b| (d, c) < b) {
             best = Some((d, c));
         }
     }
@@ -1234,7 +1237,8 @@ impl<'d, 's> Cx<'d, 's> {
         let Some(&pid) = self.task_plugin.get(t as usize) else { return };
         let Some(Some(check)) = self.checks.get(pid as usize) else { return };
         let Some(meta) = &check.meta else { return };
-        if meta.outputs.iter().any(|x| x == o) || self.task_stdout.get(&t) == Some(&o) {
+        // `*` declares outputs named at run time (e.g. `split` writes `0`..`N-1`).
+        if meta.outputs.iter().any(|x| x == o || x == "*") || self.task_stdout.get(&t) == Some(&o) {
             return;
         }
         let pname = &self.plugins[pid as usize].name;

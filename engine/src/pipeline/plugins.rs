@@ -7,7 +7,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::runtime::inspect::{ModuleInfo, PluginKind, PluginMeta, inspect_bytes};
+use crate::runtime::inspect::{PluginKind, PluginMeta, inspect_bytes};
 
 /// Import modules a plugin may use.
 pub const ALLOWED_IMPORT_MODULES: &[&str] = &["engine", "wasi_snapshot_preview1"];
@@ -73,13 +73,7 @@ pub fn check_file(name: &str, rel: &str, path: &Path, sha256: Option<&str>) -> P
         );
         return c;
     }
-    let info = match inspect_bytes(&bytes) {
-        // The runtime's inspector is still a stub in this build: read what the
-        // checks need here.
-        Err(e) if e == "not implemented yet" => fallback_inspect(&bytes),
-        other => other,
-    };
-    match info {
+    match inspect_bytes(&bytes) {
         Err(e) => problem(At::Path, format!("plugin `{name}`: `{rel}` is not a valid task plugin: {e}"), "this plugin", vec![]),
         Ok(info) => {
             for (module, field, _) in &info.imports {
@@ -99,42 +93,3 @@ pub fn check_file(name: &str, rel: &str, path: &Path, sha256: Option<&str>) -> P
     c
 }
 
-/// Imports, exports and `engine.task` metadata of a module, read with
-/// wasmparser; used only while `runtime::inspect::inspect_bytes` is a stub.
-fn fallback_inspect(bytes: &[u8]) -> Result<ModuleInfo, String> {
-    use wasmparser::{Parser, Payload};
-    let mut info = ModuleInfo { kind: PluginKind::Command, imports: Vec::new(), exports: Vec::new(), meta: None };
-    for payload in Parser::new(0).parse_all(bytes) {
-        match payload.map_err(|e| format!("malformed module: {}", e.message()))? {
-            Payload::ImportSection(r) => {
-                for imp in r.into_imports() {
-                    let imp = imp.map_err(|e| format!("malformed import section: {}", e.message()))?;
-                    let kind = match imp.ty {
-                        wasmparser::TypeRef::Func(_) => "func",
-                        wasmparser::TypeRef::Memory(_) => "memory",
-                        wasmparser::TypeRef::Table(_) => "table",
-                        wasmparser::TypeRef::Global(_) => "global",
-                        _ => "other",
-                    };
-                    info.imports.push((imp.module.to_string(), imp.name.to_string(), kind.to_string()));
-                }
-            }
-            Payload::ExportSection(r) => {
-                for exp in r {
-                    let exp = exp.map_err(|e| format!("malformed export section: {}", e.message()))?;
-                    info.exports.push((exp.name.to_string(), format!("{:?}", exp.kind).to_lowercase()));
-                }
-            }
-            Payload::CustomSection(c) if c.name() == "engine.task" => {
-                let meta: PluginMeta = serde_json::from_slice(c.data())
-                    .map_err(|e| format!("the `engine.task` metadata is not valid: {e}"))?;
-                info.meta = Some(meta);
-            }
-            _ => {}
-        }
-    }
-    if info.imports.iter().any(|(m, _, _)| m == "engine") {
-        info.kind = PluginKind::Sdk;
-    }
-    Ok(info)
-}

@@ -1,10 +1,20 @@
 //! Static inspection of a module's bytes, without compiling it: kind (SDK or
 //! command task), imports, exports and the embedded task metadata.
 //!
-//! Used by `engine inspect` and by `engine check`, which must not load wasm
-//! into wasmtime.
+//! Used by `engine inspect`, by `engine check` (which must not load wasm into
+//! wasmtime) and by [`crate::runtime::Runtime::load`] before compiling, so the
+//! same rules and the same error text apply everywhere. The rules are the ones
+//! docs/abi.md states: imports only from `engine` (the ABI functions, with
+//! their exact signatures) and `wasi_snapshot_preview1`; an SDK task exports
+//! `engine_abi_v1`, `run: () -> i32` and `memory`; a command exports `_start`
+//! and imports nothing from `engine`.
 
 use serde::{Deserialize, Serialize};
+use wasmparser::types::EntityType;
+use wasmparser::{
+    CompositeInnerType, Encoding, ExternalKind, FuncType, Parser, Payload, TypeRef,
+    ValType, Validator, WasmFeatures,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -13,6 +23,16 @@ pub enum PluginKind {
     Sdk,
     /// A WASI preview 1 program with `_start` and no `engine` imports.
     Command,
+}
+
+impl PluginKind {
+    /// How `engine inspect` names the kind.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PluginKind::Sdk => "sdk task",
+            PluginKind::Command => "command (WASI preview 1)",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,8 +65,279 @@ pub struct PluginMeta {
     pub params: Option<Vec<String>>,
 }
 
+/// Name of the metadata custom section.
+pub const META_SECTION: &str = "engine.task";
+/// Import modules a plugin may use.
+pub const ENGINE_MODULE: &str = "engine";
+pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
+/// The export that declares ABI version 1.
+pub const ABI_MARKER: &str = "engine_abi_v1";
+
+/// The wasm proposals the engine accepts (docs/abi.md, "Wasm features"). The
+/// runtime configures wasmtime with exactly these, so `engine check` and
+/// `engine inspect` accept what `engine run` can compile.
+pub fn enabled_features() -> WasmFeatures {
+    WasmFeatures::WASM2 | WasmFeatures::TAIL_CALL | WasmFeatures::EXTENDED_CONST
+}
+
+/// Proposals the engine turns off explicitly (threads, GC, exceptions,
+/// memory64, multi-memory, relaxed SIMD, components, stack switching, ...).
+pub fn disabled_features() -> WasmFeatures {
+    WasmFeatures::THREADS
+        | WasmFeatures::SHARED_EVERYTHING_THREADS
+        | WasmFeatures::GC
+        | WasmFeatures::FUNCTION_REFERENCES
+        | WasmFeatures::EXCEPTIONS
+        | WasmFeatures::LEGACY_EXCEPTIONS
+        | WasmFeatures::MEMORY64
+        | WasmFeatures::MULTI_MEMORY
+        | WasmFeatures::RELAXED_SIMD
+        | WasmFeatures::COMPONENT_MODEL
+        | WasmFeatures::STACK_SWITCHING
+        | WasmFeatures::CUSTOM_PAGE_SIZES
+        | WasmFeatures::WIDE_ARITHMETIC
+}
+
+/// The `engine` imports of ABI v1 with their signatures: (name, params, results).
+pub const ABI_FUNCTIONS: &[(&str, &[ValType], &[ValType])] = {
+    use ValType::{I32, I64};
+    &[
+        ("input_count", &[], &[I32]),
+        ("input_name", &[I32, I32, I32], &[I32]),
+        ("input_index", &[I32], &[I32]),
+        ("input_len", &[I32], &[I64]),
+        ("input_read", &[I32, I64, I32, I32], &[I32]),
+        ("output_open", &[I32, I32], &[I32]),
+        ("output_write", &[I32, I32, I32], &[I32]),
+        ("params_len", &[], &[I32]),
+        ("params_read", &[I32, I32], &[I32]),
+        ("log", &[I32, I32, I32], &[]),
+        ("error", &[I32, I32], &[]),
+    ]
+};
+
+fn sig(params: &[ValType], results: &[ValType]) -> String {
+    let list = |v: &[ValType]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
+    match results {
+        [] => format!("({})", list(params)),
+        [one] => format!("({}) -> {one}", list(params)),
+        many => format!("({}) -> ({})", list(params), list(many)),
+    }
+}
+
+fn kind_name(ty: &TypeRef) -> &'static str {
+    match ty {
+        TypeRef::Func(_) | TypeRef::FuncExact(_) => "func",
+        TypeRef::Table(_) => "table",
+        TypeRef::Memory(_) => "memory",
+        TypeRef::Global(_) => "global",
+        TypeRef::Tag(_) => "tag",
+    }
+}
+
+fn export_kind_name(k: ExternalKind) -> &'static str {
+    match k {
+        ExternalKind::Func | ExternalKind::FuncExact => "func",
+        ExternalKind::Table => "table",
+        ExternalKind::Memory => "memory",
+        ExternalKind::Global => "global",
+        ExternalKind::Tag => "tag",
+    }
+}
+
 /// Inspect module bytes. The error text says what is wrong with the module
 /// (malformed, unsupported import, neither kind, ...).
-pub fn inspect_bytes(_bytes: &[u8]) -> Result<ModuleInfo, String> {
-    Err("not implemented yet".into())
+pub fn inspect_bytes(bytes: &[u8]) -> Result<ModuleInfo, String> {
+    // A component has a different layer number; say so rather than letting the
+    // validator complain about a disabled proposal.
+    if let Some(Ok(Payload::Version { encoding: Encoding::Component, .. })) =
+        Parser::new(0).parse_all(bytes).next()
+    {
+        return Err("this is a WebAssembly component; the engine runs core modules \
+                    (build for wasm32-wasip1)"
+            .into());
+    }
+    let mut validator = Validator::new_with_features(enabled_features());
+    let types = validator
+        .validate_all(bytes)
+        .map_err(|e| format!("malformed module: {e}"))?;
+    let types = types.as_ref();
+
+    let func_type = |ty: Option<EntityType>| -> Option<FuncType> {
+        match ty? {
+            EntityType::Func(id) => match &types[id].composite_type.inner {
+                CompositeInnerType::Func(f) => Some(f.clone()),
+                _ => None,
+            },
+            _ => None,
+        }
+    };
+
+    let mut imports = Vec::new();
+    let mut exports = Vec::new();
+    let mut meta_text: Option<Vec<u8>> = None;
+    let mut export_types: Vec<(String, ExternalKind, Option<FuncType>)> = Vec::new();
+    let mut imports_engine = false;
+
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| format!("malformed module: {e}"))?;
+        match payload {
+            Payload::ImportSection(reader) => {
+                for imp in reader.into_imports() {
+                    let imp = imp.map_err(|e| format!("malformed module: {e}"))?;
+                    let kind = kind_name(&imp.ty);
+                    match imp.module {
+                        ENGINE_MODULE => {
+                            imports_engine = true;
+                            let Some(&(_, params, results)) =
+                                ABI_FUNCTIONS.iter().find(|(n, _, _)| *n == imp.name)
+                            else {
+                                return Err(format!(
+                                    "imports `engine.{}`, which is not part of the engine ABI v1 \
+                                     (see docs/abi.md)",
+                                    imp.name
+                                ));
+                            };
+                            let want = sig(params, results);
+                            let Some(f) = func_type(types.entity_type_from_import(&imp)) else {
+                                return Err(format!(
+                                    "imports `engine.{}` as a {kind}, but it is a function {want}",
+                                    imp.name
+                                ));
+                            };
+                            let got = sig(f.params(), f.results());
+                            if got != want {
+                                return Err(format!(
+                                    "imports `engine.{}` with type {got}, but the engine ABI v1 \
+                                     defines it as {want}",
+                                    imp.name
+                                ));
+                            }
+                        }
+                        WASI_MODULE => {
+                            if kind != "func" {
+                                return Err(format!(
+                                    "imports {kind} `{}.{}`; only functions can be imported",
+                                    imp.module, imp.name
+                                ));
+                            }
+                        }
+                        other => {
+                            return Err(format!(
+                                "imports `{other}.{}`, which the engine does not provide \
+                                 (allowed modules: engine, wasi_snapshot_preview1)",
+                                imp.name
+                            ));
+                        }
+                    }
+                    imports.push((imp.module.to_string(), imp.name.to_string(), kind.to_string()));
+                }
+            }
+            Payload::ExportSection(reader) => {
+                for exp in reader {
+                    let exp = exp.map_err(|e| format!("malformed module: {e}"))?;
+                    exports.push((exp.name.to_string(), export_kind_name(exp.kind).to_string()));
+                    let f = func_type(types.entity_type_from_export(&exp));
+                    export_types.push((exp.name.to_string(), exp.kind, f));
+                }
+            }
+            Payload::CustomSection(reader) if reader.name() == META_SECTION => {
+                if meta_text.is_some() {
+                    return Err(format!("custom section `{META_SECTION}` appears twice"));
+                }
+                meta_text = Some(reader.data().to_vec());
+            }
+            _ => {}
+        }
+    }
+
+    let export = |name: &str| export_types.iter().find(|(n, _, _)| n == name);
+    let kind = if imports_engine || export(ABI_MARKER).is_some() {
+        if export(ABI_MARKER).is_none() {
+            return Err(format!(
+                "plugin does not export `{ABI_MARKER}`: built for another ABI version?"
+            ));
+        }
+        match export("run") {
+            Some((_, ExternalKind::Func, Some(f)))
+                if f.params().is_empty() && f.results() == [ValType::I32] => {}
+            Some((_, _, f)) => {
+                let got = f.as_ref().map(|f| sig(f.params(), f.results()));
+                return Err(format!(
+                    "SDK plugin exports `run` with type {}, expected () -> i32",
+                    got.as_deref().unwrap_or("(not a function)")
+                ));
+            }
+            None => return Err("SDK plugin does not export `run: () -> i32`".into()),
+        }
+        if !matches!(export("memory"), Some((_, ExternalKind::Memory, _))) {
+            return Err("SDK plugin does not export its linear memory as `memory`".into());
+        }
+        PluginKind::Sdk
+    } else if export("_start").is_some() {
+        match export("_start") {
+            Some((_, ExternalKind::Func, Some(f)))
+                if f.params().is_empty() && f.results().is_empty() => {}
+            _ => return Err("command exports `_start`, but not as a function () -> ()".into()),
+        }
+        PluginKind::Command
+    } else {
+        return Err(format!(
+            "plugin is neither an SDK task (exports `{ABI_MARKER}` and `run`) nor a command \
+             (exports `_start`)"
+        ));
+    };
+
+    let meta = match meta_text {
+        None => None,
+        Some(text) => {
+            let meta: PluginMeta = serde_json::from_slice(&text).map_err(|e| {
+                format!("custom section `{META_SECTION}` is not valid task metadata: {e}")
+            })?;
+            if meta.abi != 0 && meta.abi != 1 {
+                return Err(format!(
+                    "custom section `{META_SECTION}` declares abi {}, but this engine implements abi 1",
+                    meta.abi
+                ));
+            }
+            Some(meta)
+        }
+    };
+
+    Ok(ModuleInfo { kind, imports, exports, meta })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(wat: &str) -> Result<PluginKind, String> {
+        let bytes = wat::parse_str(wat).map_err(|e| e.to_string())?;
+        inspect_bytes(&bytes).map(|i| i.kind)
+    }
+
+    #[test]
+    fn kinds_and_errors() {
+        assert_eq!(
+            check(r#"(module (memory (export "memory") 1) (func (export "engine_abi_v1")) (func (export "run") (result i32) i32.const 0))"#),
+            Ok(PluginKind::Sdk)
+        );
+        assert_eq!(check(r#"(module (func (export "_start")))"#), Ok(PluginKind::Command));
+        assert_eq!(
+            check(r#"(module (import "env" "foo" (func)) (func (export "_start")))"#),
+            Err("imports `env.foo`, which the engine does not provide (allowed modules: engine, wasi_snapshot_preview1)".into())
+        );
+        assert_eq!(
+            check(r#"(module (import "engine" "input_count" (func (result i32))) (memory (export "memory") 1) (func (export "run") (result i32) i32.const 0))"#),
+            Err("plugin does not export `engine_abi_v1`: built for another ABI version?".into())
+        );
+        assert_eq!(
+            check(r#"(module (import "engine" "input_len" (func (param i32) (result i32))) (func (export "engine_abi_v1")))"#),
+            Err("imports `engine.input_len` with type (i32) -> i32, but the engine ABI v1 defines it as (i32) -> i64".into())
+        );
+        assert_eq!(
+            check(r#"(module (func (export "main")))"#),
+            Err("plugin is neither an SDK task (exports `engine_abi_v1` and `run`) nor a command (exports `_start`)".into())
+        );
+    }
 }

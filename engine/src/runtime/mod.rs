@@ -1,4 +1,532 @@
 //! The wasmtime host: one shared engine, the compiled-module cache, the SDK ABI
 //! and command tasks, and the sandbox limits.
+//!
+//! [`Runtime`] is what executors call: [`Runtime::load`] compiles (or loads
+//! from the on-disk cache) and prepares a plugin once per digest, and
+//! [`Runtime::run_task`] runs one attempt in a fresh `Store` and turns
+//! everything the plugin can do into a [`TaskResult`]. The engine is
+//! configured once (docs/security.md): pooling allocator with
+//! `pagemap_scan` + `keep_resident`, epoch interruption driven by a 10 ms
+//! ticker thread (timeouts and cancellation), fuel metering, a resource
+//! limiter for memory and tables, a bounded wasm stack, and a fixed set of
+//! wasm proposals ([`inspect::enabled_features`]).
+//!
+//! Architecture invariant: nothing here knows about pipelines, the scheduler
+//! or terminals; a task is a [`TaskMessage`] plus a [`BlobStore`].
 
+mod cache;
+mod command;
+mod failure;
 pub mod inspect;
+mod limits;
+mod log;
+mod sdk;
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use rand::SeedableRng as _;
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    PoolingAllocationConfig, Store, UpdateDeadline,
+};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use crate::exec::message::{OutputBlob, PluginRef, TaskFailure, TaskMessage, TaskMetrics, TaskResult};
+use crate::store::{BlobStore, Digest};
+use failure::{Abort, Ended, LimitsSeen, classify};
+use inspect::{PluginKind, PluginMeta};
+use limits::TaskLimiter;
+use log::{SharedLog, Sink};
+use sdk::{Item, SdkState};
+
+/// Hard cap on a pool slot's linear memory (wasm32 cannot address more).
+const MAX_SLOT_MEMORY: u64 = 4 << 30;
+/// Table elements per pool slot.
+const TABLE_ELEMENTS: usize = 100_000;
+/// Max wasm stack (bytes). Worker threads need a native stack of at least 2 MiB.
+const MAX_WASM_STACK: usize = 512 << 10;
+/// Epoch ticker period: the granularity of timeouts and cancellation.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// How the runtime is set up.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// The engine's own compiled-module cache. Never inside a task-visible dir.
+    pub cache_dir: PathBuf,
+    /// Pool size: the most instances alive at once (workers plus slack).
+    pub max_instances: u32,
+    /// The largest memory limit of any task; the pool slot size (capped at 4 GiB).
+    pub max_task_memory: u64,
+}
+
+impl RuntimeConfig {
+    /// `$XDG_CACHE_HOME/engine`, else `$HOME/.cache/engine`, else
+    /// `<temp dir>/engine-cache`.
+    pub fn default_cache_dir() -> PathBuf {
+        if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(x).join("engine");
+        }
+        if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            return PathBuf::from(h).join(".cache").join("engine");
+        }
+        std::env::temp_dir().join("engine-cache")
+    }
+}
+
+/// Errors loading a plugin or setting up the runtime.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot read plugin `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The module is malformed, imports something the engine does not
+    /// provide, or is neither an SDK task nor a command.
+    #[error("invalid plugin `{path}`: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("cannot compile plugin `{path}`: {message}")]
+    Compile { path: PathBuf, message: String },
+    #[error("cannot link plugin `{path}`: {message}")]
+    Link { path: PathBuf, message: String },
+    #[error("module cache error at `{path}`: {source}")]
+    Cache {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set up the wasm engine: {message}")]
+    Engine { message: String },
+}
+
+/// What [`Runtime::load`] reports.
+#[derive(Debug, Clone)]
+pub struct LoadedPlugin {
+    pub digest: Digest,
+    pub kind: PluginKind,
+    /// True when no compilation was needed (already loaded, or in the disk cache).
+    pub cache_hit: bool,
+    pub load_time: Duration,
+    pub meta: Option<PluginMeta>,
+}
+
+/// A compiled, linked plugin.
+struct Plugin {
+    kind: PluginKind,
+    meta: Option<PluginMeta>,
+    /// argv[0] of command tasks: the file name without `.wasm`.
+    name: String,
+    pre: InstancePre<TaskState>,
+    has_initialize: bool,
+}
+
+/// Per-Store data of one attempt.
+pub(crate) struct TaskState {
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) limiter: TaskLimiter,
+    pub(crate) log: SharedLog,
+    pub(crate) sdk: SdkState,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<TaskState>,
+    cache: cache::ModuleCache,
+    plugins: RwLock<HashMap<Digest, Arc<Plugin>>>,
+    compile_lock: Mutex<()>,
+    cancelled: Arc<AtomicBool>,
+    stop_ticker: Arc<AtomicBool>,
+    max_memory: u64,
+}
+
+/// The wasm task runtime. `Send + Sync`: share one per process.
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.inner.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The wasmtime configuration (see docs/security.md for the reasoning).
+fn engine_config(max_instances: u32, max_memory: u64) -> Config {
+    let mut cfg = Config::new();
+    cfg.epoch_interruption(true)
+        .consume_fuel(true)
+        .max_wasm_stack(MAX_WASM_STACK)
+        .wasm_features(inspect::disabled_features(), false)
+        .wasm_features(
+            inspect::enabled_features().difference(wasmtime::WasmFeatures::GC_TYPES),
+            true,
+        );
+    let n = max_instances.max(1);
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_core_instances(n)
+        .total_memories(n)
+        .total_tables(n)
+        .max_memories_per_module(1)
+        .max_tables_per_module(1)
+        .table_elements(TABLE_ELEMENTS)
+        .max_memory_size(max_memory as usize)
+        .linear_memory_keep_resident(2 << 20)
+        .table_keep_resident(1 << 20)
+        .pagemap_scan(Enabled::Auto);
+    cfg.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    cfg
+}
+
+fn us_since(t: Instant, base: Instant) -> u64 {
+    t.saturating_duration_since(base).as_micros() as u64
+}
+
+/// Deterministic clocks: start at 2000-01-01T00:00:00Z (wall) and 0 (monotonic)
+/// and advance by 1 µs on every read.
+struct FixedClock {
+    base: Duration,
+    reads: AtomicU64,
+}
+
+impl FixedClock {
+    fn tick(&self) -> Duration {
+        self.base + Duration::from_micros(self.reads.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl wasmtime_wasi::HostWallClock for FixedClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_micros(1)
+    }
+    fn now(&self) -> Duration {
+        self.tick()
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FixedClock {
+    fn resolution(&self) -> u64 {
+        1_000
+    }
+    fn now(&self) -> u64 {
+        self.tick().as_nanos() as u64
+    }
+}
+
+/// WASI context shared by both kinds: stderr (and stdout unless redirected)
+/// to the log; deterministic clocks and random when asked.
+fn wasi_builder(msg: &TaskMessage, log: &SharedLog) -> WasiCtxBuilder {
+    let mut b = WasiCtxBuilder::new();
+    b.allow_blocking_current_thread(true)
+        .stdout(Sink(log.clone()))
+        .stderr(Sink(log.clone()));
+    if msg.deterministic {
+        let d = Digest::of(msg.name.as_bytes()).0;
+        let seed = u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
+        b.wall_clock(FixedClock { base: Duration::from_secs(946_684_800), reads: AtomicU64::new(0) })
+            .monotonic_clock(FixedClock { base: Duration::ZERO, reads: AtomicU64::new(0) })
+            .secure_random(rand::rngs::StdRng::seed_from_u64(seed))
+            .insecure_random(rand::rngs::StdRng::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15))
+            .insecure_random_seed(u128::from(seed));
+    }
+    b
+}
+
+impl Runtime {
+    pub fn new(cfg: RuntimeConfig) -> Result<Runtime, RuntimeError> {
+        let max_memory = cfg.max_task_memory.clamp(64 << 10, MAX_SLOT_MEMORY);
+        let engine = Engine::new(&engine_config(cfg.max_instances, max_memory))
+            .map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
+        let mut linker: Linker<TaskState> = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut TaskState| &mut s.wasi)
+            .map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
+        sdk::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
+        let cache = cache::ModuleCache::new(&cfg.cache_dir, &engine)
+            .map_err(|source| RuntimeError::Cache { path: cfg.cache_dir.clone(), source })?;
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = stop_ticker.clone();
+            std::thread::Builder::new()
+                .name("engine-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| RuntimeError::Engine { message: format!("cannot start the epoch ticker thread: {e}") })?;
+        }
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                cache,
+                plugins: RwLock::new(HashMap::new()),
+                compile_lock: Mutex::new(()),
+                cancelled: Arc::new(AtomicBool::new(false)),
+                stop_ticker,
+                max_memory,
+            }),
+        })
+    }
+
+    /// The directory holding compiled modules.
+    pub fn cache_dir(&self) -> &Path {
+        self.inner.cache.dir()
+    }
+
+    /// Compile (or load from the on-disk cache) and prepare (Linker +
+    /// InstancePre) a plugin; idempotent per digest, thread-safe. Returns its
+    /// digest, kind, whether the cache was hit and how long it took.
+    pub fn load(&self, path: &Path) -> Result<LoadedPlugin, RuntimeError> {
+        let t0 = Instant::now();
+        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Read { path: path.to_owned(), source })?;
+        let digest = Digest::of(&bytes);
+        let (plugin, cache_hit) = self.prepare(path, &bytes, digest)?;
+        Ok(LoadedPlugin {
+            digest,
+            kind: plugin.kind,
+            cache_hit,
+            load_time: t0.elapsed(),
+            meta: plugin.meta.clone(),
+        })
+    }
+
+    fn loaded(&self, digest: &Digest) -> Option<Arc<Plugin>> {
+        self.inner.plugins.read().unwrap_or_else(|e| e.into_inner()).get(digest).cloned()
+    }
+
+    fn prepare(&self, path: &Path, bytes: &[u8], digest: Digest) -> Result<(Arc<Plugin>, bool), RuntimeError> {
+        if let Some(p) = self.loaded(&digest) {
+            return Ok((p, true));
+        }
+        let _guard = self.inner.compile_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = self.loaded(&digest) {
+            return Ok((p, true));
+        }
+        let info = inspect::inspect_bytes(bytes)
+            .map_err(|message| RuntimeError::Invalid { path: path.to_owned(), message })?;
+        let inner = &self.inner;
+        let (module, hit) = match inner.cache.load(&inner.engine, &digest) {
+            Some(m) => (m, true),
+            None => {
+                let m = Module::new(&inner.engine, bytes)
+                    .map_err(|e| RuntimeError::Compile { path: path.to_owned(), message: failure::error_chain(&e) })?;
+                inner
+                    .cache
+                    .store(&digest, &m)
+                    .map_err(|source| RuntimeError::Cache { path: inner.cache.path_for(&digest), source })?;
+                (m, false)
+            }
+        };
+        let pre = inner
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| RuntimeError::Link { path: path.to_owned(), message: failure::error_chain(&e) })?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().trim_end_matches(".wasm").to_string())
+            .unwrap_or_else(|| "plugin".into());
+        let has_initialize = module.get_export("_initialize").is_some();
+        let plugin = Arc::new(Plugin { kind: info.kind, meta: info.meta, name, pre, has_initialize });
+        inner.plugins.write().unwrap_or_else(|e| e.into_inner()).insert(digest, plugin.clone());
+        Ok((plugin, hit))
+    }
+
+    /// The prepared plugin a message names, loading it from its path if needed.
+    fn plugin_for(&self, r: &PluginRef) -> Result<Arc<Plugin>, TaskFailure> {
+        if let Some(p) = self.loaded(&r.digest) {
+            return Ok(p);
+        }
+        let bytes = std::fs::read(&r.path).map_err(|e| TaskFailure::Infra {
+            message: format!("cannot read plugin `{}`: {e}", r.path.display()),
+        })?;
+        let digest = Digest::of(&bytes);
+        if digest != r.digest {
+            return Err(TaskFailure::Infra {
+                message: format!(
+                    "plugin `{}` changed since the run was planned (sha256 {} instead of {})",
+                    r.path.display(),
+                    digest,
+                    r.digest
+                ),
+            });
+        }
+        self.prepare(&r.path, &bytes, digest)
+            .map(|(p, _)| p)
+            .map_err(|e| TaskFailure::Infra { message: e.to_string() })
+    }
+
+    /// Make every running and future task end with `TaskFailure::Cancelled`
+    /// at the next epoch tick.
+    pub fn cancel_all(&self) {
+        self.inner.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    /// Run one attempt. Never panics on anything the plugin does; every
+    /// failure is a `TaskFailure`.
+    pub fn run_task(&self, msg: &TaskMessage, store: &dyn BlobStore, worker: u32, run_start: Instant) -> TaskResult {
+        let start = Instant::now();
+        let log = SharedLog::new(msg.limits.max_log_bytes);
+        let mut metrics = TaskMetrics { worker, start_us: us_since(start, run_start), ..TaskMetrics::default() };
+        let outcome = catch_unwind(AssertUnwindSafe(|| self.attempt(msg, store, &log, &mut metrics)))
+            .unwrap_or_else(|_| {
+                Err(TaskFailure::Infra {
+                    message: "internal error: the runtime panicked while running the task (this is a bug)".into(),
+                })
+            });
+        metrics.end_us = us_since(Instant::now(), run_start);
+        TaskResult { task: msg.task, attempt: msg.attempt, outcome, log: log.take(), metrics }
+    }
+
+    fn attempt(
+        &self,
+        msg: &TaskMessage,
+        store: &dyn BlobStore,
+        log: &SharedLog,
+        metrics: &mut TaskMetrics,
+    ) -> Result<Vec<OutputBlob>, TaskFailure> {
+        if self.inner.cancelled.load(Ordering::SeqCst) {
+            return Err(TaskFailure::Cancelled);
+        }
+        let plugin = self.plugin_for(&msg.plugin)?;
+        match plugin.kind {
+            PluginKind::Sdk => self.run_sdk(&plugin, msg, store, log, metrics),
+            PluginKind::Command => command::run(self, &plugin, msg, store, log, metrics),
+        }
+    }
+
+    /// A fresh Store with the task's limits, fuel and epoch deadline set.
+    fn new_store(&self, msg: &TaskMessage, wasi: WasiP1Ctx, log: &SharedLog, sdk: SdkState) -> (Store<TaskState>, LimitsSeen) {
+        let memory = msg.limits.memory.min(self.inner.max_memory);
+        let state = TaskState { wasi, limiter: TaskLimiter::new(memory, TABLE_ELEMENTS), log: log.clone(), sdk };
+        let mut st = Store::new(&self.inner.engine, state);
+        st.limiter(|s| &mut s.limiter);
+        // Fuel metering is always compiled in; without a limit the tank is
+        // just very large, so the consumed amount is still reported.
+        let _ = st.set_fuel(msg.limits.fuel.unwrap_or(u64::MAX));
+        let deadline = msg.limits.timeout.map(|t| Instant::now() + t);
+        let cancelled = self.inner.cancelled.clone();
+        st.epoch_deadline_callback(move |_| {
+            if cancelled.load(Ordering::Relaxed) {
+                return Err(wasmtime::Error::new(Abort::Cancelled));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(wasmtime::Error::new(Abort::Timeout));
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        st.set_epoch_deadline(1);
+        (st, LimitsSeen { memory, timeout: msg.limits.timeout, fuel: msg.limits.fuel })
+    }
+
+    fn record_usage(st: &Store<TaskState>, msg: &TaskMessage, metrics: &mut TaskMetrics) {
+        metrics.peak_memory = st.data().limiter.peak as u64;
+        if let Ok(left) = st.get_fuel() {
+            metrics.fuel_consumed = Some(msg.limits.fuel.unwrap_or(u64::MAX) - left.min(msg.limits.fuel.unwrap_or(u64::MAX)));
+        }
+    }
+
+    fn run_sdk(
+        &self,
+        plugin: &Plugin,
+        msg: &TaskMessage,
+        store: &dyn BlobStore,
+        log: &SharedLog,
+        metrics: &mut TaskMetrics,
+    ) -> Result<Vec<OutputBlob>, TaskFailure> {
+        let mut items = Vec::new();
+        for input in &msg.inputs {
+            for (i, blob) in input.items.iter().enumerate() {
+                let index = if input.list { i32::try_from(i).unwrap_or(i32::MAX) } else { -1 };
+                items.push(Item { name: input.name.clone(), index, blob: *blob });
+            }
+        }
+        // SAFETY: the host functions need the blob store while the guest runs,
+        // but wasmtime requires `'static` store data. The erased reference is
+        // only reachable from `st` (the wasmtime Store) and from the output
+        // writers it creates; both are dropped or consumed before this
+        // function returns, so nothing uses it after `store`'s borrow ends.
+        let store_static: &'static dyn BlobStore =
+            unsafe { std::mem::transmute::<&dyn BlobStore, &'static dyn BlobStore>(store) };
+        let sdk = SdkState {
+            items,
+            params: msg.params.as_bytes().to_vec(),
+            max_output_bytes: msg.limits.max_output_bytes,
+            max_outputs: msg.limits.max_outputs,
+            store: Some(store_static),
+            ..SdkState::default()
+        };
+        let wasi = wasi_builder(msg, log).build_p1();
+        let (mut st, seen) = self.new_store(msg, wasi, log, sdk);
+
+        let result = (|| -> wasmtime::Result<i32> {
+            let instance = plugin.pre.instantiate(&mut st)?;
+            let memory = instance.get_memory(&mut st, "memory");
+            st.data_mut().sdk.memory = memory;
+            if plugin.has_initialize {
+                let init = instance.get_typed_func::<(), ()>(&mut st, "_initialize")?;
+                init.call(&mut st, ())?;
+            }
+            let run = instance.get_typed_func::<(), i32>(&mut st, "run")?;
+            run.call(&mut st, ())
+        })();
+        Self::record_usage(&st, msg, metrics);
+        let error = st.data_mut().sdk.error.take();
+        let outputs = std::mem::take(&mut st.data_mut().sdk.outputs);
+        drop(st);
+
+        let failure = match result {
+            Ok(0) => None,
+            Ok(code) => Some(TaskFailure::Error { message: format!("run returned {code}") }),
+            Err(e) => match classify(&e, &seen) {
+                Ended::Exit(0) => None,
+                Ended::Exit(code) => Some(TaskFailure::Error { message: format!("exited with code {code}") }),
+                Ended::Failed(f) => {
+                    if matches!(f, TaskFailure::Trap { .. }) {
+                        write_backtrace(log, &e);
+                    }
+                    Some(f)
+                }
+            },
+        };
+        // An `error` call explains a non-zero return or a trap better than
+        // the trap itself; resource limits, timeouts and cancellation win.
+        let failure = match (failure, error) {
+            (None, Some(message)) => Some(TaskFailure::Error { message }),
+            (Some(TaskFailure::Trap { .. } | TaskFailure::Error { .. }), Some(message)) => {
+                Some(TaskFailure::Error { message })
+            }
+            (f, _) => f,
+        };
+        if let Some(f) = failure {
+            return Err(f); // `outputs` dropped: nothing is published
+        }
+        let mut blobs = Vec::with_capacity(outputs.len());
+        for slot in outputs {
+            let blob = slot.writer.finish().map_err(|e| TaskFailure::Infra {
+                message: format!("cannot store output `{}`: {e}", slot.name),
+            })?;
+            blobs.push(OutputBlob { name: slot.name, blob });
+        }
+        Ok(blobs)
+    }
+}
+
+/// Append the wasm backtrace of a trap to the task log, if there is one.
+fn write_backtrace(log: &SharedLog, err: &wasmtime::Error) {
+    if let Some(bt) = err.downcast_ref::<wasmtime::WasmBacktrace>() {
+        let text = bt.to_string();
+        if !text.is_empty() {
+            log.lock().append(format!("[trap] {text}\n").as_bytes());
+        }
+    }
+}

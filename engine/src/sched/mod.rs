@@ -1,1 +1,547 @@
-//! The scheduler core: a pure state machine over the plan. No wasmtime, no I/O.
+//! The scheduler core: a pure state machine over a [`Plan`]. No wasmtime, no
+//! I/O, no clocks — time is an argument, so every transition is deterministic
+//! and unit-testable.
+//!
+//! The core owns the task states, dependency counts, the ready queue and the
+//! resource ledger. An executor driver feeds it events (`on_success`,
+//! `on_failure`, `tick`, `cancel`) and asks it which tasks to start
+//! (`schedule`). See "Dispatch policy" below for the rules.
+//!
+//! # Dispatch policy
+//!
+//! * A task becomes ready when all its dependencies have succeeded.
+//! * Ready tasks are ordered by `priority` (higher first), then by the length of
+//!   the longest path from the task to a sink ("bottom level", longer first, so
+//!   the critical path starts early), then by task id (lower first, so the order
+//!   is deterministic).
+//! * A task starts only when its whole request (cpu, memory, gpu, custom
+//!   resources) fits in what is still free; the sum of requests in flight never
+//!   exceeds the capacity. When the best ready task does not fit, up to
+//!   [`SCAN_LIMIT`] further ready tasks are considered so that small tasks can
+//!   fill the gap (bounded backfilling: a big task can be overtaken by smaller
+//!   ones, but the scan cost per call stays constant).
+//! * A failed attempt whose failure is retryable and whose task has retries
+//!   left waits `backoff(attempt)` and becomes ready again; otherwise the task
+//!   fails and all its transitive dependents are skipped. Independent branches
+//!   run on unless `fail_fast` is set, in which case nothing new starts after
+//!   the first permanent failure.
+//!
+//! Time and memory are linear in tasks plus edges: each edge is visited once
+//! when its source finishes (or is skipped).
+
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::time::Duration;
+
+use crate::plan::{Plan, Resources, TaskId};
+
+/// How many ready tasks `schedule` looks past the head when the head does not fit.
+pub const SCAN_LIMIT: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskState {
+    /// Waiting for this many dependencies to succeed.
+    Waiting {
+        unfinished_deps: u32,
+    },
+    /// All dependencies done; in the ready queue.
+    Ready,
+    Running,
+    /// Failed an attempt; becomes ready again at `at`.
+    Backoff {
+        at: Duration,
+    },
+    Succeeded,
+    Failed,
+    /// Not run because a dependency failed (or was skipped).
+    Skipped,
+    /// Not run (or interrupted) because the run was cancelled.
+    Cancelled,
+}
+
+impl TaskState {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskState::Succeeded | TaskState::Failed | TaskState::Skipped | TaskState::Cancelled
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CoreOptions {
+    pub fail_fast: bool,
+    /// Delay before the second attempt; doubled for each further attempt.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for CoreOptions {
+    fn default() -> Self {
+        CoreOptions {
+            fail_fast: false,
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How the core should treat a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// A task failure: retried while the task has `retries` left, with backoff.
+    Retryable,
+    /// Never retried (cancellation, inputs that cannot be resolved).
+    Final,
+    /// The worker running it died: an infrastructure failure. Retried at once
+    /// on another worker, without using the task's own retries, until the task
+    /// has taken down [`MAX_WORKER_LOST`] workers in a row.
+    WorkerLost,
+}
+
+/// How many workers a task may take down before it fails with "worker lost".
+pub const MAX_WORKER_LOST: u32 = 3;
+
+/// What the core decided about a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureDecision {
+    /// The task will be retried; it becomes ready at this time.
+    Retry { at: Duration },
+    /// The task failed for good; this many dependents were skipped.
+    Failed { skipped: u32 },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub total: u32,
+    pub waiting: u32,
+    pub ready: u32,
+    pub running: u32,
+    pub backoff: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub cancelled: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReadyKey {
+    priority: i32,
+    bottom: u32,
+    task: TaskId,
+}
+
+impl Ord for ReadyKey {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.priority
+            .cmp(&o.priority)
+            .then(self.bottom.cmp(&o.bottom))
+            .then(o.task.cmp(&self.task))
+    }
+}
+
+impl PartialOrd for ReadyKey {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+pub struct Core {
+    opts: CoreOptions,
+    state: Vec<TaskState>,
+    attempts: Vec<u32>,
+    /// Attempts that ended with the worker lost (not counted against `retries`).
+    lost: Vec<u32>,
+    retries: Vec<u32>,
+    priority: Vec<i32>,
+    bottom: Vec<u32>,
+    requests: Vec<Resources>,
+    /// Dependents in CSR form: `dependents[dep_start[t]..dep_start[t+1]]`.
+    dep_start: Vec<u32>,
+    dependents: Vec<TaskId>,
+    ready: BinaryHeap<ReadyKey>,
+    /// Tasks in backoff (few; scanned linearly).
+    backoff: Vec<TaskId>,
+    capacity: Resources,
+    free: Resources,
+    counts: Counts,
+    stopped: bool,
+}
+
+impl Core {
+    pub fn new(plan: &Plan, opts: CoreOptions) -> Core {
+        let n = plan.tasks.len();
+        // Dependents (reverse edges) in CSR form.
+        let mut out_deg = vec![0u32; n + 1];
+        for t in &plan.tasks {
+            for &d in &t.deps {
+                out_deg[d as usize] += 1;
+            }
+        }
+        let mut dep_start = vec![0u32; n + 1];
+        for i in 0..n {
+            dep_start[i + 1] = dep_start[i] + out_deg[i];
+        }
+        let mut fill = dep_start.clone();
+        let mut dependents = vec![0 as TaskId; dep_start[n] as usize];
+        for (i, t) in plan.tasks.iter().enumerate() {
+            for &d in &t.deps {
+                dependents[fill[d as usize] as usize] = i as TaskId;
+                fill[d as usize] += 1;
+            }
+        }
+
+        // Topological order (Kahn), then bottom levels in reverse order.
+        let mut indeg: Vec<u32> = plan.tasks.iter().map(|t| t.deps.len() as u32).collect();
+        let mut order: Vec<TaskId> = (0..n as TaskId)
+            .filter(|&t| indeg[t as usize] == 0)
+            .collect();
+        let mut head = 0;
+        while head < order.len() {
+            let t = order[head] as usize;
+            head += 1;
+            for &s in &dependents[dep_start[t] as usize..dep_start[t + 1] as usize] {
+                indeg[s as usize] -= 1;
+                if indeg[s as usize] == 0 {
+                    order.push(s);
+                }
+            }
+        }
+        let mut bottom = vec![1u32; n];
+        for &t in order.iter().rev() {
+            let t = t as usize;
+            let best = dependents[dep_start[t] as usize..dep_start[t + 1] as usize]
+                .iter()
+                .map(|&s| bottom[s as usize])
+                .max()
+                .unwrap_or(0);
+            bottom[t] = best + 1;
+        }
+
+        let mut core = Core {
+            opts,
+            state: Vec::with_capacity(n),
+            attempts: vec![0; n],
+            lost: vec![0; n],
+            retries: plan.tasks.iter().map(|t| t.retries).collect(),
+            priority: plan.tasks.iter().map(|t| t.priority).collect(),
+            bottom,
+            requests: plan.tasks.iter().map(|t| t.resources.clone()).collect(),
+            dep_start,
+            dependents,
+            ready: BinaryHeap::new(),
+            backoff: Vec::new(),
+            capacity: plan.capacity.clone(),
+            free: plan.capacity.clone(),
+            counts: Counts {
+                total: n as u32,
+                ..Counts::default()
+            },
+            stopped: false,
+        };
+        for (i, t) in plan.tasks.iter().enumerate() {
+            if t.deps.is_empty() {
+                core.state.push(TaskState::Ready);
+                core.counts.ready += 1;
+                core.push_ready(i as TaskId);
+            } else {
+                core.state.push(TaskState::Waiting {
+                    unfinished_deps: t.deps.len() as u32,
+                });
+                core.counts.waiting += 1;
+            }
+        }
+        core
+    }
+
+    fn push_ready(&mut self, t: TaskId) {
+        let i = t as usize;
+        self.ready.push(ReadyKey {
+            priority: self.priority[i],
+            bottom: self.bottom[i],
+            task: t,
+        });
+    }
+
+    fn set_state(&mut self, t: TaskId, new: TaskState) {
+        let old = std::mem::replace(&mut self.state[t as usize], new);
+        *self.count_mut(old) -= 1;
+        *self.count_mut(new) += 1;
+    }
+
+    fn count_mut(&mut self, s: TaskState) -> &mut u32 {
+        match s {
+            TaskState::Waiting { .. } => &mut self.counts.waiting,
+            TaskState::Ready => &mut self.counts.ready,
+            TaskState::Running => &mut self.counts.running,
+            TaskState::Backoff { .. } => &mut self.counts.backoff,
+            TaskState::Succeeded => &mut self.counts.succeeded,
+            TaskState::Failed => &mut self.counts.failed,
+            TaskState::Skipped => &mut self.counts.skipped,
+            TaskState::Cancelled => &mut self.counts.cancelled,
+        }
+    }
+
+    pub fn state(&self, t: TaskId) -> TaskState {
+        self.state[t as usize]
+    }
+
+    /// The attempt number of the task's current or last attempt (1-based).
+    pub fn attempt(&self, t: TaskId) -> u32 {
+        self.attempts[t as usize]
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Resources not taken by running tasks.
+    pub fn free(&self) -> &Resources {
+        &self.free
+    }
+
+    /// Start up to `max` tasks whose requests fit; appends them to `out` in
+    /// dispatch order and marks them running.
+    pub fn schedule(&mut self, max: usize, out: &mut Vec<TaskId>) {
+        if self.stopped {
+            return;
+        }
+        let mut started = 0;
+        let mut skipped_over: Vec<ReadyKey> = Vec::new();
+        while started < max {
+            let Some(key) = self.ready.pop() else { break };
+            let t = key.task;
+            let req = &self.requests[t as usize];
+            if req.fits_in(&self.free) {
+                let req = req.clone();
+                self.free.take(&req);
+                self.attempts[t as usize] += 1;
+                self.set_state(t, TaskState::Running);
+                out.push(t);
+                started += 1;
+            } else {
+                skipped_over.push(key);
+                if skipped_over.len() > SCAN_LIMIT {
+                    break;
+                }
+            }
+        }
+        self.ready.extend(skipped_over);
+    }
+
+    /// A running task's attempt succeeded.
+    pub fn on_success(&mut self, t: TaskId) {
+        debug_assert_eq!(self.state[t as usize], TaskState::Running);
+        let req = self.requests[t as usize].clone();
+        self.free.give(&req);
+        self.set_state(t, TaskState::Succeeded);
+        let (a, b) = (
+            self.dep_start[t as usize] as usize,
+            self.dep_start[t as usize + 1] as usize,
+        );
+        for k in a..b {
+            let s = self.dependents[k];
+            if let TaskState::Waiting { unfinished_deps } = self.state[s as usize] {
+                if unfinished_deps == 1 {
+                    if self.stopped {
+                        self.set_state(s, TaskState::Cancelled);
+                    } else {
+                        self.set_state(s, TaskState::Ready);
+                        self.push_ready(s);
+                    }
+                } else {
+                    self.state[s as usize] = TaskState::Waiting {
+                        unfinished_deps: unfinished_deps - 1,
+                    };
+                }
+            }
+        }
+    }
+
+    /// A running task's attempt failed at time `now`.
+    pub fn on_failure(&mut self, t: TaskId, class: FailureClass, now: Duration) -> FailureDecision {
+        debug_assert_eq!(self.state[t as usize], TaskState::Running);
+        let req = self.requests[t as usize].clone();
+        self.free.give(&req);
+        let i = t as usize;
+        let retry_at = match class {
+            FailureClass::Final => None,
+            FailureClass::WorkerLost => {
+                self.lost[i] += 1;
+                (self.lost[i] < MAX_WORKER_LOST).then_some(now)
+            }
+            FailureClass::Retryable => {
+                // Consecutive worker losses are over once an attempt ends normally.
+                let own_attempts = self.attempts[i] - self.lost[i];
+                self.lost[i] = 0;
+                self.attempts[i] = own_attempts;
+                (own_attempts <= self.retries[i]).then(|| {
+                    let exp = (own_attempts - 1).min(20);
+                    now + self
+                        .opts
+                        .backoff_base
+                        .saturating_mul(1 << exp)
+                        .min(self.opts.backoff_max)
+                })
+            }
+        };
+        if let Some(at) = retry_at.filter(|_| !self.stopped) {
+            self.set_state(t, TaskState::Backoff { at });
+            self.backoff.push(t);
+            return FailureDecision::Retry { at };
+        }
+        self.set_state(t, TaskState::Failed);
+        let skipped = self.skip_dependents(t);
+        if self.opts.fail_fast {
+            self.stop();
+        }
+        FailureDecision::Failed { skipped }
+    }
+
+    /// A running task was interrupted by cancellation.
+    pub fn on_cancelled(&mut self, t: TaskId) {
+        let req = self.requests[t as usize].clone();
+        self.free.give(&req);
+        self.set_state(t, TaskState::Cancelled);
+        self.skip_dependents(t);
+    }
+
+    fn skip_dependents(&mut self, t: TaskId) -> u32 {
+        let mut stack = vec![t];
+        let mut skipped = 0;
+        while let Some(u) = stack.pop() {
+            let (a, b) = (
+                self.dep_start[u as usize] as usize,
+                self.dep_start[u as usize + 1] as usize,
+            );
+            for k in a..b {
+                let s = self.dependents[k];
+                if let TaskState::Waiting { .. } = self.state[s as usize] {
+                    self.set_state(s, TaskState::Skipped);
+                    skipped += 1;
+                    stack.push(s);
+                }
+            }
+        }
+        skipped
+    }
+
+    /// Move retries that are due at `now` back to the ready queue.
+    pub fn tick(&mut self, now: Duration) {
+        let mut i = 0;
+        while i < self.backoff.len() {
+            let t = self.backoff[i];
+            match self.state[t as usize] {
+                TaskState::Backoff { at } if at <= now => {
+                    self.backoff.swap_remove(i);
+                    self.set_state(t, TaskState::Ready);
+                    self.push_ready(t);
+                }
+                TaskState::Backoff { .. } => i += 1,
+                _ => {
+                    self.backoff.swap_remove(i);
+                }
+            }
+        }
+    }
+
+    /// The earliest time a task in backoff becomes ready.
+    pub fn next_wakeup(&self) -> Option<Duration> {
+        self.backoff
+            .iter()
+            .filter_map(|&t| match self.state[t as usize] {
+                TaskState::Backoff { at } => Some(at),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Stop dispatching: every task that is not running or finished becomes
+    /// cancelled. Running tasks finish (or are interrupted) and report as usual.
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        self.ready.clear();
+        self.backoff.clear();
+        for t in 0..self.state.len() as TaskId {
+            match self.state[t as usize] {
+                TaskState::Waiting { .. } | TaskState::Ready | TaskState::Backoff { .. } => {
+                    self.set_state(t, TaskState::Cancelled)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// True when nothing is running and nothing more can start.
+    pub fn is_done(&self) -> bool {
+        let c = &self.counts;
+        c.running == 0 && c.ready == 0 && c.backoff == 0 && c.waiting == 0
+    }
+
+    /// Recompute the invariants from scratch (tests call this after every step).
+    pub fn sanity_check(&self, plan: &Plan) {
+        let mut c = Counts {
+            total: self.state.len() as u32,
+            ..Counts::default()
+        };
+        let mut in_flight = Resources::default();
+        for (i, s) in self.state.iter().enumerate() {
+            match s {
+                TaskState::Waiting { unfinished_deps } => {
+                    let real = plan.tasks[i]
+                        .deps
+                        .iter()
+                        .filter(|&&d| self.state[d as usize] != TaskState::Succeeded)
+                        .count() as u32;
+                    assert_eq!(*unfinished_deps, real, "dependency count of task {i}");
+                    assert!(real > 0, "waiting task {i} has no unfinished deps");
+                }
+                TaskState::Ready | TaskState::Running => {
+                    assert!(
+                        plan.tasks[i]
+                            .deps
+                            .iter()
+                            .all(|&d| self.state[d as usize] == TaskState::Succeeded),
+                        "task {i} is {s:?} before its dependencies succeeded"
+                    );
+                    if *s == TaskState::Running {
+                        in_flight.give(&self.requests[i]);
+                    }
+                }
+                _ => {}
+            }
+            *Core::count_of(&mut c, *s) += 1;
+        }
+        assert_eq!(c, self.counts, "state counts");
+        assert!(
+            in_flight.fits_in(&self.capacity),
+            "resources in flight exceed the capacity"
+        );
+        let mut free = self.capacity.clone();
+        free.take(&in_flight);
+        assert_eq!(free, self.free, "free resources ledger");
+    }
+
+    fn count_of(c: &mut Counts, s: TaskState) -> &mut u32 {
+        match s {
+            TaskState::Waiting { .. } => &mut c.waiting,
+            TaskState::Ready => &mut c.ready,
+            TaskState::Running => &mut c.running,
+            TaskState::Backoff { .. } => &mut c.backoff,
+            TaskState::Succeeded => &mut c.succeeded,
+            TaskState::Failed => &mut c.failed,
+            TaskState::Skipped => &mut c.skipped,
+            TaskState::Cancelled => &mut c.cancelled,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

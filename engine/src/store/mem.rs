@@ -43,11 +43,12 @@ impl Write for MemWriter<'_> {
 
 impl BlobWriter for MemWriter<'_> {
     fn finish(self: Box<Self>) -> StoreResult<BlobRef> {
-        let this = *self;
-        let r = this.hasher.finish();
+        let MemWriter { store, buf, hasher } = *self;
+        let r = hasher.finish();
         if r.len > 0 {
-            let mut map = this.store.blobs.write().unwrap_or_else(|e| e.into_inner());
-            map.entry(r.digest).or_insert_with(|| std::sync::Arc::new(this.buf));
+            let mut map = store.blobs.write().unwrap_or_else(|e| e.into_inner());
+            map.entry(r.digest)
+                .or_insert_with(|| std::sync::Arc::new(buf));
         }
         Ok(r)
     }
@@ -58,7 +59,11 @@ impl BlobWriter for MemWriter<'_> {
 
 impl BlobStore for MemStore {
     fn put(&self) -> StoreResult<Box<dyn BlobWriter + '_>> {
-        Ok(Box::new(MemWriter { store: self, buf: Vec::new(), hasher: Hasher::new() }))
+        Ok(Box::new(MemWriter {
+            store: self,
+            buf: Vec::new(),
+            hasher: Hasher::new(),
+        }))
     }
 
     fn read_at(&self, digest: &Digest, offset: u64, buf: &mut [u8]) -> StoreResult<usize> {

@@ -116,10 +116,19 @@ pub trait BlobStore: Send + Sync {
     /// Make every finished blob durable.
     fn sync(&self) -> StoreResult<()>;
 
+    /// Make every finished blob visible to other processes sharing the store
+    /// (no fsync). Worker processes call this before reporting a result.
+    fn flush(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     /// Convenience: store a whole buffer.
     fn put_bytes(&self, data: &[u8]) -> StoreResult<BlobRef> {
         let mut w = self.put()?;
-        w.write_all(data).map_err(|e| StoreError::Io { path: "<blob writer>".into(), source: e })?;
+        w.write_all(data).map_err(|e| StoreError::Io {
+            path: "<blob writer>".into(),
+            source: e,
+        })?;
         w.finish()
     }
 
@@ -129,7 +138,12 @@ pub trait BlobStore: Send + Sync {
         Self: Sized,
     {
         let len = self.size(digest)?.ok_or(StoreError::Missing(*digest))?;
-        Ok(BlobReader { store: self, digest: *digest, pos: 0, len })
+        Ok(BlobReader {
+            store: self,
+            digest: *digest,
+            pos: 0,
+            len,
+        })
     }
 }
 
@@ -154,7 +168,12 @@ pub struct BlobReader<'a> {
 impl BlobReader<'_> {
     pub fn for_store<'a>(store: &'a dyn BlobStore, digest: &Digest) -> StoreResult<BlobReader<'a>> {
         let len = store.size(digest)?.ok_or(StoreError::Missing(*digest))?;
-        Ok(BlobReader { store, digest: *digest, pos: 0, len })
+        Ok(BlobReader {
+            store,
+            digest: *digest,
+            pos: 0,
+            len,
+        })
     }
     pub fn len(&self) -> u64 {
         self.len
@@ -186,14 +205,20 @@ pub(crate) struct Hasher {
 
 impl Hasher {
     pub(crate) fn new() -> Self {
-        Hasher { h: Sha256::new(), n: 0 }
+        Hasher {
+            h: Sha256::new(),
+            n: 0,
+        }
     }
     pub(crate) fn update(&mut self, b: &[u8]) {
         self.h.update(b);
         self.n += b.len() as u64;
     }
     pub(crate) fn finish(self) -> BlobRef {
-        BlobRef { digest: Digest(self.h.finalize().into()), len: self.n }
+        BlobRef {
+            digest: Digest(self.h.finalize().into()),
+            len: self.n,
+        }
     }
 }
 

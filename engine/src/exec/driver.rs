@@ -1,0 +1,576 @@
+//! The run loop: connects the scheduler core to an executor, the store and an
+//! observer (progress display), and records what happened for the report and
+//! the trace.
+//!
+//! The loop: move due retries to ready; start as many tasks as the executor
+//! has free slots and the core allows; wait for a result (bounded by the next
+//! retry time and a short tick so Ctrl-C is noticed); feed it to the core.
+//! A task's inputs are resolved to blob digests when it starts: upstream
+//! outputs by name, external `file:` inputs by copying the file into the store
+//! once per run.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::Executor;
+use super::message::{
+    CommandOpts, DEFAULT_TASK_MEMORY, Limits, MsgInput, OutputBlob, PluginRef, TaskFailure,
+    TaskMessage, TaskResult,
+};
+use crate::plan::{Plan, Source, TaskId};
+use crate::sched::{Core, CoreOptions, Counts, FailureClass, FailureDecision, TaskState};
+use crate::store::{BlobRef, BlobStore, Digest};
+
+pub struct RunOptions {
+    pub fail_fast: bool,
+    pub backoff_base: Duration,
+    /// Where per-task logs are written (created on first use).
+    pub log_dir: PathBuf,
+    /// Set from a signal handler to interrupt the run.
+    pub interrupt: Arc<AtomicBool>,
+    pub limits: Limits,
+}
+
+/// One attempt of one task, as it appears in the report and the trace.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    pub task: TaskId,
+    pub attempt: u32,
+    pub worker: u32,
+    pub start_us: u64,
+    pub end_us: u64,
+    /// `ok` or the failure kind.
+    pub outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TaskRecord {
+    pub outputs: Vec<OutputBlob>,
+    pub failure: Option<TaskFailure>,
+    pub attempts: u32,
+    pub exit_code: Option<i32>,
+    pub log_path: Option<PathBuf>,
+    pub start_us: u64,
+    pub end_us: u64,
+    pub worker: u32,
+}
+
+pub struct RunOutcome {
+    pub counts: Counts,
+    pub states: Vec<TaskState>,
+    pub records: Vec<TaskRecord>,
+    pub attempts: Vec<AttemptRecord>,
+    pub wall: Duration,
+    pub interrupted: bool,
+}
+
+/// What an observer (the progress display) is told.
+pub enum Event<'a> {
+    Started {
+        task: TaskId,
+        attempt: u32,
+    },
+    Succeeded {
+        task: TaskId,
+    },
+    Failed {
+        task: TaskId,
+        attempt: u32,
+        failure: &'a TaskFailure,
+        decision: FailureDecision,
+        log_tail: &'a str,
+    },
+    Cancelled {
+        task: TaskId,
+    },
+    Interrupted,
+    Tick,
+}
+
+pub trait Observer {
+    fn event(&mut self, ev: Event<'_>, counts: &Counts);
+}
+
+/// An observer that ignores everything.
+pub struct NoObserver;
+impl Observer for NoObserver {
+    fn event(&mut self, _: Event<'_>, _: &Counts) {}
+}
+
+/// How many trailing log lines a failure message shows.
+pub const LOG_TAIL_LINES: usize = 10;
+
+/// The state of one run, shared by both drivers: the core, what each task
+/// produced, and the attempt log. Every method is a short critical section.
+pub struct RunState<'a> {
+    plan: &'a Plan,
+    plugins: &'a [Digest],
+    store: &'a dyn BlobStore,
+    opts: &'a RunOptions,
+    observer: &'a mut (dyn Observer + Send),
+    run_start: Instant,
+    core: Core,
+    records: Vec<TaskRecord>,
+    attempts: Vec<AttemptRecord>,
+    files: HashMap<PathBuf, Result<BlobRef, String>>,
+    starts: Vec<TaskId>,
+    in_flight: usize,
+    interrupted: bool,
+    cancel_sent: bool,
+}
+
+impl<'a> RunState<'a> {
+    pub fn new(
+        plan: &'a Plan,
+        plugins: &'a [Digest],
+        store: &'a dyn BlobStore,
+        opts: &'a RunOptions,
+        observer: &'a mut (dyn Observer + Send),
+        run_start: Instant,
+    ) -> Self {
+        let core = Core::new(
+            plan,
+            CoreOptions { fail_fast: opts.fail_fast, backoff_base: opts.backoff_base, ..CoreOptions::default() },
+        );
+        let n = plan.tasks.len();
+        RunState {
+            plan,
+            plugins,
+            store,
+            opts,
+            observer,
+            run_start,
+            core,
+            records: vec![TaskRecord::default(); n],
+            attempts: Vec::with_capacity(n),
+            files: HashMap::new(),
+            starts: Vec::new(),
+            in_flight: 0,
+            interrupted: false,
+            cancel_sent: false,
+        }
+    }
+
+    /// Notice Ctrl-C and due retries, then start up to `max` tasks, appending
+    /// their messages to `out`. Returns true when running tasks must now be
+    /// cancelled (interrupt or fail-fast), exactly once per run.
+    pub fn next_tasks(&mut self, max: usize, out: &mut Vec<TaskMessage>) -> bool {
+        let now = self.run_start.elapsed();
+        if !self.interrupted && self.opts.interrupt.load(Ordering::SeqCst) {
+            self.interrupted = true;
+            self.core.stop();
+            self.observer.event(Event::Interrupted, &self.core.counts());
+        }
+        self.core.tick(now);
+        self.starts.clear();
+        self.core.schedule(max, &mut self.starts);
+        for i in 0..self.starts.len() {
+            let t = self.starts[i];
+            let attempt = self.core.attempt(t);
+            match build_message(
+                self.plan,
+                self.plugins,
+                t,
+                attempt,
+                &self.records,
+                self.store,
+                &mut self.files,
+                &self.opts.limits,
+            ) {
+                Ok(msg) => {
+                    self.observer.event(Event::Started { task: t, attempt }, &self.core.counts());
+                    out.push(msg);
+                    self.in_flight += 1;
+                }
+                Err(failure) => {
+                    // Could not even start: not retryable (the inputs will not change).
+                    let decision = self.core.on_failure(t, FailureClass::Final, now);
+                    let rec = &mut self.records[t as usize];
+                    rec.attempts = attempt;
+                    self.observer.event(
+                        Event::Failed { task: t, attempt, failure: &failure, decision, log_tail: "" },
+                        &self.core.counts(),
+                    );
+                    rec.failure = Some(failure);
+                }
+            }
+        }
+        if self.core.is_stopped() && !self.cancel_sent {
+            self.cancel_sent = true;
+            return true;
+        }
+        false
+    }
+
+    /// Feed a finished attempt back.
+    pub fn complete(&mut self, res: TaskResult) {
+        self.in_flight -= 1;
+        handle_result(
+            self.plan,
+            &mut self.core,
+            res,
+            &mut self.records,
+            &mut self.attempts,
+            self.opts,
+            self.observer,
+            self.run_start,
+        );
+    }
+
+    /// Nothing is running and nothing more can start.
+    pub fn finished(&self) -> bool {
+        self.core.is_done() && self.in_flight == 0
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// How long to wait for a result before looking again (retries, Ctrl-C).
+    pub fn wait_hint(&self) -> Duration {
+        self.core
+            .next_wakeup()
+            .map(|at| at.saturating_sub(self.run_start.elapsed()))
+            .unwrap_or(Duration::from_millis(100))
+            .min(Duration::from_millis(100))
+    }
+
+    pub fn tick(&mut self) {
+        self.observer.event(Event::Tick, &self.core.counts());
+    }
+
+    pub fn into_outcome(self) -> RunOutcome {
+        let n = self.plan.tasks.len();
+        RunOutcome {
+            counts: self.core.counts(),
+            states: (0..n as TaskId).map(|t| self.core.state(t)).collect(),
+            records: self.records,
+            attempts: self.attempts,
+            wall: self.run_start.elapsed(),
+            interrupted: self.interrupted,
+        }
+    }
+}
+
+/// Run every task of `plan` through a message-passing executor (sync,
+/// processes). `plugins[i]` is the digest of `plan.plugins[i]`.
+pub fn run_plan(
+    plan: &Plan,
+    plugins: &[Digest],
+    exec: &mut dyn Executor,
+    store: &dyn BlobStore,
+    opts: &RunOptions,
+    observer: &mut (dyn Observer + Send),
+    run_start: Instant,
+) -> RunOutcome {
+    let mut st = RunState::new(plan, plugins, store, opts, observer, run_start);
+    let slots = exec.slots();
+    let mut msgs = Vec::new();
+    let mut last_tick = Instant::now();
+    loop {
+        msgs.clear();
+        if st.next_tasks(slots.saturating_sub(st.in_flight()), &mut msgs) {
+            exec.cancel_all();
+        }
+        let started = !msgs.is_empty();
+        for m in msgs.drain(..) {
+            exec.submit(m);
+        }
+        if st.finished() {
+            break;
+        }
+        if st.in_flight() == 0 && !started {
+            // Only retries in backoff remain: sleep until the next one is due.
+            std::thread::sleep(st.wait_hint());
+            continue;
+        }
+        let Some(res) = exec.recv(st.wait_hint()) else {
+            if last_tick.elapsed() >= Duration::from_millis(100) {
+                last_tick = Instant::now();
+                st.tick();
+            }
+            continue;
+        };
+        st.complete(res);
+        while let Some(res) = exec.recv(Duration::ZERO) {
+            st.complete(res);
+        }
+    }
+    st.into_outcome()
+}
+
+/// Run every task of `plan` on `workers` threads that drive the scheduler
+/// core themselves: a worker that finishes a task records the result and
+/// picks its next task under one short lock, with no hand-off to a
+/// coordinator thread. This is what keeps the per-task overhead in
+/// microseconds when tasks are tiny (a hand-off costs two thread wake-ups).
+pub fn run_plan_threads(
+    plan: &Plan,
+    plugins: &[Digest],
+    runtime: &crate::runtime::Runtime,
+    workers: usize,
+    store: &dyn BlobStore,
+    opts: &RunOptions,
+    observer: &mut (dyn Observer + Send),
+    run_start: Instant,
+) -> std::io::Result<RunOutcome> {
+    use std::sync::{Condvar, Mutex};
+    let state = Mutex::new(RunState::new(plan, plugins, store, opts, observer, run_start));
+    let wake = Condvar::new();
+    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+    std::thread::scope(|scope| -> std::io::Result<()> {
+        let mut handles = Vec::new();
+        for w in 0..workers.max(1) {
+            let (state, wake) = (&state, &wake);
+            let h = std::thread::Builder::new()
+                .name(format!("engine-worker-{w}"))
+                .stack_size(super::threads::WORKER_STACK)
+                .spawn_scoped(scope, move || {
+                    let mut msgs = Vec::with_capacity(1);
+                    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                    loop {
+                        msgs.clear();
+                        if st.next_tasks(1, &mut msgs) {
+                            runtime.cancel_all();
+                        }
+                        if let Some(msg) = msgs.pop() {
+                            drop(st);
+                            let res = super::threads::run_one(runtime, &msg, store, w as u32, run_start);
+                            st = state.lock().unwrap_or_else(|e| e.into_inner());
+                            st.complete(res);
+                            // New tasks may be ready for the others.
+                            wake.notify_all();
+                            continue;
+                        }
+                        if st.finished() {
+                            wake.notify_all();
+                            return;
+                        }
+                        let hint = st.wait_hint();
+                        st = wake.wait_timeout(st, hint).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+                    }
+                })?;
+            handles.push(h);
+        }
+        // The calling thread only keeps the progress display ticking and
+        // notices Ctrl-C while the workers run.
+        while !handles.iter().all(|h| h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(50));
+            {
+                let mut st = lock();
+                st.tick();
+            }
+            if opts.interrupt.load(Ordering::SeqCst) {
+                wake.notify_all();
+            }
+        }
+        for h in handles {
+            let _ = h.join();
+        }
+        Ok(())
+    })?;
+    Ok(state.into_inner().unwrap_or_else(|e| e.into_inner()).into_outcome())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handle_result(
+    plan: &Plan,
+    core: &mut Core,
+    res: TaskResult,
+    records: &mut [TaskRecord],
+    attempts: &mut Vec<AttemptRecord>,
+    opts: &RunOptions,
+    observer: &mut (dyn Observer + Send),
+    run_start: Instant,
+) {
+    let t = res.task;
+    let m = &res.metrics;
+    attempts.push(AttemptRecord {
+        task: t,
+        attempt: res.attempt,
+        worker: m.worker,
+        start_us: m.start_us,
+        end_us: m.end_us,
+        outcome: match &res.outcome {
+            Ok(_) => "ok",
+            Err(f) => f.kind(),
+        },
+    });
+    let rec = &mut records[t as usize];
+    rec.attempts = res.attempt;
+    rec.exit_code = m.exit_code;
+    rec.worker = m.worker;
+    if res.attempt == 1 || rec.start_us == 0 {
+        rec.start_us = m.start_us;
+    }
+    rec.end_us = m.end_us;
+    if !res.log.is_empty() {
+        rec.log_path = write_log(
+            &opts.log_dir,
+            &plan.tasks[t as usize].id,
+            res.attempt,
+            &res.log,
+        );
+    }
+    match res.outcome {
+        Ok(outputs) => {
+            rec.outputs = outputs;
+            rec.failure = None;
+            core.on_success(t);
+            observer.event(Event::Succeeded { task: t }, &core.counts());
+        }
+        Err(TaskFailure::Cancelled) => {
+            rec.failure = Some(TaskFailure::Cancelled);
+            core.on_cancelled(t);
+            observer.event(Event::Cancelled { task: t }, &core.counts());
+        }
+        Err(failure) => {
+            let now = run_start.elapsed();
+            let class = match &failure {
+                TaskFailure::WorkerLost { .. } => FailureClass::WorkerLost,
+                f if f.retryable() => FailureClass::Retryable,
+                _ => FailureClass::Final,
+            };
+            let decision = core.on_failure(t, class, now);
+            let tail = log_tail(&res.log, LOG_TAIL_LINES);
+            observer.event(
+                Event::Failed {
+                    task: t,
+                    attempt: res.attempt,
+                    failure: &failure,
+                    decision,
+                    log_tail: &tail,
+                },
+                &core.counts(),
+            );
+            rec.failure = Some(failure);
+        }
+    }
+}
+
+/// The last `n` lines of a log, lossily decoded.
+pub fn log_tail(log: &[u8], n: usize) -> String {
+    let text = String::from_utf8_lossy(log);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn write_log(dir: &Path, task: &str, attempt: u32, log: &[u8]) -> Option<PathBuf> {
+    fs::create_dir_all(dir).ok()?;
+    let path = dir.join(format!("{task}.log"));
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .ok()?;
+    if attempt > 1 {
+        let _ = writeln!(f, "--- attempt {attempt} ---");
+    }
+    f.write_all(log).ok()?;
+    Some(path)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_message(
+    plan: &Plan,
+    plugins: &[Digest],
+    t: TaskId,
+    attempt: u32,
+    records: &[TaskRecord],
+    store: &dyn BlobStore,
+    files: &mut HashMap<PathBuf, Result<BlobRef, String>>,
+    limits: &Limits,
+) -> Result<TaskMessage, TaskFailure> {
+    let spec = &plan.tasks[t as usize];
+    let mut inputs = Vec::with_capacity(spec.inputs.len());
+    for input in &spec.inputs {
+        let mut items = Vec::with_capacity(input.sources.len());
+        for src in &input.sources {
+            let blob = match src {
+                Source::Task { task, output } => {
+                    let up = &records[*task as usize];
+                    match up.outputs.iter().find(|o| &o.name == output) {
+                        Some(o) => o.blob,
+                        None => {
+                            let produced: Vec<&str> =
+                                up.outputs.iter().map(|o| o.name.as_str()).collect();
+                            return Err(TaskFailure::Error {
+                                message: format!(
+                                    "input `{}`: task `{}` produced no output `{}` (it produced: {})",
+                                    input.name,
+                                    plan.tasks[*task as usize].id,
+                                    output,
+                                    if produced.is_empty() {
+                                        "nothing".to_string()
+                                    } else {
+                                        produced.join(", ")
+                                    }
+                                ),
+                            });
+                        }
+                    }
+                }
+                Source::File { path } => files
+                    .entry(path.clone())
+                    .or_insert_with(|| put_file(store, path))
+                    .clone()
+                    .map_err(|message| TaskFailure::Infra {
+                        message: format!("input `{}`: {message}", input.name),
+                    })?,
+            };
+            items.push(blob);
+        }
+        inputs.push(MsgInput {
+            name: input.name.clone(),
+            list: input.list,
+            items,
+        });
+    }
+    let plugin = &plan.plugins[spec.plugin as usize];
+    let memory = if spec.resources.memory == 0 {
+        DEFAULT_TASK_MEMORY
+    } else {
+        spec.resources.memory
+    };
+    Ok(TaskMessage {
+        task: t,
+        name: spec.id.clone(),
+        attempt,
+        plugin: PluginRef {
+            digest: plugins[spec.plugin as usize],
+            path: plugin.path.clone(),
+        },
+        inputs,
+        params: spec.params.clone(),
+        limits: Limits {
+            memory,
+            timeout: spec.timeout,
+            fuel: spec.fuel,
+            ..limits.clone()
+        },
+        command: CommandOpts {
+            args: spec.args.clone(),
+            env: spec.env.clone(),
+            stdin: spec.stdin.clone(),
+            stdout: spec.stdout.clone(),
+        },
+        deterministic: spec.deterministic,
+    })
+}
+
+fn put_file(store: &dyn BlobStore, path: &Path) -> Result<BlobRef, String> {
+    let mut f = fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut w = store.put().map_err(|e| e.to_string())?;
+    std::io::copy(&mut f, &mut w).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let blob = w.finish().map_err(|e| e.to_string())?;
+    // Worker processes share the store: make the blob visible to them now.
+    store.flush().map_err(|e| e.to_string())?;
+    Ok(blob)
+}

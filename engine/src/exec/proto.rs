@@ -1,0 +1,166 @@
+//! The framed protocol between `engine run --executor processes` and its
+//! `engine worker` subprocesses, over the worker's stdin/stdout pipes.
+//!
+//! A frame is a 4-byte little-endian payload length followed by that many
+//! bytes of JSON (serde). The first frame in each direction is a handshake
+//! carrying [`PROTOCOL_VERSION`]; a peer speaking another version is refused.
+//! Frames larger than [`MAX_FRAME`] are refused before anything is allocated,
+//! and a pipe that ends inside a frame is reported as truncated — garbage on
+//! the pipe gives an error naming what was wrong, never a hang.
+//!
+//! Task data never travels here: messages carry blob digests, and workers read
+//! and write blobs in the shared store.
+
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::message::{TaskMessage, TaskResult};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest frame accepted (task messages are small: digests and params).
+pub const MAX_FRAME: usize = 64 << 20;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToWorker {
+    Init(WorkerInit),
+    Run(TaskMessage),
+    /// Interrupt the running task (it reports `Cancelled`).
+    Cancel,
+    Shutdown,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WorkerInit {
+    pub protocol: u32,
+    pub worker: u32,
+    pub store_dir: PathBuf,
+    pub cache_dir: PathBuf,
+    pub max_task_memory: u64,
+    /// Plugins to compile (or load from the shared cache) before the first task.
+    pub plugins: Vec<PathBuf>,
+    /// Microseconds since the Unix epoch at which the run started (task
+    /// timestamps are relative to it).
+    pub run_start_unix_us: u64,
+    /// Apply OS-level restrictions (rlimits, no_new_privs, Landlock).
+    pub harden: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FromWorker {
+    Ready {
+        protocol: u32,
+        pid: u32,
+        hardening: String,
+    },
+    Result(TaskResult),
+    /// The worker could not start (bad init, plugin failed to load, ...).
+    Fatal {
+        message: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("pipe closed")]
+    Closed,
+    #[error("pipe closed in the middle of a frame ({got} of {want} bytes)")]
+    Truncated { got: usize, want: usize },
+    #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME} bytes (garbage on the pipe?)")]
+    TooLarge(usize),
+    #[error("undecodable frame: {0}")]
+    Decode(String),
+    #[error("pipe I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+pub fn write_frame<T: Serialize>(w: &mut dyn Write, msg: &T) -> Result<(), FrameError> {
+    let body = serde_json::to_vec(msg).map_err(|e| FrameError::Decode(e.to_string()))?;
+    if body.len() > MAX_FRAME {
+        return Err(FrameError::TooLarge(body.len()));
+    }
+    let mut buf = Vec::with_capacity(4 + body.len());
+    buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&body);
+    w.write_all(&buf)?;
+    w.flush()?;
+    Ok(())
+}
+
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> Result<usize, io::Error> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+pub fn read_frame<T: DeserializeOwned>(r: &mut dyn Read) -> Result<T, FrameError> {
+    let mut len = [0u8; 4];
+    let got = read_full(r, &mut len)?;
+    if got == 0 {
+        return Err(FrameError::Closed);
+    }
+    if got < 4 {
+        return Err(FrameError::Truncated { got, want: 4 });
+    }
+    let n = u32::from_le_bytes(len) as usize;
+    if n > MAX_FRAME {
+        return Err(FrameError::TooLarge(n));
+    }
+    let mut body = vec![0u8; n];
+    let got = read_full(r, &mut body)?;
+    if got < n {
+        return Err(FrameError::Truncated { got, want: n });
+    }
+    serde_json::from_slice(&body).map_err(|e| FrameError::Decode(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_garbage() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &ToWorker::Cancel).unwrap();
+        let back: ToWorker = read_frame(&mut &buf[..]).unwrap();
+        assert!(matches!(back, ToWorker::Cancel));
+
+        let e = read_frame::<ToWorker>(&mut &buf[..buf.len() - 2]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "pipe closed in the middle of a frame ({} of {} bytes)",
+                buf.len() - 6,
+                buf.len() - 4
+            )
+        );
+
+        let garbage = b"GET / HTTP/1.1\r\n";
+        let e = read_frame::<ToWorker>(&mut &garbage[..]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "frame of 542393671 bytes exceeds the limit of 67108864 bytes (garbage on the pipe?)"
+        );
+
+        let mut bad = Vec::new();
+        bad.extend_from_slice(&3u32.to_le_bytes());
+        bad.extend_from_slice(b"{x}");
+        let e = read_frame::<ToWorker>(&mut &bad[..]).unwrap_err();
+        assert!(e.to_string().starts_with("undecodable frame: "), "{e}");
+        assert!(matches!(
+            read_frame::<ToWorker>(&mut &b""[..]),
+            Err(FrameError::Closed)
+        ));
+    }
+}

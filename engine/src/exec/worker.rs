@@ -1,0 +1,204 @@
+//! The worker side of the processes executor (`engine worker`): read framed
+//! requests on stdin, run each task in this process's own wasmtime runtime,
+//! write results on stdout. Blobs go through the shared store, never the pipe.
+//!
+//! On Linux a worker drops what it does not need before running any task
+//! (see [`harden`]): core dumps, extra file descriptors and new privileges.
+
+use std::io::{BufReader, BufWriter, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::message::TaskMessage;
+use super::proto::{FromWorker, PROTOCOL_VERSION, ToWorker, read_frame, write_frame};
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::store::BlobStore;
+use crate::store::local::LocalStore;
+
+/// Testing hook: a worker whose environment sets this to a task id aborts
+/// (SIGABRT) when asked to run that task, to exercise crash recovery.
+pub const ABORT_HOOK_ENV: &str = "ENGINE_TEST_WORKER_ABORT_ON";
+
+/// Serve requests until stdin closes or a `Shutdown` arrives. Returns the exit code.
+pub fn serve() -> i32 {
+    let stdin = std::io::stdin();
+    let mut input = BufReader::new(stdin.lock());
+    let out = Arc::new(Mutex::new(BufWriter::new(std::io::stdout())));
+    let send = |msg: &FromWorker| -> bool {
+        let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
+        write_frame(&mut *o, msg).is_ok()
+    };
+
+    let init = match read_frame::<ToWorker>(&mut input) {
+        Ok(ToWorker::Init(init)) => init,
+        Ok(_) => {
+            send(&FromWorker::Fatal {
+                message: "the first frame was not `init`".into(),
+            });
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("engine worker: {e}");
+            return 2;
+        }
+    };
+    if init.protocol != PROTOCOL_VERSION {
+        send(&FromWorker::Fatal {
+            message: format!(
+                "protocol {} requested, this worker speaks {PROTOCOL_VERSION}",
+                init.protocol
+            ),
+        });
+        return 2;
+    }
+    let store = match LocalStore::open(&init.store_dir) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            send(&FromWorker::Fatal {
+                message: format!("cannot open the store: {e}"),
+            });
+            return 2;
+        }
+    };
+    let runtime = match Runtime::new(RuntimeConfig {
+        cache_dir: init.cache_dir.clone(),
+        max_instances: 2,
+        max_task_memory: init.max_task_memory,
+    }) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            send(&FromWorker::Fatal {
+                message: e.to_string(),
+            });
+            return 2;
+        }
+    };
+    for p in &init.plugins {
+        if let Err(e) = runtime.load(p) {
+            send(&FromWorker::Fatal {
+                message: e.to_string(),
+            });
+            return 2;
+        }
+    }
+    let hardening = if init.harden {
+        harden()
+    } else {
+        "off".to_string()
+    };
+    let run_start = {
+        let start = UNIX_EPOCH + Duration::from_micros(init.run_start_unix_us);
+        let ago = SystemTime::now().duration_since(start).unwrap_or_default();
+        Instant::now().checked_sub(ago).unwrap_or_else(Instant::now)
+    };
+    if !send(&FromWorker::Ready {
+        protocol: PROTOCOL_VERSION,
+        pid: std::process::id(),
+        hardening,
+    }) {
+        return 2;
+    }
+
+    let abort_on = std::env::var(ABORT_HOOK_ENV).ok();
+    let (tx, rx) = crossbeam_channel::unbounded::<TaskMessage>();
+    let worker_index = init.worker;
+    let task_thread = {
+        let runtime = runtime.clone();
+        let out = out.clone();
+        let store = store.clone();
+        std::thread::Builder::new()
+            .name("engine-worker-task".into())
+            .stack_size(super::threads::WORKER_STACK)
+            .spawn(move || {
+                while let Ok(msg) = rx.recv() {
+                    if abort_on.as_deref() == Some(msg.name.as_str()) {
+                        std::process::abort();
+                    }
+                    let res = runtime.run_task(&msg, &*store, worker_index, run_start);
+                    // Make the outputs visible to the parent before it hears of them.
+                    if let Err(e) = store.flush() {
+                        eprintln!("engine worker: {e}");
+                        std::process::exit(3);
+                    }
+                    let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
+                    if write_frame(&mut *o, &FromWorker::Result(res)).is_err() {
+                        return;
+                    }
+                }
+            })
+    };
+    let Ok(task_thread) = task_thread else {
+        send(&FromWorker::Fatal {
+            message: "cannot start the task thread".into(),
+        });
+        return 2;
+    };
+
+    loop {
+        match read_frame::<ToWorker>(&mut input) {
+            Ok(ToWorker::Run(msg)) => {
+                if tx.send(msg).is_err() {
+                    break;
+                }
+            }
+            Ok(ToWorker::Cancel) => runtime.cancel_all(),
+            Ok(ToWorker::Shutdown) => break,
+            Ok(ToWorker::Init(_)) => {
+                eprintln!("engine worker: unexpected second `init` frame");
+                return 2;
+            }
+            Err(super::proto::FrameError::Closed) => break,
+            Err(e) => {
+                eprintln!("engine worker: {e}");
+                return 2;
+            }
+        }
+    }
+    drop(tx);
+    let _ = task_thread.join();
+    let _ = store.sync();
+    if let Ok(mut o) = out.lock() {
+        let _ = o.flush();
+    }
+    0
+}
+
+/// Drop privileges this process does not need. Returns a description of what
+/// was applied (reported in the handshake).
+#[cfg(target_os = "linux")]
+pub fn harden() -> String {
+    let mut applied = Vec::new();
+    // SAFETY: plain syscalls on this process with valid arguments.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 {
+            applied.push("no_new_privs");
+        }
+        let zero = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::setrlimit(libc::RLIMIT_CORE, &zero) == 0 {
+            applied.push("rlimit_core=0");
+        }
+        let files = libc::rlimit {
+            rlim_cur: 4096,
+            rlim_max: 4096,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &files) == 0 {
+            applied.push("rlimit_nofile=4096");
+        }
+        let fsize = libc::rlimit {
+            rlim_cur: 64 << 30,
+            rlim_max: 64 << 30,
+        };
+        if libc::setrlimit(libc::RLIMIT_FSIZE, &fsize) == 0 {
+            applied.push("rlimit_fsize=64GiB");
+        }
+    }
+    applied.join(",")
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn harden() -> String {
+    "none (not Linux)".to_string()
+}

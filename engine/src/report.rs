@@ -1,0 +1,197 @@
+//! Run reports: the machine-readable JSON report (`--report`), the Chrome
+//! trace-event file (`--trace`, opens in Perfetto with one lane per worker),
+//! and the list of slowest tasks for the human summary.
+//!
+//! The report's shape is documented in `docs/pipeline.md` ("Run report").
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::exec::driver::RunOutcome;
+use crate::plan::Plan;
+use crate::sched::TaskState;
+use crate::store::BlobRef;
+
+#[derive(Serialize)]
+pub struct Report<'a> {
+    pub pipeline: &'a str,
+    pub pipeline_file: String,
+    /// `succeeded`, `failed` or `interrupted`.
+    pub status: &'static str,
+    pub executor: &'a str,
+    pub workers: usize,
+    pub store: String,
+    pub wall_ms: f64,
+    pub counts: Counts,
+    pub tasks: Vec<TaskReport<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct Counts {
+    pub total: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub skipped: u32,
+    pub cancelled: u32,
+}
+
+#[derive(Serialize)]
+pub struct TaskReport<'a> {
+    pub id: &'a str,
+    /// `succeeded`, `failed`, `skipped` or `cancelled`.
+    pub state: &'static str,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub outputs: BTreeMap<&'a str, BlobRef>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ErrorReport {
+    pub kind: &'static str,
+    pub message: String,
+}
+
+pub fn state_name(s: TaskState) -> &'static str {
+    match s {
+        TaskState::Succeeded => "succeeded",
+        TaskState::Failed => "failed",
+        TaskState::Skipped => "skipped",
+        TaskState::Cancelled => "cancelled",
+        TaskState::Waiting { .. } | TaskState::Ready | TaskState::Backoff { .. } => "cancelled",
+        TaskState::Running => "running",
+    }
+}
+
+pub fn run_status(out: &RunOutcome) -> &'static str {
+    if out.interrupted {
+        "interrupted"
+    } else if out.counts.succeeded == out.counts.total {
+        "succeeded"
+    } else {
+        "failed"
+    }
+}
+
+pub fn build<'a>(
+    plan: &'a Plan,
+    out: &'a RunOutcome,
+    executor: &'a str,
+    workers: usize,
+    store: &Path,
+) -> Report<'a> {
+    let tasks = plan
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let r = &out.records[i];
+            let ran = r.attempts > 0 && r.end_us > 0;
+            TaskReport {
+                id: &t.id,
+                state: state_name(out.states[i]),
+                attempts: r.attempts,
+                worker: ran.then_some(r.worker),
+                duration_us: ran.then(|| r.end_us.saturating_sub(r.start_us)),
+                exit_code: r.exit_code,
+                outputs: r
+                    .outputs
+                    .iter()
+                    .map(|o| (o.name.as_str(), o.blob))
+                    .collect(),
+                error: r.failure.as_ref().map(|f| ErrorReport {
+                    kind: f.kind(),
+                    message: f.to_string(),
+                }),
+                log: r.log_path.as_ref().map(|p| p.display().to_string()),
+            }
+        })
+        .collect();
+    Report {
+        pipeline: &plan.name,
+        pipeline_file: plan.pipeline_file.display().to_string(),
+        status: run_status(out),
+        executor,
+        workers,
+        store: store.display().to_string(),
+        wall_ms: out.wall.as_secs_f64() * 1000.0,
+        counts: Counts {
+            total: out.counts.total,
+            succeeded: out.counts.succeeded,
+            failed: out.counts.failed,
+            skipped: out.counts.skipped,
+            cancelled: out.counts.cancelled,
+        },
+        tasks,
+    }
+}
+
+/// Write the Chrome trace-event JSON: one complete ("X") event per attempt,
+/// `tid` = worker, plus thread-name metadata so each worker is a named lane.
+pub fn write_trace(plan: &Plan, out: &RunOutcome, w: &mut dyn Write) -> std::io::Result<()> {
+    let mut workers: Vec<u32> = out.attempts.iter().map(|a| a.worker).collect();
+    workers.sort_unstable();
+    workers.dedup();
+    write!(w, "{{\"displayTimeUnit\":\"ms\",\"traceEvents\":[")?;
+    let mut first = true;
+    for wk in &workers {
+        if !first {
+            write!(w, ",")?;
+        }
+        first = false;
+        write!(
+            w,
+            "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":{wk},\"args\":{{\"name\":\"worker {wk}\"}}}}"
+        )?;
+    }
+    for a in &out.attempts {
+        if !first {
+            write!(w, ",")?;
+        }
+        first = false;
+        let name = serde_json::to_string(&plan.tasks[a.task as usize].id)
+            .unwrap_or_else(|_| "\"?\"".into());
+        write!(
+            w,
+            "{{\"name\":{name},\"cat\":\"task\",\"ph\":\"X\",\"pid\":1,\"tid\":{},\"ts\":{},\"dur\":{},\"args\":{{\"attempt\":{},\"outcome\":\"{}\"}}}}",
+            a.worker,
+            a.start_us,
+            a.end_us.saturating_sub(a.start_us),
+            a.attempt,
+            a.outcome
+        )?;
+    }
+    writeln!(w, "]}}")
+}
+
+/// The `n` slowest successful tasks: (id, duration in µs), slowest first.
+pub fn slowest<'a>(plan: &'a Plan, out: &RunOutcome, n: usize) -> Vec<(&'a str, u64)> {
+    let mut v: Vec<(&str, u64)> = plan
+        .tasks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| out.states[*i] == TaskState::Succeeded)
+        .map(|(i, t)| {
+            (
+                t.id.as_str(),
+                out.records[i]
+                    .end_us
+                    .saturating_sub(out.records[i].start_us),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    v.truncate(n);
+    v
+}

@@ -1,0 +1,233 @@
+//! Command tasks: any WASI preview 1 program with `_start`.
+//!
+//! Each attempt gets a fresh temp dir holding `in/` (inputs copied from the
+//! store as read-only regular files, mounted read-only at `/in`), `out/`
+//! (empty, mounted read-write at `/out`) and a private stdout capture file
+//! that the guest cannot see. After exit code 0 every regular file under
+//! `out/` is streamed into the store as an output named by its relative path.
+//! The temp dir is removed when the attempt ends, whatever the outcome.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use wasmtime_wasi::FsPerms;
+use wasmtime_wasi::cli::InputFile;
+
+use super::failure::{Ended, classify};
+use super::log::{Capture, SharedCapture, SharedLog, Sink};
+use super::sdk::{SdkState, name_problem, show_name};
+use super::{Plugin, Runtime, wasi_builder, write_backtrace};
+use crate::exec::message::{OutputBlob, TaskFailure, TaskMessage, TaskMetrics};
+use crate::store::{BlobReader, BlobStore};
+
+fn infra(what: impl std::fmt::Display) -> TaskFailure {
+    TaskFailure::Infra { message: what.to_string() }
+}
+
+/// Copy a blob into a new read-only file.
+fn materialize(store: &dyn BlobStore, blob: &crate::store::BlobRef, path: &Path) -> Result<(), TaskFailure> {
+    let mut reader = BlobReader::for_store(store, &blob.digest)
+        .map_err(|e| infra(format!("cannot read input blob {}: {e}", blob.digest)))?;
+    let mut file = File::create(path).map_err(|e| infra(format!("cannot create `{}`: {e}", path.display())))?;
+    io::copy(&mut reader, &mut file).map_err(|e| infra(format!("cannot write `{}`: {e}", path.display())))?;
+    drop(file);
+    set_mode(path, 0o444)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), TaskFailure> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| infra(format!("cannot set permissions of `{}`: {e}", path.display())))
+}
+
+/// Lay out `/in`: `/in/<name>` for a scalar input, `/in/<name>/<index>` for a list.
+fn layout_inputs(msg: &TaskMessage, store: &dyn BlobStore, in_dir: &Path) -> Result<(), TaskFailure> {
+    for input in &msg.inputs {
+        if name_problem(input.name.as_bytes()).is_some() || input.name.contains('/') {
+            return Err(infra(format!("input name `{}` cannot be used as a file name", input.name)));
+        }
+        let path = in_dir.join(&input.name);
+        if input.list {
+            fs::create_dir(&path).map_err(|e| infra(format!("cannot create `{}`: {e}", path.display())))?;
+            for (i, blob) in input.items.iter().enumerate() {
+                materialize(store, blob, &path.join(i.to_string()))?;
+            }
+        } else {
+            match input.items.as_slice() {
+                [blob] => materialize(store, blob, &path)?,
+                items => {
+                    return Err(infra(format!(
+                        "scalar input `{}` has {} blobs, expected 1",
+                        input.name,
+                        items.len()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every regular file under `out`, sorted by relative path.
+fn collect_outputs(out: &Path) -> Result<Vec<(String, PathBuf, u64)>, TaskFailure> {
+    let mut found = Vec::new();
+    let mut stack = vec![(out.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let entries = fs::read_dir(&dir).map_err(|e| infra(format!("cannot list `{}`: {e}", dir.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| infra(format!("cannot list `{}`: {e}", dir.display())))?;
+            let fname = entry.file_name();
+            let fname = fname.to_string_lossy();
+            let rel = if prefix.is_empty() { fname.to_string() } else { format!("{prefix}/{fname}") };
+            let meta = fs::symlink_metadata(entry.path())
+                .map_err(|e| infra(format!("cannot inspect `/out/{rel}`: {e}")))?;
+            let ft = meta.file_type();
+            if ft.is_symlink() {
+                return Err(TaskFailure::Error {
+                    message: format!("`/out/{rel}` is a symbolic link; only regular files can be outputs"),
+                });
+            } else if ft.is_dir() {
+                stack.push((entry.path(), rel));
+            } else if ft.is_file() {
+                found.push((rel, entry.path(), meta.len()));
+            } else {
+                return Err(TaskFailure::Error {
+                    message: format!("`/out/{rel}` is not a regular file; only regular files can be outputs"),
+                });
+            }
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+pub(super) fn run(
+    rt: &Runtime,
+    plugin: &Plugin,
+    msg: &TaskMessage,
+    store: &dyn BlobStore,
+    log: &SharedLog,
+    metrics: &mut TaskMetrics,
+) -> Result<Vec<OutputBlob>, TaskFailure> {
+    let tmp = tempfile::Builder::new()
+        .prefix("engine-task-")
+        .tempdir()
+        .map_err(|e| infra(format!("cannot create the task's temp dir: {e}")))?;
+    let in_dir = tmp.path().join("in");
+    let out_dir = tmp.path().join("out");
+    for d in [&in_dir, &out_dir] {
+        fs::create_dir(d).map_err(|e| infra(format!("cannot create `{}`: {e}", d.display())))?;
+    }
+    layout_inputs(msg, store, &in_dir)?;
+
+    let mut b = wasi_builder(msg, log);
+    let mut argv = vec![plugin.name.clone()];
+    argv.extend(msg.command.args.iter().cloned());
+    b.args(&argv).envs(&msg.command.env);
+    b.preopened_dir(&in_dir, "/in", FsPerms::ReadOnly)
+        .map_err(|e| infra(format!("cannot mount /in: {e}")))?;
+    b.preopened_dir(&out_dir, "/out", FsPerms::ReadWrite)
+        .map_err(|e| infra(format!("cannot mount /out: {e}")))?;
+    if let Some(name) = &msg.command.stdin {
+        let input = msg
+            .inputs
+            .iter()
+            .find(|i| &i.name == name)
+            .ok_or_else(|| infra(format!("stdin input `{name}` is not an input of this task")))?;
+        if input.list || input.items.len() != 1 {
+            return Err(infra(format!("stdin input `{name}` must be a single blob, not a list")));
+        }
+        let path = in_dir.join(name);
+        let f = File::open(&path).map_err(|e| infra(format!("cannot open `{}`: {e}", path.display())))?;
+        b.stdin(InputFile::new(f));
+    }
+    let capture = match &msg.command.stdout {
+        Some(name) => {
+            if let Some(p) = name_problem(name.as_bytes()) {
+                return Err(infra(format!("invalid stdout output name `{}`: {p}", show_name(name.as_bytes()))));
+            }
+            let path = tmp.path().join("stdout");
+            let file = File::create(&path).map_err(|e| infra(format!("cannot create `{}`: {e}", path.display())))?;
+            let cap = SharedCapture(Arc::new(Mutex::new(Capture {
+                file,
+                written: 0,
+                cap: msg.limits.max_output_bytes,
+            })));
+            b.stdout(Sink(cap.clone()));
+            Some((name.clone(), path, cap))
+        }
+        None => None,
+    };
+    let wasi = b.build_p1();
+    let (mut st, seen) = rt.new_store(msg, wasi, log, SdkState::default());
+    let result = (|| -> wasmtime::Result<()> {
+        let instance = plugin.pre.instantiate(&mut st)?;
+        let start = instance.get_typed_func::<(), ()>(&mut st, "_start")?;
+        start.call(&mut st, ())
+    })();
+    Runtime::record_usage(&st, msg, metrics);
+    drop(st);
+
+    let code = match result {
+        Ok(()) => 0,
+        Err(e) => match classify(&e, &seen) {
+            Ended::Exit(code) => code,
+            Ended::Failed(f) => {
+                if matches!(f, TaskFailure::Trap { .. }) {
+                    write_backtrace(log, &e);
+                }
+                return Err(f);
+            }
+        },
+    };
+    metrics.exit_code = Some(code);
+    if code != 0 {
+        return Err(TaskFailure::Error { message: format!("exited with code {code}") });
+    }
+
+    let mut files = Vec::new();
+    if let Some((name, path, cap)) = capture {
+        let len = cap.0.lock().unwrap_or_else(|e| e.into_inner()).written;
+        files.push((name, path, len));
+    }
+    for (rel, path, len) in collect_outputs(&out_dir)? {
+        if let Some(p) = name_problem(rel.as_bytes()) {
+            return Err(TaskFailure::Error {
+                message: format!("`/out/{}` is not a valid output name: {p}", show_name(rel.as_bytes())),
+            });
+        }
+        if files.iter().any(|(n, _, _)| *n == rel) {
+            return Err(TaskFailure::Error {
+                message: format!("output `{rel}` is both captured from stdout and written to /out"),
+            });
+        }
+        files.push((rel, path, len));
+    }
+    if files.len() > msg.limits.max_outputs as usize {
+        return Err(TaskFailure::Limit {
+            limit: "output count".into(),
+            detail: format!("the task produced {} outputs, more than {}", files.len(), msg.limits.max_outputs),
+        });
+    }
+    let total: u64 = files.iter().map(|(_, _, len)| *len).sum();
+    if total > msg.limits.max_output_bytes {
+        return Err(TaskFailure::Limit {
+            limit: "output size".into(),
+            detail: format!(
+                "the task's outputs total more than {}",
+                crate::units::format_size(msg.limits.max_output_bytes)
+            ),
+        });
+    }
+    let mut blobs = Vec::with_capacity(files.len());
+    for (name, path, _) in files {
+        let mut f = File::open(&path).map_err(|e| infra(format!("cannot read output `{name}`: {e}")))?;
+        let mut w = store.put().map_err(|e| infra(format!("cannot store output `{name}`: {e}")))?;
+        io::copy(&mut f, &mut w).map_err(|e| infra(format!("cannot store output `{name}`: {e}")))?;
+        let blob = w.finish().map_err(|e| infra(format!("cannot store output `{name}`: {e}")))?;
+        blobs.push(OutputBlob { name, blob });
+    }
+    Ok(blobs)
+}

@@ -1,0 +1,62 @@
+//! The per-task resource limiter: caps linear memory and tables at the task's
+//! memory limit and records peak memory.
+//!
+//! It plays the role of wasmtime's `StoreLimits` with `trap_on_grow_failure`,
+//! but returns an [`Abort::Memory`] instead of a generic error, so the failure
+//! is reported as `MemoryLimit` naming the limit rather than as a trap, and it
+//! tracks the peak for the task metrics. Growth beyond the limit traps; it
+//! does not make `memory.grow` return -1 (a guest allocator would abort a few
+//! instructions later anyway, with a less useful message).
+
+use wasmtime::ResourceLimiter;
+
+use super::failure::Abort;
+
+/// Bytes a table element is charged against the memory limit.
+const TABLE_ELEMENT_BYTES: usize = 8;
+
+pub(crate) struct TaskLimiter {
+    /// Linear memory cap, bytes.
+    pub(crate) memory: usize,
+    /// Largest memory size reached, bytes.
+    pub(crate) peak: usize,
+    /// Pool cap on table elements.
+    pub(crate) table_elements: usize,
+}
+
+impl TaskLimiter {
+    pub(crate) fn new(memory: u64, table_elements: usize) -> TaskLimiter {
+        TaskLimiter { memory: usize::try_from(memory).unwrap_or(usize::MAX), peak: 0, table_elements }
+    }
+}
+
+impl ResourceLimiter for TaskLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            return Err(wasmtime::Error::new(Abort::Memory));
+        }
+        if maximum.is_some_and(|m| desired > m) {
+            // The module's own declared maximum: an ordinary failed grow (-1).
+            return Ok(false);
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired.saturating_mul(TABLE_ELEMENT_BYTES) > self.memory || desired > self.table_elements {
+            return Err(wasmtime::Error::new(Abort::Memory));
+        }
+        Ok(maximum.is_none_or(|m| desired <= m))
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+    fn memories(&self) -> usize {
+        1
+    }
+    fn tables(&self) -> usize {
+        1
+    }
+}

@@ -1,0 +1,384 @@
+//! `engine run` end to end: the examples on every executor, resources,
+//! retries, timeouts, failure propagation, fail-fast, cancellation, reports,
+//! traces, and worker crashes under the processes executor.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{engine, guests_dir, repo_root};
+
+const EXECUTORS: [&str; 3] = ["sync", "threads", "processes"];
+
+/// Copy an example into a temp dir, pointing its plugins at the built guests.
+fn example(name: &str) -> tempfile::TempDir {
+    let src = repo_root().join("examples").join(name);
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_file() {
+            let mut text = std::fs::read(&p).unwrap();
+            if p.file_name().unwrap() == "pipeline.toml" {
+                let s = String::from_utf8(text).unwrap();
+                let abs = format!("{}/", guests_dir().display());
+                text = s.replace("../../target/guests/wasm32-wasip1/release/", &abs).into_bytes();
+            }
+            std::fs::write(dir.path().join(p.file_name().unwrap()), text).unwrap();
+        }
+    }
+    // Make sure every plugin the example names is built.
+    for p in ["split", "wordcount", "merge", "topk", "csv_aggregate", "concat", "sha256"] {
+        crate::util::guest(p);
+    }
+    dir
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    engine().arg("run").arg(dir.join("pipeline.toml")).args(args).output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[track_caller]
+fn assert_success(o: &Output) {
+    assert!(o.status.success(), "exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status, text(&o.stdout), text(&o.stderr));
+}
+
+#[test]
+fn examples_give_the_expected_bytes_on_every_executor() {
+    for (name, files) in [
+        ("wordcount", &["counts.tsv", "top.tsv"][..]),
+        ("analytics", &["qty_by_region.csv", "qty_by_product.csv", "report.csv", "report.sha256"][..]),
+    ] {
+        let expected_dir = repo_root().join("examples").join(name).join("expected");
+        for ex in EXECUTORS {
+            let dir = example(name);
+            let o = run_in(dir.path(), &["--executor", ex, "--workers", "2"]);
+            assert_success(&o);
+            let stdout = text(&o.stdout);
+            assert!(stdout.starts_with("succeeded: "), "{stdout}");
+            for f in files {
+                let got = std::fs::read(dir.path().join("out").join(f)).unwrap();
+                let want = std::fs::read(expected_dir.join(f)).unwrap();
+                assert!(got == want, "{name}/{f} on {ex} differs:\n{}", text(&got));
+            }
+        }
+    }
+}
+
+/// A pipeline in a temp dir, with the test guests as plugins.
+fn pipeline(body: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plugins = String::from("[plugins]\n");
+    for g in ["sleep_ms", "flaky", "spin", "noop", "echo"] {
+        plugins.push_str(&format!("{g} = \"{}\"\n", crate::util::guest(g).display()));
+    }
+    let text = format!("[pipeline]\nname = \"t\"\n\n{plugins}\n{body}");
+    std::fs::write(dir.path().join("pipeline.toml"), text).unwrap();
+    dir
+}
+
+fn report(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
+}
+
+fn task<'a>(r: &'a Value, id: &str) -> &'a Value {
+    r["tasks"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap()
+}
+
+/// The largest number of trace events that overlap in time.
+fn max_overlap(trace: &Value) -> usize {
+    let mut edges = vec![];
+    for e in trace["traceEvents"].as_array().unwrap() {
+        if e["ph"] == "X" {
+            let ts = e["ts"].as_u64().unwrap();
+            edges.push((ts, 1i32));
+            edges.push((ts + e["dur"].as_u64().unwrap(), -1));
+        }
+    }
+    edges.sort();
+    let (mut cur, mut best) = (0i32, 0i32);
+    for (_, d) in edges {
+        cur += d;
+        best = best.max(cur);
+    }
+    best as usize
+}
+
+#[test]
+fn memory_requests_bound_concurrency() {
+    // 8 tasks of 1 GiB each under a 2 GiB capacity (and 8 cpus, 8 workers).
+    let dir = pipeline(
+        r#"[resources]
+cpu = 8
+memory = "2GiB"
+
+[tasks.s]
+plugin = "sleep_ms"
+foreach = { i = { range = [0, 8] } }
+params = { ms = 60 }
+resources = { cpu = 1, memory = "1GiB" }
+"#,
+    );
+    let trace = dir.path().join("trace.json");
+    let o = run_in(dir.path(), &["--workers", "8", "--trace", trace.to_str().unwrap()]);
+    assert_success(&o);
+    let t: Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+    let events = t["traceEvents"].as_array().unwrap().iter().filter(|e| e["ph"] == "X").count();
+    assert_eq!(events, 8);
+    assert_eq!(max_overlap(&t), 2);
+    // One lane per worker, named.
+    assert!(t["traceEvents"].as_array().unwrap().iter().any(|e| e["ph"] == "M" && e["args"]["name"] == "worker 0"));
+}
+
+#[test]
+fn a_failed_task_skips_its_dependents_and_independent_work_finishes() {
+    //   bad ──► after ──► last
+    //   good
+    let dir = pipeline(
+        r#"[tasks.bad]
+plugin = "flaky"
+params = { fail = true }
+
+[tasks.after]
+plugin = "echo"
+inputs = { in = "bad" }
+
+[tasks.last]
+plugin = "echo"
+inputs = { in = "after" }
+
+[tasks.good]
+plugin = "sleep_ms"
+params = { ms = 50 }
+"#,
+    );
+    let o = run_in(dir.path(), &["--report", dir.path().join("report.json").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let stderr = text(&o.stderr);
+    assert!(
+        stderr.contains("error: task `bad` failed: task error: failing as asked (2 dependent tasks skipped)"),
+        "{stderr}"
+    );
+    assert!(text(&o.stdout).starts_with("failed: 4 tasks: 1 succeeded, 1 failed, 2 skipped, 0 cancelled in "));
+    let r = report(dir.path());
+    assert_eq!(r["status"], "failed");
+    assert_eq!(task(&r, "bad")["state"], "failed");
+    assert_eq!(task(&r, "bad")["error"]["kind"], "error");
+    assert_eq!(task(&r, "bad")["error"]["message"], "task error: failing as asked");
+    // Outputs of a failed attempt are never published.
+    assert_eq!(task(&r, "bad")["outputs"], serde_json::json!({}));
+    assert_eq!(task(&r, "after")["state"], "skipped");
+    assert_eq!(task(&r, "last")["state"], "skipped");
+    assert_eq!(task(&r, "good")["state"], "succeeded");
+    assert_eq!(task(&r, "good")["outputs"]["out"]["len"], 9);
+}
+
+#[test]
+fn fail_fast_stops_at_the_first_failure() {
+    let body = r#"[resources]
+cpu = 1
+
+[tasks.bad]
+plugin = "flaky"
+params = { fail = true }
+priority = 10
+
+[tasks.later]
+plugin = "sleep_ms"
+foreach = { i = { range = [0, 5] } }
+params = { ms = 10 }
+"#;
+    // Default: independent tasks still run.
+    let dir = pipeline(body);
+    let o = run_in(dir.path(), &["--report", dir.path().join("report.json").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(report(dir.path())["counts"]["succeeded"], 5);
+    // --fail-fast: nothing new starts after `bad` fails.
+    let dir = pipeline(body);
+    let o = run_in(dir.path(), &["--fail-fast", "--report", dir.path().join("report.json").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let r = report(dir.path());
+    assert_eq!(r["counts"]["succeeded"], 0);
+    assert_eq!(r["counts"]["cancelled"], 5);
+    assert_eq!(task(&r, "later[0]")["state"], "cancelled");
+}
+
+#[test]
+fn a_spinning_task_stops_at_its_timeout_while_others_finish() {
+    let dir = pipeline(
+        r#"[tasks.spin]
+plugin = "spin"
+timeout = "300ms"
+
+[tasks.ok]
+plugin = "sleep_ms"
+params = { ms = 100 }
+"#,
+    );
+    let started = Instant::now();
+    let o = run_in(dir.path(), &["--report", dir.path().join("report.json").to_str().unwrap()]);
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("error: task `spin` failed: timed out after 300.0ms"), "{}", text(&o.stderr));
+    let r = report(dir.path());
+    assert_eq!(task(&r, "spin")["error"]["kind"], "timeout");
+    assert_eq!(task(&r, "ok")["state"], "succeeded");
+}
+
+#[test]
+fn retries_are_attempted_with_backoff_and_reported() {
+    let dir = pipeline(
+        r#"[tasks.bad]
+plugin = "flaky"
+params = { fail = true }
+retries = 2
+"#,
+    );
+    let o = engine()
+        .env("ENGINE_RETRY_BACKOFF", "10ms")
+        .arg("run")
+        .arg(dir.path().join("pipeline.toml"))
+        .args(["--report", dir.path().join("report.json").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = text(&o.stderr);
+    assert!(stderr.contains("task `bad` failed (attempt 1 of 3): task error: failing as asked; retrying"), "{stderr}");
+    assert!(stderr.contains("task `bad` failed (attempt 2 of 3): task error: failing as asked; retrying"), "{stderr}");
+    assert!(stderr.contains("error: task `bad` failed: task error: failing as asked"), "{stderr}");
+    assert_eq!(task(&report(dir.path()), "bad")["attempts"], 3);
+}
+
+#[test]
+fn ctrl_c_cancels_running_tasks_and_exits_130() {
+    let dir = pipeline(
+        r#"[tasks.spin]
+plugin = "spin"
+foreach = { i = { range = [0, 4] } }
+"#,
+    );
+    let child = engine()
+        .arg("run")
+        .arg(dir.path().join("pipeline.toml"))
+        .args(["--report", dir.path().join("report.json").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("interrupted: cancelling running tasks"));
+    let r = report(dir.path());
+    assert_eq!(r["status"], "interrupted");
+    assert_eq!(r["counts"]["cancelled"], 4);
+}
+
+#[test]
+fn killed_workers_are_replaced_and_the_run_completes() {
+    let dir = pipeline(
+        r#"[tasks.s]
+plugin = "sleep_ms"
+foreach = { i = { range = [0, 40] } }
+params = { ms = 40 }
+"#,
+    );
+    let mut child = engine()
+        .arg("run")
+        .arg(dir.path().join("pipeline.toml"))
+        .args(["--executor", "processes", "--workers", "2"])
+        .args(["--report", dir.path().join("report.json").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while kills < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(150));
+        let workers = children_of(child.id());
+        if let Some(&pid) = workers.get(kills % workers.len().max(1)) {
+            // SAFETY: killing a worker process we own.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            kills += 1;
+        }
+    }
+    assert_eq!(kills, 3);
+    let status = child.wait().unwrap();
+    let r = report(dir.path());
+    assert!(status.success(), "{r}");
+    assert_eq!(r["counts"]["succeeded"], 40);
+    for i in 0..40 {
+        assert_eq!(task(&r, &format!("s[{i}]"))["outputs"]["out"]["len"], 9);
+    }
+}
+
+#[test]
+fn a_task_that_crashes_its_worker_fails_alone_with_worker_lost() {
+    let dir = pipeline(
+        r#"[tasks.crash]
+plugin = "noop"
+
+[tasks.fine]
+plugin = "sleep_ms"
+foreach = { i = { range = [0, 4] } }
+params = { ms = 20 }
+"#,
+    );
+    let o = engine()
+        .env("ENGINE_TEST_WORKER_ABORT_ON", "crash")
+        .arg("run")
+        .arg(dir.path().join("pipeline.toml"))
+        .args(["--executor", "processes", "--workers", "2"])
+        .args(["--report", dir.path().join("report.json").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let r = report(dir.path());
+    let crash = task(&r, "crash");
+    assert_eq!(crash["state"], "failed");
+    assert_eq!(crash["attempts"], 3);
+    assert_eq!(crash["error"]["kind"], "worker_lost");
+    let msg = crash["error"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("worker lost: worker ") && msg.ends_with("was killed by signal 6 (SIGABRT)"), "{msg}");
+    assert_eq!(r["counts"]["succeeded"], 4);
+}
+
+#[test]
+fn requests_beyond_the_machine_are_rejected_before_running() {
+    let dir = pipeline(
+        r#"[resources]
+gpu = 0
+
+[tasks.train]
+plugin = "noop"
+resources = { gpu = 1 }
+"#,
+    );
+    let o = run_in(dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("gpu"), "{}", text(&o.stderr));
+    assert!(!dir.path().join(".engine-store").exists(), "nothing may run or be stored");
+}
+
+/// PIDs of the direct children of `pid` (the engine's worker processes).
+fn children_of(pid: u32) -> Vec<u32> {
+    let path = PathBuf::from(format!("/proc/{pid}/task/{pid}/children"));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect()
+}
+
+#[allow(dead_code)]
+fn engine_cmd() -> Command {
+    engine()
+}
