@@ -198,6 +198,32 @@ pub fn harden() -> String {
     applied.join(",")
 }
 
+/// Landlock: restrict this process's filesystem access to `dirs` (read and
+/// write beneath each), where the kernel supports it. Returns what happened.
+#[cfg(target_os = "linux")]
+pub fn restrict_filesystem(dirs: &[std::path::PathBuf]) -> String {
+    use landlock::{ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, path_beneath_rules};
+    let abi = ABI::V3;
+    let result = Ruleset::default()
+        .handle_access(AccessFs::from_all(abi))
+        .and_then(|r| r.create())
+        .and_then(|r| r.add_rules(path_beneath_rules(dirs, AccessFs::from_all(abi))))
+        .and_then(|r| r.restrict_self());
+    match result {
+        Ok(status) => match status.ruleset {
+            RulesetStatus::FullyEnforced => "landlock=full".to_string(),
+            RulesetStatus::PartiallyEnforced => "landlock=partial".to_string(),
+            RulesetStatus::NotEnforced => "landlock=unsupported".to_string(),
+        },
+        Err(e) => format!("landlock=error({e})"),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn restrict_filesystem(_dirs: &[std::path::PathBuf]) -> String {
+    "landlock=unsupported".to_string()
+}
+
 #[cfg(not(target_os = "linux"))]
 pub fn harden() -> String {
     "none (not Linux)".to_string()
