@@ -1,4 +1,4 @@
-module engine.local/examples/go-wordcount
+module engine.local/examples/languages/go
 
 go 1.24
 
