@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds every guest-language example (examples/languages/<lang>/build.sh)
 # into target/languages/: <lang>_wordcount.wasm for c, cpp, zig, go and
-# assemblyscript, plus the WASI commands c_grep.wasm and go_uniq.wasm.
+# assemblyscript, plus the WASI commands c_words.wasm and go_uniq.wasm.
 # Run xtask/toolchains.sh first (xtask/test.sh does).
 #
 # A language whose toolchain is missing is skipped, and said so loudly:

@@ -19,10 +19,12 @@
 package engine
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
 	"strings"
 )
@@ -266,15 +268,48 @@ func (c *Context) ParamsJSON() []byte {
 }
 
 // Params decodes the params JSON into v (a pointer to a struct whose fields
-// already hold the defaults). Unknown params are rejected. Errors read
-// "invalid params: <encoding/json message>".
+// already hold the defaults). Errors read "invalid params: unknown field `x`"
+// for a param v has no field for, "param `x` must be <kind>" (an integer,
+// an integer >= 0, a boolean, a string, ...) for a value of the wrong type,
+// and "invalid params: <encoding/json message>" otherwise.
 func (c *Context) Params(v any) error {
-	dec := json.NewDecoder(strings.NewReader(string(c.ParamsJSON())))
+	dec := json.NewDecoder(bytes.NewReader(c.ParamsJSON()))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("invalid params: %s", strings.TrimPrefix(err.Error(), "json: "))
+	err := dec.Decode(v)
+	if err == nil {
+		return nil
 	}
-	return nil
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		return fmt.Errorf("param `%s` must be %s", typeErr.Field, kind(typeErr.Type))
+	}
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	if name, ok := strings.CutPrefix(msg, "unknown field "); ok {
+		msg = "unknown field `" + strings.Trim(name, `"`) + "`"
+	}
+	return fmt.Errorf("invalid params: %s", msg)
+}
+
+// kind describes a Go type the way params errors name JSON values.
+func kind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer >= 0"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Pointer:
+		return kind(t.Elem())
+	default:
+		return "an object"
+	}
 }
 
 // Output opens output name ("out" is the default output). An invalid or

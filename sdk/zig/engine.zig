@@ -219,16 +219,34 @@ pub const Context = struct {
         return buf[0..n];
     }
 
-    /// The params parsed into struct `T` (field defaults for omitted params;
-    /// an unknown param or a wrong type fails the task with
-    /// `invalid params: <reason>`).
+    /// The params parsed into struct `T`, whose fields all have defaults
+    /// (the value of an omitted param; use `?U = null` for a param without
+    /// one). Fails the task with ``invalid params: unknown field `x`, expected
+    /// one of `a`, `b` `` for an unknown param and ``param `x` must be <kind>``
+    /// (an integer >= 0, a boolean, a string, ...) for a value of the wrong type.
     pub fn params(self: *Context, comptime T: type, gpa: std.mem.Allocator) !T {
         const json = try self.paramsJson(gpa);
-        return std.json.parseFromSliceLeaky(T, gpa, json, .{}) catch |e| switch (e) {
-            error.UnknownField => fail("invalid params: unknown field (expected one of {s})", .{comptime fieldList(T)}),
-            error.OutOfMemory => error.OutOfMemory,
-            else => fail("invalid params: {s} (params: {s})", .{ @errorName(e), comptime fieldList(T) }),
+        const root = std.json.parseFromSliceLeaky(std.json.Value, gpa, json, .{}) catch |e| switch (e) {
+            error.OutOfMemory => return error.OutOfMemory,
+            else => return fail("invalid params: not valid JSON ({s})", .{@errorName(e)}),
         };
+        if (root != .object) return fail("invalid params: expected a JSON object", .{});
+        const names = comptime std.meta.fieldNames(T);
+        for (root.object.keys()) |key| {
+            for (names) |n| {
+                if (std.mem.eql(u8, n, key)) break;
+            } else return fail("invalid params: unknown field `{s}`, expected one of {s}", .{ key, comptime fieldList(T) });
+        }
+        var out: T = .{};
+        inline for (names) |n| {
+            if (root.object.get(n)) |v| {
+                @field(out, n) = std.json.parseFromValueLeaky(@FieldType(T, n), gpa, v, .{}) catch |e| switch (e) {
+                    error.OutOfMemory => return error.OutOfMemory,
+                    else => return fail("param `{s}` must be {s}", .{ n, comptime kindOf(@FieldType(T, n)) }),
+                };
+            }
+        }
+        return out;
     }
 
     /// Open output `name` (`out` is the default output). An invalid or
@@ -238,6 +256,19 @@ pub const Context = struct {
         return .{ .handle = sys.output_open(name.ptr, @intCast(name.len)) };
     }
 };
+
+/// How a param of type `T` is described in an error message.
+fn kindOf(comptime T: type) []const u8 {
+    return switch (@typeInfo(T)) {
+        .bool => "a boolean",
+        .int => |i| if (i.signedness == .unsigned) "an integer >= 0" else "an integer",
+        .float => "a number",
+        .optional => |o| kindOf(o.child),
+        .pointer => if (T == []const u8) "a string" else "an array",
+        .@"enum" => "one of " ++ fieldList(T),
+        else => "a " ++ @typeName(T),
+    };
+}
 
 fn fieldList(comptime T: type) []const u8 {
     comptime var s: []const u8 = "";

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the C word-count task (the C SDK example sdk/c/examples/wordcount.c)
-# -> c_wordcount.wasm, and the C WASI command grep.c -> c_grep.wasm, with
+# -> c_wordcount.wasm, and the C WASI command words.c -> c_words.wasm, with
 # Debian's clang + wasi-libc (xtask/setup.sh installs them).
 source "$(dirname "$0")/../lib.sh"
 command -v clang >/dev/null 2>&1 || missing "clang not found (apt-get install clang)"
@@ -15,9 +15,9 @@ if ! up_to_date "$out" "$root/sdk/c" "$0"; then
 fi
 done_msg "$out"
 
-out="$out_dir/c_grep.wasm"
-if ! up_to_date "$out" "$root/examples/languages/c/grep.c" "$0"; then
-  clang "${cflags[@]}" -o "$out.tmp" "$root/examples/languages/c/grep.c"
+out="$out_dir/c_words.wasm"
+if ! up_to_date "$out" "$root/examples/languages/c/words.c" "$0"; then
+  clang "${cflags[@]}" -o "$out.tmp" "$root/examples/languages/c/words.c"
   mv "$out.tmp" "$out"
 fi
 done_msg "$out"
