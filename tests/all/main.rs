@@ -2,3 +2,4 @@
 mod util;
 mod plugins;
 mod run;
+mod languages;
