@@ -9,7 +9,6 @@
 package main
 
 import (
-	"bufio"
 	"io"
 	"sort"
 	"strconv"
@@ -35,29 +34,39 @@ func wordcount(ctx *engine.Context) error {
 	if err != nil {
 		return err
 	}
-	counts := map[string]uint64{}
+	// Pointer values: a lookup with string(w) does not allocate, so only a
+	// new word costs an allocation.
+	counts := map[string]*uint64{}
 	add := func(w []byte) {
-		if uint(len(w)) >= p.MinLen {
-			counts[string(w)]++ // no allocation when the word is already there
+		if uint(len(w)) < p.MinLen {
+			return
+		}
+		if n := counts[string(w)]; n != nil {
+			*n++
+		} else {
+			one := uint64(1)
+			counts[string(w)] = &one
 		}
 	}
-	r := bufio.NewReaderSize(in, engine.Chunk)
+	buf := make([]byte, engine.Chunk)
 	word := make([]byte, 0, 64)
 	for {
-		c, err := r.ReadByte()
+		n, err := in.Read(buf)
+		for _, c := range buf[:n] {
+			if isAlnum(c) {
+				if p.Lowercase && c >= 'A' && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				word = append(word, c)
+			} else if len(word) > 0 {
+				add(word)
+				word = word[:0]
+			}
+		}
 		if err == io.EOF {
 			break
 		} else if err != nil {
 			return err
-		}
-		if isAlnum(c) {
-			if p.Lowercase && c >= 'A' && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			word = append(word, c)
-		} else if len(word) > 0 {
-			add(word)
-			word = word[:0]
 		}
 	}
 	if len(word) > 0 {
@@ -74,7 +83,7 @@ func wordcount(ctx *engine.Context) error {
 	for _, w := range words {
 		line = append(line[:0], w...)
 		line = append(line, '\t')
-		line = strconv.AppendUint(line, counts[w], 10)
+		line = strconv.AppendUint(line, *counts[w], 10)
 		line = append(line, '\n')
 		if _, err := out.Write(line); err != nil {
 			return err
