@@ -132,12 +132,13 @@ fn every_language_embeds_its_metadata() {
 }
 
 #[test]
-fn bad_params_fail_with_the_sdk_message() {
+fn bad_params_and_missing_inputs_fail_with_the_sdk_message() {
     // The C example predates the shared wording (docs/plugins.md documents it).
     let expect = |l: &str, param: &str| match (l, param) {
         ("c", "min_len") => "param `min_len` must be an integer".to_string(),
         (_, "min_len") => "param `min_len` must be an integer >= 0".to_string(),
-        (_, _) => "param `lowercase` must be a boolean".to_string(),
+        (_, "lowercase") => "param `lowercase` must be a boolean".to_string(),
+        (_, _) => "missing input `text`".to_string(),
     };
     let langs = wordcounts();
     let mut body = String::from("[plugins]\n");
@@ -148,7 +149,8 @@ fn bad_params_fail_with_the_sdk_message() {
         write!(
             body,
             "[tasks.{l}_min_len]\nplugin = \"{l}\"\ninputs = {{ text = \"file:a.txt\" }}\nparams = {{ min_len = \"x\" }}\n\
-             [tasks.{l}_lowercase]\nplugin = \"{l}\"\ninputs = {{ text = \"file:a.txt\" }}\nparams = {{ lowercase = 1 }}\n"
+             [tasks.{l}_lowercase]\nplugin = \"{l}\"\ninputs = {{ text = \"file:a.txt\" }}\nparams = {{ lowercase = 1 }}\n\
+             [tasks.{l}_missing]\nplugin = \"{l}\"\ninputs = {{ txt = \"file:a.txt\" }}\n"
         )
         .unwrap();
     }
@@ -156,7 +158,7 @@ fn bad_params_fail_with_the_sdk_message() {
     assert_exit(&o, 1);
     let stderr = text(&o.stderr);
     for (l, _) in &langs {
-        for param in ["min_len", "lowercase"] {
+        for param in ["min_len", "lowercase", "missing"] {
             let line = format!("error: task `{l}_{param}` failed: task error: {}", expect(l, param));
             assert!(stderr.lines().any(|x| x == line), "no line `{line}` in:\n{stderr}");
         }
