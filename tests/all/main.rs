@@ -1,5 +1,7 @@
 //! The one integration-test binary. Shared helpers live in `util`.
 mod util;
+mod pipeline;
 mod plugins;
 mod run;
 mod languages;
+mod runtime;

@@ -75,6 +75,7 @@ pub struct GuestRun {
     pub outcome: Result<BTreeMap<String, Vec<u8>>, TaskFailure>,
     /// The task log, lossily decoded.
     pub log: String,
+    pub metrics: engine::exec::message::TaskMetrics,
 }
 
 impl GuestRun {
@@ -112,7 +113,7 @@ impl GuestRun {
 
 /// A runtime shared by the tests of this process, with its compiled-module
 /// cache under `target/`.
-fn runtime() -> &'static Runtime {
+pub fn runtime() -> &'static Runtime {
     static RT: OnceLock<Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         let cache_dir = repo_root().join("target/test-module-cache");
@@ -130,7 +131,35 @@ pub fn run_guest(name: &str, inputs: Vec<TestInput>, params: &str) -> GuestRun {
 
 /// [`run_guest`] with explicit limits and command-task options.
 pub fn run_guest_with(name: &str, inputs: Vec<TestInput>, params: &str, limits: Limits, command: CommandOpts) -> GuestRun {
-    let path = guest(name);
+    run_module(&guest(name), inputs, params, limits, command)
+}
+
+/// Compile `tests/guests/wat/<name>.wat` to `target/wat-guests/<name>.wasm`
+/// and return that path.
+pub fn wat_guest(name: &str) -> PathBuf {
+    let src = repo_root().join("tests/guests/wat").join(format!("{name}.wat"));
+    let bytes = wat::parse_file(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    let dir = repo_root().join("target/wat-guests");
+    std::fs::create_dir_all(&dir).expect("create target/wat-guests");
+    let path = dir.join(format!("{name}.wasm"));
+    // Write atomically: tests run in parallel and may share a fixture.
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
+    std::fs::write(&tmp, &bytes).expect("write wasm");
+    std::fs::rename(&tmp, &path).expect("rename wasm");
+    path
+}
+
+/// Run WAT fixture `name` (see [`wat_guest`]) like [`run_guest_with`].
+pub fn run_wat(name: &str, inputs: Vec<TestInput>, params: &str, limits: Limits, command: CommandOpts) -> GuestRun {
+    run_module(&wat_guest(name), inputs, params, limits, command)
+}
+
+/// Run the module at `path` once through the shared runtime.
+pub fn run_module(path: &Path, inputs: Vec<TestInput>, params: &str, limits: Limits, command: CommandOpts) -> GuestRun {
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let path = path.to_path_buf();
     let bytes = std::fs::read(&path).expect("read guest");
     let store = MemStore::new();
     let inputs = inputs
@@ -143,7 +172,7 @@ pub fn run_guest_with(name: &str, inputs: Vec<TestInput>, params: &str, limits: 
         .collect();
     let msg = TaskMessage {
         task: 0,
-        name: name.to_string(),
+        name,
         attempt: 1,
         plugin: PluginRef { digest: Digest::of(&bytes), path },
         inputs,
@@ -158,7 +187,7 @@ pub fn run_guest_with(name: &str, inputs: Vec<TestInput>, params: &str, limits: 
             .map(|o| (o.name, store.get(&o.blob.digest).expect("output blob is in the store")))
             .collect()
     });
-    GuestRun { outcome, log: String::from_utf8_lossy(&result.log).into_owned() }
+    GuestRun { outcome, log: String::from_utf8_lossy(&result.log).into_owned(), metrics: result.metrics }
 }
 
 /// The `engine` binary under test, with its compiled-module cache under `target/`
@@ -203,4 +232,84 @@ pub fn language_guest(name: &str) -> Option<PathBuf> {
         }
     }
     Some(path)
+}
+
+/// What a run of the `engine` binary produced.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run the real `engine` binary with `args` in directory `dir`.
+pub fn run_engine(dir: &Path, args: &[&str]) -> Output {
+    let out = engine()
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ENGINE_PROFILE_LOAD")
+        .output()
+        .expect("cannot start the engine binary");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Compare `actual` with the contents of the file `expected` (expect-test
+/// style). With `UPDATE_EXPECT=1` the file is (re)written instead. Returns a
+/// description of the mismatch.
+pub fn check_expect_file(expected: &Path, actual: &str) -> Result<(), String> {
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::write(expected, actual).map_err(|e| format!("cannot write {}: {e}", expected.display()))?;
+        return Ok(());
+    }
+    let want = std::fs::read_to_string(expected).unwrap_or_default();
+    if want == actual {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} differs (run with UPDATE_EXPECT=1 to accept)\n--- expected\n{want}\n--- actual\n{actual}",
+            expected.display()
+        ))
+    }
+}
+
+/// Copy the files (not subdirectories) of `src` into `dst`.
+pub fn copy_files(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Tiny test plugins, assembled from WAT, written to `dir/plugins/`:
+/// `sdk.wasm` (an SDK task with metadata: inputs `in`, outputs `out` and
+/// `stats`, params `lowercase`, `min_len` and `part`), `cmd.wasm` (a WASI command),
+/// `badimport.wasm` (a command importing `env.clock`) and `notwasm.wasm` (text).
+pub fn write_test_plugins(dir: &Path) {
+    let p = dir.join("plugins");
+    std::fs::create_dir_all(&p).unwrap();
+    let sdk = r#"(module
+        (import "engine" "log" (func (param i32 i32 i32)))
+        (memory (export "memory") 1)
+        (func (export "engine_abi_v1"))
+        (func (export "run") (result i32) i32.const 0)
+        (@custom "engine.task" "{\"abi\":1,\"name\":\"sdk\",\"version\":\"0.1.0\",\"inputs\":[\"in\"],\"outputs\":[\"out\",\"stats\"],\"params\":[\"lowercase\",\"min_len\",\"part\"]}"))"#;
+    let cmd = r#"(module
+        (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+        (memory (export "memory") 1)
+        (func (export "_start")))"#;
+    let bad = r#"(module
+        (import "env" "clock" (func (result i64)))
+        (memory (export "memory") 1)
+        (func (export "_start")))"#;
+    std::fs::write(p.join("sdk.wasm"), wat::parse_str(sdk).unwrap()).unwrap();
+    std::fs::write(p.join("cmd.wasm"), wat::parse_str(cmd).unwrap()).unwrap();
+    std::fs::write(p.join("badimport.wasm"), wat::parse_str(bad).unwrap()).unwrap();
+    std::fs::write(p.join("notwasm.wasm"), "this is not wasm\n").unwrap();
 }

@@ -20,7 +20,6 @@ use crate::exec::driver::{self, Event, Observer, RunOptions, RunOutcome};
 use crate::exec::message::{DEFAULT_TASK_MEMORY, Limits};
 use crate::exec::processes::{ProcessesConfig, ProcessesExecutor};
 use crate::exec::sync::SyncExecutor;
-use crate::exec::threads::ThreadsExecutor;
 use crate::plan::{Plan, TaskId};
 use crate::report;
 use crate::runtime::{Runtime, RuntimeConfig};
@@ -176,45 +175,51 @@ fn run_loaded(
         limits: Limits::default(),
     };
     let dyn_store: Arc<dyn BlobStore> = store.clone();
-    let mut exec: Box<dyn Executor> = match a.executor {
-        ExecutorKind::Sync => Box::new(SyncExecutor::new(
-            runtime.clone(),
-            dyn_store.clone(),
-            run_start,
-        )),
-        ExecutorKind::Threads => Box::new(ThreadsExecutor::new(
-            runtime.clone(),
-            dyn_store.clone(),
+    let mut progress = Progress::new(plan, tty, a.quiet);
+    let out = match a.executor {
+        ExecutorKind::Threads => driver::run_plan_threads(
+            plan,
+            &digests,
+            &runtime,
             workers,
+            &*store,
+            &opts,
+            &mut progress,
             run_start,
-        )?),
-        ExecutorKind::Processes => {
-            let exe = std::env::current_exe()
-                .map_err(|e| format!("cannot find the engine binary: {e}"))?;
-            let store_abs = fs::canonicalize(&store_dir).unwrap_or_else(|_| store_dir.clone());
-            Box::new(ProcessesExecutor::new(ProcessesConfig {
-                workers,
-                exe,
-                store_dir: store_abs,
-                cache_dir: cache_dir(),
-                max_task_memory,
-                plugins: plan.plugins.iter().map(|p| p.path.clone()).collect(),
-                run_start: run_start_sys,
-                harden: true,
-            })?)
+        )?,
+        ExecutorKind::Sync | ExecutorKind::Processes => {
+            let mut exec: Box<dyn Executor> = if a.executor == ExecutorKind::Sync {
+                Box::new(SyncExecutor::new(
+                    runtime.clone(),
+                    dyn_store.clone(),
+                    run_start,
+                ))
+            } else {
+                let exe = std::env::current_exe()
+                    .map_err(|e| format!("cannot find the engine binary: {e}"))?;
+                let store_abs = fs::canonicalize(&store_dir).unwrap_or_else(|_| store_dir.clone());
+                Box::new(ProcessesExecutor::new(ProcessesConfig {
+                    workers,
+                    exe,
+                    store_dir: store_abs,
+                    cache_dir: cache_dir(),
+                    max_task_memory,
+                    plugins: plan.plugins.iter().map(|p| p.path.clone()).collect(),
+                    run_start: run_start_sys,
+                    harden: true,
+                })?)
+            };
+            driver::run_plan(
+                plan,
+                &digests,
+                &mut *exec,
+                &*store,
+                &opts,
+                &mut progress,
+                run_start,
+            )
         }
     };
-    let mut progress = Progress::new(plan, tty, a.quiet);
-    let out = driver::run_plan(
-        plan,
-        &digests,
-        &mut *exec,
-        &*store,
-        &opts,
-        &mut progress,
-        run_start,
-    );
-    drop(exec);
     progress.finish();
     store
         .sync()

@@ -107,70 +107,99 @@ impl Observer for NoObserver {
 /// How many trailing log lines a failure message shows.
 pub const LOG_TAIL_LINES: usize = 10;
 
-/// Run every task of `plan`. `plugins[i]` is the digest of `plan.plugins[i]`.
-pub fn run_plan(
-    plan: &Plan,
-    plugins: &[Digest],
-    exec: &mut dyn Executor,
-    store: &dyn BlobStore,
-    opts: &RunOptions,
-    observer: &mut dyn Observer,
+/// The state of one run, shared by both drivers: the core, what each task
+/// produced, and the attempt log. Every method is a short critical section.
+pub struct RunState<'a> {
+    plan: &'a Plan,
+    plugins: &'a [Digest],
+    store: &'a dyn BlobStore,
+    opts: &'a RunOptions,
+    observer: &'a mut (dyn Observer + Send),
     run_start: Instant,
-) -> RunOutcome {
-    let mut core = Core::new(
-        plan,
-        CoreOptions {
-            fail_fast: opts.fail_fast,
-            backoff_base: opts.backoff_base,
-            ..CoreOptions::default()
-        },
-    );
-    let n = plan.tasks.len();
-    let mut records: Vec<TaskRecord> = vec![TaskRecord::default(); n];
-    let mut attempts: Vec<AttemptRecord> = Vec::with_capacity(n);
-    let mut files: HashMap<PathBuf, Result<BlobRef, String>> = HashMap::new();
-    let mut in_flight = 0usize;
-    let mut starts: Vec<TaskId> = Vec::new();
-    let mut interrupted = false;
-    let mut cancel_sent = false;
-    let mut last_tick = Instant::now();
-    let slots = exec.slots();
+    core: Core,
+    records: Vec<TaskRecord>,
+    attempts: Vec<AttemptRecord>,
+    files: HashMap<PathBuf, Result<BlobRef, String>>,
+    starts: Vec<TaskId>,
+    in_flight: usize,
+    interrupted: bool,
+    cancel_sent: bool,
+}
 
-    loop {
-        let now = run_start.elapsed();
-        if !interrupted && opts.interrupt.load(Ordering::SeqCst) {
-            interrupted = true;
-            core.stop();
-            exec.cancel_all();
-            cancel_sent = true;
-            observer.event(Event::Interrupted, &core.counts());
+impl<'a> RunState<'a> {
+    pub fn new(
+        plan: &'a Plan,
+        plugins: &'a [Digest],
+        store: &'a dyn BlobStore,
+        opts: &'a RunOptions,
+        observer: &'a mut (dyn Observer + Send),
+        run_start: Instant,
+    ) -> Self {
+        let core = Core::new(
+            plan,
+            CoreOptions {
+                fail_fast: opts.fail_fast,
+                backoff_base: opts.backoff_base,
+                ..CoreOptions::default()
+            },
+        );
+        let n = plan.tasks.len();
+        RunState {
+            plan,
+            plugins,
+            store,
+            opts,
+            observer,
+            run_start,
+            core,
+            records: vec![TaskRecord::default(); n],
+            attempts: Vec::with_capacity(n),
+            files: HashMap::new(),
+            starts: Vec::new(),
+            in_flight: 0,
+            interrupted: false,
+            cancel_sent: false,
         }
-        core.tick(now);
-        starts.clear();
-        core.schedule(slots.saturating_sub(in_flight), &mut starts);
-        for &t in &starts {
-            let attempt = core.attempt(t);
+    }
+
+    /// Notice Ctrl-C and due retries, then start up to `max` tasks, appending
+    /// their messages to `out`. Returns true when running tasks must now be
+    /// cancelled (interrupt or fail-fast), exactly once per run.
+    pub fn next_tasks(&mut self, max: usize, out: &mut Vec<TaskMessage>) -> bool {
+        let now = self.run_start.elapsed();
+        if !self.interrupted && self.opts.interrupt.load(Ordering::SeqCst) {
+            self.interrupted = true;
+            self.core.stop();
+            self.observer.event(Event::Interrupted, &self.core.counts());
+        }
+        self.core.tick(now);
+        self.starts.clear();
+        self.core.schedule(max, &mut self.starts);
+        for i in 0..self.starts.len() {
+            let t = self.starts[i];
+            let attempt = self.core.attempt(t);
             match build_message(
-                plan,
-                plugins,
+                self.plan,
+                self.plugins,
                 t,
                 attempt,
-                &records,
-                store,
-                &mut files,
-                &opts.limits,
+                &self.records,
+                self.store,
+                &mut self.files,
+                &self.opts.limits,
             ) {
                 Ok(msg) => {
-                    observer.event(Event::Started { task: t, attempt }, &core.counts());
-                    exec.submit(msg);
-                    in_flight += 1;
+                    self.observer
+                        .event(Event::Started { task: t, attempt }, &self.core.counts());
+                    out.push(msg);
+                    self.in_flight += 1;
                 }
                 Err(failure) => {
                     // Could not even start: not retryable (the inputs will not change).
-                    let decision = core.on_failure(t, FailureClass::Final, now);
-                    let rec = &mut records[t as usize];
+                    let decision = self.core.on_failure(t, FailureClass::Final, now);
+                    let rec = &mut self.records[t as usize];
                     rec.attempts = attempt;
-                    observer.event(
+                    self.observer.event(
                         Event::Failed {
                             task: t,
                             attempt,
@@ -178,78 +207,198 @@ pub fn run_plan(
                             decision,
                             log_tail: "",
                         },
-                        &core.counts(),
+                        &self.core.counts(),
                     );
                     rec.failure = Some(failure);
                 }
             }
         }
-        if core.is_done() && in_flight == 0 {
+        if self.core.is_stopped() && !self.cancel_sent {
+            self.cancel_sent = true;
+            return true;
+        }
+        false
+    }
+
+    /// Feed a finished attempt back.
+    pub fn complete(&mut self, res: TaskResult) {
+        self.in_flight -= 1;
+        handle_result(
+            self.plan,
+            &mut self.core,
+            res,
+            &mut self.records,
+            &mut self.attempts,
+            self.opts,
+            self.observer,
+            self.run_start,
+        );
+    }
+
+    /// Nothing is running and nothing more can start.
+    pub fn finished(&self) -> bool {
+        self.core.is_done() && self.in_flight == 0
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// How long to wait for a result before looking again (retries, Ctrl-C).
+    pub fn wait_hint(&self) -> Duration {
+        self.core
+            .next_wakeup()
+            .map(|at| at.saturating_sub(self.run_start.elapsed()))
+            .unwrap_or(Duration::from_millis(100))
+            .min(Duration::from_millis(100))
+    }
+
+    pub fn tick(&mut self) {
+        self.observer.event(Event::Tick, &self.core.counts());
+    }
+
+    pub fn into_outcome(self) -> RunOutcome {
+        let n = self.plan.tasks.len();
+        RunOutcome {
+            counts: self.core.counts(),
+            states: (0..n as TaskId).map(|t| self.core.state(t)).collect(),
+            records: self.records,
+            attempts: self.attempts,
+            wall: self.run_start.elapsed(),
+            interrupted: self.interrupted,
+        }
+    }
+}
+
+/// Run every task of `plan` through a message-passing executor (sync,
+/// processes). `plugins[i]` is the digest of `plan.plugins[i]`.
+pub fn run_plan(
+    plan: &Plan,
+    plugins: &[Digest],
+    exec: &mut dyn Executor,
+    store: &dyn BlobStore,
+    opts: &RunOptions,
+    observer: &mut (dyn Observer + Send),
+    run_start: Instant,
+) -> RunOutcome {
+    let mut st = RunState::new(plan, plugins, store, opts, observer, run_start);
+    let slots = exec.slots();
+    let mut msgs = Vec::new();
+    let mut last_tick = Instant::now();
+    loop {
+        msgs.clear();
+        if st.next_tasks(slots.saturating_sub(st.in_flight()), &mut msgs) {
+            exec.cancel_all();
+        }
+        let started = !msgs.is_empty();
+        for m in msgs.drain(..) {
+            exec.submit(m);
+        }
+        if st.finished() {
             break;
         }
-        if in_flight == 0 && starts.is_empty() {
+        if st.in_flight() == 0 && !started {
             // Only retries in backoff remain: sleep until the next one is due.
-            let wait = core
-                .next_wakeup()
-                .map(|at| at.saturating_sub(run_start.elapsed()))
-                .unwrap_or(Duration::from_millis(50))
-                .min(Duration::from_millis(100));
-            std::thread::sleep(wait);
+            std::thread::sleep(st.wait_hint());
             continue;
         }
-        let wait = core
-            .next_wakeup()
-            .map(|at| at.saturating_sub(run_start.elapsed()))
-            .unwrap_or(Duration::from_millis(100))
-            .min(Duration::from_millis(100));
-        let Some(res) = exec.recv(wait) else {
+        let Some(res) = exec.recv(st.wait_hint()) else {
             if last_tick.elapsed() >= Duration::from_millis(100) {
                 last_tick = Instant::now();
-                observer.event(Event::Tick, &core.counts());
+                st.tick();
             }
             continue;
         };
-        in_flight -= 1;
-        handle_result(
-            plan,
-            &mut core,
-            res,
-            &mut records,
-            &mut attempts,
-            opts,
-            observer,
-            run_start,
-        );
-        // Drain whatever else is already there without blocking.
+        st.complete(res);
         while let Some(res) = exec.recv(Duration::ZERO) {
-            in_flight -= 1;
-            handle_result(
-                plan,
-                &mut core,
-                res,
-                &mut records,
-                &mut attempts,
-                opts,
-                observer,
-                run_start,
-            );
-        }
-        if core.is_stopped() && !cancel_sent {
-            // --fail-fast (or Ctrl-C): interrupt whatever is still running.
-            cancel_sent = true;
-            exec.cancel_all();
+            st.complete(res);
         }
     }
+    st.into_outcome()
+}
 
-    let states = (0..n as TaskId).map(|t| core.state(t)).collect();
-    RunOutcome {
-        counts: core.counts(),
-        states,
-        records,
-        attempts,
-        wall: run_start.elapsed(),
-        interrupted,
-    }
+/// Run every task of `plan` on `workers` threads that drive the scheduler
+/// core themselves: a worker that finishes a task records the result and
+/// picks its next task under one short lock, with no hand-off to a
+/// coordinator thread. This is what keeps the per-task overhead in
+/// microseconds when tasks are tiny (a hand-off costs two thread wake-ups).
+pub fn run_plan_threads(
+    plan: &Plan,
+    plugins: &[Digest],
+    runtime: &crate::runtime::Runtime,
+    workers: usize,
+    store: &dyn BlobStore,
+    opts: &RunOptions,
+    observer: &mut (dyn Observer + Send),
+    run_start: Instant,
+) -> std::io::Result<RunOutcome> {
+    use std::sync::{Condvar, Mutex};
+    let state = Mutex::new(RunState::new(
+        plan, plugins, store, opts, observer, run_start,
+    ));
+    let wake = Condvar::new();
+    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+    std::thread::scope(|scope| -> std::io::Result<()> {
+        let mut handles = Vec::new();
+        for w in 0..workers.max(1) {
+            let (state, wake) = (&state, &wake);
+            let h = std::thread::Builder::new()
+                .name(format!("engine-worker-{w}"))
+                .stack_size(super::threads::WORKER_STACK)
+                .spawn_scoped(scope, move || {
+                    let mut msgs = Vec::with_capacity(1);
+                    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                    loop {
+                        msgs.clear();
+                        if st.next_tasks(1, &mut msgs) {
+                            runtime.cancel_all();
+                        }
+                        if let Some(msg) = msgs.pop() {
+                            drop(st);
+                            let res =
+                                super::threads::run_one(runtime, &msg, store, w as u32, run_start);
+                            st = state.lock().unwrap_or_else(|e| e.into_inner());
+                            st.complete(res);
+                            // New tasks may be ready for the others.
+                            wake.notify_all();
+                            continue;
+                        }
+                        if st.finished() {
+                            wake.notify_all();
+                            return;
+                        }
+                        let hint = st.wait_hint();
+                        st = wake
+                            .wait_timeout(st, hint)
+                            .map(|(g, _)| g)
+                            .unwrap_or_else(|e| e.into_inner().0);
+                    }
+                })?;
+            handles.push(h);
+        }
+        // The calling thread only keeps the progress display ticking and
+        // notices Ctrl-C while the workers run.
+        while !handles.iter().all(|h| h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(50));
+            {
+                let mut st = lock();
+                st.tick();
+            }
+            if opts.interrupt.load(Ordering::SeqCst) {
+                // Workers busy in long tasks cannot notice it themselves.
+                runtime.cancel_all();
+                wake.notify_all();
+            }
+        }
+        for h in handles {
+            let _ = h.join();
+        }
+        Ok(())
+    })?;
+    Ok(state
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_outcome())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -260,7 +409,7 @@ fn handle_result(
     records: &mut [TaskRecord],
     attempts: &mut Vec<AttemptRecord>,
     opts: &RunOptions,
-    observer: &mut dyn Observer,
+    observer: &mut (dyn Observer + Send),
     run_start: Instant,
 ) {
     let t = res.task;
@@ -280,9 +429,7 @@ fn handle_result(
     rec.attempts = res.attempt;
     rec.exit_code = m.exit_code;
     rec.worker = m.worker;
-    if res.attempt == 1 || rec.start_us == 0 {
-        rec.start_us = m.start_us;
-    }
+    rec.start_us = m.start_us;
     rec.end_us = m.end_us;
     if !res.log.is_empty() {
         rec.log_path = write_log(

@@ -45,24 +45,7 @@ impl ThreadsExecutor {
                 .stack_size(WORKER_STACK)
                 .spawn(move || {
                     while let Ok(msg) = task_rx.recv() {
-                        let (task, attempt) = (msg.task, msg.attempt);
-                        let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            runtime.run_task(&msg, &*store, w as u32, run_start)
-                        }))
-                        .unwrap_or_else(|_| TaskResult {
-                            task,
-                            attempt,
-                            outcome: Err(TaskFailure::Infra {
-                                message:
-                                    "internal error: the worker panicked while running this task"
-                                        .into(),
-                            }),
-                            log: Vec::new(),
-                            metrics: TaskMetrics {
-                                worker: w as u32,
-                                ..TaskMetrics::default()
-                            },
-                        });
+                        let res = run_one(&runtime, &msg, &*store, w as u32, run_start);
                         if res_tx.send(res).is_err() {
                             break;
                         }
@@ -108,4 +91,30 @@ impl Drop for ThreadsExecutor {
             let _ = h.join();
         }
     }
+}
+
+/// Run one task, turning a panic in the host (a bug) into an infrastructure
+/// failure of that task instead of a dead worker.
+pub fn run_one(
+    runtime: &Runtime,
+    msg: &TaskMessage,
+    store: &dyn BlobStore,
+    worker: u32,
+    run_start: Instant,
+) -> TaskResult {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.run_task(msg, store, worker, run_start)
+    }))
+    .unwrap_or_else(|_| TaskResult {
+        task: msg.task,
+        attempt: msg.attempt,
+        outcome: Err(TaskFailure::Infra {
+            message: "internal error: the worker panicked while running this task".into(),
+        }),
+        log: Vec::new(),
+        metrics: TaskMetrics {
+            worker,
+            ..TaskMetrics::default()
+        },
+    })
 }

@@ -78,7 +78,11 @@ pub(crate) fn classify(err: &wasmtime::Error, limits: &LimitsSeen) -> Ended {
                 Some(limit) => TaskFailure::Timeout { limit },
                 None => TaskFailure::Cancelled,
             },
-            other => TaskFailure::Trap { message: other.to_string() },
+            other => {
+                let text = other.to_string();
+                let message = text.strip_prefix("wasm trap: ").unwrap_or(&text).to_string();
+                TaskFailure::Trap { message }
+            }
         });
     }
     // Anything else is a host-side error surfaced by wasmtime or WASI (for
@@ -87,7 +91,9 @@ pub(crate) fn classify(err: &wasmtime::Error, limits: &LimitsSeen) -> Ended {
     if msg.contains("maximum concurrent") || msg.contains("pooling allocator") {
         return Ended::Failed(TaskFailure::Infra { message: format!("cannot instantiate: {msg}") });
     }
-    Ended::Failed(TaskFailure::Trap { message: msg })
+    // The outermost context is the wasm backtrace (written to the log by the
+    // caller); the root cause says what went wrong.
+    Ended::Failed(TaskFailure::Trap { message: err.root_cause().to_string() })
 }
 
 fn find_abort(err: &wasmtime::Error) -> Option<&Abort> {

@@ -119,7 +119,6 @@ pub struct LoadedPlugin {
 
 /// A compiled, linked plugin.
 struct Plugin {
-    digest: Digest,
     kind: PluginKind,
     meta: Option<PluginMeta>,
     /// argv[0] of command tasks: the file name without `.wasm`.
@@ -337,7 +336,7 @@ impl Runtime {
             .map(|n| n.to_string_lossy().trim_end_matches(".wasm").to_string())
             .unwrap_or_else(|| "plugin".into());
         let has_initialize = module.get_export("_initialize").is_some();
-        let plugin = Arc::new(Plugin { digest, kind: info.kind, meta: info.meta, name, pre, has_initialize });
+        let plugin = Arc::new(Plugin { kind: info.kind, meta: info.meta, name, pre, has_initialize });
         inner.plugins.write().unwrap_or_else(|e| e.into_inner()).insert(digest, plugin.clone());
         Ok((plugin, hit))
     }
@@ -461,6 +460,7 @@ impl Runtime {
         let sdk = SdkState {
             items,
             params: msg.params.as_bytes().to_vec(),
+            attempt: msg.attempt,
             max_output_bytes: msg.limits.max_output_bytes,
             max_outputs: msg.limits.max_outputs,
             store: Some(store_static),

@@ -1,0 +1,5 @@
+;; The smallest SDK task: no imports, succeeds, no outputs.
+(module
+  (memory (export "memory") 1)
+  (func (export "engine_abi_v1"))
+  (func (export "run") (result i32) (i32.const 0)))

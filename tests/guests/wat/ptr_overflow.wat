@@ -1,0 +1,8 @@
+;; ptr + len overflows 32 bits: 0xFFFFFFF0 + 0x20.
+(module
+  (import "engine" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (func (export "engine_abi_v1"))
+  (func (export "run") (result i32)
+    (call $log (i32.const 2) (i32.const -16) (i32.const 32))
+    (i32.const 0)))

@@ -1,0 +1,5 @@
+(module
+  (import "env" "foo" (func))
+  (memory (export "memory") 1)
+  (func (export "engine_abi_v1"))
+  (func (export "run") (result i32) (i32.const 0)))

@@ -1,0 +1,17 @@
+;; Writes "before" to `out`, calls `error`, writes "after" to `late`, returns 0.
+(module
+  (import "engine" "output_open" (func $output_open (param i32 i32) (result i32)))
+  (import "engine" "output_write" (func $output_write (param i32 i32 i32) (result i32)))
+  (import "engine" "error" (func $error (param i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "out")
+  (data (i32.const 8) "late")
+  (data (i32.const 16) "before")
+  (data (i32.const 32) "after")
+  (data (i32.const 48) "bad input: line 3")
+  (func (export "engine_abi_v1"))
+  (func (export "run") (result i32)
+    (drop (call $output_write (call $output_open (i32.const 0) (i32.const 3)) (i32.const 16) (i32.const 6)))
+    (call $error (i32.const 48) (i32.const 17))
+    (drop (call $output_write (call $output_open (i32.const 8) (i32.const 4)) (i32.const 32) (i32.const 5)))
+    (i32.const 0)))
