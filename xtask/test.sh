@@ -4,4 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash xtask/setup.sh
 bash xtask/build-guests.sh
+# Guest-language toolchains (Zig, Go, AssemblyScript, C++) and their examples;
+# see docs/languages.md. A missing toolchain skips only its language here, but
+# the tests in tests/all/languages.rs then fail when CI is set.
+bash xtask/toolchains.sh
+bash xtask/build-languages.sh
 cargo test --release --locked -p engine "$@"

@@ -3,4 +3,5 @@ mod util;
 mod pipeline;
 mod plugins;
 mod run;
+mod languages;
 mod runtime;

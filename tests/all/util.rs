@@ -198,6 +198,42 @@ pub fn engine() -> Command {
     c
 }
 
+/// Where `xtask/build-languages.sh` puts the guest-language examples.
+pub fn languages_dir() -> PathBuf {
+    repo_root().join("target/languages")
+}
+
+/// The path of guest-language module `name` (e.g. `zig_wordcount`, `c_words`),
+/// built by `xtask/build-languages.sh` (run once per test process if a file is
+/// missing). A module whose toolchain is missing cannot be built: under CI
+/// (env `CI` set) that fails the test; locally it returns `None` after a loud
+/// message on stderr, and the caller skips that language.
+pub fn language_guest(name: &str) -> Option<PathBuf> {
+    static BUILT: OnceLock<String> = OnceLock::new();
+    let path = languages_dir().join(format!("{name}.wasm"));
+    if !path.exists() {
+        let log = BUILT.get_or_init(|| {
+            let script = repo_root().join("xtask/build-languages.sh");
+            match Command::new("bash").arg(&script).output() {
+                Ok(out) => format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+                Err(e) => format!("cannot run {}: {e}", script.display()),
+            }
+        });
+        if !path.exists() {
+            let msg = format!(
+                "{} is missing: its toolchain is not installed (run `bash xtask/toolchains.sh && bash xtask/build-languages.sh`)\n{log}",
+                path.display()
+            );
+            if std::env::var_os("CI").is_some() {
+                panic!("{msg}");
+            }
+            eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\nSKIPPING {name}: {msg}!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
+            return None;
+        }
+    }
+    Some(path)
+}
+
 /// What a run of the `engine` binary produced.
 #[derive(Debug)]
 pub struct Output {

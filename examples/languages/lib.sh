@@ -1,0 +1,32 @@
+# Shared by examples/languages/*/build.sh (sourced, not run).
+#
+# Sets: root (the repository), out_dir (where the .wasm files go:
+# $ENGINE_LANG_OUT or target/languages), tc (the toolchains dir:
+# $ENGINE_TOOLCHAINS_DIR or target/toolchains, filled by xtask/toolchains.sh).
+# A build script that cannot find its toolchain calls `missing "<why>"`,
+# which exits with status 77: xtask/build-languages.sh prints
+# `SKIPPED <lang>: <why>` for it. Any other failure is a real build error.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+out_dir="${ENGINE_LANG_OUT:-$root/target/languages}"
+tc="${ENGINE_TOOLCHAINS_DIR:-$root/target/toolchains}"
+mkdir -p "$out_dir"
+
+missing() {
+  echo "missing toolchain: $*" >&2
+  exit 77
+}
+
+# up_to_date OUT SRC...: OUT exists and is newer than every file under SRC...
+up_to_date() {
+  local out="$1"
+  shift
+  [ -f "$out" ] || return 1
+  [ -z "$(find "$@" -type f -newer "$out" -print -quit)" ]
+}
+
+# done_msg OUT: print what was built.
+done_msg() {
+  echo "built $1 ($(wc -c <"$1") bytes)"
+}

