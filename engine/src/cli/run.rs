@@ -253,14 +253,11 @@ fn run_loaded(
     };
     if let Some(path) = &a.report {
         let r = report::build(plan, &out, exec_name, workers, &store_dir);
-        let text = serde_json::to_string_pretty(&r)?;
-        write_atomic(path, text.as_bytes())
+        write_atomic_with(path, |w| serde_json::to_writer_pretty(w, &r).map_err(std::io::Error::other))
             .map_err(|e| format!("cannot write report {}: {e}", path.display()))?;
     }
     if let Some(path) = &a.trace {
-        let mut buf = Vec::new();
-        report::write_trace(plan, &out, &mut buf)?;
-        write_atomic(path, &buf)
+        write_atomic_with(path, |w| report::write_trace(plan, &out, w))
             .map_err(|e| format!("cannot write trace {}: {e}", path.display()))?;
     }
     Ok(match status {
@@ -286,13 +283,27 @@ fn write_output(store: &dyn BlobStore, d: &Digest, dest: &Path) -> std::io::Resu
 }
 
 fn write_atomic(dest: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(dest, |w| w.write_all(data))
+}
+
+/// Stream a file into place atomically: a temp file in the destination's
+/// directory, buffered writes, fsync, rename. Large reports never exist as one
+/// in-memory string.
+fn write_atomic_with(
+    dest: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(data)?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp.as_file_mut());
+        fill(&mut w)?;
+        w.flush()?;
+    }
     tmp.as_file().sync_data()?;
     tmp.persist(dest).map_err(|e| e.error)?;
     Ok(())
