@@ -51,6 +51,8 @@ pub fn check(a: &CheckArgs) -> i32 {
     match load(&a.pipeline, &a.resources) {
         Ok(plan) => {
             print!("{}", summary(&plan));
+            // The process exits next; freeing a million-task plan would only cost time.
+            std::mem::forget(plan);
             EXIT_OK
         }
         Err(code) => code,
@@ -67,6 +69,7 @@ pub fn graph(a: &GraphArgs) -> i32 {
             };
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(s.as_bytes());
+            std::mem::forget(plan);
             EXIT_OK
         }
         Err(code) => code,

@@ -189,7 +189,11 @@ fn run_loaded(
         )?,
         ExecutorKind::Sync | ExecutorKind::Processes => {
             let mut exec: Box<dyn Executor> = if a.executor == ExecutorKind::Sync {
-                Box::new(SyncExecutor::new(runtime.clone(), dyn_store.clone(), run_start))
+                Box::new(SyncExecutor::new(
+                    runtime.clone(),
+                    dyn_store.clone(),
+                    run_start,
+                ))
             } else {
                 let exe = std::env::current_exe()
                     .map_err(|e| format!("cannot find the engine binary: {e}"))?;
@@ -205,7 +209,15 @@ fn run_loaded(
                     harden: true,
                 })?)
             };
-            driver::run_plan(plan, &digests, &mut *exec, &*store, &opts, &mut progress, run_start)
+            driver::run_plan(
+                plan,
+                &digests,
+                &mut *exec,
+                &*store,
+                &opts,
+                &mut progress,
+                run_start,
+            )
         }
     };
     progress.finish();

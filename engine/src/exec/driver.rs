@@ -137,7 +137,11 @@ impl<'a> RunState<'a> {
     ) -> Self {
         let core = Core::new(
             plan,
-            CoreOptions { fail_fast: opts.fail_fast, backoff_base: opts.backoff_base, ..CoreOptions::default() },
+            CoreOptions {
+                fail_fast: opts.fail_fast,
+                backoff_base: opts.backoff_base,
+                ..CoreOptions::default()
+            },
         );
         let n = plan.tasks.len();
         RunState {
@@ -185,7 +189,8 @@ impl<'a> RunState<'a> {
                 &self.opts.limits,
             ) {
                 Ok(msg) => {
-                    self.observer.event(Event::Started { task: t, attempt }, &self.core.counts());
+                    self.observer
+                        .event(Event::Started { task: t, attempt }, &self.core.counts());
                     out.push(msg);
                     self.in_flight += 1;
                 }
@@ -195,7 +200,13 @@ impl<'a> RunState<'a> {
                     let rec = &mut self.records[t as usize];
                     rec.attempts = attempt;
                     self.observer.event(
-                        Event::Failed { task: t, attempt, failure: &failure, decision, log_tail: "" },
+                        Event::Failed {
+                            task: t,
+                            attempt,
+                            failure: &failure,
+                            decision,
+                            log_tail: "",
+                        },
                         &self.core.counts(),
                     );
                     rec.failure = Some(failure);
@@ -322,7 +333,9 @@ pub fn run_plan_threads(
     run_start: Instant,
 ) -> std::io::Result<RunOutcome> {
     use std::sync::{Condvar, Mutex};
-    let state = Mutex::new(RunState::new(plan, plugins, store, opts, observer, run_start));
+    let state = Mutex::new(RunState::new(
+        plan, plugins, store, opts, observer, run_start,
+    ));
     let wake = Condvar::new();
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     std::thread::scope(|scope| -> std::io::Result<()> {
@@ -342,7 +355,8 @@ pub fn run_plan_threads(
                         }
                         if let Some(msg) = msgs.pop() {
                             drop(st);
-                            let res = super::threads::run_one(runtime, &msg, store, w as u32, run_start);
+                            let res =
+                                super::threads::run_one(runtime, &msg, store, w as u32, run_start);
                             st = state.lock().unwrap_or_else(|e| e.into_inner());
                             st.complete(res);
                             // New tasks may be ready for the others.
@@ -354,7 +368,10 @@ pub fn run_plan_threads(
                             return;
                         }
                         let hint = st.wait_hint();
-                        st = wake.wait_timeout(st, hint).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
+                        st = wake
+                            .wait_timeout(st, hint)
+                            .map(|(g, _)| g)
+                            .unwrap_or_else(|e| e.into_inner().0);
                     }
                 })?;
             handles.push(h);
@@ -368,6 +385,8 @@ pub fn run_plan_threads(
                 st.tick();
             }
             if opts.interrupt.load(Ordering::SeqCst) {
+                // Workers busy in long tasks cannot notice it themselves.
+                runtime.cancel_all();
                 wake.notify_all();
             }
         }
@@ -376,7 +395,10 @@ pub fn run_plan_threads(
         }
         Ok(())
     })?;
-    Ok(state.into_inner().unwrap_or_else(|e| e.into_inner()).into_outcome())
+    Ok(state
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_outcome())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -407,9 +429,7 @@ fn handle_result(
     rec.attempts = res.attempt;
     rec.exit_code = m.exit_code;
     rec.worker = m.worker;
-    if res.attempt == 1 || rec.start_us == 0 {
-        rec.start_us = m.start_us;
-    }
+    rec.start_us = m.start_us;
     rec.end_us = m.end_us;
     if !res.log.is_empty() {
         rec.log_path = write_log(

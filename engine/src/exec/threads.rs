@@ -102,14 +102,19 @@ pub fn run_one(
     worker: u32,
     run_start: Instant,
 ) -> TaskResult {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.run_task(msg, store, worker, run_start)))
-        .unwrap_or_else(|_| TaskResult {
-            task: msg.task,
-            attempt: msg.attempt,
-            outcome: Err(TaskFailure::Infra {
-                message: "internal error: the worker panicked while running this task".into(),
-            }),
-            log: Vec::new(),
-            metrics: TaskMetrics { worker, ..TaskMetrics::default() },
-        })
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.run_task(msg, store, worker, run_start)
+    }))
+    .unwrap_or_else(|_| TaskResult {
+        task: msg.task,
+        attempt: msg.attempt,
+        outcome: Err(TaskFailure::Infra {
+            message: "internal error: the worker panicked while running this task".into(),
+        }),
+        log: Vec::new(),
+        metrics: TaskMetrics {
+            worker,
+            ..TaskMetrics::default()
+        },
+    })
 }

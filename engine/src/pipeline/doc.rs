@@ -14,7 +14,9 @@
 //! offending definition is dropped, so later passes can still run on the rest.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+
+use hashbrown::HashTable;
 use std::ops::Range;
 
 use toml_parser::decoder::{Encoding, ScalarKind};
@@ -94,8 +96,8 @@ pub struct Entry {
 
 struct Table {
     entries: Vec<Entry>,
-    /// Key -> entry index, built once a table grows past a few entries.
-    index: Option<Box<HashMap<Box<str>, u32>>>,
+    /// Entry indices hashed by key, built once a table grows past a few entries.
+    index: Option<Box<HashTable<u32>>>,
     origin: Origin,
 }
 
@@ -134,11 +136,11 @@ impl<'s> Doc<'s> {
         let mut b = Builder {
             doc: Doc { src, nodes: Vec::new(), tables: Vec::new(), arrays: Vec::new(), owned: Vec::new() },
             header: None,
-            keys: Vec::new(),
+            keys: Keys::new(),
             pending: None,
             frames: Vec::new(),
             current: ROOT,
-            current_path: String::new(),
+            current_keys: Keys::new(),
             diags: Vec::new(),
         };
         let root = b.new_table(Origin::Header, Sp::default());
@@ -208,7 +210,8 @@ impl<'s> Doc<'s> {
         let Val::Table(t) = self.node(table).val else { return None };
         let t = self.tables.get(t as usize)?;
         if let Some(index) = &t.index {
-            return index.get(key).and_then(|&i| t.entries.get(i as usize)).copied();
+            let found = index.find(hash_key(key), |&i| t.entries.get(i as usize).is_some_and(|e| self.str(e.key) == key));
+            return found.and_then(|&i| t.entries.get(i as usize)).copied();
         }
         t.entries.iter().find(|e| self.str(e.key) == key).copied()
     }
@@ -255,6 +258,20 @@ impl<'s> Doc<'s> {
     }
 }
 
+fn hash_key(key: &str) -> u64 {
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    h.write(key.as_bytes());
+    h.finish()
+}
+
+fn str_of<'a>(src: &'a str, owned: &'a [String], s: Str) -> &'a str {
+    if s.start == OWNED {
+        owned.get(s.len as usize).map(String::as_str).unwrap_or("")
+    } else {
+        src.get(s.start as usize..(s.start + s.len) as usize).unwrap_or("")
+    }
+}
+
 fn syntax_error(e: &ParseError) -> SyntaxError {
     let span = e.unexpected().or(e.context()).map(|s| s.start()..s.end()).unwrap_or(0..0);
     let mut label = String::new();
@@ -269,7 +286,11 @@ fn syntax_error(e: &ParseError) -> SyntaxError {
                     toml_parser::Expected::Literal("\n") => label.push_str("a newline"),
                     toml_parser::Expected::Literal(l) => {
                         label.push('`');
-                        label.push_str(&l.escape_debug().to_string());
+                        if l.chars().all(|c| c.is_ascii_control()) {
+                            label.push_str(&l.escape_debug().to_string());
+                        } else {
+                            label.push_str(l);
+                        }
                         label.push('`');
                     }
                     toml_parser::Expected::Description(d) => label.push_str(d),
@@ -289,28 +310,32 @@ struct Key<'s> {
     span: Sp,
 }
 
+/// The keys of one statement: almost always one or two, kept inline.
+type Keys<'s> = smallvec::SmallVec<[Key<'s>; 2]>;
+
 struct Header<'s> {
     is_array: bool,
     open: Sp,
-    keys: Vec<Key<'s>>,
+    keys: Keys<'s>,
 }
 
 enum Frame<'s> {
-    Array { node: NodeId, path: String },
-    Inline { node: NodeId, path: String, keys: Vec<Key<'s>>, pending: Option<Vec<Key<'s>>> },
+    Array { node: NodeId },
+    Inline { node: NodeId, keys: Keys<'s>, pending: Option<Keys<'s>> },
 }
 
 struct Builder<'s> {
     doc: Doc<'s>,
     header: Option<Header<'s>>,
     /// Keys of the key-value statement being read at the top level.
-    keys: Vec<Key<'s>>,
+    keys: Keys<'s>,
     /// Keys of a top-level statement whose `=` has been seen.
-    pending: Option<Vec<Key<'s>>>,
+    pending: Option<Keys<'s>>,
     frames: Vec<Frame<'s>>,
     /// Table that top-level key-values go into.
     current: NodeId,
-    current_path: String,
+    /// The keys of the header of `current` (for messages).
+    current_keys: Keys<'s>,
     diags: Vec<Diagnostic>,
 }
 
@@ -385,19 +410,16 @@ impl<'s> Builder<'s> {
         let owned = &self.doc.owned;
         let idx = t.entries.len() as u32;
         t.entries.push(Entry { key: kstr, key_span: key.span, value });
-        if t.index.is_none() && t.entries.len() > INDEX_AFTER {
-            let mut m = HashMap::with_capacity(t.entries.len() * 2);
-            for (i, e) in t.entries.iter().enumerate() {
-                let s = if e.key.start == OWNED {
-                    owned.get(e.key.len as usize).map(String::as_str).unwrap_or("")
-                } else {
-                    src.get(e.key.start as usize..(e.key.start + e.key.len) as usize).unwrap_or("")
-                };
-                m.entry(Box::from(s)).or_insert(i as u32);
+        let entries = &t.entries;
+        let rehash = |&i: &u32| entries.get(i as usize).map(|e| hash_key(str_of(src, owned, e.key))).unwrap_or(0);
+        if let Some(index) = &mut t.index {
+            index.insert_unique(hash_key(&key.text), idx, rehash);
+        } else if entries.len() > INDEX_AFTER {
+            let mut index = HashTable::with_capacity(entries.len() * 2);
+            for (i, e) in entries.iter().enumerate() {
+                index.insert_unique(hash_key(str_of(src, owned, e.key)), i as u32, rehash);
             }
-            t.index = Some(Box::new(m));
-        } else if let Some(index) = &mut t.index {
-            index.entry(Box::from(key.text.as_ref())).or_insert(idx);
+            t.index = Some(Box::new(index));
         }
     }
 
@@ -409,6 +431,7 @@ impl<'s> Builder<'s> {
     }
 
     fn duplicate(&mut self, path: String, again: Sp, first: Sp) {
+        let path = if path.is_empty() { "key".to_string() } else { path };
         self.diags.push(
             Diagnostic::error(format!("`{path}` is defined more than once"))
                 .primary(again.range(), "defined again here")
@@ -417,7 +440,7 @@ impl<'s> Builder<'s> {
     }
 
     /// Insert `value` at the dotted `keys` below `table`.
-    fn insert_dotted(&mut self, table: NodeId, base_path: &str, keys: Vec<Key<'s>>, value: NodeId) {
+    fn insert_dotted(&mut self, table: NodeId, keys: Keys<'s>, value: NodeId) {
         let Some((last, parents)) = keys.split_last() else { return };
         let mut t = table;
         for (i, k) in parents.iter().enumerate() {
@@ -430,7 +453,8 @@ impl<'s> Builder<'s> {
                 Some(e) => match self.origin(e.value) {
                     Some(Origin::Dotted) => t = e.value,
                     _ => {
-                        let path = join_path(base_path, &keys[..=i]);
+                        let base = if table == self.current { self.current_path() } else { String::new() };
+                        let path = join_path(&base, &keys[..=i]);
                         self.duplicate(path, k.span, e.key_span);
                         return;
                     }
@@ -438,7 +462,8 @@ impl<'s> Builder<'s> {
             }
         }
         if let Some(e) = self.lookup(t, &last.text) {
-            let path = join_path(base_path, &keys);
+            let base = if table == self.current { self.current_path() } else { String::new() };
+            let path = join_path(&base, &keys);
             self.duplicate(path, last.span, e.key_span);
             return;
         }
@@ -456,32 +481,17 @@ impl<'s> Builder<'s> {
                     a.items.push(value);
                 }
             }
-            Some(Frame::Inline { node, path, pending, .. }) => {
+            Some(Frame::Inline { node, pending, .. }) => {
                 let node = *node;
-                let path = std::mem::take(path);
                 if let Some(keys) = pending.take() {
-                    self.insert_dotted(node, &path, keys, value);
-                }
-                if let Some(Frame::Inline { path: p, .. }) = self.frames.last_mut() {
-                    *p = path;
+                    self.insert_dotted(node, keys, value);
                 }
             }
             None => {
                 if let Some(keys) = self.pending.take() {
-                    let path = std::mem::take(&mut self.current_path);
-                    self.insert_dotted(self.current, &path, keys, value);
-                    self.current_path = path;
+                    self.insert_dotted(self.current, keys, value);
                 }
             }
-        }
-    }
-
-    /// The path a nested value being opened will have (for messages).
-    fn open_path(&self) -> String {
-        match self.frames.last() {
-            Some(Frame::Array { path, .. }) => path.clone(),
-            Some(Frame::Inline { path, pending, .. }) => join_path(path, pending.as_deref().unwrap_or(&[])),
-            None => join_path(&self.current_path, self.pending.as_deref().unwrap_or(&[])),
         }
     }
 
@@ -498,9 +508,27 @@ impl<'s> Builder<'s> {
         Key { text: out, span: Sp::of(span) }
     }
 
+    fn current_path(&self) -> String {
+        join_path("", &self.current_keys)
+    }
+
+    /// Give back the spare capacity of a table that is complete.
+    fn shrink(&mut self, node: NodeId) {
+        if let Some(t) = self.table_mut(node) {
+            t.entries.shrink_to_fit();
+        }
+    }
+
     fn apply_header(&mut self, h: Header<'s>, close: Sp) {
+        let done = self.current;
+        self.shrink(done);
+        self.apply_header_inner(&h, close);
+        self.current_keys = h.keys;
+    }
+
+    fn apply_header_inner(&mut self, h: &Header<'s>, close: Sp) {
         let span = Sp { start: h.open.start, end: close.end };
-        let path = join_path("", &h.keys);
+        let path = || join_path("", &h.keys);
         let Some((last, parents)) = h.keys.split_last() else {
             self.current = self.new_table(Origin::Header, span);
             return;
@@ -529,7 +557,6 @@ impl<'s> Builder<'s> {
                 }
             }
         }
-        self.current_path = path.clone();
         if h.is_array {
             let arr = match self.lookup(t, &last.text) {
                 None => {
@@ -540,7 +567,7 @@ impl<'s> Builder<'s> {
                 Some(e) => match self.doc.node(e.value).val {
                     Val::Array(a) if self.doc.arrays.get(a as usize).is_some_and(|a| a.of_tables) => Some(e.value),
                     _ => {
-                        self.duplicate(path, last.span, e.key_span);
+                        self.duplicate(path(), last.span, e.key_span);
                         None
                     }
                 },
@@ -570,7 +597,7 @@ impl<'s> Builder<'s> {
                     self.current = e.value;
                 }
                 Some(e) => {
-                    self.duplicate(path, last.span, e.key_span);
+                    self.duplicate(path(), last.span, e.key_span);
                     self.current = self.new_table(Origin::Header, span);
                 }
             }
@@ -591,13 +618,13 @@ impl<'s> EventReceiver for Builder<'s> {
         self.frames.clear();
         self.keys.clear();
         self.pending = None;
-        self.header = Some(Header { is_array: false, open: Sp::of(span), keys: Vec::new() });
+        self.header = Some(Header { is_array: false, open: Sp::of(span), keys: Keys::new() });
     }
     fn array_table_open(&mut self, span: Span, _error: &mut dyn ErrorSink) {
         self.frames.clear();
         self.keys.clear();
         self.pending = None;
-        self.header = Some(Header { is_array: true, open: Sp::of(span), keys: Vec::new() });
+        self.header = Some(Header { is_array: true, open: Sp::of(span), keys: Keys::new() });
     }
     fn std_table_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
         if let Some(h) = self.header.take() {
@@ -610,9 +637,8 @@ impl<'s> EventReceiver for Builder<'s> {
         }
     }
     fn inline_table_open(&mut self, span: Span, _error: &mut dyn ErrorSink) -> bool {
-        let path = self.open_path();
         let node = self.new_table(Origin::Inline, Sp::of(span));
-        self.frames.push(Frame::Inline { node, path, keys: Vec::new(), pending: None });
+        self.frames.push(Frame::Inline { node, keys: Keys::new(), pending: None });
         true
     }
     fn inline_table_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
@@ -622,13 +648,13 @@ impl<'s> EventReceiver for Builder<'s> {
             if let Some(n) = self.doc.nodes.get_mut(node as usize) {
                 n.span.end = span.end() as u32;
             }
+            self.shrink(node);
             self.complete(node);
         }
     }
     fn array_open(&mut self, span: Span, _error: &mut dyn ErrorSink) -> bool {
-        let path = self.open_path();
         let node = self.new_array(false, Sp::of(span));
-        self.frames.push(Frame::Array { node, path });
+        self.frames.push(Frame::Array { node });
         true
     }
     fn array_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
@@ -666,7 +692,12 @@ impl<'s> EventReceiver for Builder<'s> {
         let val = match kind {
             ScalarKind::String => Val::Str(self.make_str(out)),
             ScalarKind::Boolean(b) => Val::Bool(b),
-            ScalarKind::DateTime => Val::Datetime,
+            ScalarKind::DateTime => {
+                if let Err(e) = out.parse::<toml::value::Datetime>() {
+                    error.report_error(ParseError::new(format!("invalid date-time: {e}")).with_unexpected(span));
+                }
+                Val::Datetime
+            }
             ScalarKind::Float => match out.parse::<f64>() {
                 Ok(f) => Val::Float(f),
                 Err(_) => {
@@ -691,6 +722,77 @@ impl<'s> EventReceiver for Builder<'s> {
         if self.frames.is_empty() {
             self.keys.clear();
             self.pending = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(doc: &Doc<'_>, keys: &[&str]) -> Option<NodeId> {
+        let mut n = ROOT;
+        for k in keys {
+            n = doc.get(n, k)?.value;
+        }
+        Some(n)
+    }
+
+    fn ok(src: &str) -> Doc<'_> {
+        let (doc, syntax, diags) = Doc::parse(src);
+        assert!(syntax.is_empty(), "{syntax:?}");
+        assert!(diags.is_empty(), "{diags:?}");
+        doc
+    }
+
+    #[test]
+    fn tables_dotted_keys_and_arrays_of_tables() {
+        let doc = ok("tasks.a.plugin = \"x\"\n[b.c]\nv = 1\n[b]\nw = 'lit'\n[[arr]]\nk = 1\n[[arr]]\nk = 2\n[t]\n\"q\\tk\" = { i = [1, 2.5, true] }\n");
+        let p = path(&doc, &["tasks", "a", "plugin"]).unwrap();
+        assert!(matches!(doc.node(p).val, Val::Str(s) if doc.str(s) == "x"));
+        assert!(matches!(doc.node(path(&doc, &["b", "c", "v"]).unwrap()).val, Val::Int(1)));
+        assert!(matches!(doc.node(path(&doc, &["b", "w"]).unwrap()).val, Val::Str(s) if doc.str(s) == "lit"));
+        let arr = path(&doc, &["arr"]).unwrap();
+        assert_eq!(doc.items(arr).len(), 2);
+        assert!(matches!(doc.node(doc.get(doc.items(arr)[1], "k").unwrap().value).val, Val::Int(2)));
+        let i = path(&doc, &["t", "q\tk", "i"]).unwrap();
+        assert_eq!(doc.items(i).len(), 3);
+    }
+
+    #[test]
+    fn duplicates_are_reported_and_dropped() {
+        let (doc, syntax, diags) = Doc::parse("[a]\nx = 1\nx = 2\n[a]\n[c]\nt = { i = 1 }\n[c.t]\n");
+        assert!(syntax.is_empty());
+        let msgs: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(msgs, ["`a.x` is defined more than once", "`a` is defined more than once", "`c.t` is defined more than once"]);
+        assert!(matches!(doc.node(path(&doc, &["a", "x"]).unwrap()).val, Val::Int(1)));
+    }
+
+    #[test]
+    fn large_tables_use_the_index_and_chunks_split_cleanly() {
+        let mut src = String::new();
+        for i in 0..20_000 {
+            src.push_str(&format!("[tasks.t{i}]\nplugin = \"p\"\n"));
+        }
+        // A multi-line array that crosses chunk boundaries.
+        src.push_str("[tail]\nlist = [\n");
+        for i in 0..40_000 {
+            src.push_str(&format!("  {i},\n"));
+        }
+        src.push_str("]\n");
+        let doc = ok(&src);
+        assert!(path(&doc, &["tasks", "t19999", "plugin"]).is_some());
+        assert!(path(&doc, &["tasks", "t20000"]).is_none());
+        assert_eq!(doc.items(path(&doc, &["tail", "list"]).unwrap()).len(), 40_000);
+    }
+
+    #[test]
+    fn syntax_errors_never_panic() {
+        for src in ["[", "a = [1,", "a = {", "]]", "a.=1", "[[a]\n", "a = 1979-13-45", "a = 0x", "\u{feff}a=1", "a = 99999999999999999999"] {
+            let (_doc, syntax, _diags) = Doc::parse(src);
+            if src != "\u{feff}a=1" {
+                assert!(!syntax.is_empty(), "{src:?} parsed without error");
+            }
         }
     }
 }

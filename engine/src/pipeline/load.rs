@@ -11,6 +11,7 @@
 //! Every pass reports into one list of diagnostics and keeps going.
 
 use std::collections::HashMap;
+use std::fmt::Display;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -49,6 +50,18 @@ struct Settings {
     deterministic: Option<bool>,
     fuel: Option<u64>,
     max_output_bytes: Option<u64>,
+}
+
+/// The known keys of a table, read in one pass.
+struct Fields {
+    keys: &'static [&'static str],
+    vals: [Option<Entry>; 16],
+}
+
+impl Fields {
+    fn get(&self, key: &str) -> Option<Entry> {
+        self.keys.iter().position(|k| *k == key).and_then(|i| self.vals.get(i).copied().flatten())
+    }
 }
 
 /// What ids map to.
@@ -93,10 +106,12 @@ pub(super) struct Cx<'d, 's> {
     pub diags: Vec<Diagnostic>,
     plugins: Vec<PluginSpec>,
     plugin_ids: HashMap<&'d str, u32>,
+    /// Plugins declared but invalid: tasks using them get no second error.
+    broken_plugins: Vec<&'d str>,
     checks: Vec<Option<PluginCheck>>,
     defaults: Settings,
     capacity: Resources,
-    ids: HashMap<&'d str, Slot>,
+    ids: rustc_hash::FxHashMap<&'d str, Slot>,
     foreach: Vec<Foreach>,
     /// Per task: its plugin (for metadata checks on references), set in pass 2.
     task_plugin: Vec<u32>,
@@ -106,10 +121,13 @@ pub(super) struct Cx<'d, 's> {
 }
 
 fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    // Optimal string alignment distance (a transposition counts as one edit);
+    // ties go to the alphabetically first candidate, so the choice never
+    // depends on hash-map order.
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
-        let d = strsim::levenshtein(word, c);
-        if d <= 2 && d < c.len().max(2) && best.is_none_or(|(bd, _)| d < bd) {
+        let d = strsim::osa_distance(word, c);
+        if d <= 2 && d < c.len().max(2) && best.is_none_or(|b| (d, c) < b) {
             best = Some((d, c));
         }
     }
@@ -125,10 +143,11 @@ impl<'d, 's> Cx<'d, 's> {
             diags: Vec::new(),
             plugins: Vec::new(),
             plugin_ids: HashMap::new(),
+            broken_plugins: Vec::new(),
             checks: Vec::new(),
             defaults: Settings::default(),
             capacity: Resources::default(),
-            ids: HashMap::new(),
+            ids: Default::default(),
             foreach: Vec::new(),
             task_plugin: Vec::new(),
             task_stdout: HashMap::new(),
@@ -149,10 +168,19 @@ impl<'d, 's> Cx<'d, 's> {
     }
 
     /// Report keys of `table` that are not in `allowed`.
-    fn check_keys(&mut self, table: NodeId, allowed: &[&str], what: &str) {
+    fn check_keys(&mut self, table: NodeId, allowed: &'static [&'static str], what: &dyn Display) {
+        self.fields(table, allowed, what);
+    }
+
+    /// Read the known keys of `table` in one pass, reporting unknown ones.
+    fn fields(&mut self, table: NodeId, allowed: &'static [&'static str], what: &dyn Display) -> Fields {
+        let mut f = Fields { keys: allowed, vals: [None; 16] };
         for e in self.doc.entries(table) {
             let k = self.key(e);
-            if allowed.contains(&k) {
+            if let Some(i) = allowed.iter().position(|a| *a == k) {
+                if let Some(v) = f.vals.get_mut(i) {
+                    *v = Some(*e);
+                }
                 continue;
             }
             let d = Diagnostic::error(format!("unknown key `{k}` in {what}"));
@@ -164,9 +192,10 @@ impl<'d, 's> Cx<'d, 's> {
             };
             self.err(d);
         }
+        f
     }
 
-    fn type_error(&mut self, what: &str, node: NodeId, expected: &str) {
+    fn type_error(&mut self, what: &dyn Display, node: NodeId, expected: &str) {
         let found = self.doc.type_name(node);
         self.err(
             Diagnostic::error(format!("{what} must be {expected}, found {found}"))
@@ -174,7 +203,7 @@ impl<'d, 's> Cx<'d, 's> {
         );
     }
 
-    fn as_table(&mut self, what: &str, node: NodeId) -> Option<NodeId> {
+    fn as_table(&mut self, what: &dyn Display, node: NodeId) -> Option<NodeId> {
         match self.doc.node(node).val {
             Val::Table(_) => Some(node),
             _ => {
@@ -184,7 +213,7 @@ impl<'d, 's> Cx<'d, 's> {
         }
     }
 
-    fn as_str(&mut self, what: &str, node: NodeId) -> Option<&'d str> {
+    fn as_str(&mut self, what: &dyn Display, node: NodeId) -> Option<&'d str> {
         match self.doc.node(node).val {
             Val::Str(s) => Some(self.doc.str(s)),
             _ => {
@@ -194,7 +223,7 @@ impl<'d, 's> Cx<'d, 's> {
         }
     }
 
-    fn as_int(&mut self, what: &str, node: NodeId) -> Option<i64> {
+    fn as_int(&mut self, what: &dyn Display, node: NodeId) -> Option<i64> {
         match self.doc.node(node).val {
             Val::Int(i) => Some(i),
             _ => {
@@ -204,7 +233,7 @@ impl<'d, 's> Cx<'d, 's> {
         }
     }
 
-    fn as_number(&mut self, what: &str, node: NodeId) -> Option<f64> {
+    fn as_number(&mut self, what: &dyn Display, node: NodeId) -> Option<f64> {
         match self.doc.node(node).val {
             Val::Int(i) => Some(i as f64),
             Val::Float(f) => Some(f),
@@ -215,7 +244,7 @@ impl<'d, 's> Cx<'d, 's> {
         }
     }
 
-    fn as_bool(&mut self, what: &str, node: NodeId) -> Option<bool> {
+    fn as_bool(&mut self, what: &dyn Display, node: NodeId) -> Option<bool> {
         match self.doc.node(node).val {
             Val::Bool(b) => Some(b),
             _ => {
@@ -225,14 +254,14 @@ impl<'d, 's> Cx<'d, 's> {
         }
     }
 
-    fn value_error(&mut self, what: &str, node: NodeId, problem: &str) {
+    fn value_error(&mut self, what: &dyn Display, node: NodeId, problem: &str) {
         self.err(Diagnostic::error(format!("{what} {problem}")).primary(self.span(node), "invalid value"));
     }
 
     // ---- pass 1: top level ------------------------------------------------
 
     pub(super) fn top_level(&mut self) -> (String, String) {
-        self.check_keys(ROOT, TOP_KEYS, "the pipeline file");
+        self.check_keys(ROOT, TOP_KEYS, &"the pipeline file");
         let (mut name, mut description) = (String::new(), String::new());
         match self.doc.get(ROOT, "pipeline") {
             None => self.err(
@@ -240,24 +269,24 @@ impl<'d, 's> Cx<'d, 's> {
                     .note("every pipeline starts with `[pipeline]` and `name = \"...\"`"),
             ),
             Some(e) => {
-                if let Some(t) = self.as_table("`pipeline`", e.value) {
-                    self.check_keys(t, PIPELINE_KEYS, "`[pipeline]`");
+                if let Some(t) = self.as_table(&"`pipeline`", e.value) {
+                    self.check_keys(t, PIPELINE_KEYS, &"`[pipeline]`");
                     match self.doc.get(t, "name") {
                         None => self.err(
                             Diagnostic::error("`[pipeline]` has no `name`")
                                 .primary(self.span(t), "add `name = \"...\"` to this table"),
                         ),
                         Some(n) => {
-                            if let Some(s) = self.as_str("`pipeline.name`", n.value) {
+                            if let Some(s) = self.as_str(&"`pipeline.name`", n.value) {
                                 if s.trim().is_empty() {
-                                    self.value_error("`pipeline.name`", n.value, "must not be empty");
+                                    self.value_error(&"`pipeline.name`", n.value, "must not be empty");
                                 }
                                 name = s.to_string();
                             }
                         }
                     }
                     if let Some(d) = self.doc.get(t, "description")
-                        && let Some(s) = self.as_str("`pipeline.description`", d.value)
+                        && let Some(s) = self.as_str(&"`pipeline.description`", d.value)
                     {
                         description = s.to_string();
                     }
@@ -266,10 +295,10 @@ impl<'d, 's> Cx<'d, 's> {
         }
         self.plugins_table();
         if let Some(e) = self.doc.get(ROOT, "defaults")
-            && let Some(t) = self.as_table("`defaults`", e.value)
+            && let Some(t) = self.as_table(&"`defaults`", e.value)
         {
-            self.check_keys(t, DEFAULTS_KEYS, "`[defaults]`");
-            self.defaults = self.settings(t, "`defaults`");
+            let f = self.fields(t, DEFAULTS_KEYS, &"`[defaults]`");
+            self.defaults = self.settings(&f, Field::new(&["defaults"]));
         }
         self.capacity_table();
         (name, description)
@@ -277,7 +306,7 @@ impl<'d, 's> Cx<'d, 's> {
 
     fn plugins_table(&mut self) {
         let Some(e) = self.doc.get(ROOT, "plugins") else { return };
-        let Some(t) = self.as_table("`plugins`", e.value) else { return };
+        let Some(t) = self.as_table(&"`plugins`", e.value) else { return };
         for e in self.doc.entries(t) {
             let name = self.key(e);
             let what = format!("plugin `{name}`");
@@ -286,12 +315,13 @@ impl<'d, 's> Cx<'d, 's> {
                     Diagnostic::error(format!("`{name}` is not a valid plugin name"))
                         .primary(e.key_span.range(), "allowed: letters, digits, `_` and `-`"),
                 );
+                self.broken_plugins.push(name);
                 continue;
             }
             let (path_node, sha) = match self.doc.node(e.value).val {
                 Val::Str(_) => (Some(e.value), None),
                 Val::Table(_) => {
-                    self.check_keys(e.value, PLUGIN_KEYS, &format!("`plugins.{name}`"));
+                    self.check_keys(e.value, PLUGIN_KEYS, &format_args!("`plugins.{name}`"));
                     let path = self.doc.get(e.value, "path").map(|p| p.value);
                     if path.is_none() {
                         self.err(
@@ -300,10 +330,10 @@ impl<'d, 's> Cx<'d, 's> {
                         );
                     }
                     let sha = self.doc.get(e.value, "sha256").and_then(|s| {
-                        let v = self.as_str(&format!("`plugins.{name}.sha256`"), s.value)?;
+                        let v = self.as_str(&format_args!("`plugins.{name}.sha256`"), s.value)?;
                         if v.len() != 64 || !v.bytes().all(|b| b.is_ascii_hexdigit()) {
                             self.value_error(
-                                &format!("`plugins.{name}.sha256`"),
+                                &format_args!("`plugins.{name}.sha256`"),
                                 s.value,
                                 "must be 64 hexadecimal digits",
                             );
@@ -314,14 +344,21 @@ impl<'d, 's> Cx<'d, 's> {
                     (path, sha)
                 }
                 _ => {
-                    self.type_error(&format!("`plugins.{name}`"), e.value, "a path string or a table");
+                    self.type_error(&format_args!("`plugins.{name}`"), e.value, "a path string or a table");
                     (None, None)
                 }
             };
-            let Some(path_node) = path_node else { continue };
-            let Some(rel) = self.as_str(&format!("`plugins.{name}.path`"), path_node) else { continue };
+            let Some(path_node) = path_node else {
+                self.broken_plugins.push(name);
+                continue;
+            };
+            let Some(rel) = self.as_str(&format_args!("`plugins.{name}.path`"), path_node) else {
+                self.broken_plugins.push(name);
+                continue;
+            };
             if rel.is_empty() {
-                self.value_error(&format!("`plugins.{name}` path"), path_node, "must not be empty");
+                self.value_error(&format_args!("`plugins.{name}` path"), path_node, "must not be empty");
+                self.broken_plugins.push(name);
                 continue;
             }
             let path = self.base_dir.join(rel);
@@ -352,9 +389,9 @@ impl<'d, 's> Cx<'d, 's> {
     fn capacity_table(&mut self) {
         let mut cap = resources::detect_capacity();
         if let Some(e) = self.doc.get(ROOT, "resources")
-            && let Some(t) = self.as_table("`resources`", e.value)
+            && let Some(t) = self.as_table(&"`resources`", e.value)
         {
-            let p = self.resources(t, "`resources`", true);
+            let p = self.resources(t, Field::new(&["resources"]));
             cap = p.resolve(cap.cpu_milli, cap.memory, 0);
         }
         if let Some(o) = &self.opts.capacity_override {
@@ -367,13 +404,12 @@ impl<'d, 's> Cx<'d, 's> {
     }
 
     /// Read a `resources` table. `capacity` is true for `[resources]`.
-    fn resources(&mut self, t: NodeId, what: &str, capacity: bool) -> Partial {
+    fn resources(&mut self, t: NodeId, what: Field<'_>) -> Partial {
         let mut p = Partial::default();
         for e in self.doc.entries(t) {
             let k = self.key(e);
-            let kw = format!("{what}.{k}");
-            let kw = kw.replace("`.", ".");
-            let kw = format!("{kw}`");
+            let kw = what.with(k);
+            let kw = &kw;
             match k {
                 "cpu" => {
                     if let Some(v) = self.as_number(&kw, e.value) {
@@ -455,20 +491,19 @@ impl<'d, 's> Cx<'d, 's> {
                 }
             }
         }
-        let _ = capacity;
         p
     }
 
     /// Read the per-task settings shared by `[defaults]` and tasks.
-    fn settings(&mut self, t: NodeId, what: &str) -> Settings {
+    fn settings(&mut self, f: &Fields, what: Field<'_>) -> Settings {
         let mut s = Settings::default();
-        let w = |k: &str| format!("{}.{k}`", what.trim_end_matches('`'));
-        if let Some(e) = self.doc.get(t, "resources")
+        let w = |k| what.with(k);
+        if let Some(e) = f.get("resources")
             && let Some(r) = self.as_table(&w("resources"), e.value)
         {
-            s.resources = self.resources(r, &w("resources"), false);
+            s.resources = self.resources(r, w("resources"));
         }
-        if let Some(e) = self.doc.get(t, "retries")
+        if let Some(e) = f.get("retries")
             && let Some(v) = self.as_int(&w("retries"), e.value)
         {
             if !(0..=MAX_RETRIES).contains(&v) {
@@ -477,7 +512,7 @@ impl<'d, 's> Cx<'d, 's> {
                 s.retries = Some(v as u32);
             }
         }
-        if let Some(e) = self.doc.get(t, "timeout")
+        if let Some(e) = f.get("timeout")
             && let Some(v) = self.as_str(&w("timeout"), e.value)
         {
             match crate::units::parse_duration(v) {
@@ -489,7 +524,7 @@ impl<'d, 's> Cx<'d, 's> {
                 ),
             }
         }
-        if let Some(e) = self.doc.get(t, "priority")
+        if let Some(e) = f.get("priority")
             && let Some(v) = self.as_int(&w("priority"), e.value)
         {
             match i32::try_from(v) {
@@ -497,10 +532,10 @@ impl<'d, 's> Cx<'d, 's> {
                 Err(_) => self.value_error(&w("priority"), e.value, "must fit in a 32-bit signed integer"),
             }
         }
-        if let Some(e) = self.doc.get(t, "deterministic") {
+        if let Some(e) = f.get("deterministic") {
             s.deterministic = self.as_bool(&w("deterministic"), e.value);
         }
-        if let Some(e) = self.doc.get(t, "fuel")
+        if let Some(e) = f.get("fuel")
             && let Some(v) = self.as_int(&w("fuel"), e.value)
         {
             if v <= 0 {
@@ -509,7 +544,7 @@ impl<'d, 's> Cx<'d, 's> {
                 s.fuel = Some(v as u64);
             }
         }
-        if let Some(e) = self.doc.get(t, "max_output_bytes") {
+        if let Some(e) = f.get("max_output_bytes") {
             let what = w("max_output_bytes");
             let bytes = match self.doc.node(e.value).val {
                 Val::Str(v) => match crate::units::parse_size(self.doc.str(v)) {
@@ -541,7 +576,7 @@ impl<'d, 's> Cx<'d, 's> {
 
     fn tasks_node(&mut self) -> Option<NodeId> {
         let e = self.doc.get(ROOT, "tasks")?;
-        self.as_table("`tasks`", e.value)
+        self.as_table(&"`tasks`", e.value)
     }
 
     pub(super) fn assign_ids(&mut self) {
@@ -572,7 +607,7 @@ impl<'d, 's> Cx<'d, 's> {
                 continue;
             }
             if !matches!(self.doc.node(e.value).val, Val::Table(_)) {
-                self.type_error(&format!("task `{id}`"), e.value, "a table");
+                self.type_error(&format_args!("task `{id}`"), e.value, "a table");
                 continue;
             }
             let plugin = self
@@ -631,7 +666,7 @@ impl<'d, 's> Cx<'d, 's> {
 
     /// Parse a `foreach` table into its expansions.
     fn foreach(&mut self, id: &str, node: NodeId) -> Option<Foreach> {
-        let t = self.as_table(&format!("`tasks.{id}.foreach`"), node)?;
+        let t = self.as_table(&format_args!("`tasks.{id}.foreach`"), node)?;
         let entries = self.doc.entries(t);
         if entries.is_empty() {
             self.err(
@@ -673,14 +708,14 @@ impl<'d, 's> Cx<'d, 's> {
                                 }
                             }
                             _ => {
-                                self.type_error(&format!("a value of foreach variable `{var}`"), item, "a string or an integer");
+                                self.type_error(&format_args!("a value of foreach variable `{var}`"), item, "a string or an integer");
                                 ok = false;
                             }
                         }
                     }
                 }
                 Val::Table(_) => {
-                    self.check_keys(e.value, &["range"], &format!("`tasks.{id}.foreach.{var}`"));
+                    self.check_keys(e.value, &["range"], &format_args!("`tasks.{id}.foreach.{var}`"));
                     match self.doc.get(e.value, "range") {
                         None => {
                             self.err(
@@ -703,7 +738,7 @@ impl<'d, 's> Cx<'d, 's> {
                                     let n = (*b as i128 - *a as i128).max(0);
                                     if n > MAX_FOREACH as i128 {
                                         self.value_error(
-                                            &format!("range of foreach variable `{var}`"),
+                                            &format_args!("range of foreach variable `{var}`"),
                                             r.value,
                                             &format!("has {n} values; the limit is {MAX_FOREACH}"),
                                         );
@@ -726,7 +761,7 @@ impl<'d, 's> Cx<'d, 's> {
                     }
                 }
                 _ => {
-                    self.type_error(&format!("foreach variable `{var}` of task `{id}`"), e.value, "an array or a `{ range = [start, end] }` table");
+                    self.type_error(&format_args!("foreach variable `{var}` of task `{id}`"), e.value, "an array or a `{ range = [start, end] }` table");
                     ok = false;
                     continue;
                 }
@@ -819,9 +854,9 @@ impl<'d, 's> Cx<'d, 's> {
     /// Read and validate one task table.
     fn raw_task(&mut self, id: &'d str, e: Entry, foreach: bool, vars: &[String]) -> RawTask<'d> {
         let t = e.value;
-        self.check_keys(t, TASK_KEYS, &format!("task `{id}`"));
-        let w = |k: &str| format!("`tasks.{id}.{k}`");
-        let plugin = match self.doc.get(t, "plugin") {
+        let f = self.fields(t, TASK_KEYS, &format_args!("task `{id}`"));
+        let w = |k| Field::new(&["tasks", id, k]);
+        let plugin = match f.get("plugin") {
             None => {
                 self.err(
                     Diagnostic::error(format!("task `{id}` has no `plugin`"))
@@ -834,6 +869,7 @@ impl<'d, 's> Cx<'d, 's> {
                 match self.plugin_ids.get(name) {
                     _ if name.is_empty() && !matches!(self.doc.node(p.value).val, Val::Str(_)) => None,
                     Some(&pid) => Some(pid),
+                    None if self.broken_plugins.contains(&name) => None,
                     None => {
                         let mut d = Diagnostic::error(format!("task `{id}` uses unknown plugin `{name}`"));
                         d = match suggest(name, self.plugin_ids.keys().copied()) {
@@ -859,7 +895,7 @@ impl<'d, 's> Cx<'d, 's> {
             }
         };
         let mut inputs = Vec::new();
-        if let Some(ie) = self.doc.get(t, "inputs")
+        if let Some(ie) = f.get("inputs")
             && let Some(it) = self.as_table(&w("inputs"), ie.value)
         {
             for ine in self.doc.entries(it) {
@@ -876,7 +912,7 @@ impl<'d, 's> Cx<'d, 's> {
                             match self.doc.node(item).val {
                                 Val::Str(s) => refs_.push((self.doc.str(s), self.doc.node(item).span)),
                                 _ => {
-                                    self.type_error(&format!("an item of input `{name}` of task `{id}`"), item, "a reference string");
+                                    self.type_error(&format_args!("an item of input `{name}` of task `{id}`"), item, "a reference string");
                                     ok = false;
                                 }
                             }
@@ -884,18 +920,23 @@ impl<'d, 's> Cx<'d, 's> {
                         true
                     }
                     _ => {
-                        self.type_error(&format!("input `{name}` of task `{id}`"), ine.value, "a reference string or a list of them");
+                        self.type_error(&format_args!("input `{name}` of task `{id}`"), ine.value, "a reference string or a list of them");
                         ok = false;
                         continue;
                     }
                 };
-                for &(s, sp) in &refs_ {
-                    check_placeholders(self, s, sp);
-                }
+                // A reference with an unknown placeholder is reported once and not resolved.
+                refs_.retain(|&(s, sp)| {
+                    let bad = foreach && !refs::unknown_placeholders(s, vars).is_empty();
+                    if bad {
+                        check_placeholders(self, s, sp);
+                    }
+                    !bad
+                });
                 inputs.push(RawInput { name, list, refs: refs_ });
             }
         }
-        let params = match self.doc.get(t, "params") {
+        let params = match f.get("params") {
             Some(p) => {
                 let p = self.as_table(&w("params"), p.value);
                 if let Some(p) = p {
@@ -905,12 +946,12 @@ impl<'d, 's> Cx<'d, 's> {
             }
             None => None,
         };
-        let settings = self.settings(t, &format!("`tasks.{id}`"));
+        let settings = self.settings(&f, Field::new(&["tasks", id]));
         let mut args = Vec::new();
-        if let Some(a) = self.doc.get(t, "args") {
+        if let Some(a) = f.get("args") {
             if matches!(self.doc.node(a.value).val, Val::Array(_)) {
                 for &item in self.doc.items(a.value) {
-                    if let Some(s) = self.as_str(&format!("an item of {}", w("args")), item) {
+                    if let Some(s) = self.as_str(&format_args!("an item of {}", w("args")), item) {
                         let sp = self.doc.node(item).span;
                         check_placeholders(self, s, sp);
                         args.push((s, sp));
@@ -921,7 +962,7 @@ impl<'d, 's> Cx<'d, 's> {
             }
         }
         let mut env = Vec::new();
-        if let Some(en) = self.doc.get(t, "env")
+        if let Some(en) = f.get("env")
             && let Some(et) = self.as_table(&w("env"), en.value)
         {
             for ee in self.doc.entries(et) {
@@ -933,14 +974,14 @@ impl<'d, 's> Cx<'d, 's> {
                     );
                     continue;
                 }
-                if let Some(v) = self.as_str(&format!("{}", w(&format!("env.{k}"))), ee.value) {
+                if let Some(v) = self.as_str(&w("env").with(k), ee.value) {
                     let sp = self.doc.node(ee.value).span;
                     check_placeholders(self, v, sp);
                     env.push((k, v, sp));
                 }
             }
         }
-        let stdin = self.doc.get(t, "stdin").and_then(|s| {
+        let stdin = f.get("stdin").and_then(|s| {
             let v = self.as_str(&w("stdin"), s.value)?;
             Some((v, self.doc.node(s.value).span))
         });
@@ -955,7 +996,7 @@ impl<'d, 's> Cx<'d, 's> {
             };
             self.err(d);
         }
-        let stdout = match self.doc.get(t, "stdout") {
+        let stdout = match f.get("stdout") {
             Some(s) => {
                 let v = self.as_str(&w("stdout"), s.value);
                 if let Some(v) = v
@@ -972,7 +1013,7 @@ impl<'d, 's> Cx<'d, 's> {
             && check.kind == Some(crate::runtime::inspect::PluginKind::Sdk)
         {
             for (k, what) in [("args", "args"), ("env", "env"), ("stdin", "stdin"), ("stdout", "stdout")] {
-                if let Some(x) = self.doc.get(t, k) {
+                if let Some(x) = f.get(k) {
                     self.err(
                         Diagnostic::error(format!(
                             "task `{id}` sets `{what}`, but plugin `{}` is an SDK task, not a command",
@@ -1027,7 +1068,7 @@ impl<'d, 's> Cx<'d, 's> {
         while let Some(n) = stack.pop() {
             match self.doc.node(n).val {
                 Val::Float(f) if !f.is_finite() => {
-                    self.value_error(&format!("a param of task `{id}`"), n, "cannot be nan or infinite (params become JSON)")
+                    self.value_error(&format_args!("a param of task `{id}`"), n, "cannot be nan or infinite (params become JSON)")
                 }
                 Val::Table(_) => stack.extend(self.doc.entries(n).iter().map(|e| e.value)),
                 Val::Array(_) => stack.extend(self.doc.items(n).iter().copied()),
@@ -1279,14 +1320,14 @@ impl<'d, 's> Cx<'d, 's> {
     pub(super) fn outputs(&mut self) -> Vec<OutputSpec> {
         let mut outs = Vec::new();
         let Some(e) = self.doc.get(ROOT, "outputs") else { return outs };
-        let Some(t) = self.as_table("`outputs`", e.value) else { return outs };
+        let Some(t) = self.as_table(&"`outputs`", e.value) else { return outs };
         for e in self.doc.entries(t) {
             let dest = self.key(e);
             if dest.trim().is_empty() {
                 self.err(Diagnostic::error("an output destination cannot be empty").primary(e.key_span.range(), "empty path"));
                 continue;
             }
-            let Some(r) = self.as_str(&format!("`outputs.\"{dest}\"`"), e.value) else { continue };
+            let Some(r) = self.as_str(&format_args!("`outputs.\"{dest}\"`"), e.value) else { continue };
             let mut sources = Vec::new();
             let sp = self.doc.node(e.value).span;
             self.resolve(r, sp, User::Output(dest), TaskId::MAX, &mut sources, true);
@@ -1319,6 +1360,41 @@ impl<'d, 's> Cx<'d, 's> {
         self.doc.get(tasks.value, base).map(|e| e.key_span.range())
     }
 
+}
+
+/// A dotted key path such as `tasks.split.retries`, formatted (in backticks)
+/// only when a message is shown.
+#[derive(Clone, Copy)]
+struct Field<'a>([&'a str; 5]);
+
+impl<'a> Field<'a> {
+    fn new(parts: &[&'a str]) -> Self {
+        let mut f = [""; 5];
+        for (d, s) in f.iter_mut().zip(parts) {
+            *d = s;
+        }
+        Field(f)
+    }
+    fn with(self, part: &'a str) -> Self {
+        let mut f = self.0;
+        if let Some(slot) = f.iter_mut().find(|s| s.is_empty()) {
+            *slot = part;
+        }
+        Field(f)
+    }
+}
+
+impl std::fmt::Display for Field<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("`")?;
+        for (i, p) in self.0.iter().filter(|p| !p.is_empty()).enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            f.write_str(p)?;
+        }
+        f.write_str("`")
+    }
 }
 
 /// Who makes a reference, for messages.

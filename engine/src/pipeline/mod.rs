@@ -89,7 +89,9 @@ fn load_str(
     base_dir: std::path::PathBuf,
     opts: &LoadOptions,
 ) -> Result<Plan, Vec<Diagnostic>> {
+    let mut phases = Phases::new();
     let (document, syntax, structural) = doc::Doc::parse(text);
+    phases.lap("parse toml");
     if !syntax.is_empty() {
         let mut items: Vec<Diagnostic> = syntax
             .into_iter()
@@ -106,8 +108,11 @@ fn load_str(
     let mut cx = load::Cx::new(&document, opts, base_dir);
     cx.diags.extend(structural);
     let (name, description) = cx.top_level();
+    phases.lap("top level and plugins");
     cx.assign_ids();
+    phases.lap("task ids and foreach");
     let tasks = cx.build_tasks();
+    phases.lap("tasks and references");
     let outputs = cx.outputs();
     let mut cycles = Vec::new();
     for cycle in crate::graph::find_cycles(&tasks) {
@@ -126,9 +131,27 @@ fn load_str(
         }
         cycles.push(d.note("an arrow points from a task to a task that takes its output"));
     }
+    phases.lap("cycles");
     let (plan, mut diags) = cx.finish(name, description, pipeline_file, tasks, outputs);
     diags.extend(cycles);
+    drop(document);
+    phases.lap("free document");
     if diags.is_empty() { Ok(plan) } else { Err(diags) }
+}
+
+/// Phase timings on stderr when `ENGINE_PROFILE_LOAD` is set (for `bench/check`).
+struct Phases(Option<std::time::Instant>);
+
+impl Phases {
+    fn new() -> Self {
+        Phases(std::env::var_os("ENGINE_PROFILE_LOAD").map(|_| std::time::Instant::now()))
+    }
+    fn lap(&mut self, what: &str) {
+        if let Some(t) = &mut self.0 {
+            eprintln!("load: {what}: {:.3}s", t.elapsed().as_secs_f64());
+            *t = std::time::Instant::now();
+        }
+    }
 }
 
 /// Parse a `--resources` list such as `cpu=4,memory=8GiB,gpu=1,licence=2` into a

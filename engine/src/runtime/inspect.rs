@@ -154,6 +154,7 @@ pub const ABI_FUNCTIONS: &[(&str, &[ValType], &[ValType])] = {
         ("output_open", &[I32, I32], &[I32]),
         ("output_write", &[I32, I32, I32], &[I32]),
         ("params_len", &[], &[I32]),
+        ("attempt", &[], &[I32]),
         ("params_read", &[I32, I32], &[I32]),
         ("log", &[I32, I32, I32], &[]),
         ("error", &[I32, I32], &[]),

@@ -482,6 +482,7 @@ impl Runtime {
         let sdk = SdkState {
             items,
             params: msg.params.as_bytes().to_vec(),
+            attempt: msg.attempt,
             max_output_bytes: msg.limits.max_output_bytes,
             max_outputs: msg.limits.max_outputs,
             store: Some(store_static),

@@ -43,6 +43,8 @@ pub(crate) struct SdkState {
     pub(crate) memory: Option<Memory>,
     pub(crate) items: Vec<Item>,
     pub(crate) params: Vec<u8>,
+    /// The attempt number (1 for the first), for `engine.attempt`.
+    pub(crate) attempt: u32,
     pub(crate) outputs: Vec<OutputSlot>,
     pub(crate) names: HashSet<String>,
     pub(crate) output_bytes: u64,
@@ -238,6 +240,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<
         slot.writer.write_all(&data[r]).map_err(infra)?;
         sdk.output_bytes = total;
         Ok(0)
+    })?;
+
+    linker.func_wrap(M, "attempt", |caller: Caller<'_, TaskState>| -> i32 {
+        caller.data().sdk.attempt.min(i32::MAX as u32) as i32
     })?;
 
     linker.func_wrap(M, "params_len", |caller: Caller<'_, TaskState>| -> i32 {

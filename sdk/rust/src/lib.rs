@@ -88,6 +88,12 @@ impl Context {
         items.into_iter().map(|i| Input::new(i.clone())).collect()
     }
 
+    /// The number of this attempt of the task: 1 for the first, 2 for the
+    /// first retry, and so on.
+    pub fn attempt(&self) -> u32 {
+        unsafe { sys::attempt() }.max(1) as u32
+    }
+
     /// The params JSON text exactly as the host passed it (`{}` when empty).
     pub fn params_json(&mut self) -> &str {
         self.params.get_or_insert_with(|| {

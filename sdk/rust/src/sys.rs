@@ -16,6 +16,7 @@ unsafe extern "C" {
     pub fn output_write(handle: i32, buf: *const u8, len: i32) -> i32;
     pub fn params_len() -> i32;
     pub fn params_read(buf: *mut u8, len: i32) -> i32;
+    pub fn attempt() -> i32;
     pub fn log(level: i32, msg: *const u8, len: i32);
     pub fn error(msg: *const u8, len: i32);
 }
@@ -48,6 +49,9 @@ mod host_stubs {
     }
     pub unsafe fn params_read(_buf: *mut u8, _len: i32) -> i32 {
         0
+    }
+    pub unsafe fn attempt() -> i32 {
+        1
     }
     pub unsafe fn log(_level: i32, _msg: *const u8, _len: i32) {}
     pub unsafe fn error(_msg: *const u8, _len: i32) {}

@@ -1,7 +1,8 @@
 //! `flaky`: a test guest that writes output `out` (`partial\n`) and then
 //! fails when asked: `{"fail": true}` returns an error
-//! (`failing as asked`), `{"panic": true}` panics (a trap). Otherwise it
-//! succeeds with `out` = `ok\n`.
+//! (`failing as asked`), `{"panic": true}` panics (a trap),
+//! `{"fail_attempts": N}` fails (`failing attempt K as asked`) while the
+//! attempt number K is at most N. Otherwise it succeeds with `out` = `ok\n`.
 
 use std::io::Write;
 
@@ -12,6 +13,7 @@ use engine_sdk::{Context, Result, bail};
 struct Params {
     fail: bool,
     panic: bool,
+    fail_attempts: u32,
 }
 
 fn run(ctx: &mut Context) -> Result<()> {
@@ -27,6 +29,9 @@ fn run(ctx: &mut Context) -> Result<()> {
     if p.fail {
         bail!("failing as asked");
     }
+    if ctx.attempt() <= p.fail_attempts {
+        bail!("failing attempt {} as asked", ctx.attempt());
+    }
     out.write_all(b"ok\n")?;
     out.finish()
 }
@@ -37,6 +42,6 @@ engine_sdk::task!(
     description = "fails on request (test guest)",
     inputs = [],
     outputs = ["out"],
-    params = ["fail", "panic"],
+    params = ["fail", "panic", "fail_attempts"],
     run = run,
 );
