@@ -82,6 +82,9 @@ pub struct TaskSpec {
     /// Optional fuel budget (wasm instructions, roughly).
     #[serde(default)]
     pub fuel: Option<u64>,
+    /// Cap on the total bytes of the task's outputs (`None`: the engine default, 4 GiB).
+    #[serde(default)]
+    pub max_output_bytes: Option<u64>,
     /// Distinct upstream tasks, sorted; derived from `inputs`.
     pub deps: Vec<TaskId>,
 }

@@ -1,5 +1,6 @@
 //! The one integration-test binary. Shared helpers live in `util`.
 mod util;
+mod hostile;
 mod pipeline;
 mod plugins;
 mod run;

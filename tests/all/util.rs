@@ -137,8 +137,13 @@ pub fn run_guest_with(name: &str, inputs: Vec<TestInput>, params: &str, limits: 
 /// Compile `tests/guests/wat/<name>.wat` to `target/wat-guests/<name>.wasm`
 /// and return that path.
 pub fn wat_guest(name: &str) -> PathBuf {
-    let src = repo_root().join("tests/guests/wat").join(format!("{name}.wat"));
-    let bytes = wat::parse_file(&src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
+    wat_module(&repo_root().join("tests/guests/wat").join(format!("{name}.wat")), name)
+}
+
+/// Compile the WAT file `src` to `target/wat-guests/<name>.wasm` and return
+/// that path (`name` must be unique across fixture directories).
+pub fn wat_module(src: &Path, name: &str) -> PathBuf {
+    let bytes = wat::parse_file(src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
     let dir = repo_root().join("target/wat-guests");
     std::fs::create_dir_all(&dir).expect("create target/wat-guests");
     let path = dir.join(format!("{name}.wasm"));
@@ -232,6 +237,71 @@ pub fn language_guest(name: &str) -> Option<PathBuf> {
         }
     }
     Some(path)
+
+/// What [`run_measured`] observed about a child process.
+pub struct Measured {
+    pub output: std::process::Output,
+    /// Peak resident set size of the child (and of any children it waited
+    /// for), in KiB, from `wait4`'s `ru_maxrss`.
+    pub max_rss_kib: u64,
+    /// Wall-clock time from spawn to exit.
+    pub elapsed: std::time::Duration,
+}
+
+/// Run `cmd` to completion with stdout and stderr captured, measuring its
+/// peak RSS and wall time. If it runs longer than `kill_after` it is killed
+/// (the test then fails on its exit status and elapsed time).
+pub fn run_measured(mut cmd: Command, kill_after: std::time::Duration) -> Measured {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("spawn the child");
+    let pid = child.id() as libc::pid_t;
+    let pipe = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = pipe(Box::new(child.stdout.take().expect("stdout is piped")));
+    let err = pipe(Box::new(child.stderr.take().expect("stderr is piped")));
+    let done = Arc::new(AtomicBool::new(false));
+    {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let until = Instant::now() + kill_after;
+            while Instant::now() < until {
+                if done.load(Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            if !done.load(Ordering::SeqCst) {
+                // SAFETY: plain syscall; the child has not been reaped yet (`done` is unset).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        });
+    }
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data, filled in by the kernel.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, writing into valid locals.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    done.store(true, Ordering::SeqCst);
+    assert_eq!(r, pid, "wait4 failed: {}", std::io::Error::last_os_error());
+    let elapsed = start.elapsed();
+    let output = std::process::Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    };
+    Measured { output, max_rss_kib: ru.ru_maxrss as u64, elapsed }
 }
 
 /// What a run of the `engine` binary produced.

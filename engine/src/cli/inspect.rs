@@ -11,7 +11,7 @@ use crate::runtime::inspect::{ModuleInfo, inspect_bytes};
 use crate::store::Digest;
 
 pub fn inspect(a: &InspectArgs) -> i32 {
-    let bytes = match std::fs::read(&a.plugin) {
+    let bytes = match crate::runtime::inspect::read_module(&a.plugin) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: cannot read plugin `{}`: {e}", a.plugin.display());

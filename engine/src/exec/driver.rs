@@ -573,6 +573,7 @@ fn build_message(
             memory,
             timeout: spec.timeout,
             fuel: spec.fuel,
+            max_output_bytes: spec.max_output_bytes.unwrap_or(limits.max_output_bytes),
             ..limits.clone()
         },
         command: CommandOpts {

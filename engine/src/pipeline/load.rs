@@ -26,10 +26,11 @@ use crate::plan::{DEFAULT_OUTPUT, InputSpec, OutputSpec, Plan, PluginSpec, Resou
 const TOP_KEYS: &[&str] = &["pipeline", "plugins", "defaults", "resources", "tasks", "outputs"];
 const PIPELINE_KEYS: &[&str] = &["name", "description"];
 const PLUGIN_KEYS: &[&str] = &["path", "sha256"];
-const DEFAULTS_KEYS: &[&str] = &["resources", "retries", "timeout", "priority", "deterministic", "fuel"];
+const DEFAULTS_KEYS: &[&str] =
+    &["resources", "retries", "timeout", "priority", "deterministic", "fuel", "max_output_bytes"];
 const TASK_KEYS: &[&str] = &[
     "plugin", "inputs", "params", "resources", "retries", "timeout", "priority", "args", "env", "stdin", "stdout",
-    "deterministic", "fuel", "foreach",
+    "deterministic", "fuel", "max_output_bytes", "foreach",
 ];
 const BUILTIN_RESOURCES: &[&str] = &["cpu", "memory", "gpu"];
 /// Most retries a task may ask for.
@@ -48,6 +49,7 @@ struct Settings {
     priority: Option<i32>,
     deterministic: Option<bool>,
     fuel: Option<u64>,
+    max_output_bytes: Option<u64>,
 }
 
 /// The known keys of a table, read in one pass.
@@ -540,6 +542,31 @@ impl<'d, 's> Cx<'d, 's> {
                 self.value_error(&w("fuel"), e.value, &format!("must be greater than 0 (got {v})"));
             } else {
                 s.fuel = Some(v as u64);
+            }
+        }
+        if let Some(e) = f.get("max_output_bytes") {
+            let what = w("max_output_bytes");
+            let bytes = match self.doc.node(e.value).val {
+                Val::Str(v) => match crate::units::parse_size(self.doc.str(v)) {
+                    Ok(b) => Some(b),
+                    Err(m) => {
+                        self.err(
+                            Diagnostic::error(format!("{what}: {m}"))
+                                .primary(self.span(e.value), "expected a size such as \"64MiB\" or \"4GiB\""),
+                        );
+                        None
+                    }
+                },
+                Val::Int(i) => Some(i.max(0) as u64),
+                _ => {
+                    self.type_error(&what, e.value, "a size string such as \"64MiB\"");
+                    None
+                }
+            };
+            match bytes {
+                Some(0) => self.value_error(&what, e.value, "must be greater than 0"),
+                Some(b) => s.max_output_bytes = Some(b),
+                None => {}
             }
         }
         s
@@ -1113,6 +1140,7 @@ impl<'d, 's> Cx<'d, 's> {
             stdout: raw.stdout.map(str::to_string),
             deterministic: st.deterministic.or(d.deterministic).unwrap_or(false),
             fuel: st.fuel.or(d.fuel),
+            max_output_bytes: st.max_output_bytes.or(d.max_output_bytes),
             deps,
         }
     }

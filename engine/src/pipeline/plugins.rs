@@ -41,7 +41,7 @@ pub fn check_file(name: &str, rel: &str, path: &Path, sha256: Option<&str>) -> P
     let mut problem = |at, message: String, label: &str, notes: Vec<String>| {
         c.problems.push(Problem { at, message, label: label.to_string(), notes })
     };
-    let bytes = match std::fs::read(path) {
+    let bytes = match crate::runtime::inspect::read_module(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             problem(At::Path, format!("plugin `{name}`: file `{rel}` does not exist"), "no such file", vec![
@@ -50,7 +50,10 @@ pub fn check_file(name: &str, rel: &str, path: &Path, sha256: Option<&str>) -> P
             return c;
         }
         Err(e) => {
-            let msg = e.to_string().to_lowercase();
+            let msg = match e.kind() {
+                std::io::ErrorKind::FileTooLarge => e.to_string(),
+                _ => e.to_string().to_lowercase(),
+            };
             problem(At::Path, format!("plugin `{name}`: cannot read `{rel}`: {msg}"), "cannot read this file", vec![]);
             return c;
         }

@@ -6,20 +6,25 @@
 //! that the guest cannot see. After exit code 0 every regular file under
 //! `out/` is streamed into the store as an output named by its relative path.
 //! The temp dir is removed when the attempt ends, whatever the outcome.
+//!
+//! While the program runs, [`OutWatch`] holds `/out` to the output limits
+//! (entries and bytes) at epoch ticks, so a program cannot fill the disk or
+//! the inode table before its outputs are collected at exit.
 
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use wasmtime_wasi::FsPerms;
 use wasmtime_wasi::cli::InputFile;
 
-use super::failure::{Ended, classify};
+use super::failure::{Abort, Ended, classify};
 use super::log::{Capture, SharedCapture, SharedLog, Sink};
 use super::sdk::{SdkState, name_problem, show_name};
 use super::{Plugin, Runtime, wasi_builder, write_backtrace};
-use crate::exec::message::{OutputBlob, TaskFailure, TaskMessage, TaskMetrics};
+use crate::exec::message::{Limits, OutputBlob, TaskFailure, TaskMessage, TaskMetrics};
 use crate::store::{BlobReader, BlobStore};
 
 fn infra(what: impl std::fmt::Display) -> TaskFailure {
@@ -103,6 +108,73 @@ fn collect_outputs(out: &Path) -> Result<Vec<(String, PathBuf, u64)>, TaskFailur
     Ok(found)
 }
 
+/// The live check of a command task's `/out` while its program runs.
+///
+/// Called from the epoch callback (every [`super::EPOCH_TICK`] of wasm
+/// execution, on the task's own thread, with the guest paused). It walks
+/// `/out` and fails the task as soon as it holds more entries (files,
+/// directories, links: anything) than the output count limit, or its regular
+/// files total more bytes (by length, so sparse files count in full) than the
+/// output size limit. The walk stops at the first excess, so it costs at most
+/// `max_outputs` entries; to keep its overhead under about 10% of the task's
+/// time the next walk waits at least ten times as long as this one took.
+pub(crate) struct OutWatch {
+    dir: PathBuf,
+    max_entries: u64,
+    max_bytes: u64,
+    next: Instant,
+}
+
+impl OutWatch {
+    fn new(dir: &Path, limits: &Limits) -> OutWatch {
+        OutWatch {
+            dir: dir.to_path_buf(),
+            max_entries: u64::from(limits.max_outputs),
+            max_bytes: limits.max_output_bytes,
+            next: Instant::now(),
+        }
+    }
+
+    pub(crate) fn check(&mut self) -> Result<(), Abort> {
+        let start = Instant::now();
+        if start < self.next {
+            return Ok(());
+        }
+        let r = self.walk();
+        let cost = start.elapsed();
+        self.next = Instant::now() + cost.saturating_mul(10).max(Duration::from_millis(1));
+        r
+    }
+
+    fn walk(&self) -> Result<(), Abort> {
+        let (mut entries, mut bytes) = (0u64, 0u64);
+        let mut stack = vec![self.dir.clone()];
+        while let Some(dir) = stack.pop() {
+            // An unreadable directory is reported when outputs are collected.
+            let Ok(list) = fs::read_dir(&dir) else { continue };
+            for entry in list.flatten() {
+                entries += 1;
+                if entries > self.max_entries {
+                    return Err(Abort::Limit {
+                        limit: "output count".into(),
+                        detail: format!("the task created more than {} entries in /out", self.max_entries),
+                    });
+                }
+                let Ok(meta) = fs::symlink_metadata(entry.path()) else { continue };
+                if meta.is_dir() {
+                    stack.push(entry.path());
+                } else if meta.is_file() {
+                    bytes = bytes.saturating_add(meta.len());
+                    if bytes > self.max_bytes {
+                        return Err(Abort::output_size(self.max_bytes));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 pub(super) fn run(
     rt: &Runtime,
     plugin: &Plugin,
@@ -162,6 +234,7 @@ pub(super) fn run(
     };
     let wasi = b.build_p1();
     let (mut st, seen) = rt.new_store(msg, wasi, log, SdkState::default());
+    st.data_mut().out_watch = Some(OutWatch::new(&out_dir, &msg.limits));
     let result = (|| -> wasmtime::Result<()> {
         let instance = plugin.pre.instantiate(&mut st)?;
         let start = instance.get_typed_func::<(), ()>(&mut st, "_start")?;

@@ -73,6 +73,50 @@ pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
 /// The export that declares ABI version 1.
 pub const ABI_MARKER: &str = "engine_abi_v1";
 
+/// Largest plugin file the engine reads (docs/security.md). Checked against
+/// the file's size before anything is read, by `engine check`, `engine
+/// inspect` and `engine run`.
+pub const MAX_MODULE_SIZE: u64 = 256 << 20;
+
+/// Read a plugin file, refusing one larger than [`MAX_MODULE_SIZE`] before
+/// reading it (and never reading more than that, even if the file grows).
+pub fn read_module(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let too_large = |len: u64| {
+        std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "the file is {len} bytes, more than the maximum module size of {} ({MAX_MODULE_SIZE} bytes)",
+                crate::units::format_size(MAX_MODULE_SIZE)
+            ),
+        )
+    };
+    let file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > MAX_MODULE_SIZE {
+        return Err(too_large(len));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    file.take(MAX_MODULE_SIZE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_MODULE_SIZE {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+/// Every function of WASI preview 1 (`wasi_snapshot_preview1`), as wasmtime
+/// links them; importing any other name from that module is rejected.
+pub const WASI_P1_FUNCTIONS: &[&str] = &[
+    "args_get", "args_sizes_get", "clock_res_get", "clock_time_get", "environ_get", "environ_sizes_get",
+    "fd_advise", "fd_allocate", "fd_close", "fd_datasync", "fd_fdstat_get", "fd_fdstat_set_flags",
+    "fd_fdstat_set_rights", "fd_filestat_get", "fd_filestat_set_size", "fd_filestat_set_times", "fd_pread",
+    "fd_prestat_dir_name", "fd_prestat_get", "fd_pwrite", "fd_read", "fd_readdir", "fd_renumber", "fd_seek",
+    "fd_sync", "fd_tell", "fd_write", "path_create_directory", "path_filestat_get", "path_filestat_set_times",
+    "path_link", "path_open", "path_readlink", "path_remove_directory", "path_rename", "path_symlink",
+    "path_unlink_file", "poll_oneoff", "proc_exit", "proc_raise", "random_get", "sched_yield", "sock_accept",
+    "sock_recv", "sock_send", "sock_shutdown",
+];
+
 /// The wasm proposals the engine accepts (docs/abi.md, "Wasm features"). The
 /// runtime configures wasmtime with exactly these, so `engine check` and
 /// `engine inspect` accept what `engine run` can compile.
@@ -219,6 +263,12 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<ModuleInfo, String> {
                             if kind != "func" {
                                 return Err(format!(
                                     "imports {kind} `{}.{}`; only functions can be imported",
+                                    imp.module, imp.name
+                                ));
+                            }
+                            if !WASI_P1_FUNCTIONS.contains(&imp.name) {
+                                return Err(format!(
+                                    "imports `{}.{}`, which is not a WASI preview 1 function",
                                     imp.module, imp.name
                                 ));
                             }

@@ -20,6 +20,7 @@ mod failure;
 pub mod inspect;
 mod limits;
 mod log;
+mod poll;
 mod sdk;
 
 use std::collections::HashMap;
@@ -133,6 +134,14 @@ pub(crate) struct TaskState {
     pub(crate) limiter: TaskLimiter,
     pub(crate) log: SharedLog,
     pub(crate) sdk: SdkState,
+    /// Command tasks: the live check of `/out` against the output limits.
+    pub(crate) out_watch: Option<command::OutWatch>,
+    /// When the attempt times out, and the run's cancel flag: checked by the
+    /// interruptible `poll_oneoff` (see `poll`).
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) cancelled: Arc<AtomicBool>,
+    /// wasmtime-wasi's own `poll_oneoff`, once looked up.
+    pub(crate) poll_original: Option<wasmtime::Func>,
 }
 
 struct Inner {
@@ -247,6 +256,7 @@ impl Runtime {
         wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut TaskState| &mut s.wasi)
             .map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
         sdk::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
+        poll::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
         let cache = cache::ModuleCache::new(&cfg.cache_dir, &engine)
             .map_err(|source| RuntimeError::Cache { path: cfg.cache_dir.clone(), source })?;
 
@@ -288,7 +298,7 @@ impl Runtime {
     /// digest, kind, whether the cache was hit and how long it took.
     pub fn load(&self, path: &Path) -> Result<LoadedPlugin, RuntimeError> {
         let t0 = Instant::now();
-        let bytes = std::fs::read(path).map_err(|source| RuntimeError::Read { path: path.to_owned(), source })?;
+        let bytes = inspect::read_module(path).map_err(|source| RuntimeError::Read { path: path.to_owned(), source })?;
         let digest = Digest::of(&bytes);
         let (plugin, cache_hit) = self.prepare(path, &bytes, digest)?;
         Ok(LoadedPlugin {
@@ -346,7 +356,7 @@ impl Runtime {
         if let Some(p) = self.loaded(&r.digest) {
             return Ok(p);
         }
-        let bytes = std::fs::read(&r.path).map_err(|e| TaskFailure::Infra {
+        let bytes = inspect::read_module(&r.path).map_err(|e| TaskFailure::Infra {
             message: format!("cannot read plugin `{}`: {e}", r.path.display()),
         })?;
         let digest = Digest::of(&bytes);
@@ -407,20 +417,32 @@ impl Runtime {
     /// A fresh Store with the task's limits, fuel and epoch deadline set.
     fn new_store(&self, msg: &TaskMessage, wasi: WasiP1Ctx, log: &SharedLog, sdk: SdkState) -> (Store<TaskState>, LimitsSeen) {
         let memory = msg.limits.memory.min(self.inner.max_memory);
-        let state = TaskState { wasi, limiter: TaskLimiter::new(memory, TABLE_ELEMENTS), log: log.clone(), sdk };
+        let deadline = msg.limits.timeout.map(|t| Instant::now() + t);
+        let cancelled = self.inner.cancelled.clone();
+        let state = TaskState {
+            wasi,
+            limiter: TaskLimiter::new(memory, TABLE_ELEMENTS),
+            log: log.clone(),
+            sdk,
+            out_watch: None,
+            deadline,
+            cancelled: cancelled.clone(),
+            poll_original: None,
+        };
         let mut st = Store::new(&self.inner.engine, state);
         st.limiter(|s| &mut s.limiter);
         // Fuel metering is always compiled in; without a limit the tank is
         // just very large, so the consumed amount is still reported.
         let _ = st.set_fuel(msg.limits.fuel.unwrap_or(u64::MAX));
-        let deadline = msg.limits.timeout.map(|t| Instant::now() + t);
-        let cancelled = self.inner.cancelled.clone();
-        st.epoch_deadline_callback(move |_| {
+        st.epoch_deadline_callback(move |mut cx| {
             if cancelled.load(Ordering::Relaxed) {
                 return Err(wasmtime::Error::new(Abort::Cancelled));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(wasmtime::Error::new(Abort::Timeout));
+            }
+            if let Some(watch) = cx.data_mut().out_watch.as_mut() {
+                watch.check().map_err(wasmtime::Error::new)?;
             }
             Ok(UpdateDeadline::Continue(1))
         });
@@ -529,5 +551,34 @@ fn write_backtrace(log: &SharedLog, err: &wasmtime::Error) {
         if !text.is_empty() {
             log.lock().append(format!("[trap] {text}\n").as_bytes());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wasi_p1_function_list_is_exactly_what_wasmtime_links() {
+        let engine = Engine::default();
+        let mut linker: Linker<TaskState> = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut TaskState| &mut s.wasi).unwrap();
+        let state = TaskState {
+            wasi: WasiCtxBuilder::new().build_p1(),
+            limiter: TaskLimiter::new(1 << 20, 10),
+            log: SharedLog::new(10),
+            sdk: SdkState::default(),
+            out_watch: None,
+            deadline: None,
+            cancelled: Arc::new(AtomicBool::new(false)),
+            poll_original: None,
+        };
+        let mut store = Store::new(&engine, state);
+        let mut linked: Vec<String> =
+            linker.iter(&mut store).filter(|(m, _, _)| *m == inspect::WASI_MODULE).map(|(_, n, _)| n.to_string()).collect();
+        linked.sort();
+        let mut listed: Vec<&str> = inspect::WASI_P1_FUNCTIONS.to_vec();
+        listed.sort();
+        assert_eq!(linked, listed);
     }
 }

@@ -32,6 +32,7 @@ fn plan(rows: &[(&str, &[&str], Resources)], capacity: Resources) -> Plan {
                 stdout: None,
                 deterministic: false,
                 fuel: None,
+                max_output_bytes: None,
                 deps,
             }
         })

@@ -1,0 +1,568 @@
+//! The hostile-plugin suite: real wasm modules (WAT in `tests/guests/hostile/`
+//! and the Rust command `tests/guests/rust/hostile_cmd`) that attack the
+//! sandbox, each run by the `engine run` CLI in a pipeline beside an innocent,
+//! independent task:
+//!
+//! ```text
+//!   innocent (echo, writes a known text)      hostile (the attack)
+//! ```
+//!
+//! For every case: only the hostile task fails, with its exact message; the
+//! innocent task's output is exact; the run ends within [`TIME_BOUND`] with a
+//! peak RSS under [`RSS_BOUND_KIB`]; a sentinel directory next to the pipeline
+//! is byte-for-byte unchanged; the task temp dirs are gone (the engine runs
+//! with a private `TMPDIR`) and nothing named by a plugin appeared in `/tmp`.
+//! Modules that `engine check` rejects are asserted at check time instead,
+//! and nothing runs. docs/security.md names these tests.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use engine::store::Digest;
+
+use crate::util::{Measured, engine, guest, repo_root, run_measured, wat_module};
+
+/// The innocent task's output, copied out by `[outputs]`.
+const INNOCENT: &str = "the innocent task ran to completion\n";
+/// Every run must finish within this (the hostile tasks are stopped by limits
+/// far sooner; the bound leaves room for a loaded 2-core machine).
+const TIME_BOUND: Duration = Duration::from_secs(20);
+/// Peak RSS of the engine process.
+const RSS_BOUND_KIB: u64 = 600 << 10;
+
+/// A hostile WAT module from `tests/guests/hostile/`.
+fn wat(name: &str) -> PathBuf {
+    wat_module(&repo_root().join("tests/guests/hostile").join(format!("{name}.wat")), &format!("hostile_{name}"))
+}
+
+/// A pipeline dir: `pipeline.toml`, a sentinel dir and a private temp dir.
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    /// `body` is the hostile task's table body; `{sentinel}` in it becomes
+    /// the sentinel directory's absolute path.
+    fn new(plugin: &Path, body: &str) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let sentinel = root.join("sentinel");
+        std::fs::create_dir_all(sentinel.join("sub")).unwrap();
+        std::fs::write(sentinel.join("keep.txt"), "keep me\n").unwrap();
+        std::fs::write(sentinel.join("sub/nested.txt"), "nested\n").unwrap();
+        std::fs::create_dir(root.join("tmp")).unwrap();
+        let body = body.replace("{sentinel}", &sentinel.display().to_string());
+        let text = format!(
+            r#"[pipeline]
+name = "hostile"
+
+[plugins]
+echo = "{echo}"
+hostile = "{hostile}"
+
+[tasks.innocent]
+plugin = "echo"
+params = {{ text = "{innocent}" }}
+
+[tasks.hostile]
+plugin = "hostile"
+{body}
+
+[outputs]
+"out/innocent.txt" = "innocent"
+"#,
+            echo = guest("echo").display(),
+            hostile = plugin.display(),
+            innocent = INNOCENT.escape_default(),
+        );
+        std::fs::write(root.join("pipeline.toml"), text).unwrap();
+        Setup { dir }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Every file under the sentinel dir with its bytes.
+    fn sentinel(&self) -> BTreeMap<PathBuf, Vec<u8>> {
+        let mut found = BTreeMap::new();
+        let mut stack = vec![self.root().join("sentinel")];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let meta = std::fs::symlink_metadata(&p).unwrap();
+                if meta.is_dir() {
+                    found.insert(p.clone(), b"<dir>".to_vec());
+                    stack.push(p);
+                } else if meta.is_file() {
+                    found.insert(p.clone(), std::fs::read(&p).unwrap());
+                } else {
+                    found.insert(p, b"<other>".to_vec());
+                }
+            }
+        }
+        found
+    }
+
+    fn engine(&self, sub: &str, args: &[&str]) -> Measured {
+        let mut c = engine();
+        c.arg(sub).arg(self.root().join("pipeline.toml")).args(args).env("TMPDIR", self.root().join("tmp"));
+        run_measured(c, TIME_BOUND + Duration::from_secs(10))
+    }
+}
+
+/// What a hostile run left behind.
+struct Outcome {
+    m: Measured,
+    /// The hostile task's log.
+    log: String,
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Run a hostile task beside the innocent one and check everything that must
+/// hold whatever the attack: returns the outcome for case-specific checks.
+#[track_caller]
+fn contained(plugin: &Path, body: &str, kind: &str, message: &str) -> Outcome {
+    contained_on(plugin, body, kind, message, "threads")
+}
+
+#[track_caller]
+fn contained_on(plugin: &Path, body: &str, kind: &str, message: &str, executor: &str) -> Outcome {
+    let s = Setup::new(plugin, body);
+    let before = s.sentinel();
+    let report_path = s.root().join("report.json");
+    let m = s.engine("run", &["--executor", executor, "--workers", "2", "--report", report_path.to_str().unwrap()]);
+    let o = &m.output;
+    let ctx = format!("exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status, text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(1), "{ctx}");
+    assert!(m.elapsed < TIME_BOUND, "the run took {:?}\n{ctx}", m.elapsed);
+    assert!(m.max_rss_kib < RSS_BOUND_KIB, "peak RSS {} KiB\n{ctx}", m.max_rss_kib);
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let hostile = report["tasks"].as_array().unwrap().iter().find(|t| t["id"] == "hostile").unwrap().clone();
+    let log = hostile["log"].as_str().map(|p| std::fs::read_to_string(p).unwrap_or_default()).unwrap_or_default();
+    assert_eq!(hostile["state"], "failed", "{ctx}");
+    assert_eq!(hostile["error"]["kind"], kind, "{ctx}\nlog:\n{log}");
+    assert_eq!(hostile["error"]["message"], message, "{ctx}\nlog:\n{log}");
+    assert_eq!(hostile["outputs"], serde_json::json!({}), "a failed task publishes nothing");
+    let stderr = text(&o.stderr);
+    assert!(stderr.contains(&format!("error: task `hostile` failed: {message}")), "{ctx}");
+    // The innocent task is untouched.
+    let innocent = report["tasks"].as_array().unwrap().iter().find(|t| t["id"] == "innocent").unwrap();
+    assert_eq!(innocent["state"], "succeeded", "{ctx}");
+    // `[outputs]` are copied only after a successful run; the store is
+    // content-addressed, so the digest pins the exact bytes.
+    assert_eq!(
+        innocent["outputs"],
+        serde_json::json!({"out": {"digest": Digest::of(INNOCENT.as_bytes()).to_string(), "len": INNOCENT.len()}})
+    );
+    // Nothing outside the store changed.
+    assert_eq!(s.sentinel(), before, "the sentinel dir changed");
+    let left: Vec<_> = std::fs::read_dir(s.root().join("tmp")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(left.is_empty(), "task temp dirs left behind: {left:?}");
+    assert!(!Path::new("/tmp/hostile-pwned").exists(), "a plugin wrote /tmp/hostile-pwned");
+    let top: Vec<_> = std::fs::read_dir(s.root()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    for name in &top {
+        assert!(
+            [".engine-store", "out", "pipeline.toml", "report.json", "sentinel", "tmp"].contains(&name.as_str()),
+            "unexpected `{name}` next to the pipeline"
+        );
+    }
+    Outcome { m, log }
+}
+
+/// The lines of a `hostile_cmd` log that start with `denied: ` / `ESCAPED: `.
+fn attempts(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.starts_with("denied: ") || l.starts_with("ESCAPED: ")).collect()
+}
+
+fn cmd() -> PathBuf {
+    guest("hostile_cmd")
+}
+
+// ---- the filesystem -----------------------------------------------------
+
+#[test]
+fn reading_etc_passwd_is_denied() {
+    let o = contained(&cmd(), r#"args = ["passwd"]"#, "error", "task error: exited with code 13");
+    assert_eq!(
+        attempts(&o.log),
+        [
+            "denied: read /etc/passwd: No such file or directory (os error 44)",
+            "denied: read /in/../etc/passwd: Operation not permitted (os error 63)",
+            "denied: read /in/../../../../etc/passwd: Operation not permitted (os error 63)",
+            "denied: read /out/../../etc/passwd: Operation not permitted (os error 63)",
+            "denied: read ../../etc/passwd: No such file or directory (os error 44)",
+            "denied: list /: No such file or directory (os error 44)",
+            "denied: list /out/..: Operation not permitted (os error 63)",
+        ],
+        "{}",
+        o.log
+    );
+}
+
+#[test]
+fn absolute_and_dotdot_paths_cannot_reach_the_host() {
+    let o = contained(&cmd(), r#"args = ["paths", "{sentinel}"]"#, "error", "task error: exited with code 13");
+    assert_eq!(
+        attempts(&o.log),
+        [
+            "denied: read <sentinel>/keep.txt: No such file or directory (os error 44)",
+            "denied: list <sentinel>: No such file or directory (os error 44)",
+            "denied: read /in/..<sentinel>/keep.txt: Operation not permitted (os error 63)",
+            "denied: read /out/../..<sentinel>/keep.txt: Operation not permitted (os error 63)",
+            "denied: stat /proc/self/environ: No such file or directory (os error 44)",
+        ],
+        "{}",
+        o.log
+    );
+}
+
+#[test]
+fn writing_outside_out_is_denied() {
+    let o = contained(&cmd(), r#"args = ["write", "{sentinel}"]
+inputs = { data = "file:sentinel/keep.txt" }"#, "error", "task error: exited with code 13");
+    assert_eq!(
+        attempts(&o.log),
+        [
+            "denied: overwrite <sentinel>/keep.txt: No such file or directory (os error 44)",
+            "denied: create <sentinel>/pwned: No such file or directory (os error 44)",
+            "denied: create /tmp/hostile-pwned: No such file or directory (os error 44)",
+            "denied: create /out/../hostile-pwned: Operation not permitted (os error 63)",
+            "denied: create /in/hostile-pwned: Operation not permitted (os error 63)",
+            "denied: overwrite /in/data: Operation not permitted (os error 63)",
+            "denied: remove /in/data: Operation not permitted (os error 63)",
+            "denied: mkdir /in/hostile-dir: Operation not permitted (os error 63)",
+            "denied: rename /in/data to /out/data: Operation not permitted (os error 63)",
+        ],
+        "{}",
+        o.log
+    );
+}
+
+#[test]
+fn symlinks_and_hard_links_cannot_point_outside_out() {
+    // Creating a symlink in /out is allowed, following it out is not, and a
+    // symlink left in /out fails the task when outputs are collected.
+    let o = contained(
+        &cmd(),
+        r#"args = ["links", "{sentinel}"]"#,
+        "error",
+        "task error: `/out/rel` is a symbolic link; only regular files can be outputs",
+    );
+    assert_eq!(
+        attempts(&o.log),
+        [
+            "denied: symlink /out/abs -> /etc/passwd: Operation not permitted (os error 63)",
+            "denied: symlink /out/sentinel -> <sentinel>/keep.txt: Operation not permitted (os error 63)",
+            "denied: read through /out/rel: Operation not permitted (os error 63)",
+            "denied: write through /out/rel: Operation not permitted (os error 63)",
+            "denied: hard link /etc/passwd to /out/h1: No such file or directory (os error 44)",
+            "denied: hard link /out/../../etc/passwd to /out/h2: Operation not permitted (os error 63)",
+            "denied: hard link <sentinel>/keep.txt to /out/h3: No such file or directory (os error 44)",
+            "denied: hard link /in/../../etc/passwd to /out/h4: Operation not permitted (os error 63)",
+        ],
+        "{}",
+        o.log
+    );
+}
+
+// ---- CPU, memory, stack ---------------------------------------------------
+
+#[test]
+fn an_infinite_loop_is_stopped_by_its_timeout() {
+    let o = contained(&wat("loop"), r#"timeout = "500ms""#, "timeout", "timed out after 500.0ms");
+    assert!(o.m.elapsed < Duration::from_secs(10));
+}
+
+#[test]
+fn sleeping_for_an_hour_is_stopped_by_the_timeout() {
+    contained(&cmd(), "args = [\"sleep\", \"3600\"]\ntimeout = \"500ms\"", "timeout", "timed out after 500.0ms");
+}
+
+#[test]
+fn an_infinite_loop_is_stopped_by_its_fuel() {
+    contained(&wat("loop"), "fuel = 50000000", "limit", "fuel limit exceeded: the task used all 50000000 units of fuel");
+}
+
+#[test]
+fn growing_memory_towards_4_gib_hits_the_memory_limit() {
+    contained(&wat("grow"), r#"resources = { memory = "128MiB" }"#, "memory_limit", "memory limit of 128MiB exceeded");
+}
+
+#[test]
+fn unbounded_recursion_exhausts_the_wasm_stack() {
+    let o = contained(&wat("recurse"), "", "trap", "trap: call stack exhausted");
+    assert!(o.log.starts_with("[trap] "), "{}", o.log);
+}
+
+#[test]
+fn unreachable_traps() {
+    contained(&wat("unreachable"), "", "trap", "trap: wasm `unreachable` instruction executed");
+}
+
+#[test]
+fn proc_exit_1_fails_the_task() {
+    contained(&wat("exit1"), "", "error", "task error: exited with code 1");
+}
+
+// ---- output and log volume -----------------------------------------------
+
+#[test]
+fn ten_gib_of_output_is_stopped_at_the_output_size_limit() {
+    contained(
+        &wat("big_output"),
+        r#"max_output_bytes = "64MiB""#,
+        "limit",
+        "output size limit exceeded: the task's outputs total more than 64MiB",
+    );
+}
+
+#[test]
+fn a_ten_gib_file_in_out_is_stopped_while_the_command_runs() {
+    let o = contained(
+        &cmd(),
+        r#"args = ["bigfile", "10240"]
+max_output_bytes = "64MiB""#,
+        "limit",
+        "output size limit exceeded: the task's outputs total more than 64MiB",
+    );
+    assert!(o.m.elapsed < Duration::from_secs(10));
+}
+
+#[test]
+fn a_hundred_thousand_files_in_out_hit_the_output_count_limit() {
+    contained(
+        &cmd(),
+        r#"args = ["files", "100000"]"#,
+        "limit",
+        "output count limit exceeded: the task created more than 10000 entries in /out",
+    );
+}
+
+#[test]
+fn a_one_gib_log_is_truncated_and_the_task_continues() {
+    // Not a failure: the task writes 1 GiB of log lines and succeeds with
+    // the first 1 MiB of them and the marker.
+    let o = run_ok(&wat("big_log"), "");
+    let log = &o.log;
+    assert_eq!(log.len(), (1 << 20) + "\n[log truncated: limit of 1048576 bytes reached]\n".len());
+    assert!(log.starts_with("[info] xxxx"));
+    assert!(log.ends_with("xxxx\n[log truncated: limit of 1048576 bytes reached]\n"), "{}", &log[log.len() - 100..]);
+    assert_eq!(std::fs::read_to_string(o.dir.path().join("out/hostile.txt")).unwrap(), "done\n");
+}
+
+/// A run where the hostile task is expected to succeed (limits that truncate
+/// rather than fail).
+struct OkRun {
+    dir: tempfile::TempDir,
+    log: String,
+}
+
+#[track_caller]
+fn run_ok(plugin: &Path, body: &str) -> OkRun {
+    let s = Setup::new(plugin, body);
+    let mut toml = std::fs::read_to_string(s.root().join("pipeline.toml")).unwrap();
+    toml.push_str("\"out/hostile.txt\" = \"hostile\"\n");
+    std::fs::write(s.root().join("pipeline.toml"), toml).unwrap();
+    let before = s.sentinel();
+    let report_path = s.root().join("report.json");
+    let m = s.engine("run", &["--report", report_path.to_str().unwrap()]);
+    let o = &m.output;
+    let ctx = format!("exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status, text(&o.stdout), text(&o.stderr));
+    assert_eq!(o.status.code(), Some(0), "{ctx}");
+    assert!(m.elapsed < TIME_BOUND, "the run took {:?}", m.elapsed);
+    assert!(m.max_rss_kib < RSS_BOUND_KIB, "peak RSS {} KiB", m.max_rss_kib);
+    assert_eq!(std::fs::read_to_string(s.root().join("out/innocent.txt")).unwrap(), INNOCENT);
+    assert_eq!(s.sentinel(), before);
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+    let hostile = report["tasks"].as_array().unwrap().iter().find(|t| t["id"] == "hostile").unwrap();
+    let log = hostile["log"].as_str().map(|p| std::fs::read_to_string(p).unwrap()).unwrap_or_default();
+    OkRun { dir: s.dir, log }
+}
+
+// ---- host calls -------------------------------------------------------------
+
+#[test]
+fn an_out_of_bounds_host_call_buffer_traps() {
+    contained(
+        &wat("oob_read"),
+        "",
+        "trap",
+        "trap: host call `engine.input_read`: pointer/length out of bounds",
+    );
+}
+
+#[test]
+fn an_overflowing_pointer_plus_length_traps() {
+    contained(
+        &wat("overflow_write"),
+        "",
+        "trap",
+        "trap: host call `engine.output_write`: pointer/length out of bounds",
+    );
+}
+
+#[test]
+fn a_negative_length_traps() {
+    contained(&wat("negative_log"), "", "trap", "trap: host call `engine.log`: pointer/length out of bounds");
+}
+
+#[test]
+fn an_out_of_bounds_wasi_iovec_is_an_error_not_a_host_read() {
+    // wasmtime-wasi checks guest pointers too: the bad iovec list makes
+    // `fd_write` trap, and nothing outside the guest's memory is read.
+    contained(&wat("wasi_oob"), "", "trap", "trap: Pointer out of bounds: Region { start: 4294967288, len: 4 }");
+}
+
+#[test]
+fn a_one_mib_output_name_is_rejected() {
+    let shown = format!("{}...", "a".repeat(64));
+    contained(
+        &wat("huge_name"),
+        "",
+        "trap",
+        &format!(
+            "trap: host call `engine.output_open`: invalid output name `{shown}`: names must be 1 to 255 bytes long, this one is 1048576 bytes"
+        ),
+    );
+}
+
+// ---- rejected before anything runs ---------------------------------------------
+
+/// `engine check` and `engine run` both reject the pipeline (exit 2) with a
+/// diagnostic containing `message`; nothing runs (no store, no outputs).
+#[track_caller]
+fn rejected_at_check(plugin: &Path, message: &str) {
+    let s = Setup::new(plugin, "");
+    for sub in ["check", "run"] {
+        let m = s.engine(sub, &[]);
+        let stderr = text(&m.output.stderr);
+        assert_eq!(m.output.status.code(), Some(2), "{sub}: {stderr}");
+        assert!(stderr.contains(message), "{sub}: expected `{message}` in:\n{stderr}");
+        assert!(!s.root().join("out").exists(), "{sub}: something ran");
+        assert!(!s.root().join(".engine-store").exists(), "{sub}: a store was created");
+    }
+}
+
+#[test]
+fn an_unknown_import_is_rejected_at_check() {
+    rejected_at_check(
+        &wat("unknown_import"),
+        "imports `env.open_socket`, which the engine does not provide (allowed modules: engine, wasi_snapshot_preview1)",
+    );
+}
+
+#[test]
+fn an_import_that_is_not_wasi_preview_1_is_rejected_at_check() {
+    rejected_at_check(
+        &wat("unknown_wasi"),
+        "imports `wasi_snapshot_preview1.sock_open`, which is not a WASI preview 1 function",
+    );
+}
+
+fn raw_module(name: &str, bytes: &[u8]) -> PathBuf {
+    let dir = repo_root().join("target/wat-guests");
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(format!("hostile_{name}.wasm"));
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn malformed_modules_are_rejected_at_check() {
+    // Truncated after the header: a section that claims more bytes than exist.
+    rejected_at_check(
+        &raw_module("truncated", b"\0asm\x01\0\0\0\x01\x7f"),
+        "is not a valid task plugin: malformed module: unexpected end-of-file (at offset 0xa)",
+    );
+    // Not wasm at all.
+    rejected_at_check(&raw_module("not_wasm", b"#!/bin/sh\nrm -rf /\n"), "is not a WebAssembly module");
+}
+
+#[test]
+fn a_module_larger_than_256_mib_is_rejected_before_it_is_read() {
+    // A sparse file: 256 MiB + 1 byte, never read by the engine.
+    let p = repo_root().join("target/wat-guests/hostile_too_large.wasm");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    let f = std::fs::File::create(&p).unwrap();
+    std::io::Write::write_all(&mut &f, b"\0asm\x01\0\0\0").unwrap();
+    f.set_len((256 << 20) + 1).unwrap();
+    rejected_at_check(
+        &p,
+        "cannot read `",
+    );
+    let s = Setup::new(&p, "");
+    let m = s.engine("check", &[]);
+    assert!(
+        text(&m.output.stderr)
+            .contains("the file is 268435457 bytes, more than the maximum module size of 256MiB (268435456 bytes)"),
+        "{}",
+        text(&m.output.stderr)
+    );
+    assert!(m.max_rss_kib < 100 << 10, "check read the file: peak RSS {} KiB", m.max_rss_kib);
+}
+
+// ---- what a task can see --------------------------------------------------------
+
+#[test]
+fn a_command_sees_no_ambient_args_env_or_host_files() {
+    let o = run_ok(&cmd(), r#"args = ["ambient"]"#);
+    assert_eq!(
+        std::fs::read_to_string(o.dir.path().join("out/hostile.txt")).unwrap(),
+        "args: [\"hostile_cmd\", \"ambient\"]\nenv: []\n/: No such file or directory (os error 44)\n\
+         /in: readable\n/out: readable\n/tmp: No such file or directory (os error 44)\n\
+         .: No such file or directory (os error 44)\n"
+    );
+}
+
+#[test]
+fn no_socket_can_be_used() {
+    let o = run_ok(&cmd(), r#"args = ["net"]"#);
+    // WASI errno 57 = notsock (fds 0-4: stdio, /in, /out), 8 = badf (no such descriptor).
+    let want: String = (0..8)
+        .map(|fd| {
+            let e = if fd <= 4 { 57 } else { 8 };
+            format!("fd {fd}: sock_accept errno {e}, sock_send errno {e}\n")
+        })
+        .collect();
+    assert_eq!(std::fs::read_to_string(o.dir.path().join("out/hostile.txt")).unwrap(), want);
+}
+
+#[test]
+fn deterministic_tasks_repeat_time_and_random_exactly() {
+    let body = "args = [\"clock\"]\ndeterministic = true";
+    let a = run_ok(&cmd(), body);
+    let b = run_ok(&cmd(), body);
+    let first = std::fs::read_to_string(a.dir.path().join("out/hostile.txt")).unwrap();
+    let second = std::fs::read_to_string(b.dir.path().join("out/hostile.txt")).unwrap();
+    assert_eq!(first, second);
+    assert!(first.starts_with("wall_us 946684800000000\nelapsed_ns 1000\nrandom "), "{first}");
+    assert!(first.ends_with(" (errno 0)\n"), "{first}");
+    // Without it, the clock is the host's.
+    let c = run_ok(&cmd(), "args = [\"clock\"]");
+    let third = std::fs::read_to_string(c.dir.path().join("out/hostile.txt")).unwrap();
+    assert_ne!(first, third);
+}
+
+// ---- the other executors ------------------------------------------------------
+
+#[test]
+fn the_sync_and_processes_executors_contain_hostile_tasks_too() {
+    for ex in ["sync", "processes"] {
+        contained_on(&cmd(), "args = [\"sleep\", \"3600\"]\ntimeout = \"500ms\"", "timeout", "timed out after 500.0ms", ex);
+        contained_on(&wat("grow"), r#"resources = { memory = "128MiB" }"#, "memory_limit", "memory limit of 128MiB exceeded", ex);
+        contained_on(
+            &cmd(),
+            r#"args = ["files", "100000"]"#,
+            "limit",
+            "output count limit exceeded: the task created more than 10000 entries in /out",
+            ex,
+        );
+    }
+}

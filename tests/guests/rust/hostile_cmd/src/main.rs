@@ -1,0 +1,197 @@
+//! `hostile_cmd`: a test guest (a plain WASI command) that tries to break out
+//! of the command-task sandbox. `argv[1]` picks the attack; the remaining
+//! arguments are host paths the test wants attacked (a sentinel directory).
+//!
+//! Escape attempts print one line per attempt to stderr:
+//! `denied: <attempt>: <error>` when the sandbox refused it, or
+//! `ESCAPED: <attempt>` when it worked. The program exits with code 13 when
+//! every attempt was denied and 0 (publishing what it found) otherwise, so a
+//! working escape makes the task *succeed*, which the tests reject.
+//!
+//! Attacks: `passwd`, `paths <sentinel>`, `links <sentinel>`, `write <sentinel>`,
+//! `files <n>`, `bigfile <mib>`, `log <mib>`, `sleep <secs>`, `ambient`, `clock`, `net`.
+
+use std::fs;
+use std::io::{self, Write};
+
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+unsafe extern "C" {
+    fn random_get(buf: *mut u8, len: usize) -> u16;
+    fn sock_accept(fd: u32, flags: u16, result: *mut u32) -> u16;
+    fn sock_send(fd: u32, iovs: *const u8, iovs_len: usize, flags: u16, result: *mut usize) -> u16;
+    fn path_symlink(old: *const u8, old_len: usize, fd: u32, new: *const u8, new_len: usize) -> u16;
+}
+
+/// The descriptor of `/out`: preopens are numbered from 3 in the order the
+/// engine mounts them (`/in`, then `/out`).
+const OUT_FD: u32 = 4;
+
+/// Create the symlink `/out/<name>` -> `target` (`std::os::wasi` is unstable).
+fn symlink_in_out(target: &str, name: &str) -> u16 {
+    // SAFETY: both buffers are valid for their lengths.
+    unsafe { path_symlink(target.as_ptr(), target.len(), OUT_FD, name.as_ptr(), name.len()) }
+}
+
+/// Counts escape attempts.
+struct Attempts {
+    escaped: Vec<String>,
+}
+
+impl Attempts {
+    fn check<T>(&mut self, what: &str, r: io::Result<T>) {
+        match r {
+            Ok(_) => {
+                eprintln!("ESCAPED: {what}");
+                self.escaped.push(what.to_string());
+            }
+            Err(e) => eprintln!("denied: {what}: {e}"),
+        }
+    }
+
+    fn finish(self) -> ! {
+        io::stderr().flush().ok();
+        if self.escaped.is_empty() {
+            std::process::exit(13);
+        }
+        let _ = fs::write("/out/escaped", self.escaped.join("\n"));
+        std::process::exit(0);
+    }
+}
+
+fn arg(i: usize) -> String {
+    std::env::args().nth(i).unwrap_or_default()
+}
+
+fn main() {
+    let mut a = Attempts { escaped: Vec::new() };
+    match arg(1).as_str() {
+        "passwd" => {
+            a.check("read /etc/passwd", fs::read("/etc/passwd"));
+            a.check("read /in/../etc/passwd", fs::read("/in/../etc/passwd"));
+            a.check("read /in/../../../../etc/passwd", fs::read("/in/../../../../etc/passwd"));
+            a.check("read /out/../../etc/passwd", fs::read("/out/../../etc/passwd"));
+            a.check("read ../../etc/passwd", fs::read("../../etc/passwd"));
+            a.check("list /", fs::read_dir("/"));
+            a.check("list /out/..", fs::read_dir("/out/.."));
+            a.finish()
+        }
+        "paths" => {
+            let s = arg(2);
+            a.check("read <sentinel>/keep.txt", fs::read(format!("{s}/keep.txt")));
+            a.check("list <sentinel>", fs::read_dir(&s));
+            a.check("read /in/..<sentinel>/keep.txt", fs::read(format!("/in/..{s}/keep.txt")));
+            a.check("read /out/../..<sentinel>/keep.txt", fs::read(format!("/out/../..{s}/keep.txt")));
+            a.check("stat /proc/self/environ", fs::metadata("/proc/self/environ"));
+            a.finish()
+        }
+        "write" => {
+            let s = arg(2);
+            a.check("overwrite <sentinel>/keep.txt", fs::write(format!("{s}/keep.txt"), "pwned"));
+            a.check("create <sentinel>/pwned", fs::write(format!("{s}/pwned"), "pwned"));
+            a.check("create /tmp/hostile-pwned", fs::write("/tmp/hostile-pwned", "pwned"));
+            a.check("create /out/../hostile-pwned", fs::write("/out/../hostile-pwned", "pwned"));
+            a.check("create /in/hostile-pwned", fs::write("/in/hostile-pwned", "pwned"));
+            a.check("overwrite /in/data", fs::write("/in/data", "pwned"));
+            a.check("remove /in/data", fs::remove_file("/in/data"));
+            a.check("mkdir /in/hostile-dir", fs::create_dir("/in/hostile-dir"));
+            a.check("rename /in/data to /out/data", fs::rename("/in/data", "/out/data"));
+            a.finish()
+        }
+        "links" => {
+            let s = arg(2);
+            // Creating a link may be allowed; following it out of /out must not be.
+            let errno = |e: u16| if e == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(i32::from(e))) };
+            a.check("symlink /out/abs -> /etc/passwd", errno(symlink_in_out("/etc/passwd", "abs")));
+            a.check("symlink /out/sentinel -> <sentinel>/keep.txt", errno(symlink_in_out(&format!("{s}/keep.txt"), "sentinel")));
+            // A relative target is stored as is; what matters is that it cannot be followed.
+            let made = symlink_in_out("../../../../../../etc/passwd", "rel");
+            eprintln!("symlink /out/rel -> ../../../../../../etc/passwd: errno {made}");
+            a.check("read through /out/rel", fs::read("/out/rel"));
+            a.check("write through /out/rel", fs::write("/out/rel", "pwned"));
+            a.check("hard link /etc/passwd to /out/h1", fs::hard_link("/etc/passwd", "/out/h1"));
+            a.check("hard link /out/../../etc/passwd to /out/h2", fs::hard_link("/out/../../etc/passwd", "/out/h2"));
+            a.check("hard link <sentinel>/keep.txt to /out/h3", fs::hard_link(format!("{s}/keep.txt"), "/out/h3"));
+            a.check("hard link /in/../../etc/passwd to /out/h4", fs::hard_link("/in/../../etc/passwd", "/out/h4"));
+            // Exit 0 with the symlink left in /out: the engine must refuse it as an output.
+            io::stderr().flush().ok();
+            if !a.escaped.is_empty() {
+                let _ = fs::write("/out/escaped", a.escaped.join("\n"));
+            }
+        }
+        "files" => {
+            let n: u32 = arg(2).parse().unwrap_or(0);
+            for i in 0..n {
+                if let Err(e) = fs::write(format!("/out/f{i}"), b"x") {
+                    eprintln!("file {i}: {e}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        "bigfile" => {
+            let mib: u64 = arg(2).parse().unwrap_or(0);
+            let chunk = vec![0u8; 1 << 20];
+            let mut f = fs::File::create("/out/big").unwrap_or_else(|e| fail(e));
+            for _ in 0..mib {
+                f.write_all(&chunk).unwrap_or_else(|e| fail(e));
+            }
+        }
+        "log" => {
+            let mib: u64 = arg(2).parse().unwrap_or(0);
+            let chunk = vec![b'x'; 1 << 20];
+            let mut err = io::stderr();
+            for _ in 0..mib {
+                err.write_all(&chunk).unwrap_or_else(|e| fail(e));
+            }
+            fs::write("/out/out", "logged\n").unwrap_or_else(|e| fail(e));
+        }
+        "sleep" => {
+            let secs: u64 = arg(2).parse().unwrap_or(0);
+            std::thread::sleep(std::time::Duration::from_secs(secs));
+            fs::write("/out/out", "woke up\n").unwrap_or_else(|e| fail(e));
+        }
+        "ambient" => {
+            let args: Vec<String> = std::env::args().collect();
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            let mut root: Vec<String> = Vec::new();
+            for d in ["/", "/in", "/out", "/tmp", "."] {
+                root.push(format!("{d}: {}", fs::read_dir(d).map(|_| "readable".to_string()).unwrap_or_else(|e| e.to_string())));
+            }
+            let text = format!("args: {args:?}\nenv: {env:?}\n{}\n", root.join("\n"));
+            fs::write("/out/out", text).unwrap_or_else(|e| fail(e));
+        }
+        "clock" => {
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros())
+                .unwrap_or(0);
+            let t0 = std::time::Instant::now();
+            let mut buf = [0u8; 16];
+            // SAFETY: `buf` is a valid writable buffer of the given length.
+            let errno = unsafe { random_get(buf.as_mut_ptr(), buf.len()) };
+            let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
+            let text = format!("wall_us {wall}\nelapsed_ns {}\nrandom {hex} (errno {errno})\n", t0.elapsed().as_nanos());
+            fs::write("/out/out", text).unwrap_or_else(|e| fail(e));
+        }
+        "net" => {
+            // WASI preview 1 can only accept on sockets it was handed; none are.
+            let mut lines = Vec::new();
+            for fd in 0..8u32 {
+                let mut newfd = 0u32;
+                let mut sent = 0usize;
+                // SAFETY: out-pointers are valid; an empty iovec list is never read.
+                let (e1, e2) = unsafe { (sock_accept(fd, 0, &mut newfd), sock_send(fd, std::ptr::null(), 0, 0, &mut sent)) };
+                lines.push(format!("fd {fd}: sock_accept errno {e1}, sock_send errno {e2}"));
+            }
+            fs::write("/out/out", lines.join("\n") + "\n").unwrap_or_else(|e| fail(e));
+        }
+        other => {
+            eprintln!("unknown attack `{other}`");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn fail(e: io::Error) -> ! {
+    eprintln!("hostile_cmd: {e}");
+    std::process::exit(3);
+}
