@@ -237,6 +237,7 @@ pub fn language_guest(name: &str) -> Option<PathBuf> {
         }
     }
     Some(path)
+}
 
 /// What [`run_measured`] observed about a child process.
 pub struct Measured {
