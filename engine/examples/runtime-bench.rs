@@ -178,7 +178,11 @@ fn main() {
     let bstore = BenchStore { input, digest: Digest([1; 32]), sink: Mutex::new(vec![1u8; BLOB]) };
     let in_msg = message(
         &copy_in,
-        vec![MsgInput { name: "data".into(), list: false, items: vec![BlobRef { digest: bstore.digest, len: BLOB as u64 }] }],
+        vec![MsgInput {
+            name: "data".into(),
+            list: false,
+            items: vec![BlobRef { digest: bstore.digest, len: BLOB as u64 }],
+        }],
     );
     let out_msg = message(&copy_out, vec![]);
     let (mut tin, mut tout) = (Vec::new(), Vec::new());
@@ -195,9 +199,26 @@ fn main() {
 
     println!("| benchmark | median | target |");
     println!("|---|---|---|");
-    println!("| no-op SDK task, `run_task` end to end (instantiate + run + result) | {:.2} µs | ≤ 10 µs |", per_task.as_secs_f64() * 1e6);
-    println!("| cached module load, fresh runtime (read + sha256 + validate + deserialize + link) | {:.3} ms | ≤ 1 ms |", disk_load.as_secs_f64() * 1e3);
-    println!("| module load, already loaded in this runtime (read + sha256 + map hit) | {:.3} ms | — |", mem_load.as_secs_f64() * 1e3);
-    println!("| copy-in 64 MiB (`input_read`, 1 MiB buffer) | {:.1} ms = {:.2} GB/s | ≥ 2 GB/s |", din.as_secs_f64() * 1e3, gbps(din));
-    println!("| copy-out 64 MiB (`output_write`, 1 MiB buffer) | {:.1} ms = {:.2} GB/s | ≥ 2 GB/s |", dout.as_secs_f64() * 1e3, gbps(dout));
+    println!(
+        "| no-op SDK task, `run_task` end to end (instantiate + run + result) | {:.2} µs | ≤ 10 µs |",
+        per_task.as_secs_f64() * 1e6
+    );
+    println!(
+        "| cached module load, fresh runtime (read + sha256 + validate + deserialize + link) | {:.3} ms | ≤ 1 ms |",
+        disk_load.as_secs_f64() * 1e3
+    );
+    println!(
+        "| module load, already loaded in this runtime (read + sha256 + map hit) | {:.3} ms | — |",
+        mem_load.as_secs_f64() * 1e3
+    );
+    println!(
+        "| copy-in 64 MiB (`input_read`, 1 MiB buffer) | {:.1} ms = {:.2} GB/s | ≥ 2 GB/s |",
+        din.as_secs_f64() * 1e3,
+        gbps(din)
+    );
+    println!(
+        "| copy-out 64 MiB (`output_write`, 1 MiB buffer) | {:.1} ms = {:.2} GB/s | ≥ 2 GB/s |",
+        dout.as_secs_f64() * 1e3,
+        gbps(dout)
+    );
 }

@@ -169,7 +169,8 @@ pub fn to_mermaid(plan: &Plan) -> String {
 
 /// The resolved plan as pretty JSON (with a trailing newline).
 pub fn to_json(plan: &Plan) -> String {
-    let mut s = serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\": {}}}", quote(&e.to_string())));
+    let mut s =
+        serde_json::to_string_pretty(plan).unwrap_or_else(|e| format!("{{\"error\": {}}}", quote(&e.to_string())));
     s.push('\n');
     s
 }

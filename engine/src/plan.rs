@@ -134,21 +134,14 @@ impl Resources {
         self.cpu_milli <= avail.cpu_milli
             && self.memory <= avail.memory
             && self.gpu <= avail.gpu
-            && self
-                .custom
-                .iter()
-                .all(|(k, v)| *v == 0 || avail.custom.get(k).is_some_and(|a| v <= a))
+            && self.custom.iter().all(|(k, v)| *v == 0 || avail.custom.get(k).is_some_and(|a| v <= a))
     }
 
     /// The first dimension on which `self` exceeds `cap`: (name, requested, available),
     /// in display units.
     pub fn first_excess(&self, cap: &Resources) -> Option<(String, String, String)> {
         if self.cpu_milli > cap.cpu_milli {
-            return Some((
-                "cpu".into(),
-                fmt_milli(self.cpu_milli),
-                fmt_milli(cap.cpu_milli),
-            ));
+            return Some(("cpu".into(), fmt_milli(self.cpu_milli), fmt_milli(cap.cpu_milli)));
         }
         if self.memory > cap.memory {
             return Some((

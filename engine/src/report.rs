@@ -84,13 +84,7 @@ pub fn run_status(out: &RunOutcome) -> &'static str {
     }
 }
 
-pub fn build<'a>(
-    plan: &'a Plan,
-    out: &'a RunOutcome,
-    executor: &'a str,
-    workers: usize,
-    store: &Path,
-) -> Report<'a> {
+pub fn build<'a>(plan: &'a Plan, out: &'a RunOutcome, executor: &'a str, workers: usize, store: &Path) -> Report<'a> {
     let tasks = plan
         .tasks
         .iter()
@@ -105,15 +99,8 @@ pub fn build<'a>(
                 worker: ran.then_some(r.worker),
                 duration_us: ran.then(|| r.end_us.saturating_sub(r.start_us)),
                 exit_code: r.exit_code,
-                outputs: r
-                    .outputs
-                    .iter()
-                    .map(|o| (o.name.as_str(), o.blob))
-                    .collect(),
-                error: r.failure.as_ref().map(|f| ErrorReport {
-                    kind: f.kind(),
-                    message: f.to_string(),
-                }),
+                outputs: r.outputs.iter().map(|o| (o.name.as_str(), o.blob)).collect(),
+                error: r.failure.as_ref().map(|f| ErrorReport { kind: f.kind(), message: f.to_string() }),
                 log: r.log_path.as_ref().map(|p| p.display().to_string()),
             }
         })
@@ -160,8 +147,7 @@ pub fn write_trace(plan: &Plan, out: &RunOutcome, w: &mut dyn Write) -> std::io:
             write!(w, ",")?;
         }
         first = false;
-        let name = serde_json::to_string(&plan.tasks[a.task as usize].id)
-            .unwrap_or_else(|_| "\"?\"".into());
+        let name = serde_json::to_string(&plan.tasks[a.task as usize].id).unwrap_or_else(|_| "\"?\"".into());
         write!(
             w,
             "{{\"name\":{name},\"cat\":\"task\",\"ph\":\"X\",\"pid\":1,\"tid\":{},\"ts\":{},\"dur\":{},\"args\":{{\"attempt\":{},\"outcome\":\"{}\"}}}}",
@@ -182,14 +168,7 @@ pub fn slowest<'a>(plan: &'a Plan, out: &RunOutcome, n: usize) -> Vec<(&'a str, 
         .iter()
         .enumerate()
         .filter(|(i, _)| out.states[*i] == TaskState::Succeeded)
-        .map(|(i, t)| {
-            (
-                t.id.as_str(),
-                out.records[i]
-                    .end_us
-                    .saturating_sub(out.records[i].start_us),
-            )
-        })
+        .map(|(i, t)| (t.id.as_str(), out.records[i].end_us.saturating_sub(out.records[i].start_us)))
         .collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     v.truncate(n);

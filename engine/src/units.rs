@@ -10,15 +10,11 @@ use std::time::Duration;
 /// Parse a size such as `512MiB`, `2GiB`, `1.5GB` or `1048576`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let num = num.replace('_', "");
     if num.is_empty() {
-        return Err(format!(
-            "invalid size `{s}`: expected a number followed by a unit such as MiB or GiB"
-        ));
+        return Err(format!("invalid size `{s}`: expected a number followed by a unit such as MiB or GiB"));
     }
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
@@ -36,9 +32,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
             ));
         }
     };
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid size `{s}`: `{num}` is not a number"))?;
+    let value: f64 = num.parse().map_err(|_| format!("invalid size `{s}`: `{num}` is not a number"))?;
     let bytes = value * mult as f64;
     if !bytes.is_finite() || bytes >= u64::MAX as f64 {
         return Err(format!("invalid size `{s}`: too large"));
@@ -49,14 +43,10 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// Parse a duration such as `30s`, `5m`, `1.5h`, `250ms`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     if num.is_empty() {
-        return Err(format!(
-            "invalid duration `{s}`: expected a number followed by ms, s, m, h or d"
-        ));
+        return Err(format!("invalid duration `{s}`: expected a number followed by ms, s, m, h or d"));
     }
     let secs: f64 = match unit.trim() {
         "ms" => 0.001,
@@ -65,19 +55,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => 3600.0,
         "d" => 86400.0,
         "" => {
-            return Err(format!(
-                "invalid duration `{s}`: missing unit (ms, s, m, h or d)"
-            ));
+            return Err(format!("invalid duration `{s}`: missing unit (ms, s, m, h or d)"));
         }
         other => {
-            return Err(format!(
-                "invalid duration `{s}`: unknown unit `{other}` (use ms, s, m, h or d)"
-            ));
+            return Err(format!("invalid duration `{s}`: unknown unit `{other}` (use ms, s, m, h or d)"));
         }
     };
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration `{s}`: `{num}` is not a number"))?;
+    let value: f64 = num.parse().map_err(|_| format!("invalid duration `{s}`: `{num}` is not a number"))?;
     let total = value * secs;
     if !total.is_finite() || total > 365.0 * 86400.0 {
         return Err(format!("invalid duration `{s}`: longer than a year"));
@@ -128,11 +112,7 @@ mod tests {
         assert_eq!(parse_size("2GiB"), Ok(2 << 30));
         assert_eq!(parse_size("1.5GB"), Ok(1_500_000_000));
         assert_eq!(parse_size("4096"), Ok(4096));
-        assert!(
-            parse_size("12parsecs")
-                .unwrap_err()
-                .contains("unknown unit `parsecs`")
-        );
+        assert!(parse_size("12parsecs").unwrap_err().contains("unknown unit `parsecs`"));
         assert!(parse_size("MiB").is_err());
         assert_eq!(format_size(2 << 30), "2GiB");
         assert_eq!(format_size(1536), "1.50KiB");
@@ -145,10 +125,6 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("30").unwrap_err().contains("missing unit"));
-        assert!(
-            parse_duration("9999d")
-                .unwrap_err()
-                .contains("longer than a year")
-        );
+        assert!(parse_duration("9999d").unwrap_err().contains("longer than a year"));
     }
 }

@@ -166,7 +166,8 @@ fn contained_on(plugin: &Path, body: &str, kind: &str, message: &str, executor: 
     let left: Vec<_> = std::fs::read_dir(s.root().join("tmp")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(left.is_empty(), "task temp dirs left behind: {left:?}");
     assert!(!Path::new("/tmp/hostile-pwned").exists(), "a plugin wrote /tmp/hostile-pwned");
-    let top: Vec<_> = std::fs::read_dir(s.root()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let top: Vec<_> =
+        std::fs::read_dir(s.root()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     for name in &top {
         assert!(
             [".engine-store", "out", "pipeline.toml", "report.json", "sentinel", "tmp"].contains(&name.as_str()),
@@ -225,8 +226,13 @@ fn absolute_and_dotdot_paths_cannot_reach_the_host() {
 
 #[test]
 fn writing_outside_out_is_denied() {
-    let o = contained(&cmd(), r#"args = ["write", "{sentinel}"]
-inputs = { data = "file:sentinel/keep.txt" }"#, "error", "task error: exited with code 13");
+    let o = contained(
+        &cmd(),
+        r#"args = ["write", "{sentinel}"]
+inputs = { data = "file:sentinel/keep.txt" }"#,
+        "error",
+        "task error: exited with code 13",
+    );
     assert_eq!(
         attempts(&o.log),
         [
@@ -287,7 +293,12 @@ fn sleeping_for_an_hour_is_stopped_by_the_timeout() {
 
 #[test]
 fn an_infinite_loop_is_stopped_by_its_fuel() {
-    contained(&wat("loop"), "fuel = 50000000", "limit", "fuel limit exceeded: the task used all 50000000 units of fuel");
+    contained(
+        &wat("loop"),
+        "fuel = 50000000",
+        "limit",
+        "fuel limit exceeded: the task used all 50000000 units of fuel",
+    );
 }
 
 #[test]
@@ -390,12 +401,7 @@ fn run_ok(plugin: &Path, body: &str) -> OkRun {
 
 #[test]
 fn an_out_of_bounds_host_call_buffer_traps() {
-    contained(
-        &wat("oob_read"),
-        "",
-        "trap",
-        "trap: host call `engine.input_read`: pointer/length out of bounds",
-    );
+    contained(&wat("oob_read"), "", "trap", "trap: host call `engine.input_read`: pointer/length out of bounds");
 }
 
 #[test]
@@ -493,10 +499,7 @@ fn a_module_larger_than_256_mib_is_rejected_before_it_is_read() {
     let f = std::fs::File::create(&p).unwrap();
     std::io::Write::write_all(&mut &f, b"\0asm\x01\0\0\0").unwrap();
     f.set_len((256 << 20) + 1).unwrap();
-    rejected_at_check(
-        &p,
-        "cannot read `",
-    );
+    rejected_at_check(&p, "cannot read `");
     let s = Setup::new(&p, "");
     let m = s.engine("check", &[]);
     assert!(
@@ -555,8 +558,20 @@ fn deterministic_tasks_repeat_time_and_random_exactly() {
 #[test]
 fn the_sync_and_processes_executors_contain_hostile_tasks_too() {
     for ex in ["sync", "processes"] {
-        contained_on(&cmd(), "args = [\"sleep\", \"3600\"]\ntimeout = \"500ms\"", "timeout", "timed out after 500.0ms", ex);
-        contained_on(&wat("grow"), r#"resources = { memory = "128MiB" }"#, "memory_limit", "memory limit of 128MiB exceeded", ex);
+        contained_on(
+            &cmd(),
+            "args = [\"sleep\", \"3600\"]\ntimeout = \"500ms\"",
+            "timeout",
+            "timed out after 500.0ms",
+            ex,
+        );
+        contained_on(
+            &wat("grow"),
+            r#"resources = { memory = "128MiB" }"#,
+            "memory_limit",
+            "memory limit of 128MiB exceeded",
+            ex,
+        );
         contained_on(
             &cmd(),
             r#"args = ["files", "100000"]"#,

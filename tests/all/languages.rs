@@ -83,7 +83,8 @@ fn wordcount_in_every_language_matches_rust() {
         for (case, params) in cases {
             for l in std::iter::once("rust").chain(langs.iter().map(|(l, _)| *l)) {
                 let id = format!("{l}_{input}_{case}");
-                write!(tasks, "[tasks.{id}]\nplugin = \"{l}\"\ninputs = {{ text = \"file:{input}.txt\" }}\n{params}\n").unwrap();
+                write!(tasks, "[tasks.{id}]\nplugin = \"{l}\"\ninputs = {{ text = \"file:{input}.txt\" }}\n{params}\n")
+                    .unwrap();
                 writeln!(outputs, "\"out/{id}\" = \"{id}\"").unwrap();
             }
         }
@@ -107,7 +108,12 @@ fn wordcount_in_every_language_matches_rust() {
             let want = read(&format!("rust_{input}_{case}"));
             for (l, _) in &langs {
                 let got = read(&format!("{l}_{input}_{case}"));
-                assert!(got == want, "{l} on {input} ({case}) differs from Rust:\n--- {l}\n{}\n--- rust\n{}", text(&got), text(&want));
+                assert!(
+                    got == want,
+                    "{l} on {input} ({case}) differs from Rust:\n--- {l}\n{}\n--- rust\n{}",
+                    text(&got),
+                    text(&want)
+                );
             }
         }
     }

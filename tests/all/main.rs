@@ -1,8 +1,8 @@
 //! The one integration-test binary. Shared helpers live in `util`.
-mod util;
 mod hostile;
+mod languages;
 mod pipeline;
 mod plugins;
 mod run;
-mod languages;
 mod runtime;
+mod util;

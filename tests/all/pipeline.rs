@@ -42,7 +42,8 @@ fn invalid_pipelines_report_exact_diagnostics() {
         let file = format!("{name}.toml");
         let out = run_engine(tmp.path(), &["check", &file]);
         if out.code != 2 || !out.stdout.is_empty() {
-            failures.push(format!("{file}: exit {} (want 2), stdout {:?}, stderr:\n{}", out.code, out.stdout, out.stderr));
+            failures
+                .push(format!("{file}: exit {} (want 2), stdout {:?}, stderr:\n{}", out.code, out.stdout, out.stderr));
             continue;
         }
         if let Err(e) = check_expect_file(&src.join(format!("{name}.stderr")), &out.stderr) {

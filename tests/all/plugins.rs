@@ -129,10 +129,7 @@ fn wordcount_counts_unicode_words() {
     assert!(run.log.contains("[info] 8 distinct words\n"), "log: {}", run.log);
 
     let run = run_guest("wordcount", vec![input("text", TEXT)], r#"{"lowercase":false,"min_len":3}"#);
-    assert_eq!(
-        out(&run),
-        "CAT\t1\nHat\t1\nThe\t1\nall\t1\nand\t1\ncat\t1\nsat\t1\nthe\t2\nÄrger\t1\nüber\t1\n"
-    );
+    assert_eq!(out(&run), "CAT\t1\nHat\t1\nThe\t1\nall\t1\nand\t1\ncat\t1\nsat\t1\nthe\t2\nÄrger\t1\nüber\t1\n");
 
     let run = run_guest("wordcount", vec![input("text", "don't stop-me_now 42\n\n")], "{}");
     assert_eq!(out(&run), "42\t1\ndon\t1\nme\t1\nnow\t1\nstop\t1\nt\t1\n");
@@ -179,7 +176,8 @@ fn c_wordcount_matches_wordcount_on_ascii() {
 
 #[test]
 fn merge_sums_tables() {
-    let run = run_guest("merge", vec![list_input("parts", &["a\t2\nb\t1\n", "b\t5\r\nc\t1\n\n", "tab\tin word\t7"])], "{}");
+    let run =
+        run_guest("merge", vec![list_input("parts", &["a\t2\nb\t1\n", "b\t5\r\nc\t1\n\n", "tab\tin word\t7"])], "{}");
     assert_eq!(out(&run), "a\t2\nb\t6\nc\t1\ntab\tin word\t7\n");
     let run = run_guest("merge", vec![input("parts", "z\t1\n")], "{}");
     assert_eq!(out(&run), "z\t1\n");
@@ -300,12 +298,19 @@ fn json_select_follows_paths() {
     assert_eq!(sel("[0]").error(), "path `[0]`: the document is an object, not an array");
     assert_eq!(sel("a..b").error(), "param `path` `a..b` is invalid: empty key");
     assert_eq!(sel("a[0").error(), "param `path` `a[0` is invalid: missing `]`");
-    assert_eq!(sel("a[x]").error(), "param `path` `a[x]` is invalid: an index must be a non-negative integer, like `[0]`");
+    assert_eq!(
+        sel("a[x]").error(),
+        "param `path` `a[x]` is invalid: an index must be a non-negative integer, like `[0]`"
+    );
     assert_eq!(sel("a[0]x").error(), "param `path` `a[0]x` is invalid: expected `.` or `[` after `]`");
 
     let run = run_guest("json_select", vec![input("json", doc)], r#"{"path":"a.b","pretty":true}"#);
     assert_eq!(out(&run), "[\n  10,\n  {\n    \"z\": 1,\n    \"y\": [\n      true,\n      null\n    ]\n  }\n]\n");
-    let run = run_guest("json_select", vec![input("json", " [1.50, 1e2, 18446744073709551615, -5, \"é\\u0001\"] \n")], r#"{"path":""}"#);
+    let run = run_guest(
+        "json_select",
+        vec![input("json", " [1.50, 1e2, 18446744073709551615, -5, \"é\\u0001\"] \n")],
+        r#"{"path":""}"#,
+    );
     assert_eq!(out(&run), "[1.5,100.0,18446744073709551615,-5,\"é\\u0001\"]\n");
     let run = run_guest("json_select", vec![input("json", r#"{"a":1} x"#)], r#"{"path":"a"}"#);
     assert_eq!(run.error(), "input `json` is not valid JSON: trailing characters at line 1 column 9");
@@ -329,12 +334,22 @@ fn csv_aggregate_groups_and_aggregates() {
         out(&agg(r#"{"group_by":"city","op":"mean","column":"price"}"#)),
         "city,mean\n\"Lyon, FR\",2.5\nNice,\nParis,7.5\n"
     );
-    assert_eq!(out(&agg(r#"{"group_by":"city","op":"max","column":"qty"}"#)), "city,max\n\"Lyon, FR\",3\nNice,2\nParis,1\n");
-    assert_eq!(out(&agg(r#"{"group_by":"city","op":"min","column":"price"}"#)), "city,min\n\"Lyon, FR\",2.5\nNice,\nParis,5\n");
+    assert_eq!(
+        out(&agg(r#"{"group_by":"city","op":"max","column":"qty"}"#)),
+        "city,max\n\"Lyon, FR\",3\nNice,2\nParis,1\n"
+    );
+    assert_eq!(
+        out(&agg(r#"{"group_by":"city","op":"min","column":"price"}"#)),
+        "city,min\n\"Lyon, FR\",2.5\nNice,\nParis,5\n"
+    );
     assert_eq!(out(&agg(r#"{"group_by":"qty","op":"count","column":"city"}"#)), "qty,count\n,1\n1,1\n2,1\n3,1\n");
 
     let semi = "\u{feff}a;b\n\n\"x;y\";0.1\n\"x;y\";0.2\nz;1e3\n";
-    let run = run_guest("csv_aggregate", vec![input("csv", semi)], r#"{"group_by":"a","op":"sum","column":"b","delimiter":";"}"#);
+    let run = run_guest(
+        "csv_aggregate",
+        vec![input("csv", semi)],
+        r#"{"group_by":"a","op":"sum","column":"b","delimiter":";"}"#,
+    );
     assert_eq!(out(&run), "a;sum\n\"x;y\";0.30000000000000004\nz;1000\n");
 }
 
@@ -352,7 +367,10 @@ fn csv_aggregate_reports_errors() {
         "invalid params: unknown variant `median`, expected one of `count`, `sum`, `mean`, `min`, `max` at line 1 column 32"
     );
     assert_eq!(agg("", r#"{"group_by":"city"}"#), "input `csv` is empty (expected a header row)");
-    assert_eq!(agg(CSV, r#"{"group_by":"town"}"#), "input `csv` has no column `town` (columns: `city`, `price`, `qty`)");
+    assert_eq!(
+        agg(CSV, r#"{"group_by":"town"}"#),
+        "input `csv` has no column `town` (columns: `city`, `price`, `qty`)"
+    );
     assert_eq!(
         agg("city,price\nParis,1\nNice,abc\n", r#"{"group_by":"city","op":"sum","column":"price"}"#),
         "input `csv` line 3: value `abc` in column `price` is not a number"
@@ -372,10 +390,13 @@ fn csv_aggregate_reports_errors() {
 /// ```
 #[test]
 fn split_count_merge_topk_equals_one_count() {
-    let text: String = (0..3000).map(|i| format!("w{} the {}\n", i % 17, if i % 3 == 0 { "cat" } else { "dog" })).collect();
+    let text: String =
+        (0..3000).map(|i| format!("w{} the {}\n", i % 17, if i % 3 == 0 { "cat" } else { "dog" })).collect();
     let split = run_guest("split", vec![input("text", &text)], r#"{"chunks":3}"#);
     let counts: Vec<Vec<u8>> = (0..3)
-        .map(|k| run_guest("wordcount", vec![input("text", &split.outputs()[&k.to_string()])], "{}").outputs()["out"].clone())
+        .map(|k| {
+            run_guest("wordcount", vec![input("text", &split.outputs()[&k.to_string()])], "{}").outputs()["out"].clone()
+        })
         .collect();
     let merged = run_guest("merge", vec![list_input("parts", &counts)], "{}");
     let whole = run_guest("wordcount", vec![input("text", &text)], "{}");
@@ -388,7 +409,11 @@ fn split_count_merge_topk_equals_one_count() {
 
 #[test]
 fn sdk_test_guests_behave_as_documented() {
-    let run = run_guest("echo", vec![input("a", "A"), list_input("p", &["P0", "P1"])], r#"{"text":"hi","log":"hello","stderr":"to stderr\n"}"#);
+    let run = run_guest(
+        "echo",
+        vec![input("a", "A"), list_input("p", &["P0", "P1"])],
+        r#"{"text":"hi","log":"hello","stderr":"to stderr\n"}"#,
+    );
     let outs: Vec<(&str, &[u8])> = run.outputs().iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
     assert_eq!(outs, [("a", &b"A"[..]), ("out", b"hi"), ("p/0", b"P0"), ("p/1", b"P1")]);
     assert!(run.log.contains("[info] hello\n"), "log: {}", run.log);

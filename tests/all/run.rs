@@ -23,35 +23,20 @@ fn example(name: &str) -> tempfile::TempDir {
             if p.file_name().unwrap() == "pipeline.toml" {
                 let s = String::from_utf8(text).unwrap();
                 let abs = format!("{}/", guests_dir().display());
-                text = s
-                    .replace("../../target/guests/wasm32-wasip1/release/", &abs)
-                    .into_bytes();
+                text = s.replace("../../target/guests/wasm32-wasip1/release/", &abs).into_bytes();
             }
             std::fs::write(dir.path().join(p.file_name().unwrap()), text).unwrap();
         }
     }
     // Make sure every plugin the example names is built.
-    for p in [
-        "split",
-        "wordcount",
-        "merge",
-        "topk",
-        "csv_aggregate",
-        "concat",
-        "sha256",
-    ] {
+    for p in ["split", "wordcount", "merge", "topk", "csv_aggregate", "concat", "sha256"] {
         crate::util::guest(p);
     }
     dir
 }
 
 fn run_in(dir: &Path, args: &[&str]) -> Output {
-    engine()
-        .arg("run")
-        .arg(dir.join("pipeline.toml"))
-        .args(args)
-        .output()
-        .unwrap()
+    engine().arg("run").arg(dir.join("pipeline.toml")).args(args).output().unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -60,28 +45,14 @@ fn text(b: &[u8]) -> String {
 
 #[track_caller]
 fn assert_success(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        text(&o.stdout),
-        text(&o.stderr)
-    );
+    assert!(o.status.success(), "exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status, text(&o.stdout), text(&o.stderr));
 }
 
 #[test]
 fn examples_give_the_expected_bytes_on_every_executor() {
     for (name, files) in [
         ("wordcount", &["counts.tsv", "top.tsv"][..]),
-        (
-            "analytics",
-            &[
-                "qty_by_region.csv",
-                "qty_by_product.csv",
-                "report.csv",
-                "report.sha256",
-            ][..],
-        ),
+        ("analytics", &["qty_by_region.csv", "qty_by_product.csv", "report.csv", "report.sha256"][..]),
     ] {
         let expected_dir = repo_root().join("examples").join(name).join("expected");
         for ex in EXECUTORS {
@@ -116,12 +87,7 @@ fn report(dir: &Path) -> Value {
 }
 
 fn task<'a>(r: &'a Value, id: &str) -> &'a Value {
-    r["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["id"] == id)
-        .unwrap()
+    r["tasks"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap()
 }
 
 /// The largest number of trace events that overlap in time.
@@ -159,32 +125,15 @@ resources = { cpu = 1, memory = "1GiB" }
 "#,
     );
     let trace = dir.path().join("trace.json");
-    let o = run_in(
-        dir.path(),
-        &["--workers", "8", "--trace", trace.to_str().unwrap()],
-    );
+    let o = run_in(dir.path(), &["--workers", "8", "--trace", trace.to_str().unwrap()]);
     assert_success(&o);
     let t: Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
-    let events = t["traceEvents"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["ph"] == "X")
-        .count();
+    let events = t["traceEvents"].as_array().unwrap().iter().filter(|e| e["ph"] == "X").count();
     assert_eq!(events, 8);
     let overlap = max_overlap(&t);
-    assert!(
-        (1..=2).contains(&overlap),
-        "{overlap} tasks of 1GiB ran at once under 2GiB"
-    );
+    assert!((1..=2).contains(&overlap), "{overlap} tasks of 1GiB ran at once under 2GiB");
     // One lane per worker, named.
-    assert!(
-        t["traceEvents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["ph"] == "M" && e["args"]["name"] == "worker 0")
-    );
+    assert!(t["traceEvents"].as_array().unwrap().iter().any(|e| e["ph"] == "M" && e["args"]["name"] == "worker 0"));
 }
 
 #[test]
@@ -209,30 +158,19 @@ plugin = "sleep_ms"
 params = { ms = 50 }
 "#,
     );
-    let o = run_in(
-        dir.path(),
-        &["--report", dir.path().join("report.json").to_str().unwrap()],
-    );
+    let o = run_in(dir.path(), &["--report", dir.path().join("report.json").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     let stderr = text(&o.stderr);
     assert!(
-        stderr.contains(
-            "error: task `bad` failed: task error: failing as asked (2 dependent tasks skipped)"
-        ),
+        stderr.contains("error: task `bad` failed: task error: failing as asked (2 dependent tasks skipped)"),
         "{stderr}"
     );
-    assert!(
-        text(&o.stdout)
-            .starts_with("failed: 4 tasks: 1 succeeded, 1 failed, 2 skipped, 0 cancelled in ")
-    );
+    assert!(text(&o.stdout).starts_with("failed: 4 tasks: 1 succeeded, 1 failed, 2 skipped, 0 cancelled in "));
     let r = report(dir.path());
     assert_eq!(r["status"], "failed");
     assert_eq!(task(&r, "bad")["state"], "failed");
     assert_eq!(task(&r, "bad")["error"]["kind"], "error");
-    assert_eq!(
-        task(&r, "bad")["error"]["message"],
-        "task error: failing as asked"
-    );
+    assert_eq!(task(&r, "bad")["error"]["message"], "task error: failing as asked");
     // Outputs of a failed attempt are never published.
     assert_eq!(task(&r, "bad")["outputs"], serde_json::json!({}));
     assert_eq!(task(&r, "after")["state"], "skipped");
@@ -258,22 +196,12 @@ params = { ms = 10 }
 "#;
     // Default: independent tasks still run.
     let dir = pipeline(body);
-    let o = run_in(
-        dir.path(),
-        &["--report", dir.path().join("report.json").to_str().unwrap()],
-    );
+    let o = run_in(dir.path(), &["--report", dir.path().join("report.json").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(report(dir.path())["counts"]["succeeded"], 5);
     // --fail-fast: nothing new starts after `bad` fails.
     let dir = pipeline(body);
-    let o = run_in(
-        dir.path(),
-        &[
-            "--fail-fast",
-            "--report",
-            dir.path().join("report.json").to_str().unwrap(),
-        ],
-    );
+    let o = run_in(dir.path(), &["--fail-fast", "--report", dir.path().join("report.json").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     let r = report(dir.path());
     assert_eq!(r["counts"]["succeeded"], 0);
@@ -294,17 +222,10 @@ params = { ms = 100 }
 "#,
     );
     let started = Instant::now();
-    let o = run_in(
-        dir.path(),
-        &["--report", dir.path().join("report.json").to_str().unwrap()],
-    );
+    let o = run_in(dir.path(), &["--report", dir.path().join("report.json").to_str().unwrap()]);
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o.stderr).contains("error: task `spin` failed: timed out after 300.0ms"),
-        "{}",
-        text(&o.stderr)
-    );
+    assert!(text(&o.stderr).contains("error: task `spin` failed: timed out after 300.0ms"), "{}", text(&o.stderr));
     let r = report(dir.path());
     assert_eq!(task(&r, "spin")["error"]["kind"], "timeout");
     assert_eq!(task(&r, "ok")["state"], "succeeded");
@@ -328,20 +249,9 @@ retries = 2
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     let stderr = text(&o.stderr);
-    assert!(
-        stderr
-            .contains("task `bad` failed (attempt 1 of 3): task error: failing as asked; retrying"),
-        "{stderr}"
-    );
-    assert!(
-        stderr
-            .contains("task `bad` failed (attempt 2 of 3): task error: failing as asked; retrying"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("error: task `bad` failed: task error: failing as asked"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("task `bad` failed (attempt 1 of 3): task error: failing as asked; retrying"), "{stderr}");
+    assert!(stderr.contains("task `bad` failed (attempt 2 of 3): task error: failing as asked; retrying"), "{stderr}");
+    assert!(stderr.contains("error: task `bad` failed: task error: failing as asked"), "{stderr}");
     assert_eq!(task(&report(dir.path()), "bad")["attempts"], 3);
 }
 
@@ -471,11 +381,7 @@ params = { ms = 20 }
     assert_eq!(crash["attempts"], 3);
     assert_eq!(crash["error"]["kind"], "worker_lost");
     let msg = crash["error"]["message"].as_str().unwrap();
-    assert!(
-        msg.starts_with("worker lost: worker ")
-            && msg.ends_with("was killed by signal 6 (SIGABRT)"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("worker lost: worker ") && msg.ends_with("was killed by signal 6 (SIGABRT)"), "{msg}");
     assert_eq!(r["counts"]["succeeded"], 4);
 }
 
@@ -493,20 +399,13 @@ resources = { gpu = 1 }
     let o = run_in(dir.path(), &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("gpu"), "{}", text(&o.stderr));
-    assert!(
-        !dir.path().join(".engine-store").exists(),
-        "nothing may run or be stored"
-    );
+    assert!(!dir.path().join(".engine-store").exists(), "nothing may run or be stored");
 }
 
 /// PIDs of the direct children of `pid` (the engine's worker processes).
 fn children_of(pid: u32) -> Vec<u32> {
     let path = PathBuf::from(format!("/proc/{pid}/task/{pid}/children"));
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|s| s.parse().ok())
-        .collect()
+    std::fs::read_to_string(path).unwrap_or_default().split_whitespace().filter_map(|s| s.parse().ok()).collect()
 }
 
 #[allow(dead_code)]

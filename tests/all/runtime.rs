@@ -194,7 +194,8 @@ fn one_gib_input_streams_through_a_64_mib_task() {
     let store = SyntheticStore { len, digest: Digest([7; 32]), out: MemStore::new(), max_read: AtomicU64::new(0) };
     let path = wat_guest("checksum");
     let mut msg = message(&path, vec![], Limits { memory: 64 << 20, ..Limits::default() });
-    msg.inputs = vec![MsgInput { name: "data".into(), list: false, items: vec![BlobRef { digest: store.digest, len }] }];
+    msg.inputs =
+        vec![MsgInput { name: "data".into(), list: false, items: vec![BlobRef { digest: store.digest, len }] }];
     let res = runtime().run_task(&msg, &store, 0, Instant::now());
     let outs = res.outcome.expect("checksum task succeeds");
     let sum = store.out.get(&outs[0].blob.digest).expect("output stored");
@@ -304,10 +305,7 @@ fn malformed_bytes_are_rejected_at_load() {
     let err = runtime().load(&path).unwrap_err().to_string();
     assert_eq!(
         err,
-        format!(
-            "invalid plugin `{}`: malformed module: unexpected end-of-file (at offset 0xa)",
-            path.display()
-        )
+        format!("invalid plugin `{}`: malformed module: unexpected end-of-file (at offset 0xa)", path.display())
     );
     std::fs::write(&path, b"hello").unwrap();
     let err = runtime().load(&path).unwrap_err().to_string();
@@ -322,7 +320,8 @@ fn load_reports_kind_and_uses_the_disk_cache() {
     let first = Runtime::new(cfg()).unwrap().load(&path).unwrap();
     assert_eq!(first.kind, PluginKind::Sdk);
     assert!(!first.cache_hit);
-    let entries: Vec<_> = std::fs::read_dir(cache.path().join("modules")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let entries: Vec<_> =
+        std::fs::read_dir(cache.path().join("modules")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(entries.len(), 1);
     let name = entries[0].to_string_lossy().into_owned();
     assert!(name.starts_with(&first.digest.to_hex()) && name.ends_with(".cwasm"), "{name}");
@@ -451,7 +450,10 @@ fn inspect_prints_kind_metadata_imports_exports() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["kind"], "sdk");
     assert_eq!(v["meta"]["params"], serde_json::json!(["lowercase", "min_len"]));
-    assert_eq!(v["imports"][2], serde_json::json!({"module": "wasi_snapshot_preview1", "name": "fd_write", "kind": "func"}));
+    assert_eq!(
+        v["imports"][2],
+        serde_json::json!({"module": "wasi_snapshot_preview1", "name": "fd_write", "kind": "func"})
+    );
 
     let bad = wat_guest("unknown_import");
     let out = Command::new(env!("CARGO_BIN_EXE_engine")).arg("inspect").arg(&bad).output().unwrap();

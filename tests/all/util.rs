@@ -31,7 +31,10 @@ pub fn guest(name: &str) -> PathBuf {
     if !path.exists() {
         let built = BUILT.get_or_init(|| {
             let script = repo_root().join("xtask/build-guests.sh");
-            let out = Command::new("bash").arg(&script).output().map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+            let out = Command::new("bash")
+                .arg(&script)
+                .output()
+                .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
             if out.status.success() {
                 Ok(())
             } else {
@@ -130,7 +133,13 @@ pub fn run_guest(name: &str, inputs: Vec<TestInput>, params: &str) -> GuestRun {
 }
 
 /// [`run_guest`] with explicit limits and command-task options.
-pub fn run_guest_with(name: &str, inputs: Vec<TestInput>, params: &str, limits: Limits, command: CommandOpts) -> GuestRun {
+pub fn run_guest_with(
+    name: &str,
+    inputs: Vec<TestInput>,
+    params: &str,
+    limits: Limits,
+    command: CommandOpts,
+) -> GuestRun {
     run_module(&guest(name), inputs, params, limits, command)
 }
 
@@ -188,9 +197,7 @@ pub fn run_module(path: &Path, inputs: Vec<TestInput>, params: &str, limits: Lim
     };
     let result: TaskResult = runtime().run_task(&msg, &store, 0, Instant::now());
     let outcome = result.outcome.map(|outs| {
-        outs.into_iter()
-            .map(|o| (o.name, store.get(&o.blob.digest).expect("output blob is in the store")))
-            .collect()
+        outs.into_iter().map(|o| (o.name, store.get(&o.blob.digest).expect("output blob is in the store"))).collect()
     });
     GuestRun { outcome, log: String::from_utf8_lossy(&result.log).into_owned(), metrics: result.metrics }
 }
@@ -232,7 +239,9 @@ pub fn language_guest(name: &str) -> Option<PathBuf> {
             if std::env::var_os("CI").is_some() {
                 panic!("{msg}");
             }
-            eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\nSKIPPING {name}: {msg}!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
+            eprintln!(
+                "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\nSKIPPING {name}: {msg}!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+            );
             return None;
         }
     }

@@ -28,11 +28,7 @@ pub fn summary(plan: &Plan) -> String {
     let longest = match crate::graph::longest_path(plan) {
         Some((len, a, b)) => {
             let (a, b) = (&plan.tasks[a as usize].id, &plan.tasks[b as usize].id);
-            if len == 1 {
-                format!("1 task ({a})")
-            } else {
-                format!("{len} tasks ({a} → {b})")
-            }
+            if len == 1 { format!("1 task ({a})") } else { format!("{len} tasks ({a} → {b})") }
         }
         None => "0 tasks".to_string(),
     };

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{
-    EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_TASKS_FAILED, ExecutorKind,
-    RunArgs, WorkerArgs,
+    EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_TASKS_FAILED, ExecutorKind, RunArgs, WorkerArgs,
 };
 use crate::exec::Executor;
 use crate::exec::driver::{self, Event, Observer, RunOptions, RunOutcome};
@@ -76,25 +75,14 @@ pub fn run(a: &RunArgs) -> i32 {
     }
 }
 
-fn run_loaded(
-    plan: &Plan,
-    a: &RunArgs,
-    interrupt: Arc<AtomicBool>,
-) -> Result<i32, Box<dyn std::error::Error>> {
-    let store_dir = a
-        .store
-        .clone()
-        .unwrap_or_else(|| plan.base_dir.join(".engine-store"));
+fn run_loaded(plan: &Plan, a: &RunArgs, interrupt: Arc<AtomicBool>) -> Result<i32, Box<dyn std::error::Error>> {
+    let store_dir = a.store.clone().unwrap_or_else(|| plan.base_dir.join(".engine-store"));
     let store: Arc<LocalStore> = Arc::new(
-        LocalStore::open(&store_dir)
-            .map_err(|e| format!("cannot open the store at {}: {e}", store_dir.display()))?,
+        LocalStore::open(&store_dir).map_err(|e| format!("cannot open the store at {}: {e}", store_dir.display()))?,
     );
     let workers = match a.executor {
         ExecutorKind::Sync => 1,
-        _ => a
-            .workers
-            .map(|w| w as usize)
-            .unwrap_or_else(|| (plan.capacity.cpu_milli / 1000).max(1) as usize),
+        _ => a.workers.map(|w| w as usize).unwrap_or_else(|| (plan.capacity.cpu_milli / 1000).max(1) as usize),
     }
     .max(1);
     if a.workers == Some(0) {
@@ -104,13 +92,7 @@ fn run_loaded(
     let max_task_memory = plan
         .tasks
         .iter()
-        .map(|t| {
-            if t.resources.memory == 0 {
-                DEFAULT_TASK_MEMORY
-            } else {
-                t.resources.memory
-            }
-        })
+        .map(|t| if t.resources.memory == 0 { DEFAULT_TASK_MEMORY } else { t.resources.memory })
         .max()
         .unwrap_or(DEFAULT_TASK_MEMORY)
         .min(4 << 30);
@@ -127,11 +109,7 @@ fn run_loaded(
         let size = fs::metadata(&p.path).map(|m| m.len()).unwrap_or(0);
         let spinner = (tty && size > (1 << 20)).then(|| {
             let s = ProgressBar::new_spinner();
-            s.set_message(format!(
-                "compiling plugin `{}` ({})",
-                p.name,
-                format_size(size)
-            ));
+            s.set_message(format!("compiling plugin `{}` ({})", p.name, format_size(size)));
             s.enable_steady_tick(Duration::from_millis(120));
             s
         });
@@ -161,10 +139,7 @@ fn run_loaded(
     let run_start_sys = std::time::SystemTime::now();
     let run_id = format!(
         "{}-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         std::process::id()
     );
     let opts = RunOptions {
@@ -177,26 +152,14 @@ fn run_loaded(
     let dyn_store: Arc<dyn BlobStore> = store.clone();
     let mut progress = Progress::new(plan, tty, a.quiet);
     let out = match a.executor {
-        ExecutorKind::Threads => driver::run_plan_threads(
-            plan,
-            &digests,
-            &runtime,
-            workers,
-            &*store,
-            &opts,
-            &mut progress,
-            run_start,
-        )?,
+        ExecutorKind::Threads => {
+            driver::run_plan_threads(plan, &digests, &runtime, workers, &*store, &opts, &mut progress, run_start)?
+        }
         ExecutorKind::Sync | ExecutorKind::Processes => {
             let mut exec: Box<dyn Executor> = if a.executor == ExecutorKind::Sync {
-                Box::new(SyncExecutor::new(
-                    runtime.clone(),
-                    dyn_store.clone(),
-                    run_start,
-                ))
+                Box::new(SyncExecutor::new(runtime.clone(), dyn_store.clone(), run_start))
             } else {
-                let exe = std::env::current_exe()
-                    .map_err(|e| format!("cannot find the engine binary: {e}"))?;
+                let exe = std::env::current_exe().map_err(|e| format!("cannot find the engine binary: {e}"))?;
                 let store_abs = fs::canonicalize(&store_dir).unwrap_or_else(|_| store_dir.clone());
                 Box::new(ProcessesExecutor::new(ProcessesConfig {
                     workers,
@@ -209,21 +172,11 @@ fn run_loaded(
                     harden: true,
                 })?)
             };
-            driver::run_plan(
-                plan,
-                &digests,
-                &mut *exec,
-                &*store,
-                &opts,
-                &mut progress,
-                run_start,
-            )
+            driver::run_plan(plan, &digests, &mut *exec, &*store, &opts, &mut progress, run_start)
         }
     };
     progress.finish();
-    store
-        .sync()
-        .map_err(|e| format!("cannot make the store durable: {e}"))?;
+    store.sync().map_err(|e| format!("cannot make the store durable: {e}"))?;
 
     let status = report::run_status(&out);
     let mut wrote = Vec::new();
@@ -289,14 +242,8 @@ fn write_atomic(dest: &Path, data: &[u8]) -> std::io::Result<()> {
 /// Stream a file into place atomically: a temp file in the destination's
 /// directory, buffered writes, fsync, rename. Large reports never exist as one
 /// in-memory string.
-fn write_atomic_with(
-    dest: &Path,
-    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let dir = dest
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+fn write_atomic_with(dest: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
+    let dir = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     {
@@ -328,10 +275,8 @@ fn print_summary(plan: &Plan, out: &RunOutcome, wrote: &[PathBuf], store_dir: &P
     );
     let slow = report::slowest(plan, out, 5);
     if !slow.is_empty() {
-        let list: Vec<String> = slow
-            .iter()
-            .map(|(id, us)| format!("{id} {}", format_duration(Duration::from_micros(*us))))
-            .collect();
+        let list: Vec<String> =
+            slow.iter().map(|(id, us)| format!("{id} {}", format_duration(Duration::from_micros(*us)))).collect();
         say!("slowest: {}", list.join(", "));
     }
     for w in wrote {
@@ -356,20 +301,13 @@ impl<'a> Progress<'a> {
         let bar = tty.then(|| {
             let b = ProgressBar::new(plan.tasks.len() as u64);
             b.set_style(
-                ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} {msg} [{elapsed_precise}, eta {eta}]",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} [{elapsed_precise}, eta {eta}]")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             b.enable_steady_tick(Duration::from_millis(200));
             b
         });
-        Progress {
-            plan,
-            bar,
-            quiet,
-            last_line: Instant::now(),
-        }
+        Progress { plan, bar, quiet, last_line: Instant::now() }
     }
 
     fn say(&self, line: &str) {
@@ -398,13 +336,7 @@ impl Observer for Progress<'_> {
             b.set_message(format!("done, {} running, {} failed", c.running, c.failed));
         }
         match ev {
-            Event::Failed {
-                task,
-                attempt,
-                failure,
-                decision,
-                log_tail,
-            } => {
+            Event::Failed { task, attempt, failure, decision, log_tail } => {
                 let retries = self.plan.tasks[task as usize].retries;
                 let mut line = match decision {
                     FailureDecision::Retry { .. } => format!(
@@ -433,19 +365,10 @@ impl Observer for Progress<'_> {
                 self.say(&line);
             }
             Event::Interrupted => self.say("interrupted: cancelling running tasks"),
-            Event::Tick
-            | Event::Started { .. }
-            | Event::Succeeded { .. }
-            | Event::Cancelled { .. } => {
-                if self.bar.is_none()
-                    && !self.quiet
-                    && self.last_line.elapsed() >= Duration::from_secs(5)
-                {
+            Event::Tick | Event::Started { .. } | Event::Succeeded { .. } | Event::Cancelled { .. } => {
+                if self.bar.is_none() && !self.quiet && self.last_line.elapsed() >= Duration::from_secs(5) {
                     self.last_line = Instant::now();
-                    self.say(&format!(
-                        "progress: {done}/{} done, {} running, {} failed",
-                        c.total, c.running, c.failed
-                    ));
+                    self.say(&format!("progress: {done}/{} done, {} running, {} failed", c.total, c.running, c.failed));
                 }
             }
         }

@@ -21,8 +21,7 @@ use serde::Serialize;
 
 use super::Executor;
 use super::message::{
-    CommandOpts, DEFAULT_TASK_MEMORY, Limits, MsgInput, OutputBlob, PluginRef, TaskFailure,
-    TaskMessage, TaskResult,
+    CommandOpts, DEFAULT_TASK_MEMORY, Limits, MsgInput, OutputBlob, PluginRef, TaskFailure, TaskMessage, TaskResult,
 };
 use crate::plan::{Plan, Source, TaskId};
 use crate::sched::{Core, CoreOptions, Counts, FailureClass, FailureDecision, TaskState};
@@ -73,23 +72,10 @@ pub struct RunOutcome {
 
 /// What an observer (the progress display) is told.
 pub enum Event<'a> {
-    Started {
-        task: TaskId,
-        attempt: u32,
-    },
-    Succeeded {
-        task: TaskId,
-    },
-    Failed {
-        task: TaskId,
-        attempt: u32,
-        failure: &'a TaskFailure,
-        decision: FailureDecision,
-        log_tail: &'a str,
-    },
-    Cancelled {
-        task: TaskId,
-    },
+    Started { task: TaskId, attempt: u32 },
+    Succeeded { task: TaskId },
+    Failed { task: TaskId, attempt: u32, failure: &'a TaskFailure, decision: FailureDecision, log_tail: &'a str },
+    Cancelled { task: TaskId },
     Interrupted,
     Tick,
 }
@@ -137,11 +123,7 @@ impl<'a> RunState<'a> {
     ) -> Self {
         let core = Core::new(
             plan,
-            CoreOptions {
-                fail_fast: opts.fail_fast,
-                backoff_base: opts.backoff_base,
-                ..CoreOptions::default()
-            },
+            CoreOptions { fail_fast: opts.fail_fast, backoff_base: opts.backoff_base, ..CoreOptions::default() },
         );
         let n = plan.tasks.len();
         RunState {
@@ -189,8 +171,7 @@ impl<'a> RunState<'a> {
                 &self.opts.limits,
             ) {
                 Ok(msg) => {
-                    self.observer
-                        .event(Event::Started { task: t, attempt }, &self.core.counts());
+                    self.observer.event(Event::Started { task: t, attempt }, &self.core.counts());
                     out.push(msg);
                     self.in_flight += 1;
                 }
@@ -200,13 +181,7 @@ impl<'a> RunState<'a> {
                     let rec = &mut self.records[t as usize];
                     rec.attempts = attempt;
                     self.observer.event(
-                        Event::Failed {
-                            task: t,
-                            attempt,
-                            failure: &failure,
-                            decision,
-                            log_tail: "",
-                        },
+                        Event::Failed { task: t, attempt, failure: &failure, decision, log_tail: "" },
                         &self.core.counts(),
                     );
                     rec.failure = Some(failure);
@@ -333,9 +308,7 @@ pub fn run_plan_threads(
     run_start: Instant,
 ) -> std::io::Result<RunOutcome> {
     use std::sync::{Condvar, Mutex};
-    let state = Mutex::new(RunState::new(
-        plan, plugins, store, opts, observer, run_start,
-    ));
+    let state = Mutex::new(RunState::new(plan, plugins, store, opts, observer, run_start));
     let wake = Condvar::new();
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     std::thread::scope(|scope| -> std::io::Result<()> {
@@ -355,8 +328,7 @@ pub fn run_plan_threads(
                         }
                         if let Some(msg) = msgs.pop() {
                             drop(st);
-                            let res =
-                                super::threads::run_one(runtime, &msg, store, w as u32, run_start);
+                            let res = super::threads::run_one(runtime, &msg, store, w as u32, run_start);
                             st = state.lock().unwrap_or_else(|e| e.into_inner());
                             st.complete(res);
                             // New tasks may be ready for the others.
@@ -368,10 +340,7 @@ pub fn run_plan_threads(
                             return;
                         }
                         let hint = st.wait_hint();
-                        st = wake
-                            .wait_timeout(st, hint)
-                            .map(|(g, _)| g)
-                            .unwrap_or_else(|e| e.into_inner().0);
+                        st = wake.wait_timeout(st, hint).map(|(g, _)| g).unwrap_or_else(|e| e.into_inner().0);
                     }
                 })?;
             handles.push(h);
@@ -395,10 +364,7 @@ pub fn run_plan_threads(
         }
         Ok(())
     })?;
-    Ok(state
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_outcome())
+    Ok(state.into_inner().unwrap_or_else(|e| e.into_inner()).into_outcome())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -432,12 +398,7 @@ fn handle_result(
     rec.start_us = m.start_us;
     rec.end_us = m.end_us;
     if !res.log.is_empty() {
-        rec.log_path = write_log(
-            &opts.log_dir,
-            &plan.tasks[t as usize].id,
-            res.attempt,
-            &res.log,
-        );
+        rec.log_path = write_log(&opts.log_dir, &plan.tasks[t as usize].id, res.attempt, &res.log);
     }
     match res.outcome {
         Ok(outputs) => {
@@ -461,13 +422,7 @@ fn handle_result(
             let decision = core.on_failure(t, class, now);
             let tail = log_tail(&res.log, LOG_TAIL_LINES);
             observer.event(
-                Event::Failed {
-                    task: t,
-                    attempt: res.attempt,
-                    failure: &failure,
-                    decision,
-                    log_tail: &tail,
-                },
+                Event::Failed { task: t, attempt: res.attempt, failure: &failure, decision, log_tail: &tail },
                 &core.counts(),
             );
             rec.failure = Some(failure);
@@ -485,11 +440,7 @@ pub fn log_tail(log: &[u8], n: usize) -> String {
 fn write_log(dir: &Path, task: &str, attempt: u32, log: &[u8]) -> Option<PathBuf> {
     fs::create_dir_all(dir).ok()?;
     let path = dir.join(format!("{task}.log"));
-    let mut f = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .ok()?;
+    let mut f = fs::OpenOptions::new().create(true).append(true).open(&path).ok()?;
     if attempt > 1 {
         let _ = writeln!(f, "--- attempt {attempt} ---");
     }
@@ -519,54 +470,36 @@ fn build_message(
                     match up.outputs.iter().find(|o| &o.name == output) {
                         Some(o) => o.blob,
                         None => {
-                            let produced: Vec<&str> =
-                                up.outputs.iter().map(|o| o.name.as_str()).collect();
+                            let produced: Vec<&str> = up.outputs.iter().map(|o| o.name.as_str()).collect();
                             return Err(TaskFailure::Error {
                                 message: format!(
                                     "input `{}`: task `{}` produced no output `{}` (it produced: {})",
                                     input.name,
                                     plan.tasks[*task as usize].id,
                                     output,
-                                    if produced.is_empty() {
-                                        "nothing".to_string()
-                                    } else {
-                                        produced.join(", ")
-                                    }
+                                    if produced.is_empty() { "nothing".to_string() } else { produced.join(", ") }
                                 ),
                             });
                         }
                     }
                 }
-                Source::File { path } => files
-                    .entry(path.clone())
-                    .or_insert_with(|| put_file(store, path))
-                    .clone()
-                    .map_err(|message| TaskFailure::Infra {
-                        message: format!("input `{}`: {message}", input.name),
-                    })?,
+                Source::File { path } => {
+                    files.entry(path.clone()).or_insert_with(|| put_file(store, path)).clone().map_err(|message| {
+                        TaskFailure::Infra { message: format!("input `{}`: {message}", input.name) }
+                    })?
+                }
             };
             items.push(blob);
         }
-        inputs.push(MsgInput {
-            name: input.name.clone(),
-            list: input.list,
-            items,
-        });
+        inputs.push(MsgInput { name: input.name.clone(), list: input.list, items });
     }
     let plugin = &plan.plugins[spec.plugin as usize];
-    let memory = if spec.resources.memory == 0 {
-        DEFAULT_TASK_MEMORY
-    } else {
-        spec.resources.memory
-    };
+    let memory = if spec.resources.memory == 0 { DEFAULT_TASK_MEMORY } else { spec.resources.memory };
     Ok(TaskMessage {
         task: t,
         name: spec.id.clone(),
         attempt,
-        plugin: PluginRef {
-            digest: plugins[spec.plugin as usize],
-            path: plugin.path.clone(),
-        },
+        plugin: PluginRef { digest: plugins[spec.plugin as usize], path: plugin.path.clone() },
         inputs,
         params: spec.params.clone(),
         limits: Limits {

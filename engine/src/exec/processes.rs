@@ -65,13 +65,7 @@ pub enum SpawnError {
 impl ProcessesExecutor {
     pub fn new(cfg: ProcessesConfig) -> Result<Self, SpawnError> {
         let (tx, rx) = unbounded();
-        let mut ex = ProcessesExecutor {
-            cfg,
-            workers: Vec::new(),
-            tx,
-            rx,
-            next_generation: 0,
-        };
+        let mut ex = ProcessesExecutor { cfg, workers: Vec::new(), tx, rx, next_generation: 0 };
         for i in 0..ex.cfg.workers.max(1) {
             let w = ex.spawn(i)?;
             ex.workers.push(w);
@@ -80,9 +74,7 @@ impl ProcessesExecutor {
         let mut ready = 0;
         while ready < ex.workers.len() {
             match ex.rx.recv_timeout(Duration::from_secs(120)) {
-                Ok((_, _, Event::Frame(FromWorker::Ready { protocol, .. })))
-                    if protocol == PROTOCOL_VERSION =>
-                {
+                Ok((_, _, Event::Frame(FromWorker::Ready { protocol, .. }))) if protocol == PROTOCOL_VERSION => {
                     ready += 1
                 }
                 Ok((i, _, Event::Frame(FromWorker::Ready { protocol, .. }))) => {
@@ -98,16 +90,10 @@ impl ProcessesExecutor {
                     return Err(SpawnError::Start { worker: i, message });
                 }
                 Ok((i, _, Event::Frame(FromWorker::Result(_)))) => {
-                    return Err(SpawnError::Start {
-                        worker: i,
-                        message: "sent a result before its handshake".into(),
-                    });
+                    return Err(SpawnError::Start { worker: i, message: "sent a result before its handshake".into() });
                 }
                 Err(_) => {
-                    return Err(SpawnError::Start {
-                        worker: 0,
-                        message: "no handshake within 120 s".into(),
-                    });
+                    return Err(SpawnError::Start { worker: 0, message: "no handshake within 120 s".into() });
                 }
             }
         }
@@ -123,15 +109,9 @@ impl ProcessesExecutor {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| SpawnError::Spawn {
-                exe: self.cfg.exe.display().to_string(),
-                source: e,
-            })?;
+            .map_err(|e| SpawnError::Spawn { exe: self.cfg.exe.display().to_string(), source: e })?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err(SpawnError::Start {
-                worker: index,
-                message: "no stdio pipes".into(),
-            });
+            return Err(SpawnError::Start { worker: index, message: "no stdio pipes".into() });
         };
         self.next_generation += 1;
         let generation = self.next_generation;
@@ -154,10 +134,7 @@ impl ProcessesExecutor {
                     }
                 }
             })
-            .map_err(|e| SpawnError::Spawn {
-                exe: "reader thread".into(),
-                source: e,
-            })?;
+            .map_err(|e| SpawnError::Spawn { exe: "reader thread".into(), source: e })?;
         let mut stdin = BufWriter::new(stdin);
         let init = ToWorker::Init(WorkerInit {
             protocol: PROTOCOL_VERSION,
@@ -166,22 +143,12 @@ impl ProcessesExecutor {
             cache_dir: self.cfg.cache_dir.clone(),
             max_task_memory: self.cfg.max_task_memory,
             plugins: self.cfg.plugins.clone(),
-            run_start_unix_us: self
-                .cfg
-                .run_start
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_micros() as u64)
-                .unwrap_or(0),
+            run_start_unix_us: self.cfg.run_start.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0),
             harden: self.cfg.harden,
         });
         // A write error means the child died at once; the reader reports it.
         let _ = write_frame(&mut stdin, &init);
-        Ok(Worker {
-            child,
-            stdin,
-            busy: None,
-            generation,
-        })
+        Ok(Worker { child, stdin, busy: None, generation })
     }
 
     /// Replace a dead worker; returns the task it was running.
@@ -202,14 +169,9 @@ impl ProcessesExecutor {
         busy.map(|(task, attempt)| TaskResult {
             task,
             attempt,
-            outcome: Err(TaskFailure::WorkerLost {
-                message: format!("worker {i} (pid {pid}) {detail}"),
-            }),
+            outcome: Err(TaskFailure::WorkerLost { message: format!("worker {i} (pid {pid}) {detail}") }),
             log: Vec::new(),
-            metrics: TaskMetrics {
-                worker: i as u32,
-                ..TaskMetrics::default()
-            },
+            metrics: TaskMetrics { worker: i as u32, ..TaskMetrics::default() },
         })
     }
 }
@@ -239,11 +201,7 @@ impl Executor for ProcessesExecutor {
     fn submit(&mut self, msg: TaskMessage) {
         let Some(i) = self.workers.iter().position(|w| w.busy.is_none()) else {
             // The driver never submits more than `slots()` tasks; treat it as lost.
-            let _ = self.tx.send((
-                usize::MAX,
-                0,
-                Event::Gone(format!("no idle worker for task {}", msg.task)),
-            ));
+            let _ = self.tx.send((usize::MAX, 0, Event::Gone(format!("no idle worker for task {}", msg.task))));
             return;
         };
         self.workers[i].busy = Some((msg.task, msg.attempt));
@@ -296,9 +254,7 @@ impl Drop for ProcessesExecutor {
             loop {
                 match w.child.try_wait() {
                     Ok(Some(_)) => break,
-                    Ok(None) if std::time::Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(5))
-                    }
+                    Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
                     _ => {
                         let _ = w.child.kill();
                         let _ = w.child.wait();

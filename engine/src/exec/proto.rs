@@ -139,11 +139,7 @@ mod tests {
         let e = read_frame::<ToWorker>(&mut &buf[..buf.len() - 2]).unwrap_err();
         assert_eq!(
             e.to_string(),
-            format!(
-                "pipe closed in the middle of a frame ({} of {} bytes)",
-                buf.len() - 6,
-                buf.len() - 4
-            )
+            format!("pipe closed in the middle of a frame ({} of {} bytes)", buf.len() - 6, buf.len() - 4)
         );
 
         let garbage = b"GET / HTTP/1.1\r\n";
@@ -158,9 +154,6 @@ mod tests {
         bad.extend_from_slice(b"{x}");
         let e = read_frame::<ToWorker>(&mut &bad[..]).unwrap_err();
         assert!(e.to_string().starts_with("undecodable frame: "), "{e}");
-        assert!(matches!(
-            read_frame::<ToWorker>(&mut &b""[..]),
-            Err(FrameError::Closed)
-        ));
+        assert!(matches!(read_frame::<ToWorker>(&mut &b""[..]), Err(FrameError::Closed)));
     }
 }

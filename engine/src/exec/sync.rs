@@ -19,12 +19,7 @@ pub struct SyncExecutor {
 
 impl SyncExecutor {
     pub fn new(runtime: Arc<Runtime>, store: Arc<dyn BlobStore>, run_start: Instant) -> Self {
-        SyncExecutor {
-            runtime,
-            store,
-            queue: VecDeque::new(),
-            run_start,
-        }
+        SyncExecutor { runtime, store, queue: VecDeque::new(), run_start }
     }
 }
 

@@ -40,26 +40,19 @@ impl ThreadsExecutor {
             let res_tx = res_tx.clone();
             let runtime = runtime.clone();
             let store = store.clone();
-            let h = std::thread::Builder::new()
-                .name(format!("engine-worker-{w}"))
-                .stack_size(WORKER_STACK)
-                .spawn(move || {
+            let h = std::thread::Builder::new().name(format!("engine-worker-{w}")).stack_size(WORKER_STACK).spawn(
+                move || {
                     while let Ok(msg) = task_rx.recv() {
                         let res = run_one(&runtime, &msg, &*store, w as u32, run_start);
                         if res_tx.send(res).is_err() {
                             break;
                         }
                     }
-                })?;
+                },
+            )?;
             handles.push(h);
         }
-        Ok(ThreadsExecutor {
-            runtime,
-            workers,
-            tx: Some(tx),
-            rx,
-            handles,
-        })
+        Ok(ThreadsExecutor { runtime, workers, tx: Some(tx), rx, handles })
     }
 }
 
@@ -102,19 +95,14 @@ pub fn run_one(
     worker: u32,
     run_start: Instant,
 ) -> TaskResult {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        runtime.run_task(msg, store, worker, run_start)
-    }))
-    .unwrap_or_else(|_| TaskResult {
-        task: msg.task,
-        attempt: msg.attempt,
-        outcome: Err(TaskFailure::Infra {
-            message: "internal error: the worker panicked while running this task".into(),
-        }),
-        log: Vec::new(),
-        metrics: TaskMetrics {
-            worker,
-            ..TaskMetrics::default()
-        },
-    })
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.run_task(msg, store, worker, run_start)))
+        .unwrap_or_else(|_| TaskResult {
+            task: msg.task,
+            attempt: msg.attempt,
+            outcome: Err(TaskFailure::Infra {
+                message: "internal error: the worker panicked while running this task".into(),
+            }),
+            log: Vec::new(),
+            metrics: TaskMetrics { worker, ..TaskMetrics::default() },
+        })
 }

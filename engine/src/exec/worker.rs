@@ -32,9 +32,7 @@ pub fn serve() -> i32 {
     let init = match read_frame::<ToWorker>(&mut input) {
         Ok(ToWorker::Init(init)) => init,
         Ok(_) => {
-            send(&FromWorker::Fatal {
-                message: "the first frame was not `init`".into(),
-            });
+            send(&FromWorker::Fatal { message: "the first frame was not `init`".into() });
             return 2;
         }
         Err(e) => {
@@ -44,19 +42,14 @@ pub fn serve() -> i32 {
     };
     if init.protocol != PROTOCOL_VERSION {
         send(&FromWorker::Fatal {
-            message: format!(
-                "protocol {} requested, this worker speaks {PROTOCOL_VERSION}",
-                init.protocol
-            ),
+            message: format!("protocol {} requested, this worker speaks {PROTOCOL_VERSION}", init.protocol),
         });
         return 2;
     }
     let store = match LocalStore::open(&init.store_dir) {
         Ok(s) => Arc::new(s),
         Err(e) => {
-            send(&FromWorker::Fatal {
-                message: format!("cannot open the store: {e}"),
-            });
+            send(&FromWorker::Fatal { message: format!("cannot open the store: {e}") });
             return 2;
         }
     };
@@ -67,35 +60,23 @@ pub fn serve() -> i32 {
     }) {
         Ok(r) => Arc::new(r),
         Err(e) => {
-            send(&FromWorker::Fatal {
-                message: e.to_string(),
-            });
+            send(&FromWorker::Fatal { message: e.to_string() });
             return 2;
         }
     };
     for p in &init.plugins {
         if let Err(e) = runtime.load(p) {
-            send(&FromWorker::Fatal {
-                message: e.to_string(),
-            });
+            send(&FromWorker::Fatal { message: e.to_string() });
             return 2;
         }
     }
-    let hardening = if init.harden {
-        harden()
-    } else {
-        "off".to_string()
-    };
+    let hardening = if init.harden { harden() } else { "off".to_string() };
     let run_start = {
         let start = UNIX_EPOCH + Duration::from_micros(init.run_start_unix_us);
         let ago = SystemTime::now().duration_since(start).unwrap_or_default();
         Instant::now().checked_sub(ago).unwrap_or_else(Instant::now)
     };
-    if !send(&FromWorker::Ready {
-        protocol: PROTOCOL_VERSION,
-        pid: std::process::id(),
-        hardening,
-    }) {
+    if !send(&FromWorker::Ready { protocol: PROTOCOL_VERSION, pid: std::process::id(), hardening }) {
         return 2;
     }
 
@@ -106,10 +87,8 @@ pub fn serve() -> i32 {
         let runtime = runtime.clone();
         let out = out.clone();
         let store = store.clone();
-        std::thread::Builder::new()
-            .name("engine-worker-task".into())
-            .stack_size(super::threads::WORKER_STACK)
-            .spawn(move || {
+        std::thread::Builder::new().name("engine-worker-task".into()).stack_size(super::threads::WORKER_STACK).spawn(
+            move || {
                 while let Ok(msg) = rx.recv() {
                     if abort_on.as_deref() == Some(msg.name.as_str()) {
                         std::process::abort();
@@ -125,12 +104,11 @@ pub fn serve() -> i32 {
                         return;
                     }
                 }
-            })
+            },
+        )
     };
     let Ok(task_thread) = task_thread else {
-        send(&FromWorker::Fatal {
-            message: "cannot start the task thread".into(),
-        });
+        send(&FromWorker::Fatal { message: "cannot start the task thread".into() });
         return 2;
     };
 
@@ -173,24 +151,15 @@ pub fn harden() -> String {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 {
             applied.push("no_new_privs");
         }
-        let zero = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
+        let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         if libc::setrlimit(libc::RLIMIT_CORE, &zero) == 0 {
             applied.push("rlimit_core=0");
         }
-        let files = libc::rlimit {
-            rlim_cur: 4096,
-            rlim_max: 4096,
-        };
+        let files = libc::rlimit { rlim_cur: 4096, rlim_max: 4096 };
         if libc::setrlimit(libc::RLIMIT_NOFILE, &files) == 0 {
             applied.push("rlimit_nofile=4096");
         }
-        let fsize = libc::rlimit {
-            rlim_cur: 64 << 30,
-            rlim_max: 64 << 30,
-        };
+        let fsize = libc::rlimit { rlim_cur: 64 << 30, rlim_max: 64 << 30 };
         if libc::setrlimit(libc::RLIMIT_FSIZE, &fsize) == 0 {
             applied.push("rlimit_fsize=64GiB");
         }
@@ -202,7 +171,9 @@ pub fn harden() -> String {
 /// write beneath each), where the kernel supports it. Returns what happened.
 #[cfg(target_os = "linux")]
 pub fn restrict_filesystem(dirs: &[std::path::PathBuf]) -> String {
-    use landlock::{ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, path_beneath_rules};
+    use landlock::{
+        ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, path_beneath_rules,
+    };
     let abi = ABI::V3;
     let result = Ruleset::default()
         .handle_access(AccessFs::from_all(abi))

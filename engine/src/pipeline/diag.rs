@@ -43,11 +43,7 @@ impl Diagnostic {
     }
 
     fn sort_key(&self) -> (usize, usize) {
-        self.labels
-            .iter()
-            .find(|l| l.2)
-            .map(|l| (l.0.start, l.0.end))
-            .unwrap_or((0, 0))
+        self.labels.iter().find(|l| l.2).map(|l| (l.0.start, l.0.end)).unwrap_or((0, 0))
     }
 }
 

@@ -210,7 +210,8 @@ impl<'s> Doc<'s> {
         let Val::Table(t) = self.node(table).val else { return None };
         let t = self.tables.get(t as usize)?;
         if let Some(index) = &t.index {
-            let found = index.find(hash_key(key), |&i| t.entries.get(i as usize).is_some_and(|e| self.str(e.key) == key));
+            let found =
+                index.find(hash_key(key), |&i| t.entries.get(i as usize).is_some_and(|e| self.str(e.key) == key));
             return found.and_then(|&i| t.entries.get(i as usize)).copied();
         }
         t.entries.iter().find(|e| self.str(e.key) == key).copied()
@@ -747,7 +748,9 @@ mod tests {
 
     #[test]
     fn tables_dotted_keys_and_arrays_of_tables() {
-        let doc = ok("tasks.a.plugin = \"x\"\n[b.c]\nv = 1\n[b]\nw = 'lit'\n[[arr]]\nk = 1\n[[arr]]\nk = 2\n[t]\n\"q\\tk\" = { i = [1, 2.5, true] }\n");
+        let doc = ok(
+            "tasks.a.plugin = \"x\"\n[b.c]\nv = 1\n[b]\nw = 'lit'\n[[arr]]\nk = 1\n[[arr]]\nk = 2\n[t]\n\"q\\tk\" = { i = [1, 2.5, true] }\n",
+        );
         let p = path(&doc, &["tasks", "a", "plugin"]).unwrap();
         assert!(matches!(doc.node(p).val, Val::Str(s) if doc.str(s) == "x"));
         assert!(matches!(doc.node(path(&doc, &["b", "c", "v"]).unwrap()).val, Val::Int(1)));
@@ -764,7 +767,10 @@ mod tests {
         let (doc, syntax, diags) = Doc::parse("[a]\nx = 1\nx = 2\n[a]\n[c]\nt = { i = 1 }\n[c.t]\n");
         assert!(syntax.is_empty());
         let msgs: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
-        assert_eq!(msgs, ["`a.x` is defined more than once", "`a` is defined more than once", "`c.t` is defined more than once"]);
+        assert_eq!(
+            msgs,
+            ["`a.x` is defined more than once", "`a` is defined more than once", "`c.t` is defined more than once"]
+        );
         assert!(matches!(doc.node(path(&doc, &["a", "x"]).unwrap()).val, Val::Int(1)));
     }
 
@@ -788,7 +794,18 @@ mod tests {
 
     #[test]
     fn syntax_errors_never_panic() {
-        for src in ["[", "a = [1,", "a = {", "]]", "a.=1", "[[a]\n", "a = 1979-13-45", "a = 0x", "\u{feff}a=1", "a = 99999999999999999999"] {
+        for src in [
+            "[",
+            "a = [1,",
+            "a = {",
+            "]]",
+            "a.=1",
+            "[[a]\n",
+            "a = 1979-13-45",
+            "a = 0x",
+            "\u{feff}a=1",
+            "a = 99999999999999999999",
+        ] {
             let (_doc, syntax, _diags) = Doc::parse(src);
             if src != "\u{feff}a=1" {
                 assert!(!syntax.is_empty(), "{src:?} parsed without error");

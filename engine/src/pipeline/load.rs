@@ -15,12 +15,12 @@ use std::fmt::Display;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::LoadOptions;
 use super::diag::Diagnostic;
 use super::doc::{Doc, Entry, NodeId, ROOT, Sp, Val};
 use super::plugins::{self, PluginCheck};
 use super::refs::{self, Ref};
 use super::resources::{self, Partial};
-use super::LoadOptions;
 use crate::plan::{DEFAULT_OUTPUT, InputSpec, OutputSpec, Plan, PluginSpec, Resources, Source, TaskId, TaskSpec};
 
 const TOP_KEYS: &[&str] = &["pipeline", "plugins", "defaults", "resources", "tasks", "outputs"];
@@ -29,8 +29,21 @@ const PLUGIN_KEYS: &[&str] = &["path", "sha256"];
 const DEFAULTS_KEYS: &[&str] =
     &["resources", "retries", "timeout", "priority", "deterministic", "fuel", "max_output_bytes"];
 const TASK_KEYS: &[&str] = &[
-    "plugin", "inputs", "params", "resources", "retries", "timeout", "priority", "args", "env", "stdin", "stdout",
-    "deterministic", "fuel", "max_output_bytes", "foreach",
+    "plugin",
+    "inputs",
+    "params",
+    "resources",
+    "retries",
+    "timeout",
+    "priority",
+    "args",
+    "env",
+    "stdin",
+    "stdout",
+    "deterministic",
+    "fuel",
+    "max_output_bytes",
+    "foreach",
 ];
 const BUILTIN_RESOURCES: &[&str] = &["cpu", "memory", "gpu"];
 /// Most retries a task may ask for.
@@ -458,10 +471,10 @@ impl<'d, 's> Cx<'d, 's> {
                 }
                 _ => {
                     if !resources::valid_resource_name(k) {
-                        self.err(
-                            Diagnostic::error(format!("`{k}` is not a valid resource name"))
-                                .primary(e.key_span.range(), "allowed: letters, digits, `_` and `-`, not starting with a digit"),
-                        );
+                        self.err(Diagnostic::error(format!("`{k}` is not a valid resource name")).primary(
+                            e.key_span.range(),
+                            "allowed: letters, digits, `_` and `-`, not starting with a digit",
+                        ));
                         continue;
                     }
                     let v = match self.doc.node(e.value).val {
@@ -469,9 +482,8 @@ impl<'d, 's> Cx<'d, 's> {
                         Val::Float(f) => Some(f),
                         _ => {
                             let found = self.doc.type_name(e.value);
-                            let mut d = Diagnostic::error(format!(
-                                "custom resource {kw} must be a number, found {found}"
-                            ));
+                            let mut d =
+                                Diagnostic::error(format!("custom resource {kw} must be a number, found {found}"));
                             d = match suggest(k, BUILTIN_RESOURCES.iter().copied()) {
                                 Some(s) => d.primary(e.key_span.range(), format!("did you mean `{s}`?")),
                                 None => d.primary(self.span(e.value), "expected a number"),
@@ -581,7 +593,10 @@ impl<'d, 's> Cx<'d, 's> {
 
     pub(super) fn assign_ids(&mut self) {
         let Some(tasks) = self.tasks_node() else {
-            self.err(Diagnostic::error("the pipeline has no tasks").note("add a task with `[tasks.<id>]` and `plugin = \"...\"`"));
+            self.err(
+                Diagnostic::error("the pipeline has no tasks")
+                    .note("add a task with `[tasks.<id>]` and `plugin = \"...\"`"),
+            );
             return;
         };
         let entries = self.doc.entries(tasks);
@@ -601,7 +616,9 @@ impl<'d, 's> Cx<'d, 's> {
                 let mut d = Diagnostic::error(format!("`{id}` is not a valid task id"))
                     .primary(e.key_span.range(), "allowed: letters, digits, `_` and `-`");
                 if id.contains('[') {
-                    d = d.note("expanded ids such as `count[3]` come from `foreach`; they cannot be written as table names");
+                    d = d.note(
+                        "expanded ids such as `count[3]` come from `foreach`; they cannot be written as table names",
+                    );
                 }
                 self.err(d);
                 continue;
@@ -638,7 +655,12 @@ impl<'d, 's> Cx<'d, 's> {
                     None => {
                         // Keep the id known so references to it do not cascade.
                         self.ids.insert(id, Slot::Foreach(self.foreach.len() as u32));
-                        self.foreach.push(Foreach { first: next as TaskId, vars: vec![], values: vec![], keys: HashMap::new() });
+                        self.foreach.push(Foreach {
+                            first: next as TaskId,
+                            vars: vec![],
+                            values: vec![],
+                            keys: HashMap::new(),
+                        });
                         0
                     }
                 },
@@ -708,7 +730,11 @@ impl<'d, 's> Cx<'d, 's> {
                                 }
                             }
                             _ => {
-                                self.type_error(&format_args!("a value of foreach variable `{var}`"), item, "a string or an integer");
+                                self.type_error(
+                                    &format_args!("a value of foreach variable `{var}`"),
+                                    item,
+                                    "a string or an integer",
+                                );
                                 ok = false;
                             }
                         }
@@ -750,8 +776,10 @@ impl<'d, 's> Cx<'d, 's> {
                                 }
                                 _ => {
                                     self.err(
-                                        Diagnostic::error(format!("`range` of foreach variable `{var}` must be two integers"))
-                                            .primary(self.span(r.value), "expected `[start, end]` (end excluded)"),
+                                        Diagnostic::error(format!(
+                                            "`range` of foreach variable `{var}` must be two integers"
+                                        ))
+                                        .primary(self.span(r.value), "expected `[start, end]` (end excluded)"),
                                     );
                                     ok = false;
                                     continue;
@@ -761,7 +789,11 @@ impl<'d, 's> Cx<'d, 's> {
                     }
                 }
                 _ => {
-                    self.type_error(&format_args!("foreach variable `{var}` of task `{id}`"), e.value, "an array or a `{ range = [start, end] }` table");
+                    self.type_error(
+                        &format_args!("foreach variable `{var}` of task `{id}`"),
+                        e.value,
+                        "an array or a `{ range = [start, end] }` table",
+                    );
                     ok = false;
                     continue;
                 }
@@ -912,7 +944,11 @@ impl<'d, 's> Cx<'d, 's> {
                             match self.doc.node(item).val {
                                 Val::Str(s) => refs_.push((self.doc.str(s), self.doc.node(item).span)),
                                 _ => {
-                                    self.type_error(&format_args!("an item of input `{name}` of task `{id}`"), item, "a reference string");
+                                    self.type_error(
+                                        &format_args!("an item of input `{name}` of task `{id}`"),
+                                        item,
+                                        "a reference string",
+                                    );
                                     ok = false;
                                 }
                             }
@@ -920,7 +956,11 @@ impl<'d, 's> Cx<'d, 's> {
                         true
                     }
                     _ => {
-                        self.type_error(&format_args!("input `{name}` of task `{id}`"), ine.value, "a reference string or a list of them");
+                        self.type_error(
+                            &format_args!("input `{name}` of task `{id}`"),
+                            ine.value,
+                            "a reference string or a list of them",
+                        );
                         ok = false;
                         continue;
                     }
@@ -988,11 +1028,15 @@ impl<'d, 's> Cx<'d, 's> {
         if let Some((name, sp)) = stdin
             && !inputs.iter().any(|i| i.name == name)
         {
-            let mut d = Diagnostic::error(format!("`stdin` of task `{id}` names input `{name}`, which the task does not have"));
+            let mut d =
+                Diagnostic::error(format!("`stdin` of task `{id}` names input `{name}`, which the task does not have"));
             d = match suggest(name, inputs.iter().map(|i| i.name)) {
                 Some(s) => d.primary(sp.range(), format!("did you mean `{s}`?")),
                 None if inputs.is_empty() => d.primary(sp.range(), "the task has no inputs"),
-                None => d.primary(sp.range(), format!("inputs: {}", inputs.iter().map(|i| i.name).collect::<Vec<_>>().join(", "))),
+                None => d.primary(
+                    sp.range(),
+                    format!("inputs: {}", inputs.iter().map(|i| i.name).collect::<Vec<_>>().join(", ")),
+                ),
             };
             self.err(d);
         }
@@ -1025,7 +1069,11 @@ impl<'d, 's> Cx<'d, 's> {
             }
         }
         // Capacity: the same for every expansion, so checked once per table.
-        let req = settings.resources.over(&self.defaults.resources).resolve(1000, crate::exec::message::DEFAULT_TASK_MEMORY, 0);
+        let req = settings.resources.over(&self.defaults.resources).resolve(
+            1000,
+            crate::exec::message::DEFAULT_TASK_MEMORY,
+            0,
+        );
         if let Some((what, asked, has)) = req.first_excess(&self.capacity) {
             let mut d = Diagnostic::error(format!(
                 "task `{id}` requests {what} = {asked} but the machine has {what} = {has}; it could never run"
@@ -1053,8 +1101,10 @@ impl<'d, 's> Cx<'d, 's> {
                         let s = self.doc.str(s);
                         for name in refs::unknown_placeholders(s, vars) {
                             self.err(
-                                Diagnostic::error(format!("task `{id}` uses `{{{name}}}`, which its `foreach` does not define"))
-                                    .primary(self.span(n), format!("`foreach` defines: {}", vars.join(", "))),
+                                Diagnostic::error(format!(
+                                    "task `{id}` uses `{{{name}}}`, which its `foreach` does not define"
+                                ))
+                                .primary(self.span(n), format!("`foreach` defines: {}", vars.join(", "))),
                             );
                         }
                     }
@@ -1067,9 +1117,11 @@ impl<'d, 's> Cx<'d, 's> {
         let mut stack = vec![p];
         while let Some(n) = stack.pop() {
             match self.doc.node(n).val {
-                Val::Float(f) if !f.is_finite() => {
-                    self.value_error(&format_args!("a param of task `{id}`"), n, "cannot be nan or infinite (params become JSON)")
-                }
+                Val::Float(f) if !f.is_finite() => self.value_error(
+                    &format_args!("a param of task `{id}`"),
+                    n,
+                    "cannot be nan or infinite (params become JSON)",
+                ),
                 Val::Table(_) => stack.extend(self.doc.entries(n).iter().map(|e| e.value)),
                 Val::Array(_) => stack.extend(self.doc.items(n).iter().copied()),
                 _ => {}
@@ -1096,7 +1148,15 @@ impl<'d, 's> Cx<'d, 's> {
         }
     }
 
-    fn instantiate(&mut self, id: String, me: TaskId, raw: &RawTask<'d>, vars: &[String], values: &[String], e: Entry) -> TaskSpec {
+    fn instantiate(
+        &mut self,
+        id: String,
+        me: TaskId,
+        raw: &RawTask<'d>,
+        vars: &[String],
+        values: &[String],
+        e: Entry,
+    ) -> TaskSpec {
         let mut inputs = Vec::with_capacity(raw.inputs.len());
         let mut deps = Vec::new();
         for inp in &raw.inputs {
@@ -1135,7 +1195,11 @@ impl<'d, 's> Cx<'d, 's> {
             timeout: st.timeout.or(d.timeout),
             priority: st.priority.or(d.priority).unwrap_or(0),
             args: raw.args.iter().map(|(a, _)| refs::substitute(a, vars, values).into_owned()).collect(),
-            env: raw.env.iter().map(|(k, v, _)| (k.to_string(), refs::substitute(v, vars, values).into_owned())).collect(),
+            env: raw
+                .env
+                .iter()
+                .map(|(k, v, _)| (k.to_string(), refs::substitute(v, vars, values).into_owned()))
+                .collect(),
             stdin: raw.stdin.map(|(s, _)| s.to_string()),
             stdout: raw.stdout.map(str::to_string),
             deterministic: st.deterministic.or(d.deterministic).unwrap_or(false),
@@ -1151,7 +1215,9 @@ impl<'d, 's> Cx<'d, 's> {
         let parsed = match refs::parse_ref(r) {
             Ok(p) => p,
             Err(m) => {
-                self.err(Diagnostic::error(format!("invalid reference `{r}`: {m}")).primary(sp.range(), "in this reference"));
+                self.err(
+                    Diagnostic::error(format!("invalid reference `{r}`: {m}")).primary(sp.range(), "in this reference"),
+                );
                 return;
             }
         };
@@ -1196,10 +1262,10 @@ impl<'d, 's> Cx<'d, 's> {
                     return;
                 }
                 let example = fe.values.first().map(|v| v.join(",")).unwrap_or_default();
-                self.err(
-                    Diagnostic::error(format!("{user} refers to `{task}`, which is a foreach task"))
-                        .primary(sp.range(), format!("use `{task}[*]` for all its tasks or one of them such as `{task}[{example}]`")),
-                );
+                self.err(Diagnostic::error(format!("{user} refers to `{task}`, which is a foreach task")).primary(
+                    sp.range(),
+                    format!("use `{task}[*]` for all its tasks or one of them such as `{task}[{example}]`"),
+                ));
                 return;
             }
             (Slot::Foreach(f), Some("*")) => {
@@ -1232,8 +1298,10 @@ impl<'d, 's> Cx<'d, 's> {
                             format!("`{task}[{first}]` … `{task}[{last}]`")
                         };
                         self.err(
-                            Diagnostic::error(format!("{user} refers to `{task}[{k}]`, which `foreach` does not produce"))
-                                .primary(sp.range(), format!("`{task}` expands to {range}")),
+                            Diagnostic::error(format!(
+                                "{user} refers to `{task}[{k}]`, which `foreach` does not produce"
+                            ))
+                            .primary(sp.range(), format!("`{task}` expands to {range}")),
                         );
                         return;
                     }
@@ -1324,7 +1392,10 @@ impl<'d, 's> Cx<'d, 's> {
         for e in self.doc.entries(t) {
             let dest = self.key(e);
             if dest.trim().is_empty() {
-                self.err(Diagnostic::error("an output destination cannot be empty").primary(e.key_span.range(), "empty path"));
+                self.err(
+                    Diagnostic::error("an output destination cannot be empty")
+                        .primary(e.key_span.range(), "empty path"),
+                );
                 continue;
             }
             let Some(r) = self.as_str(&format_args!("`outputs.\"{dest}\"`"), e.value) else { continue };
@@ -1338,7 +1409,14 @@ impl<'d, 's> Cx<'d, 's> {
         outs
     }
 
-    pub(super) fn finish(self, name: String, description: String, pipeline_file: PathBuf, tasks: Vec<TaskSpec>, outputs: Vec<OutputSpec>) -> (Plan, Vec<Diagnostic>) {
+    pub(super) fn finish(
+        self,
+        name: String,
+        description: String,
+        pipeline_file: PathBuf,
+        tasks: Vec<TaskSpec>,
+        outputs: Vec<OutputSpec>,
+    ) -> (Plan, Vec<Diagnostic>) {
         (
             Plan {
                 name,
@@ -1359,7 +1437,6 @@ impl<'d, 's> Cx<'d, 's> {
         let base = id.split('[').next().unwrap_or(id);
         self.doc.get(tasks.value, base).map(|e| e.key_span.range())
     }
-
 }
 
 /// A dotted key path such as `tasks.split.retries`, formatted (in backticks)

@@ -61,9 +61,14 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Plan, Diagnostics> {
             let at = e.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
             let end = text[at..].chars().next().map(|c| at + c.len_utf8()).unwrap_or(at);
-            return Err(Diagnostics::new(file, text, vec![
-                Diagnostic::error("the pipeline file is not valid UTF-8").primary(at..end, "invalid byte sequence here"),
-            ]));
+            return Err(Diagnostics::new(
+                file,
+                text,
+                vec![
+                    Diagnostic::error("the pipeline file is not valid UTF-8")
+                        .primary(at..end, "invalid byte sequence here"),
+                ],
+            ));
         }
     };
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());

@@ -44,9 +44,12 @@ pub fn check_file(name: &str, rel: &str, path: &Path, sha256: Option<&str>) -> P
     let bytes = match crate::runtime::inspect::read_module(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            problem(At::Path, format!("plugin `{name}`: file `{rel}` does not exist"), "no such file", vec![
-                "paths are relative to the directory of the pipeline file".into(),
-            ]);
+            problem(
+                At::Path,
+                format!("plugin `{name}`: file `{rel}` does not exist"),
+                "no such file",
+                vec!["paths are relative to the directory of the pipeline file".into()],
+            );
             return c;
         }
         Err(e) => {
@@ -61,10 +64,12 @@ pub fn check_file(name: &str, rel: &str, path: &Path, sha256: Option<&str>) -> P
     if let Some(pinned) = sha256 {
         let actual = hex::encode(Sha256::digest(&bytes));
         if actual != pinned {
-            problem(At::Sha, format!("plugin `{name}`: sha256 of `{rel}` does not match the pin"), "pinned here", vec![
-                format!("expected {pinned}"),
-                format!("actual   {actual}"),
-            ]);
+            problem(
+                At::Sha,
+                format!("plugin `{name}`: sha256 of `{rel}` does not match the pin"),
+                "pinned here",
+                vec![format!("expected {pinned}"), format!("actual   {actual}")],
+            );
         }
     }
     if !bytes.starts_with(b"\0asm") {
@@ -77,7 +82,12 @@ pub fn check_file(name: &str, rel: &str, path: &Path, sha256: Option<&str>) -> P
         return c;
     }
     match inspect_bytes(&bytes) {
-        Err(e) => problem(At::Path, format!("plugin `{name}`: `{rel}` is not a valid task plugin: {e}"), "this plugin", vec![]),
+        Err(e) => problem(
+            At::Path,
+            format!("plugin `{name}`: `{rel}` is not a valid task plugin: {e}"),
+            "this plugin",
+            vec![],
+        ),
         Ok(info) => {
             for (module, field, _) in &info.imports {
                 if !ALLOWED_IMPORT_MODULES.contains(&module.as_str()) {
@@ -95,4 +105,3 @@ pub fn check_file(name: &str, rel: &str, path: &Path, sha256: Option<&str>) -> P
     }
     c
 }
-

@@ -85,10 +85,7 @@ pub fn check_memory(bytes: u64) -> Result<u64, String> {
         return Err("must be greater than 0".into());
     }
     if bytes > MAX_MEMORY {
-        return Err(format!(
-            "is too large ({}; the limit is 16TiB)",
-            crate::units::format_size(bytes)
-        ));
+        return Err(format!("is too large ({}; the limit is 16TiB)", crate::units::format_size(bytes)));
     }
     Ok(bytes)
 }

@@ -63,11 +63,7 @@ fn layout_inputs(msg: &TaskMessage, store: &dyn BlobStore, in_dir: &Path) -> Res
             match input.items.as_slice() {
                 [blob] => materialize(store, blob, &path)?,
                 items => {
-                    return Err(infra(format!(
-                        "scalar input `{}` has {} blobs, expected 1",
-                        input.name,
-                        items.len()
-                    )));
+                    return Err(infra(format!("scalar input `{}` has {} blobs, expected 1", input.name, items.len())));
                 }
             }
         }
@@ -86,8 +82,8 @@ fn collect_outputs(out: &Path) -> Result<Vec<(String, PathBuf, u64)>, TaskFailur
             let fname = entry.file_name();
             let fname = fname.to_string_lossy();
             let rel = if prefix.is_empty() { fname.to_string() } else { format!("{prefix}/{fname}") };
-            let meta = fs::symlink_metadata(entry.path())
-                .map_err(|e| infra(format!("cannot inspect `/out/{rel}`: {e}")))?;
+            let meta =
+                fs::symlink_metadata(entry.path()).map_err(|e| infra(format!("cannot inspect `/out/{rel}`: {e}")))?;
             let ft = meta.file_type();
             if ft.is_symlink() {
                 return Err(TaskFailure::Error {
@@ -198,10 +194,8 @@ pub(super) fn run(
     let mut argv = vec![plugin.name.clone()];
     argv.extend(msg.command.args.iter().cloned());
     b.args(&argv).envs(&msg.command.env);
-    b.preopened_dir(&in_dir, "/in", FsPerms::ReadOnly)
-        .map_err(|e| infra(format!("cannot mount /in: {e}")))?;
-    b.preopened_dir(&out_dir, "/out", FsPerms::ReadWrite)
-        .map_err(|e| infra(format!("cannot mount /out: {e}")))?;
+    b.preopened_dir(&in_dir, "/in", FsPerms::ReadOnly).map_err(|e| infra(format!("cannot mount /in: {e}")))?;
+    b.preopened_dir(&out_dir, "/out", FsPerms::ReadWrite).map_err(|e| infra(format!("cannot mount /out: {e}")))?;
     if let Some(name) = &msg.command.stdin {
         let input = msg
             .inputs
@@ -222,11 +216,8 @@ pub(super) fn run(
             }
             let path = tmp.path().join("stdout");
             let file = File::create(&path).map_err(|e| infra(format!("cannot create `{}`: {e}", path.display())))?;
-            let cap = SharedCapture(Arc::new(Mutex::new(Capture {
-                file,
-                written: 0,
-                cap: msg.limits.max_output_bytes,
-            })));
+            let cap =
+                SharedCapture(Arc::new(Mutex::new(Capture { file, written: 0, cap: msg.limits.max_output_bytes })));
             b.stdout(Sink(cap.clone()));
             Some((name.clone(), path, cap))
         }

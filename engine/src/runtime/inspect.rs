@@ -12,8 +12,7 @@
 use serde::{Deserialize, Serialize};
 use wasmparser::types::EntityType;
 use wasmparser::{
-    CompositeInnerType, Encoding, ExternalKind, FuncType, Parser, Payload, TypeRef,
-    ValType, Validator, WasmFeatures,
+    CompositeInnerType, Encoding, ExternalKind, FuncType, Parser, Payload, TypeRef, ValType, Validator, WasmFeatures,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,14 +106,52 @@ pub fn read_module(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
 /// Every function of WASI preview 1 (`wasi_snapshot_preview1`), as wasmtime
 /// links them; importing any other name from that module is rejected.
 pub const WASI_P1_FUNCTIONS: &[&str] = &[
-    "args_get", "args_sizes_get", "clock_res_get", "clock_time_get", "environ_get", "environ_sizes_get",
-    "fd_advise", "fd_allocate", "fd_close", "fd_datasync", "fd_fdstat_get", "fd_fdstat_set_flags",
-    "fd_fdstat_set_rights", "fd_filestat_get", "fd_filestat_set_size", "fd_filestat_set_times", "fd_pread",
-    "fd_prestat_dir_name", "fd_prestat_get", "fd_pwrite", "fd_read", "fd_readdir", "fd_renumber", "fd_seek",
-    "fd_sync", "fd_tell", "fd_write", "path_create_directory", "path_filestat_get", "path_filestat_set_times",
-    "path_link", "path_open", "path_readlink", "path_remove_directory", "path_rename", "path_symlink",
-    "path_unlink_file", "poll_oneoff", "proc_exit", "proc_raise", "random_get", "sched_yield", "sock_accept",
-    "sock_recv", "sock_send", "sock_shutdown",
+    "args_get",
+    "args_sizes_get",
+    "clock_res_get",
+    "clock_time_get",
+    "environ_get",
+    "environ_sizes_get",
+    "fd_advise",
+    "fd_allocate",
+    "fd_close",
+    "fd_datasync",
+    "fd_fdstat_get",
+    "fd_fdstat_set_flags",
+    "fd_fdstat_set_rights",
+    "fd_filestat_get",
+    "fd_filestat_set_size",
+    "fd_filestat_set_times",
+    "fd_pread",
+    "fd_prestat_dir_name",
+    "fd_prestat_get",
+    "fd_pwrite",
+    "fd_read",
+    "fd_readdir",
+    "fd_renumber",
+    "fd_seek",
+    "fd_sync",
+    "fd_tell",
+    "fd_write",
+    "path_create_directory",
+    "path_filestat_get",
+    "path_filestat_set_times",
+    "path_link",
+    "path_open",
+    "path_readlink",
+    "path_remove_directory",
+    "path_rename",
+    "path_symlink",
+    "path_unlink_file",
+    "poll_oneoff",
+    "proc_exit",
+    "proc_raise",
+    "random_get",
+    "sched_yield",
+    "sock_accept",
+    "sock_recv",
+    "sock_send",
+    "sock_shutdown",
 ];
 
 /// The wasm proposals the engine accepts (docs/abi.md, "Wasm features"). The
@@ -195,17 +232,13 @@ fn export_kind_name(k: ExternalKind) -> &'static str {
 pub fn inspect_bytes(bytes: &[u8]) -> Result<ModuleInfo, String> {
     // A component has a different layer number; say so rather than letting the
     // validator complain about a disabled proposal.
-    if let Some(Ok(Payload::Version { encoding: Encoding::Component, .. })) =
-        Parser::new(0).parse_all(bytes).next()
-    {
+    if let Some(Ok(Payload::Version { encoding: Encoding::Component, .. })) = Parser::new(0).parse_all(bytes).next() {
         return Err("this is a WebAssembly component; the engine runs core modules \
                     (build for wasm32-wasip1)"
             .into());
     }
     let mut validator = Validator::new_with_features(enabled_features());
-    let types = validator
-        .validate_all(bytes)
-        .map_err(|e| format!("malformed module: {e}"))?;
+    let types = validator.validate_all(bytes).map_err(|e| format!("malformed module: {e}"))?;
     let types = types.as_ref();
 
     let func_type = |ty: Option<EntityType>| -> Option<FuncType> {
@@ -234,8 +267,7 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<ModuleInfo, String> {
                     match imp.module {
                         ENGINE_MODULE => {
                             imports_engine = true;
-                            let Some(&(_, params, results)) =
-                                ABI_FUNCTIONS.iter().find(|(n, _, _)| *n == imp.name)
+                            let Some(&(_, params, results)) = ABI_FUNCTIONS.iter().find(|(n, _, _)| *n == imp.name)
                             else {
                                 return Err(format!(
                                     "imports `engine.{}`, which is not part of the engine ABI v1 \
@@ -305,13 +337,10 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<ModuleInfo, String> {
     let export = |name: &str| export_types.iter().find(|(n, _, _)| n == name);
     let kind = if imports_engine || export(ABI_MARKER).is_some() {
         if export(ABI_MARKER).is_none() {
-            return Err(format!(
-                "plugin does not export `{ABI_MARKER}`: built for another ABI version?"
-            ));
+            return Err(format!("plugin does not export `{ABI_MARKER}`: built for another ABI version?"));
         }
         match export("run") {
-            Some((_, ExternalKind::Func, Some(f)))
-                if f.params().is_empty() && f.results() == [ValType::I32] => {}
+            Some((_, ExternalKind::Func, Some(f))) if f.params().is_empty() && f.results() == [ValType::I32] => {}
             Some((_, _, f)) => {
                 let got = f.as_ref().map(|f| sig(f.params(), f.results()));
                 return Err(format!(
@@ -327,8 +356,7 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<ModuleInfo, String> {
         PluginKind::Sdk
     } else if export("_start").is_some() {
         match export("_start") {
-            Some((_, ExternalKind::Func, Some(f)))
-                if f.params().is_empty() && f.results().is_empty() => {}
+            Some((_, ExternalKind::Func, Some(f))) if f.params().is_empty() && f.results().is_empty() => {}
             _ => return Err("command exports `_start`, but not as a function () -> ()".into()),
         }
         PluginKind::Command
@@ -342,9 +370,8 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<ModuleInfo, String> {
     let meta = match meta_text {
         None => None,
         Some(text) => {
-            let meta: PluginMeta = serde_json::from_slice(&text).map_err(|e| {
-                format!("custom section `{META_SECTION}` is not valid task metadata: {e}")
-            })?;
+            let meta: PluginMeta = serde_json::from_slice(&text)
+                .map_err(|e| format!("custom section `{META_SECTION}` is not valid task metadata: {e}"))?;
             if meta.abi != 0 && meta.abi != 1 {
                 return Err(format!(
                     "custom section `{META_SECTION}` declares abi {}, but this engine implements abi 1",
@@ -370,7 +397,9 @@ mod tests {
     #[test]
     fn kinds_and_errors() {
         assert_eq!(
-            check(r#"(module (memory (export "memory") 1) (func (export "engine_abi_v1")) (func (export "run") (result i32) i32.const 0))"#),
+            check(
+                r#"(module (memory (export "memory") 1) (func (export "engine_abi_v1")) (func (export "run") (result i32) i32.const 0))"#
+            ),
             Ok(PluginKind::Sdk)
         );
         assert_eq!(check(r#"(module (func (export "_start")))"#), Ok(PluginKind::Command));
@@ -379,16 +408,22 @@ mod tests {
             Err("imports `env.foo`, which the engine does not provide (allowed modules: engine, wasi_snapshot_preview1)".into())
         );
         assert_eq!(
-            check(r#"(module (import "engine" "input_count" (func (result i32))) (memory (export "memory") 1) (func (export "run") (result i32) i32.const 0))"#),
+            check(
+                r#"(module (import "engine" "input_count" (func (result i32))) (memory (export "memory") 1) (func (export "run") (result i32) i32.const 0))"#
+            ),
             Err("plugin does not export `engine_abi_v1`: built for another ABI version?".into())
         );
         assert_eq!(
-            check(r#"(module (import "engine" "input_len" (func (param i32) (result i32))) (func (export "engine_abi_v1")))"#),
-            Err("imports `engine.input_len` with type (i32) -> i32, but the engine ABI v1 defines it as (i32) -> i64".into())
+            check(
+                r#"(module (import "engine" "input_len" (func (param i32) (result i32))) (func (export "engine_abi_v1")))"#
+            ),
+            Err("imports `engine.input_len` with type (i32) -> i32, but the engine ABI v1 defines it as (i32) -> i64"
+                .into())
         );
         assert_eq!(
             check(r#"(module (func (export "main")))"#),
-            Err("plugin is neither an SDK task (exports `engine_abi_v1` and `run`) nor a command (exports `_start`)".into())
+            Err("plugin is neither an SDK task (exports `engine_abi_v1` and `run`) nor a command (exports `_start`)"
+                .into())
         );
     }
 }

@@ -56,8 +56,7 @@ impl TaskLog {
         if self.buf.last().is_some_and(|&b| b != b'\n') {
             self.buf.push(b'\n');
         }
-        self.buf
-            .extend_from_slice(format!("[log truncated: limit of {} bytes reached]\n", self.cap).as_bytes());
+        self.buf.extend_from_slice(format!("[log truncated: limit of {} bytes reached]\n", self.cap).as_bytes());
     }
 
     /// Append one `[level] message` line (lossy UTF-8).
@@ -132,9 +131,7 @@ impl SinkTarget for SharedCapture {
         if total > c.cap {
             return Err(Abort::output_size(c.cap));
         }
-        c.file
-            .write_all(bytes)
-            .map_err(|e| Abort::Infra(format!("cannot write captured stdout: {e}")))?;
+        c.file.write_all(bytes).map_err(|e| Abort::Infra(format!("cannot write captured stdout: {e}")))?;
         c.written = total;
         Ok(())
     }
@@ -166,9 +163,7 @@ impl<T: SinkTarget + Clone> Pollable for Sink<T> {
 
 impl<T: SinkTarget + Clone> OutputStream for Sink<T> {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.0
-            .write_bytes(&bytes)
-            .map_err(|a| StreamError::Trap(wasmtime::Error::new(a)))
+        self.0.write_bytes(&bytes).map_err(|a| StreamError::Trap(wasmtime::Error::new(a)))
     }
     fn flush(&mut self) -> StreamResult<()> {
         Ok(())
@@ -180,12 +175,7 @@ impl<T: SinkTarget + Clone> OutputStream for Sink<T> {
 
 impl<T: SinkTarget + Clone> tokio::io::AsyncWrite for Sink<T> {
     fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        Poll::Ready(
-            self.0
-                .write_bytes(buf)
-                .map(|()| buf.len())
-                .map_err(std::io::Error::other),
-        )
+        Poll::Ready(self.0.write_bytes(buf).map(|()| buf.len()).map_err(std::io::Error::other))
     }
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))

@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng as _;
 use wasmtime::{
-    Config, Enabled, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
-    PoolingAllocationConfig, Store, UpdateDeadline,
+    Config, Enabled, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig, Store,
+    UpdateDeadline,
 };
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -173,10 +173,7 @@ fn engine_config(max_instances: u32, max_memory: u64) -> Config {
         .consume_fuel(true)
         .max_wasm_stack(MAX_WASM_STACK)
         .wasm_features(inspect::disabled_features(), false)
-        .wasm_features(
-            inspect::enabled_features().difference(wasmtime::WasmFeatures::GC_TYPES),
-            true,
-        );
+        .wasm_features(inspect::enabled_features().difference(wasmtime::WasmFeatures::GC_TYPES), true);
     let n = max_instances.max(1);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_core_instances(n)
@@ -232,9 +229,7 @@ impl wasmtime_wasi::HostMonotonicClock for FixedClock {
 /// to the log; deterministic clocks and random when asked.
 fn wasi_builder(msg: &TaskMessage, log: &SharedLog) -> WasiCtxBuilder {
     let mut b = WasiCtxBuilder::new();
-    b.allow_blocking_current_thread(true)
-        .stdout(Sink(log.clone()))
-        .stderr(Sink(log.clone()));
+    b.allow_blocking_current_thread(true).stdout(Sink(log.clone())).stderr(Sink(log.clone()));
     if msg.deterministic {
         let d = Digest::of(msg.name.as_bytes()).0;
         let seed = u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]]);
@@ -298,16 +293,11 @@ impl Runtime {
     /// digest, kind, whether the cache was hit and how long it took.
     pub fn load(&self, path: &Path) -> Result<LoadedPlugin, RuntimeError> {
         let t0 = Instant::now();
-        let bytes = inspect::read_module(path).map_err(|source| RuntimeError::Read { path: path.to_owned(), source })?;
+        let bytes =
+            inspect::read_module(path).map_err(|source| RuntimeError::Read { path: path.to_owned(), source })?;
         let digest = Digest::of(&bytes);
         let (plugin, cache_hit) = self.prepare(path, &bytes, digest)?;
-        Ok(LoadedPlugin {
-            digest,
-            kind: plugin.kind,
-            cache_hit,
-            load_time: t0.elapsed(),
-            meta: plugin.meta.clone(),
-        })
+        Ok(LoadedPlugin { digest, kind: plugin.kind, cache_hit, load_time: t0.elapsed(), meta: plugin.meta.clone() })
     }
 
     fn loaded(&self, digest: &Digest) -> Option<Arc<Plugin>> {
@@ -356,9 +346,8 @@ impl Runtime {
         if let Some(p) = self.loaded(&r.digest) {
             return Ok(p);
         }
-        let bytes = inspect::read_module(&r.path).map_err(|e| TaskFailure::Infra {
-            message: format!("cannot read plugin `{}`: {e}", r.path.display()),
-        })?;
+        let bytes = inspect::read_module(&r.path)
+            .map_err(|e| TaskFailure::Infra { message: format!("cannot read plugin `{}`: {e}", r.path.display()) })?;
         let digest = Digest::of(&bytes);
         if digest != r.digest {
             return Err(TaskFailure::Infra {
@@ -370,9 +359,7 @@ impl Runtime {
                 ),
             });
         }
-        self.prepare(&r.path, &bytes, digest)
-            .map(|(p, _)| p)
-            .map_err(|e| TaskFailure::Infra { message: e.to_string() })
+        self.prepare(&r.path, &bytes, digest).map(|(p, _)| p).map_err(|e| TaskFailure::Infra { message: e.to_string() })
     }
 
     /// Make every running and future task end with `TaskFailure::Cancelled`
@@ -387,8 +374,8 @@ impl Runtime {
         let start = Instant::now();
         let log = SharedLog::new(msg.limits.max_log_bytes);
         let mut metrics = TaskMetrics { worker, start_us: us_since(start, run_start), ..TaskMetrics::default() };
-        let outcome = catch_unwind(AssertUnwindSafe(|| self.attempt(msg, store, &log, &mut metrics)))
-            .unwrap_or_else(|_| {
+        let outcome =
+            catch_unwind(AssertUnwindSafe(|| self.attempt(msg, store, &log, &mut metrics))).unwrap_or_else(|_| {
                 Err(TaskFailure::Infra {
                     message: "internal error: the runtime panicked while running the task (this is a bug)".into(),
                 })
@@ -415,7 +402,13 @@ impl Runtime {
     }
 
     /// A fresh Store with the task's limits, fuel and epoch deadline set.
-    fn new_store(&self, msg: &TaskMessage, wasi: WasiP1Ctx, log: &SharedLog, sdk: SdkState) -> (Store<TaskState>, LimitsSeen) {
+    fn new_store(
+        &self,
+        msg: &TaskMessage,
+        wasi: WasiP1Ctx,
+        log: &SharedLog,
+        sdk: SdkState,
+    ) -> (Store<TaskState>, LimitsSeen) {
         let memory = msg.limits.memory.min(self.inner.max_memory);
         let deadline = msg.limits.timeout.map(|t| Instant::now() + t);
         let cancelled = self.inner.cancelled.clone();
@@ -453,7 +446,8 @@ impl Runtime {
     fn record_usage(st: &Store<TaskState>, msg: &TaskMessage, metrics: &mut TaskMetrics) {
         metrics.peak_memory = st.data().limiter.peak as u64;
         if let Ok(left) = st.get_fuel() {
-            metrics.fuel_consumed = Some(msg.limits.fuel.unwrap_or(u64::MAX) - left.min(msg.limits.fuel.unwrap_or(u64::MAX)));
+            metrics.fuel_consumed =
+                Some(msg.limits.fuel.unwrap_or(u64::MAX) - left.min(msg.limits.fuel.unwrap_or(u64::MAX)));
         }
     }
 
@@ -535,9 +529,10 @@ impl Runtime {
         }
         let mut blobs = Vec::with_capacity(outputs.len());
         for slot in outputs {
-            let blob = slot.writer.finish().map_err(|e| TaskFailure::Infra {
-                message: format!("cannot store output `{}`: {e}", slot.name),
-            })?;
+            let blob = slot
+                .writer
+                .finish()
+                .map_err(|e| TaskFailure::Infra { message: format!("cannot store output `{}`: {e}", slot.name) })?;
             blobs.push(OutputBlob { name: slot.name, blob });
         }
         Ok(blobs)
@@ -574,8 +569,11 @@ mod tests {
             poll_original: None,
         };
         let mut store = Store::new(&engine, state);
-        let mut linked: Vec<String> =
-            linker.iter(&mut store).filter(|(m, _, _)| *m == inspect::WASI_MODULE).map(|(_, n, _)| n.to_string()).collect();
+        let mut linked: Vec<String> = linker
+            .iter(&mut store)
+            .filter(|(m, _, _)| *m == inspect::WASI_MODULE)
+            .map(|(_, n, _)| n.to_string())
+            .collect();
         linked.sort();
         let mut listed: Vec<&str> = inspect::WASI_P1_FUNCTIONS.to_vec();
         listed.sort();

@@ -72,7 +72,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<
     linker.func_wrap(
         WASI_MODULE,
         "poll_oneoff",
-        move |mut caller: Caller<'_, TaskState>, subs: i32, events: i32, n: i32, nevents: i32| -> wasmtime::Result<i32> {
+        move |mut caller: Caller<'_, TaskState>,
+              subs: i32,
+              events: i32,
+              n: i32,
+              nevents: i32|
+              -> wasmtime::Result<i32> {
             if let Some((userdata, nanos)) = as_sleep(&mut caller, subs, events, n, nevents) {
                 let until = Instant::now() + std::time::Duration::from_nanos(nanos);
                 loop {

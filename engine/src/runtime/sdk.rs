@@ -15,8 +15,8 @@ use std::ops::Range;
 
 use wasmtime::{Caller, Linker, Memory};
 
-use super::failure::Abort;
 use super::TaskState;
+use super::failure::Abort;
 use crate::store::{BlobRef, BlobStore, BlobWriter};
 
 /// Longest error message kept from an `error` call.
@@ -73,11 +73,9 @@ fn range(func: &str, ptr: i32, len: i32, mem_len: usize) -> wasmtime::Result<Ran
 }
 
 fn memory(func: &str, caller: &Caller<'_, TaskState>) -> wasmtime::Result<Memory> {
-    caller
-        .data()
-        .sdk
-        .memory
-        .ok_or_else(|| wasmtime::Error::new(Abort::Trap(format!("host call `engine.{func}`: the plugin exports no memory"))))
+    caller.data().sdk.memory.ok_or_else(|| {
+        wasmtime::Error::new(Abort::Trap(format!("host call `engine.{func}`: the plugin exports no memory")))
+    })
 }
 
 fn infra(e: impl std::fmt::Display) -> wasmtime::Error {
@@ -103,9 +101,7 @@ pub(crate) fn name_problem(name: &[u8]) -> Option<String> {
             return Some(format!("`{seg}` segments are not allowed"));
         }
         if let Some(c) = seg.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-            return Some(format!(
-                "character {c:?} is not allowed (use A-Z a-z 0-9 . _ - and / between segments)"
-            ));
+            return Some(format!("character {c:?} is not allowed (use A-Z a-z 0-9 . _ - and / between segments)"));
         }
     }
     None
@@ -135,22 +131,25 @@ fn level_name(level: i32) -> &'static str {
 pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
     const M: &str = "engine";
 
-    linker.func_wrap(M, "input_count", |caller: Caller<'_, TaskState>| -> i32 {
-        caller.data().sdk.items.len() as i32
-    })?;
+    linker
+        .func_wrap(M, "input_count", |caller: Caller<'_, TaskState>| -> i32 { caller.data().sdk.items.len() as i32 })?;
 
-    linker.func_wrap(M, "input_name", |mut caller: Caller<'_, TaskState>, item: i32, buf: i32, len: i32| -> wasmtime::Result<i32> {
-        let mem = memory("input_name", &caller)?;
-        let (data, state) = mem.data_and_store_mut(&mut caller);
-        let r = range("input_name", buf, len, data.len())?;
-        let Some(it) = usize::try_from(item).ok().and_then(|i| state.sdk.items.get(i)) else {
-            return Ok(-1);
-        };
-        let name = it.name.as_bytes();
-        let n = name.len().min(r.len());
-        data[r.start..r.start + n].copy_from_slice(&name[..n]);
-        Ok(name.len() as i32)
-    })?;
+    linker.func_wrap(
+        M,
+        "input_name",
+        |mut caller: Caller<'_, TaskState>, item: i32, buf: i32, len: i32| -> wasmtime::Result<i32> {
+            let mem = memory("input_name", &caller)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let r = range("input_name", buf, len, data.len())?;
+            let Some(it) = usize::try_from(item).ok().and_then(|i| state.sdk.items.get(i)) else {
+                return Ok(-1);
+            };
+            let name = it.name.as_bytes();
+            let n = name.len().min(r.len());
+            data[r.start..r.start + n].copy_from_slice(&name[..n]);
+            Ok(name.len() as i32)
+        },
+    )?;
 
     linker.func_wrap(M, "input_index", |caller: Caller<'_, TaskState>, item: i32| -> i32 {
         match usize::try_from(item).ok().and_then(|i| caller.data().sdk.items.get(i)) {
@@ -166,107 +165,126 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<
         }
     })?;
 
-    linker.func_wrap(M, "input_read", |mut caller: Caller<'_, TaskState>, item: i32, offset: i64, buf: i32, len: i32| -> wasmtime::Result<i32> {
-        let mem = memory("input_read", &caller)?;
-        let (data, state) = mem.data_and_store_mut(&mut caller);
-        let r = range("input_read", buf, len, data.len())?;
-        let Some(it) = usize::try_from(item).ok().and_then(|i| state.sdk.items.get(i)) else {
-            return Ok(-1);
-        };
-        let Ok(offset) = u64::try_from(offset) else {
-            return Err(wasmtime::Error::new(Abort::Trap(format!(
-                "host call `engine.input_read`: negative offset {offset}"
-            ))));
-        };
-        if offset >= it.blob.len {
-            return Ok(0);
-        }
-        let want = (r.len() as u64).min(it.blob.len - offset).min(i32::MAX as u64) as usize;
-        let Some(store) = state.sdk.store else { return Ok(-1) };
-        let dst = &mut data[r.start..r.start + want];
-        let mut done = 0;
-        while done < want {
-            let n = store.read_at(&it.blob.digest, offset + done as u64, &mut dst[done..]).map_err(infra)?;
-            if n == 0 {
-                break;
+    linker.func_wrap(
+        M,
+        "input_read",
+        |mut caller: Caller<'_, TaskState>, item: i32, offset: i64, buf: i32, len: i32| -> wasmtime::Result<i32> {
+            let mem = memory("input_read", &caller)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let r = range("input_read", buf, len, data.len())?;
+            let Some(it) = usize::try_from(item).ok().and_then(|i| state.sdk.items.get(i)) else {
+                return Ok(-1);
+            };
+            let Ok(offset) = u64::try_from(offset) else {
+                return Err(wasmtime::Error::new(Abort::Trap(format!(
+                    "host call `engine.input_read`: negative offset {offset}"
+                ))));
+            };
+            if offset >= it.blob.len {
+                return Ok(0);
             }
-            done += n;
-        }
-        Ok(done as i32)
-    })?;
+            let want = (r.len() as u64).min(it.blob.len - offset).min(i32::MAX as u64) as usize;
+            let Some(store) = state.sdk.store else { return Ok(-1) };
+            let dst = &mut data[r.start..r.start + want];
+            let mut done = 0;
+            while done < want {
+                let n = store.read_at(&it.blob.digest, offset + done as u64, &mut dst[done..]).map_err(infra)?;
+                if n == 0 {
+                    break;
+                }
+                done += n;
+            }
+            Ok(done as i32)
+        },
+    )?;
 
-    linker.func_wrap(M, "output_open", |mut caller: Caller<'_, TaskState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
-        let mem = memory("output_open", &caller)?;
-        let (data, state) = mem.data_and_store_mut(&mut caller);
-        let r = range("output_open", ptr, len, data.len())?;
-        let raw = &data[r];
-        if let Some(problem) = name_problem(raw) {
-            return Err(wasmtime::Error::new(Abort::Trap(format!(
-                "host call `engine.output_open`: invalid output name `{}`: {problem}",
-                show_name(raw)
-            ))));
-        }
-        // Checked just above: the name is valid UTF-8.
-        let name = String::from_utf8_lossy(raw).into_owned();
-        let sdk = &mut state.sdk;
-        if sdk.names.contains(&name) {
-            return Err(wasmtime::Error::new(Abort::Trap(format!(
-                "host call `engine.output_open`: output `{}` is opened twice",
-                show_name(raw)
-            ))));
-        }
-        if sdk.outputs.len() >= sdk.max_outputs as usize {
-            return Err(wasmtime::Error::new(Abort::output_count(sdk.max_outputs)));
-        }
-        let Some(store) = sdk.store else { return Ok(-1) };
-        let writer = store.put().map_err(infra)?;
-        sdk.names.insert(name.clone());
-        sdk.outputs.push(OutputSlot { name, writer });
-        Ok((sdk.outputs.len() - 1) as i32)
-    })?;
+    linker.func_wrap(
+        M,
+        "output_open",
+        |mut caller: Caller<'_, TaskState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+            let mem = memory("output_open", &caller)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let r = range("output_open", ptr, len, data.len())?;
+            let raw = &data[r];
+            if let Some(problem) = name_problem(raw) {
+                return Err(wasmtime::Error::new(Abort::Trap(format!(
+                    "host call `engine.output_open`: invalid output name `{}`: {problem}",
+                    show_name(raw)
+                ))));
+            }
+            // Checked just above: the name is valid UTF-8.
+            let name = String::from_utf8_lossy(raw).into_owned();
+            let sdk = &mut state.sdk;
+            if sdk.names.contains(&name) {
+                return Err(wasmtime::Error::new(Abort::Trap(format!(
+                    "host call `engine.output_open`: output `{}` is opened twice",
+                    show_name(raw)
+                ))));
+            }
+            if sdk.outputs.len() >= sdk.max_outputs as usize {
+                return Err(wasmtime::Error::new(Abort::output_count(sdk.max_outputs)));
+            }
+            let Some(store) = sdk.store else { return Ok(-1) };
+            let writer = store.put().map_err(infra)?;
+            sdk.names.insert(name.clone());
+            sdk.outputs.push(OutputSlot { name, writer });
+            Ok((sdk.outputs.len() - 1) as i32)
+        },
+    )?;
 
-    linker.func_wrap(M, "output_write", |mut caller: Caller<'_, TaskState>, handle: i32, ptr: i32, len: i32| -> wasmtime::Result<i32> {
-        let mem = memory("output_write", &caller)?;
-        let (data, state) = mem.data_and_store_mut(&mut caller);
-        let r = range("output_write", ptr, len, data.len())?;
-        let sdk = &mut state.sdk;
-        let total = sdk.output_bytes.saturating_add(r.len() as u64);
-        let Some(slot) = usize::try_from(handle).ok().and_then(|h| sdk.outputs.get_mut(h)) else {
-            return Ok(-1);
-        };
-        if total > sdk.max_output_bytes {
-            return Err(wasmtime::Error::new(Abort::output_size(sdk.max_output_bytes)));
-        }
-        slot.writer.write_all(&data[r]).map_err(infra)?;
-        sdk.output_bytes = total;
-        Ok(0)
-    })?;
+    linker.func_wrap(
+        M,
+        "output_write",
+        |mut caller: Caller<'_, TaskState>, handle: i32, ptr: i32, len: i32| -> wasmtime::Result<i32> {
+            let mem = memory("output_write", &caller)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let r = range("output_write", ptr, len, data.len())?;
+            let sdk = &mut state.sdk;
+            let total = sdk.output_bytes.saturating_add(r.len() as u64);
+            let Some(slot) = usize::try_from(handle).ok().and_then(|h| sdk.outputs.get_mut(h)) else {
+                return Ok(-1);
+            };
+            if total > sdk.max_output_bytes {
+                return Err(wasmtime::Error::new(Abort::output_size(sdk.max_output_bytes)));
+            }
+            slot.writer.write_all(&data[r]).map_err(infra)?;
+            sdk.output_bytes = total;
+            Ok(0)
+        },
+    )?;
 
     linker.func_wrap(M, "attempt", |caller: Caller<'_, TaskState>| -> i32 {
         caller.data().sdk.attempt.min(i32::MAX as u32) as i32
     })?;
 
-    linker.func_wrap(M, "params_len", |caller: Caller<'_, TaskState>| -> i32 {
-        caller.data().sdk.params.len() as i32
-    })?;
+    linker
+        .func_wrap(M, "params_len", |caller: Caller<'_, TaskState>| -> i32 { caller.data().sdk.params.len() as i32 })?;
 
-    linker.func_wrap(M, "params_read", |mut caller: Caller<'_, TaskState>, buf: i32, len: i32| -> wasmtime::Result<i32> {
-        let mem = memory("params_read", &caller)?;
-        let (data, state) = mem.data_and_store_mut(&mut caller);
-        let r = range("params_read", buf, len, data.len())?;
-        let p = &state.sdk.params;
-        let n = p.len().min(r.len());
-        data[r.start..r.start + n].copy_from_slice(&p[..n]);
-        Ok(n as i32)
-    })?;
+    linker.func_wrap(
+        M,
+        "params_read",
+        |mut caller: Caller<'_, TaskState>, buf: i32, len: i32| -> wasmtime::Result<i32> {
+            let mem = memory("params_read", &caller)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let r = range("params_read", buf, len, data.len())?;
+            let p = &state.sdk.params;
+            let n = p.len().min(r.len());
+            data[r.start..r.start + n].copy_from_slice(&p[..n]);
+            Ok(n as i32)
+        },
+    )?;
 
-    linker.func_wrap(M, "log", |mut caller: Caller<'_, TaskState>, level: i32, ptr: i32, len: i32| -> wasmtime::Result<()> {
-        let mem = memory("log", &caller)?;
-        let (data, state) = mem.data_and_store_mut(&mut caller);
-        let r = range("log", ptr, len, data.len())?;
-        state.log.lock().line(level_name(level), &data[r]);
-        Ok(())
-    })?;
+    linker.func_wrap(
+        M,
+        "log",
+        |mut caller: Caller<'_, TaskState>, level: i32, ptr: i32, len: i32| -> wasmtime::Result<()> {
+            let mem = memory("log", &caller)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let r = range("log", ptr, len, data.len())?;
+            state.log.lock().line(level_name(level), &data[r]);
+            Ok(())
+        },
+    )?;
 
     linker.func_wrap(M, "error", |mut caller: Caller<'_, TaskState>, ptr: i32, len: i32| -> wasmtime::Result<()> {
         let mem = memory("error", &caller)?;
@@ -297,7 +315,10 @@ mod tests {
         assert_eq!(name_problem(b"a/../b").as_deref(), Some("`..` segments are not allowed"));
         assert_eq!(name_problem(b"/a").as_deref(), Some("must not start with `/`"));
         assert_eq!(name_problem(b"a//b").as_deref(), Some("empty path segment"));
-        assert_eq!(name_problem(b"a b").as_deref(), Some("character ' ' is not allowed (use A-Z a-z 0-9 . _ - and / between segments)"));
+        assert_eq!(
+            name_problem(b"a b").as_deref(),
+            Some("character ' ' is not allowed (use A-Z a-z 0-9 . _ - and / between segments)")
+        );
         assert_eq!(name_problem(b"\xff").as_deref(), Some("not valid UTF-8"));
         assert_eq!(name_problem(b"").as_deref(), Some("names must be 1 to 255 bytes long, this one is 0 bytes"));
     }

@@ -61,10 +61,7 @@ pub enum TaskState {
 
 impl TaskState {
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            TaskState::Succeeded | TaskState::Failed | TaskState::Skipped | TaskState::Cancelled
-        )
+        matches!(self, TaskState::Succeeded | TaskState::Failed | TaskState::Skipped | TaskState::Cancelled)
     }
 }
 
@@ -78,11 +75,7 @@ pub struct CoreOptions {
 
 impl Default for CoreOptions {
     fn default() -> Self {
-        CoreOptions {
-            fail_fast: false,
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(10),
-        }
+        CoreOptions { fail_fast: false, backoff_base: Duration::from_millis(100), backoff_max: Duration::from_secs(10) }
     }
 }
 
@@ -133,10 +126,7 @@ struct ReadyKey {
 
 impl Ord for ReadyKey {
     fn cmp(&self, o: &Self) -> Ordering {
-        self.priority
-            .cmp(&o.priority)
-            .then(self.bottom.cmp(&o.bottom))
-            .then(o.task.cmp(&self.task))
+        self.priority.cmp(&o.priority).then(self.bottom.cmp(&o.bottom)).then(o.task.cmp(&self.task))
     }
 }
 
@@ -193,9 +183,7 @@ impl Core {
 
         // Topological order (Kahn), then bottom levels in reverse order.
         let mut indeg: Vec<u32> = plan.tasks.iter().map(|t| t.deps.len() as u32).collect();
-        let mut order: Vec<TaskId> = (0..n as TaskId)
-            .filter(|&t| indeg[t as usize] == 0)
-            .collect();
+        let mut order: Vec<TaskId> = (0..n as TaskId).filter(|&t| indeg[t as usize] == 0).collect();
         let mut head = 0;
         while head < order.len() {
             let t = order[head] as usize;
@@ -233,10 +221,7 @@ impl Core {
             backoff: Vec::new(),
             capacity: plan.capacity.clone(),
             free: plan.capacity.clone(),
-            counts: Counts {
-                total: n as u32,
-                ..Counts::default()
-            },
+            counts: Counts { total: n as u32, ..Counts::default() },
             stopped: false,
         };
         for (i, t) in plan.tasks.iter().enumerate() {
@@ -245,9 +230,7 @@ impl Core {
                 core.counts.ready += 1;
                 core.push_ready(i as TaskId);
             } else {
-                core.state.push(TaskState::Waiting {
-                    unfinished_deps: t.deps.len() as u32,
-                });
+                core.state.push(TaskState::Waiting { unfinished_deps: t.deps.len() as u32 });
                 core.counts.waiting += 1;
             }
         }
@@ -256,11 +239,7 @@ impl Core {
 
     fn push_ready(&mut self, t: TaskId) {
         let i = t as usize;
-        self.ready.push(ReadyKey {
-            priority: self.priority[i],
-            bottom: self.bottom[i],
-            task: t,
-        });
+        self.ready.push(ReadyKey { priority: self.priority[i], bottom: self.bottom[i], task: t });
     }
 
     fn set_state(&mut self, t: TaskId, new: TaskState) {
@@ -335,10 +314,7 @@ impl Core {
         let req = self.requests[t as usize].clone();
         self.free.give(&req);
         self.set_state(t, TaskState::Succeeded);
-        let (a, b) = (
-            self.dep_start[t as usize] as usize,
-            self.dep_start[t as usize + 1] as usize,
-        );
+        let (a, b) = (self.dep_start[t as usize] as usize, self.dep_start[t as usize + 1] as usize);
         for k in a..b {
             let s = self.dependents[k];
             if let TaskState::Waiting { unfinished_deps } = self.state[s as usize] {
@@ -350,9 +326,7 @@ impl Core {
                         self.push_ready(s);
                     }
                 } else {
-                    self.state[s as usize] = TaskState::Waiting {
-                        unfinished_deps: unfinished_deps - 1,
-                    };
+                    self.state[s as usize] = TaskState::Waiting { unfinished_deps: unfinished_deps - 1 };
                 }
             }
         }
@@ -377,11 +351,7 @@ impl Core {
                 self.attempts[i] = own_attempts;
                 (own_attempts <= self.retries[i]).then(|| {
                     let exp = (own_attempts - 1).min(20);
-                    now + self
-                        .opts
-                        .backoff_base
-                        .saturating_mul(1 << exp)
-                        .min(self.opts.backoff_max)
+                    now + self.opts.backoff_base.saturating_mul(1 << exp).min(self.opts.backoff_max)
                 })
             }
         };
@@ -410,10 +380,7 @@ impl Core {
         let mut stack = vec![t];
         let mut skipped = 0;
         while let Some(u) = stack.pop() {
-            let (a, b) = (
-                self.dep_start[u as usize] as usize,
-                self.dep_start[u as usize + 1] as usize,
-            );
+            let (a, b) = (self.dep_start[u as usize] as usize, self.dep_start[u as usize + 1] as usize);
             for k in a..b {
                 let s = self.dependents[k];
                 if let TaskState::Waiting { .. } = self.state[s as usize] {
@@ -487,28 +454,20 @@ impl Core {
 
     /// Recompute the invariants from scratch (tests call this after every step).
     pub fn sanity_check(&self, plan: &Plan) {
-        let mut c = Counts {
-            total: self.state.len() as u32,
-            ..Counts::default()
-        };
+        let mut c = Counts { total: self.state.len() as u32, ..Counts::default() };
         let mut in_flight = Resources::default();
         for (i, s) in self.state.iter().enumerate() {
             match s {
                 TaskState::Waiting { unfinished_deps } => {
-                    let real = plan.tasks[i]
-                        .deps
-                        .iter()
-                        .filter(|&&d| self.state[d as usize] != TaskState::Succeeded)
-                        .count() as u32;
+                    let real =
+                        plan.tasks[i].deps.iter().filter(|&&d| self.state[d as usize] != TaskState::Succeeded).count()
+                            as u32;
                     assert_eq!(*unfinished_deps, real, "dependency count of task {i}");
                     assert!(real > 0, "waiting task {i} has no unfinished deps");
                 }
                 TaskState::Ready | TaskState::Running => {
                     assert!(
-                        plan.tasks[i]
-                            .deps
-                            .iter()
-                            .all(|&d| self.state[d as usize] == TaskState::Succeeded),
+                        plan.tasks[i].deps.iter().all(|&d| self.state[d as usize] == TaskState::Succeeded),
                         "task {i} is {s:?} before its dependencies succeeded"
                     );
                     if *s == TaskState::Running {
@@ -520,10 +479,7 @@ impl Core {
             *Core::count_of(&mut c, *s) += 1;
         }
         assert_eq!(c, self.counts, "state counts");
-        assert!(
-            in_flight.fits_in(&self.capacity),
-            "resources in flight exceed the capacity"
-        );
+        assert!(in_flight.fits_in(&self.capacity), "resources in flight exceed the capacity");
         let mut free = self.capacity.clone();
         free.take(&in_flight);
         assert_eq!(free, self.free, "free resources ledger");

@@ -12,10 +12,8 @@ fn plan(rows: &[(&str, &[&str], Resources)], capacity: Resources) -> Plan {
     let tasks = rows
         .iter()
         .map(|(id, deps, req)| {
-            let mut deps: Vec<TaskId> = deps
-                .iter()
-                .map(|d| ids.iter().position(|x| x == d).unwrap() as TaskId)
-                .collect();
+            let mut deps: Vec<TaskId> =
+                deps.iter().map(|d| ids.iter().position(|x| x == d).unwrap() as TaskId).collect();
             deps.sort();
             TaskSpec {
                 id: id.to_string(),
@@ -42,11 +40,7 @@ fn plan(rows: &[(&str, &[&str], Resources)], capacity: Resources) -> Plan {
         description: String::new(),
         pipeline_file: "p.toml".into(),
         base_dir: ".".into(),
-        plugins: vec![PluginSpec {
-            name: "p".into(),
-            path: "p.wasm".into(),
-            sha256: None,
-        }],
+        plugins: vec![PluginSpec { name: "p".into(), path: "p.wasm".into(), sha256: None }],
         tasks,
         outputs: vec![],
         capacity,
@@ -54,18 +48,11 @@ fn plan(rows: &[(&str, &[&str], Resources)], capacity: Resources) -> Plan {
 }
 
 fn cpu(n: u64) -> Resources {
-    Resources {
-        cpu_milli: n * 1000,
-        ..Resources::default()
-    }
+    Resources { cpu_milli: n * 1000, ..Resources::default() }
 }
 
 fn mem_gib(n: u64) -> Resources {
-    Resources {
-        cpu_milli: 1000,
-        memory: n << 30,
-        ..Resources::default()
-    }
+    Resources { cpu_milli: 1000, memory: n << 30, ..Resources::default() }
 }
 
 fn ids(p: &Plan, v: &[TaskId]) -> Vec<String> {
@@ -90,15 +77,8 @@ fn diamond_runs_in_dependency_order() {
     // b   c
     //  \ /
     //   d
-    let p = plan(
-        &[
-            ("a", &[], cpu(1)),
-            ("b", &["a"], cpu(1)),
-            ("c", &["a"], cpu(1)),
-            ("d", &["b", "c"], cpu(1)),
-        ],
-        cpu(4),
-    );
+    let p =
+        plan(&[("a", &[], cpu(1)), ("b", &["a"], cpu(1)), ("c", &["a"], cpu(1)), ("d", &["b", "c"], cpu(1))], cpu(4));
     let mut core = Core::new(&p, CoreOptions::default());
     core.sanity_check(&p);
     assert_eq!(start(&mut core, &p, 10), ["a"]);
@@ -118,15 +98,8 @@ fn diamond_runs_in_dependency_order() {
 fn memory_requests_bound_concurrency() {
     // 8 independent tasks of 1 GiB each under 2 GiB: never more than 2 at once.
     let rows: Vec<(String, Resources)> = (0..8).map(|i| (format!("t{i}"), mem_gib(1))).collect();
-    let rows: Vec<(&str, &[&str], Resources)> = rows
-        .iter()
-        .map(|(n, r)| (n.as_str(), &[][..], r.clone()))
-        .collect();
-    let cap = Resources {
-        cpu_milli: 64_000,
-        memory: 2 << 30,
-        ..Resources::default()
-    };
+    let rows: Vec<(&str, &[&str], Resources)> = rows.iter().map(|(n, r)| (n.as_str(), &[][..], r.clone())).collect();
+    let cap = Resources { cpu_milli: 64_000, memory: 2 << 30, ..Resources::default() };
     let p = plan(&rows, cap);
     let mut core = Core::new(&p, CoreOptions::default());
     let mut done = 0;
@@ -147,14 +120,7 @@ fn memory_requests_bound_concurrency() {
 #[test]
 fn small_tasks_backfill_around_a_big_one() {
     // `hold` (priority 1) takes 2 of 4 cpus; `big` needs 4 and waits; `small` fills the gap.
-    let mut p = plan(
-        &[
-            ("big", &[], cpu(4)),
-            ("hold", &[], cpu(2)),
-            ("small", &[], cpu(1)),
-        ],
-        cpu(4),
-    );
+    let mut p = plan(&[("big", &[], cpu(4)), ("hold", &[], cpu(2)), ("small", &[], cpu(1))], cpu(4));
     p.tasks[1].priority = 1;
     let mut core = Core::new(&p, CoreOptions::default());
     assert_eq!(start(&mut core, &p, 10), ["hold", "small"]);
@@ -168,13 +134,7 @@ fn small_tasks_backfill_around_a_big_one() {
 fn priority_then_longest_path_then_id() {
     // x -> y -> z (long chain), plus lone tasks p (priority 5) and q.
     let mut p = plan(
-        &[
-            ("q", &[], cpu(1)),
-            ("x", &[], cpu(1)),
-            ("y", &["x"], cpu(1)),
-            ("z", &["y"], cpu(1)),
-            ("p", &[], cpu(1)),
-        ],
+        &[("q", &[], cpu(1)), ("x", &[], cpu(1)), ("y", &["x"], cpu(1)), ("z", &["y"], cpu(1)), ("p", &[], cpu(1))],
         cpu(1),
     );
     p.tasks[4].priority = 5;
@@ -189,15 +149,7 @@ fn priority_then_longest_path_then_id() {
 #[test]
 fn failure_skips_dependents_but_not_independent_branches() {
     // a -> b -> c ;  d (independent)
-    let p = plan(
-        &[
-            ("a", &[], cpu(1)),
-            ("b", &["a"], cpu(1)),
-            ("c", &["b"], cpu(1)),
-            ("d", &[], cpu(1)),
-        ],
-        cpu(4),
-    );
+    let p = plan(&[("a", &[], cpu(1)), ("b", &["a"], cpu(1)), ("c", &["b"], cpu(1)), ("d", &[], cpu(1))], cpu(4));
     let mut core = Core::new(&p, CoreOptions::default());
     assert_eq!(start(&mut core, &p, 10), ["a", "d"]);
     let dec = core.on_failure(id(&p, "a"), FailureClass::Retryable, Duration::ZERO);
@@ -215,10 +167,7 @@ fn failure_skips_dependents_but_not_independent_branches() {
 fn retries_back_off_exponentially() {
     let mut p = plan(&[("a", &[], cpu(1))], cpu(1));
     p.tasks[0].retries = 2;
-    let opts = CoreOptions {
-        backoff_base: Duration::from_millis(100),
-        ..CoreOptions::default()
-    };
+    let opts = CoreOptions { backoff_base: Duration::from_millis(100), ..CoreOptions::default() };
     let mut core = Core::new(&p, opts);
     let a = id(&p, "a");
     assert_eq!(start(&mut core, &p, 1), ["a"]);
@@ -226,9 +175,7 @@ fn retries_back_off_exponentially() {
     let t0 = Duration::from_secs(1);
     assert_eq!(
         core.on_failure(a, FailureClass::Retryable, t0),
-        FailureDecision::Retry {
-            at: t0 + Duration::from_millis(100)
-        }
+        FailureDecision::Retry { at: t0 + Duration::from_millis(100) }
     );
     core.sanity_check(&p);
     core.tick(t0 + Duration::from_millis(99));
@@ -240,16 +187,11 @@ fn retries_back_off_exponentially() {
     let t1 = Duration::from_secs(2);
     assert_eq!(
         core.on_failure(a, FailureClass::Retryable, t1),
-        FailureDecision::Retry {
-            at: t1 + Duration::from_millis(200)
-        }
+        FailureDecision::Retry { at: t1 + Duration::from_millis(200) }
     );
     core.tick(t1 + Duration::from_secs(1));
     assert_eq!(start(&mut core, &p, 1), ["a"]);
-    assert_eq!(
-        core.on_failure(a, FailureClass::Retryable, t1),
-        FailureDecision::Failed { skipped: 0 }
-    );
+    assert_eq!(core.on_failure(a, FailureClass::Retryable, t1), FailureDecision::Failed { skipped: 0 });
     assert!(core.is_done());
 }
 
@@ -259,30 +201,13 @@ fn non_retryable_failures_are_final() {
     p.tasks[0].retries = 3;
     let mut core = Core::new(&p, CoreOptions::default());
     start(&mut core, &p, 1);
-    assert_eq!(
-        core.on_failure(0, FailureClass::Final, Duration::ZERO),
-        FailureDecision::Failed { skipped: 0 }
-    );
+    assert_eq!(core.on_failure(0, FailureClass::Final, Duration::ZERO), FailureDecision::Failed { skipped: 0 });
 }
 
 #[test]
 fn fail_fast_cancels_everything_not_started() {
-    let p = plan(
-        &[
-            ("a", &[], cpu(1)),
-            ("b", &[], cpu(1)),
-            ("c", &[], cpu(1)),
-            ("d", &["c"], cpu(1)),
-        ],
-        cpu(2),
-    );
-    let mut core = Core::new(
-        &p,
-        CoreOptions {
-            fail_fast: true,
-            ..CoreOptions::default()
-        },
-    );
+    let p = plan(&[("a", &[], cpu(1)), ("b", &[], cpu(1)), ("c", &[], cpu(1)), ("d", &["c"], cpu(1))], cpu(2));
+    let mut core = Core::new(&p, CoreOptions { fail_fast: true, ..CoreOptions::default() });
     assert_eq!(start(&mut core, &p, 10), ["c", "a"]);
     core.on_failure(id(&p, "a"), FailureClass::Retryable, Duration::ZERO);
     core.sanity_check(&p);
@@ -302,14 +227,11 @@ fn custom_resources_are_accounted() {
         r.custom.insert("licence".into(), n * 1000);
         r
     };
-    let p = plan(
-        &[("a", &[], lic(1)), ("b", &[], lic(1)), ("c", &[], lic(1))],
-        {
-            let mut c = cpu(8);
-            c.custom.insert("licence".into(), 2000);
-            c
-        },
-    );
+    let p = plan(&[("a", &[], lic(1)), ("b", &[], lic(1)), ("c", &[], lic(1))], {
+        let mut c = cpu(8);
+        c.custom.insert("licence".into(), 2000);
+        c
+    });
     let mut core = Core::new(&p, CoreOptions::default());
     assert_eq!(start(&mut core, &p, 10), ["a", "b"]);
     core.on_success(0);
@@ -332,22 +254,13 @@ fn layered_graph_is_linear_and_complete() {
             deps_store.push(if l == 0 {
                 vec![]
             } else {
-                vec![
-                    format!("t{}_{}", l - 1, w),
-                    format!("t{}_{}", l - 1, (w + 1) % width),
-                ]
+                vec![format!("t{}_{}", l - 1, w), format!("t{}_{}", l - 1, (w + 1) % width)]
             });
         }
     }
-    let deps_refs: Vec<Vec<&str>> = deps_store
-        .iter()
-        .map(|d| d.iter().map(|s| s.as_str()).collect())
-        .collect();
-    let rows: Vec<(&str, &[&str], Resources)> = names
-        .iter()
-        .zip(&deps_refs)
-        .map(|(n, d)| (n.as_str(), d.as_slice(), cpu(1)))
-        .collect();
+    let deps_refs: Vec<Vec<&str>> = deps_store.iter().map(|d| d.iter().map(|s| s.as_str()).collect()).collect();
+    let rows: Vec<(&str, &[&str], Resources)> =
+        names.iter().zip(&deps_refs).map(|(n, d)| (n.as_str(), d.as_slice(), cpu(1))).collect();
     let p = plan(&rows, cpu(3));
     let mut core = Core::new(&p, CoreOptions::default());
     let mut running = std::collections::VecDeque::new();
@@ -380,18 +293,12 @@ fn worker_loss_is_retried_without_using_retries_until_three_in_a_row() {
     let now = Duration::from_secs(1);
     for _ in 0..2 {
         assert_eq!(start(&mut core, &p, 1), ["a"]);
-        assert_eq!(
-            core.on_failure(0, FailureClass::WorkerLost, now),
-            FailureDecision::Retry { at: now }
-        );
+        assert_eq!(core.on_failure(0, FailureClass::WorkerLost, now), FailureDecision::Retry { at: now });
         core.tick(now);
         core.sanity_check(&p);
     }
     assert_eq!(start(&mut core, &p, 1), ["a"]);
-    assert_eq!(
-        core.on_failure(0, FailureClass::WorkerLost, now),
-        FailureDecision::Failed { skipped: 0 }
-    );
+    assert_eq!(core.on_failure(0, FailureClass::WorkerLost, now), FailureDecision::Failed { skipped: 0 });
     assert_eq!(core.attempt(0), 3);
 }
 
@@ -402,21 +309,12 @@ fn a_lost_worker_does_not_consume_task_retries() {
     let mut core = Core::new(&p, CoreOptions::default());
     let now = Duration::from_secs(1);
     start(&mut core, &p, 1);
-    assert!(matches!(
-        core.on_failure(0, FailureClass::WorkerLost, now),
-        FailureDecision::Retry { .. }
-    ));
+    assert!(matches!(core.on_failure(0, FailureClass::WorkerLost, now), FailureDecision::Retry { .. }));
     core.tick(now);
     start(&mut core, &p, 1);
     // First real failure: one retry left.
-    assert!(matches!(
-        core.on_failure(0, FailureClass::Retryable, now),
-        FailureDecision::Retry { .. }
-    ));
+    assert!(matches!(core.on_failure(0, FailureClass::Retryable, now), FailureDecision::Retry { .. }));
     core.tick(now + Duration::from_secs(60));
     start(&mut core, &p, 1);
-    assert_eq!(
-        core.on_failure(0, FailureClass::Retryable, now),
-        FailureDecision::Failed { skipped: 0 }
-    );
+    assert_eq!(core.on_failure(0, FailureClass::Retryable, now), FailureDecision::Failed { skipped: 0 });
 }

@@ -91,10 +91,7 @@ pub struct LocalStore {
 }
 
 fn io_err(path: &Path, source: io::Error) -> StoreError {
-    StoreError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    StoreError::Io { path: path.display().to_string(), source }
 }
 
 impl LocalStore {
@@ -150,11 +147,7 @@ impl LocalStore {
             }
             if !inner.packs.iter().any(|p| p.path == path) {
                 let file = File::open(&path).map_err(|e| io_err(&path, e))?;
-                inner.packs.push(PackFile {
-                    path,
-                    file: Arc::new(file),
-                    scanned: 0,
-                });
+                inner.packs.push(PackFile { path, file: Arc::new(file), scanned: 0 });
             }
         }
         for i in 0..inner.packs.len() {
@@ -170,13 +163,11 @@ impl LocalStore {
                 continue;
             }
             let mut buf = vec![0u8; (len - start) as usize];
-            file.read_exact_at(&mut buf, start)
-                .map_err(|e| io_err(&path, e))?;
+            file.read_exact_at(&mut buf, start).map_err(|e| io_err(&path, e))?;
             let mut pos = 0usize;
             while pos + HEADER <= buf.len() {
                 let magic = u32::from_le_bytes(buf[pos..pos + 4].try_into().unwrap_or_default());
-                let n = u32::from_le_bytes(buf[pos + 4..pos + 8].try_into().unwrap_or_default())
-                    as usize;
+                let n = u32::from_le_bytes(buf[pos + 4..pos + 8].try_into().unwrap_or_default()) as usize;
                 if magic != MAGIC || pos + HEADER + n > buf.len() {
                     break; // torn or foreign tail: stop here, rescan later
                 }
@@ -202,25 +193,12 @@ impl LocalStore {
         if let Some(i) = inner.own {
             return Ok(i);
         }
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path = self
-            .dir
-            .join("packs")
-            .join(format!("{}-{nanos}.pack", std::process::id()));
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .read(true)
-            .open(&path)
-            .map_err(|e| io_err(&path, e))?;
-        inner.packs.push(PackFile {
-            path,
-            file: Arc::new(file),
-            scanned: 0,
-        });
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let path = self.dir.join("packs").join(format!("{}-{nanos}.pack", std::process::id()));
+        let file =
+            OpenOptions::new().create_new(true).append(true).read(true).open(&path).map_err(|e| io_err(&path, e))?;
+        inner.packs.push(PackFile { path, file: Arc::new(file), scanned: 0 });
         let i = inner.packs.len() as u32 - 1;
         inner.own = Some(i);
         inner.dirty_dirs = true;
@@ -234,14 +212,10 @@ impl LocalStore {
         }
         let off = inner.pending.len();
         inner.pending.extend_from_slice(&MAGIC.to_le_bytes());
-        inner
-            .pending
-            .extend_from_slice(&(data.len() as u32).to_le_bytes());
+        inner.pending.extend_from_slice(&(data.len() as u32).to_le_bytes());
         inner.pending.extend_from_slice(&r.digest.0);
         inner.pending.extend_from_slice(&data);
-        inner
-            .pending_recs
-            .push((r.digest, off + HEADER, data.len() as u32));
+        inner.pending_recs.push((r.digest, off + HEADER, data.len() as u32));
         inner.hot_bytes += data.len();
         inner.index.insert(r.digest, Loc::Hot(data.into()));
         if inner.pending.len() >= PACK_BATCH {
@@ -258,9 +232,7 @@ impl LocalStore {
         let own = self.own_pack(inner)?;
         let pack = &inner.packs[own as usize];
         let (file, base, path) = (pack.file.clone(), pack.scanned, pack.path.clone());
-        (&*file)
-            .write_all(&inner.pending)
-            .map_err(|e| io_err(&path, e))?;
+        (&*file).write_all(&inner.pending).map_err(|e| io_err(&path, e))?;
         inner.packs[own as usize].scanned = base + inner.pending.len() as u64;
         let recs = std::mem::take(&mut inner.pending_recs);
         inner.pending.clear();
@@ -296,10 +268,7 @@ impl LocalStore {
 
     fn pack_file(&self, pack: u32) -> Option<(Arc<File>, PathBuf)> {
         let inner = self.lock();
-        inner
-            .packs
-            .get(pack as usize)
-            .map(|p| (p.file.clone(), p.path.clone()))
+        inner.packs.get(pack as usize).map(|p| (p.file.clone(), p.path.clone()))
     }
 }
 
@@ -322,15 +291,8 @@ impl Write for LocalWriter<'_> {
         }
         if self.spill.is_none() {
             let seq = self.store.tmp_seq.fetch_add(1, Ordering::Relaxed);
-            let path = self
-                .store
-                .dir
-                .join("tmp")
-                .join(format!("{}-{seq}.tmp", std::process::id()));
-            let mut f = OpenOptions::new()
-                .create_new(true)
-                .write(true)
-                .open(&path)?;
+            let path = self.store.dir.join("tmp").join(format!("{}-{seq}.tmp", std::process::id()));
+            let mut f = OpenOptions::new().create_new(true).write(true).open(&path)?;
             f.write_all(&self.buf)?;
             self.buf = Vec::new();
             self.spill = Some((f, path));
@@ -400,13 +362,7 @@ impl BlobWriter for LocalWriter<'_> {
 
 impl BlobStore for LocalStore {
     fn put(&self) -> StoreResult<Box<dyn BlobWriter + '_>> {
-        Ok(Box::new(LocalWriter {
-            store: self,
-            buf: Vec::new(),
-            spill: None,
-            hasher: Hasher::new(),
-            written: 0,
-        }))
+        Ok(Box::new(LocalWriter { store: self, buf: Vec::new(), spill: None, hasher: Hasher::new(), written: 0 }))
     }
 
     fn read_at(&self, digest: &Digest, offset: u64, buf: &mut [u8]) -> StoreResult<usize> {
@@ -420,20 +376,14 @@ impl BlobStore for LocalStore {
                 buf[..n].copy_from_slice(&data[start..start + n]);
                 Ok(n)
             }
-            Loc::Pack {
-                pack,
-                offset: base,
-                len,
-            } => {
-                let (file, path) = self
-                    .pack_file(pack)
-                    .ok_or_else(|| StoreError::Corrupt(format!("pack {pack} vanished")))?;
+            Loc::Pack { pack, offset: base, len } => {
+                let (file, path) =
+                    self.pack_file(pack).ok_or_else(|| StoreError::Corrupt(format!("pack {pack} vanished")))?;
                 if offset >= len as u64 {
                     return Ok(0);
                 }
                 let n = buf.len().min((len as u64 - offset) as usize);
-                file.read_exact_at(&mut buf[..n], base + offset)
-                    .map_err(|e| io_err(&path, e))?;
+                file.read_exact_at(&mut buf[..n], base + offset).map_err(|e| io_err(&path, e))?;
                 Ok(n)
             }
             Loc::File { len } => {
@@ -445,14 +395,9 @@ impl BlobStore for LocalStore {
                 let n = buf.len().min((len - offset) as usize);
                 let mut got = 0;
                 while got < n {
-                    let k = f
-                        .read_at(&mut buf[got..n], offset + got as u64)
-                        .map_err(|e| io_err(&path, e))?;
+                    let k = f.read_at(&mut buf[got..n], offset + got as u64).map_err(|e| io_err(&path, e))?;
                     if k == 0 {
-                        return Err(StoreError::Corrupt(format!(
-                            "{} is shorter than recorded",
-                            path.display()
-                        )));
+                        return Err(StoreError::Corrupt(format!("{} is shorter than recorded", path.display())));
                     }
                     got += k;
                 }
@@ -500,10 +445,7 @@ impl BlobStore for LocalStore {
 pub fn read_all(store: &dyn BlobStore, d: &Digest) -> StoreResult<Vec<u8>> {
     let mut r = super::BlobReader::for_store(store, d)?;
     let mut v = Vec::with_capacity(r.len() as usize);
-    r.read_to_end(&mut v).map_err(|e| StoreError::Io {
-        path: d.to_hex(),
-        source: e,
-    })?;
+    r.read_to_end(&mut v).map_err(|e| StoreError::Io { path: d.to_hex(), source: e })?;
     Ok(v)
 }
 
@@ -540,12 +482,7 @@ mod tests {
         assert_eq!(s.read_at(&rs.digest, 100, &mut buf).unwrap(), 0);
         assert_eq!(s.size(&Digest::EMPTY).unwrap(), Some(0));
         assert_eq!(s.size(&Digest::of(b"nope")).unwrap(), None);
-        assert!(
-            fs::read_dir(dir.path().join("tmp"))
-                .unwrap()
-                .next()
-                .is_none()
-        );
+        assert!(fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none());
     }
 
     #[test]
@@ -558,12 +495,7 @@ mod tests {
             r
         };
         // Simulate a crash mid-append: a header that promises more bytes than exist.
-        let pack = fs::read_dir(dir.path().join("packs"))
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap()
-            .path();
+        let pack = fs::read_dir(dir.path().join("packs")).unwrap().next().unwrap().unwrap().path();
         let mut f = OpenOptions::new().append(true).open(&pack).unwrap();
         f.write_all(&MAGIC.to_le_bytes()).unwrap();
         f.write_all(&100u32.to_le_bytes()).unwrap();
@@ -582,12 +514,7 @@ mod tests {
             let mut w = s.put().unwrap();
             w.write_all(&vec![7u8; 300_000]).unwrap();
         }
-        assert!(
-            fs::read_dir(dir.path().join("tmp"))
-                .unwrap()
-                .next()
-                .is_none()
-        );
+        assert!(fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none());
         assert_eq!(s.size(&Digest::of(&vec![7u8; 300_000])).unwrap(), None);
     }
 

@@ -47,8 +47,7 @@ impl BlobWriter for MemWriter<'_> {
         let r = hasher.finish();
         if r.len > 0 {
             let mut map = store.blobs.write().unwrap_or_else(|e| e.into_inner());
-            map.entry(r.digest)
-                .or_insert_with(|| std::sync::Arc::new(buf));
+            map.entry(r.digest).or_insert_with(|| std::sync::Arc::new(buf));
         }
         Ok(r)
     }
@@ -59,11 +58,7 @@ impl BlobWriter for MemWriter<'_> {
 
 impl BlobStore for MemStore {
     fn put(&self) -> StoreResult<Box<dyn BlobWriter + '_>> {
-        Ok(Box::new(MemWriter {
-            store: self,
-            buf: Vec::new(),
-            hasher: Hasher::new(),
-        }))
+        Ok(Box::new(MemWriter { store: self, buf: Vec::new(), hasher: Hasher::new() }))
     }
 
     fn read_at(&self, digest: &Digest, offset: u64, buf: &mut [u8]) -> StoreResult<usize> {

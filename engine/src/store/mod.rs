@@ -29,9 +29,8 @@ pub struct Digest(pub [u8; 32]);
 impl Digest {
     /// The digest of the empty blob (every store holds it implicitly).
     pub const EMPTY: Digest = Digest([
-        0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9,
-        0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52,
-        0xb8, 0x55,
+        0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24, 0x27, 0xae,
+        0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
     ]);
 
     pub fn of(bytes: &[u8]) -> Digest {
@@ -125,10 +124,7 @@ pub trait BlobStore: Send + Sync {
     /// Convenience: store a whole buffer.
     fn put_bytes(&self, data: &[u8]) -> StoreResult<BlobRef> {
         let mut w = self.put()?;
-        w.write_all(data).map_err(|e| StoreError::Io {
-            path: "<blob writer>".into(),
-            source: e,
-        })?;
+        w.write_all(data).map_err(|e| StoreError::Io { path: "<blob writer>".into(), source: e })?;
         w.finish()
     }
 
@@ -138,12 +134,7 @@ pub trait BlobStore: Send + Sync {
         Self: Sized,
     {
         let len = self.size(digest)?.ok_or(StoreError::Missing(*digest))?;
-        Ok(BlobReader {
-            store: self,
-            digest: *digest,
-            pos: 0,
-            len,
-        })
+        Ok(BlobReader { store: self, digest: *digest, pos: 0, len })
     }
 }
 
@@ -168,12 +159,7 @@ pub struct BlobReader<'a> {
 impl BlobReader<'_> {
     pub fn for_store<'a>(store: &'a dyn BlobStore, digest: &Digest) -> StoreResult<BlobReader<'a>> {
         let len = store.size(digest)?.ok_or(StoreError::Missing(*digest))?;
-        Ok(BlobReader {
-            store,
-            digest: *digest,
-            pos: 0,
-            len,
-        })
+        Ok(BlobReader { store, digest: *digest, pos: 0, len })
     }
     pub fn len(&self) -> u64 {
         self.len
@@ -188,10 +174,7 @@ impl Read for BlobReader<'_> {
         if self.pos >= self.len {
             return Ok(0);
         }
-        let n = self
-            .store
-            .read_at(&self.digest, self.pos, buf)
-            .map_err(io::Error::other)?;
+        let n = self.store.read_at(&self.digest, self.pos, buf).map_err(io::Error::other)?;
         self.pos += n as u64;
         Ok(n)
     }
@@ -205,20 +188,14 @@ pub(crate) struct Hasher {
 
 impl Hasher {
     pub(crate) fn new() -> Self {
-        Hasher {
-            h: Sha256::new(),
-            n: 0,
-        }
+        Hasher { h: Sha256::new(), n: 0 }
     }
     pub(crate) fn update(&mut self, b: &[u8]) {
         self.h.update(b);
         self.n += b.len() as u64;
     }
     pub(crate) fn finish(self) -> BlobRef {
-        BlobRef {
-            digest: Digest(self.h.finalize().into()),
-            len: self.n,
-        }
+        BlobRef { digest: Digest(self.h.finalize().into()), len: self.n }
     }
 }
 
