@@ -35,8 +35,18 @@ fn example(name: &str) -> tempfile::TempDir {
     dir
 }
 
+/// `engine run DIR/pipeline.toml ARGS --report DIR/report.json`, with a short
+/// retry backoff so retry tests stay fast.
 fn run_in(dir: &Path, args: &[&str]) -> Output {
-    engine().arg("run").arg(dir.join("pipeline.toml")).args(args).output().unwrap()
+    engine()
+        .env("ENGINE_RETRY_BACKOFF", "10ms")
+        .arg("run")
+        .arg(dir.join("pipeline.toml"))
+        .args(args)
+        .arg("--report")
+        .arg(dir.join("report.json"))
+        .output()
+        .unwrap()
 }
 
 fn text(b: &[u8]) -> String {
@@ -158,7 +168,7 @@ plugin = "sleep_ms"
 params = { ms = 50 }
 "#,
     );
-    let o = run_in(dir.path(), &["--report", dir.path().join("report.json").to_str().unwrap()]);
+    let o = run_in(dir.path(), &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
     let stderr = text(&o.stderr);
     assert!(
@@ -196,12 +206,12 @@ params = { ms = 10 }
 "#;
     // Default: independent tasks still run.
     let dir = pipeline(body);
-    let o = run_in(dir.path(), &["--report", dir.path().join("report.json").to_str().unwrap()]);
+    let o = run_in(dir.path(), &[]);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(report(dir.path())["counts"]["succeeded"], 5);
     // --fail-fast: nothing new starts after `bad` fails.
     let dir = pipeline(body);
-    let o = run_in(dir.path(), &["--fail-fast", "--report", dir.path().join("report.json").to_str().unwrap()]);
+    let o = run_in(dir.path(), &["--fail-fast"]);
     assert_eq!(o.status.code(), Some(1));
     let r = report(dir.path());
     assert_eq!(r["counts"]["succeeded"], 0);
@@ -222,7 +232,7 @@ params = { ms = 100 }
 "#,
     );
     let started = Instant::now();
-    let o = run_in(dir.path(), &["--report", dir.path().join("report.json").to_str().unwrap()]);
+    let o = run_in(dir.path(), &[]);
     assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o.stderr).contains("error: task `spin` failed: timed out after 300.0ms"), "{}", text(&o.stderr));
@@ -240,13 +250,7 @@ params = { fail = true }
 retries = 2
 "#,
     );
-    let o = engine()
-        .env("ENGINE_RETRY_BACKOFF", "10ms")
-        .arg("run")
-        .arg(dir.path().join("pipeline.toml"))
-        .args(["--report", dir.path().join("report.json").to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = run_in(dir.path(), &[]);
     assert_eq!(o.status.code(), Some(1));
     let stderr = text(&o.stderr);
     assert!(stderr.contains("task `bad` failed (attempt 1 of 3): task error: failing as asked; retrying"), "{stderr}");
@@ -268,13 +272,7 @@ plugin = "echo"
 inputs = { in = "once" }
 "#,
     );
-    let o = engine()
-        .env("ENGINE_RETRY_BACKOFF", "10ms")
-        .arg("run")
-        .arg(dir.path().join("pipeline.toml"))
-        .args(["--report", dir.path().join("report.json").to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = run_in(dir.path(), &[]);
     assert_success(&o);
     let stderr = text(&o.stderr);
     assert!(
