@@ -48,6 +48,18 @@ pub enum Command {
     /// Draw the resolved task graph as Graphviz dot, Mermaid, or the JSON plan.
     Graph(GraphArgs),
     /// Run a pipeline.
+    ///
+    /// Validates the pipeline (as `engine check`), compiles each plugin once (cached in
+    /// $ENGINE_CACHE_DIR, else $XDG_CACHE_HOME/engine, else ~/.cache/engine), then runs the
+    /// tasks: a task starts when its inputs exist and its resource request fits in what the
+    /// running tasks leave free. A failed task is retried `retries` times (backoff 100ms,
+    /// doubling, capped at 10s; $ENGINE_RETRY_BACKOFF sets the first delay); when it fails
+    /// for good its dependents are skipped and independent tasks run on. Outputs are stored
+    /// by sha256 in the store; `[outputs]` are copied out atomically only if every task
+    /// succeeded. Per-task logs go to STORE/runs/RUN/logs/TASK.log. The summary goes to
+    /// stdout, progress and failures to stderr. Ctrl-C cancels running tasks and exits 130.
+    #[command(after_help = "Exit status: 0 every task succeeded, 1 some task failed or was skipped, \
+2 invalid pipeline/plugin/arguments (nothing ran), 3 internal or I/O error, 130 interrupted.")]
     Run(RunArgs),
     /// Print a plugin's kind, metadata, imports and exports.
     Inspect(InspectArgs),
