@@ -249,16 +249,7 @@ impl Core {
     }
 
     fn count_mut(&mut self, s: TaskState) -> &mut u32 {
-        match s {
-            TaskState::Waiting { .. } => &mut self.counts.waiting,
-            TaskState::Ready => &mut self.counts.ready,
-            TaskState::Running => &mut self.counts.running,
-            TaskState::Backoff { .. } => &mut self.counts.backoff,
-            TaskState::Succeeded => &mut self.counts.succeeded,
-            TaskState::Failed => &mut self.counts.failed,
-            TaskState::Skipped => &mut self.counts.skipped,
-            TaskState::Cancelled => &mut self.counts.cancelled,
-        }
+        Core::count_of(&mut self.counts, s)
     }
 
     pub fn state(&self, t: TaskId) -> TaskState {
