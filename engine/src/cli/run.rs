@@ -121,7 +121,11 @@ fn run_loaded(plan: &Plan, a: &RunArgs, interrupt: Arc<AtomicBool>) -> Result<i3
                 }
                 let took = started.elapsed();
                 if took > Duration::from_millis(500) && !a.quiet {
-                    eprintln!("compiled plugin `{}` in {}", p.name, format_duration(took));
+                    if loaded.cache_hit {
+                        eprintln!("loaded plugin `{}` from the module cache in {}", p.name, format_duration(took));
+                    } else {
+                        eprintln!("compiled plugin `{}` in {} (cached for later runs)", p.name, format_duration(took));
+                    }
                 }
                 digests.push(loaded.digest);
             }
