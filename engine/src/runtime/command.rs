@@ -176,25 +176,27 @@ impl OutWatch {
             Some(Excess::Bytes) => return Err(Abort::output_size(self.max_bytes)),
             None => {}
         }
-        if let Some((dir, cap)) = &self.scratch {
-            match walk(dir, MAX_SCRATCH_ENTRIES, *cap) {
-                Some(Excess::Entries) => {
-                    return Err(Abort::Limit {
-                        limit: "scratch".into(),
-                        detail: format!("the task created more than {MAX_SCRATCH_ENTRIES} entries in /tmp"),
-                    });
-                }
-                Some(Excess::Bytes) => {
-                    return Err(Abort::Limit {
-                        limit: "scratch".into(),
-                        detail: format!("the task wrote more than {} to /tmp", crate::units::format_size(*cap)),
-                    });
-                }
-                None => {}
-            }
+        if let Some((dir, cap)) = &self.scratch
+            && let Some(excess) = walk(dir, MAX_SCRATCH_ENTRIES, *cap)
+        {
+            let (limit, detail) = scratch_excess(excess, *cap);
+            return Err(Abort::Limit { limit, detail });
         }
         Ok(())
     }
+}
+
+fn scratch_excess(excess: Excess, cap: u64) -> (String, String) {
+    let detail = match excess {
+        Excess::Entries => format!("the task created more than {MAX_SCRATCH_ENTRIES} entries in /tmp"),
+        Excess::Bytes => format!("the task wrote more than {} to /tmp", crate::units::format_size(cap)),
+    };
+    ("scratch".into(), detail)
+}
+
+fn scratch_failure(excess: Excess, cap: u64) -> TaskFailure {
+    let (limit, detail) = scratch_excess(excess, cap);
+    TaskFailure::Limit { limit, detail }
 }
 
 /// Walk `root`, stopping at the first excess of entries or bytes (regular
@@ -267,7 +269,7 @@ pub(super) fn run(
         let dir = rt
             .inner
             .unpacked
-            .dir_for(rt.cache_dir(), &m.host)
+            .dir_for(&rt.inner.cache_root, &m.host)
             .map_err(|e| infra(format!("mount `{}`: {e}", m.guest)))?;
         b.preopened_dir(&dir, &m.guest, FsPerms::ReadOnly)
             .map_err(|e| infra(format!("cannot mount `{}` at `{}`: {e}", dir.display(), m.guest)))?;
@@ -301,6 +303,7 @@ pub(super) fn run(
     };
     let wasi = b.build_p1();
     let (mut st, seen) = rt.new_store(msg, wasi, log, SdkState::default());
+    let scratch_limit = scratch.clone();
     st.data_mut().out_watch = Some(OutWatch::new(&out_dir, &msg.limits, scratch));
     let result = (|| -> wasmtime::Result<()> {
         let instance = plugin.pre.instantiate(&mut st)?;
@@ -323,6 +326,12 @@ pub(super) fn run(
         },
     };
     metrics.exit_code = Some(code);
+    // The watch runs at epoch ticks; a program can fill /tmp and exit in between.
+    if let Some((dir, cap)) = &scratch_limit
+        && let Some(excess) = walk(dir, MAX_SCRATCH_ENTRIES, *cap)
+    {
+        return Err(scratch_failure(excess, *cap));
+    }
     let success = if fs_opts.success_exit_codes.is_empty() {
         code == 0
     } else {

@@ -155,6 +155,8 @@ struct Inner {
     cancelled: Arc<AtomicBool>,
     stop_ticker: Arc<AtomicBool>,
     max_memory: u64,
+    /// The cache root (`RuntimeConfig::cache_dir`): `modules/` and `mounts/` live under it.
+    cache_root: PathBuf,
     unpacked: mounts::Unpacked,
 }
 
@@ -285,6 +287,7 @@ impl Runtime {
                 cancelled: Arc::new(AtomicBool::new(false)),
                 stop_ticker,
                 max_memory,
+                cache_root: cfg.cache_dir.clone(),
                 unpacked: mounts::Unpacked::default(),
             }),
         })

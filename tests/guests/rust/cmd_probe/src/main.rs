@@ -3,7 +3,7 @@
 //! printing one line (or more) to stdout:
 //!
 //! * `list <dir>`: every entry under `<dir>`, recursively and sorted, as
-//!   `<path> <file|dir|symlink|other> <len>` (from `symlink_metadata`).
+//!   `<path> <file|symlink|other> <len>` or `<path> dir` (from `symlink_metadata`).
 //! * `cat <path>`: the file's contents.
 //! * `write <path> <text>`: create `<path>` holding `<text>`; prints
 //!   `write <path>: ok` or `write <path>: error`.
@@ -33,7 +33,11 @@ fn list(dir: &Path, out: &mut Vec<String>) {
         } else {
             "other"
         };
-        out.push(format!("{} {kind} {}", p.display(), md.len()));
+        if md.is_dir() {
+            out.push(format!("{} {kind}", p.display()));
+        } else {
+            out.push(format!("{} {kind} {}", p.display(), md.len()));
+        }
         if md.is_dir() {
             list(&p, out);
         }
