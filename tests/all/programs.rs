@@ -389,3 +389,35 @@ fn the_fpga_example_builds_the_expected_bitstream() {
         }
     }
 }
+
+#[test]
+fn a_plugin_is_compiled_once_per_run_under_foreach() {
+    let dir = pipeline(
+        "[tasks.t]\nplugin = \"probe\"\nforeach = { i = { range = [0, 8] } }\nargs = [\"exit\", \"{i}\"]\n\
+         success_exit_codes = [0, 1, 2, 3, 4, 5, 6, 7]\n",
+    );
+    let cache = tempfile::tempdir().unwrap();
+    for (round, cached) in [(1, false), (2, true)] {
+        let o = engine()
+            .env("ENGINE_CACHE_DIR", cache.path())
+            .arg("run")
+            .arg(dir.path().join("pipeline.toml"))
+            .args(["--executor", "processes", "--workers", "2", "--report"])
+            .arg(dir.path().join("report.json"))
+            .output()
+            .unwrap();
+        assert_ok(&o);
+        let r = report(dir.path());
+        let plugins = r["plugins"].as_array().unwrap();
+        assert_eq!(plugins.len(), 1, "round {round}: {plugins:?}");
+        assert_eq!(plugins[0]["name"], "probe");
+        assert_eq!(plugins[0]["cached"], cached, "round {round}");
+        let sha = engine::store::Digest::of(&std::fs::read(guest("cmd_probe")).unwrap()).to_string();
+        assert_eq!(plugins[0]["sha256"], sha);
+        // One compiled module in the cache, whatever the number of tasks and workers.
+        assert_eq!(empty_dir(&cache.path().join("modules")).len(), 1, "round {round}");
+        for i in 0..8 {
+            assert_eq!(task(&r, &format!("t[{i}]"))["exit_code"], i);
+        }
+    }
+}
