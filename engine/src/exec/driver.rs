@@ -2,9 +2,12 @@
 //! observer (progress display), and records what happened for the report and
 //! the trace.
 //!
-//! The loop: move due retries to ready; start as many tasks as the executor
-//! has free slots and the core allows; wait for a result (bounded by the next
-//! retry time and a short tick so Ctrl-C is noticed); feed it to the core.
+//! The loop: move due retries to ready; start tasks on the executor's workers
+//! while they have room and the core allows, one per worker per round so the
+//! work is spread evenly (each worker is a lane in the core: see "Dispatch
+//! policy" in `sched`); wait for a result (bounded by the next retry time and a
+//! short tick so Ctrl-C is noticed); feed it and every other result already
+//! there to the core.
 //! A task's inputs are resolved to blob digests when it starts: upstream
 //! outputs by name, external `file:` inputs by copying the file into the store
 //! once per run.
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::Executor;
+use super::{Completion, Executor};
 use super::message::{
     CommandOpts, DEFAULT_TASK_MEMORY, Limits, MsgInput, OutputBlob, PluginRef, TaskFailure, TaskMessage, TaskResult,
 };
@@ -144,10 +147,12 @@ impl<'a> RunState<'a> {
         }
     }
 
-    /// Notice Ctrl-C and due retries, then start up to `max` tasks, appending
-    /// their messages to `out`. Returns true when running tasks must now be
-    /// cancelled (interrupt or fail-fast), exactly once per run.
-    pub fn next_tasks(&mut self, max: usize, out: &mut Vec<TaskMessage>) -> bool {
+    /// Notice Ctrl-C and due retries, then start up to `max` tasks (on lane
+    /// `lane` of the core, if given), appending their messages to `out`.
+    /// Returns true when running tasks must now be cancelled (interrupt or
+    /// fail-fast), exactly once per run. [`RunState::scheduled`] tells how many
+    /// tasks the core started, including those that failed to start.
+    pub fn next_tasks(&mut self, lane: Option<usize>, max: usize, out: &mut Vec<TaskMessage>) -> bool {
         let now = self.run_start.elapsed();
         if !self.interrupted && self.opts.interrupt.load(Ordering::SeqCst) {
             self.interrupted = true;
@@ -156,7 +161,10 @@ impl<'a> RunState<'a> {
         }
         self.core.tick(now);
         self.starts.clear();
-        self.core.schedule(max, &mut self.starts);
+        match lane {
+            Some(l) => self.core.schedule_lane(l, max, &mut self.starts),
+            None => self.core.schedule(max, &mut self.starts),
+        }
         for i in 0..self.starts.len() {
             let t = self.starts[i];
             let attempt = self.core.attempt(t);
@@ -210,6 +218,17 @@ impl<'a> RunState<'a> {
         );
     }
 
+    /// A task queued on a worker that died before starting it: back to ready.
+    pub fn unstart(&mut self, t: TaskId) {
+        self.in_flight -= 1;
+        self.core.unstart(t);
+    }
+
+    /// How many tasks the last [`RunState::next_tasks`] call started.
+    pub fn scheduled(&self) -> usize {
+        self.starts.len()
+    }
+
     /// Nothing is running and nothing more can start.
     pub fn finished(&self) -> bool {
         self.core.is_done() && self.in_flight == 0
@@ -257,17 +276,30 @@ pub fn run_plan(
     run_start: Instant,
 ) -> RunOutcome {
     let mut st = RunState::new(plan, plugins, store, opts, observer, run_start);
-    let slots = exec.slots();
     let mut msgs = Vec::new();
     let mut last_tick = Instant::now();
     loop {
-        msgs.clear();
-        if st.next_tasks(slots.saturating_sub(st.in_flight()), &mut msgs) {
-            exec.cancel_all();
-        }
-        let started = !msgs.is_empty();
-        for m in msgs.drain(..) {
-            exec.submit(m);
+        let mut started = false;
+        // One task per worker per round, until no worker takes another.
+        loop {
+            let mut more = false;
+            for w in 0..exec.workers() {
+                if exec.room(w) == 0 {
+                    continue;
+                }
+                msgs.clear();
+                if st.next_tasks(Some(w), 1, &mut msgs) {
+                    exec.cancel_all();
+                }
+                more |= st.scheduled() > 0;
+                for m in msgs.drain(..) {
+                    exec.submit(w, m);
+                    started = true;
+                }
+            }
+            if !more {
+                break;
+            }
         }
         if st.finished() {
             break;
@@ -277,19 +309,26 @@ pub fn run_plan(
             std::thread::sleep(st.wait_hint());
             continue;
         }
-        let Some(res) = exec.recv(st.wait_hint()) else {
+        let Some(c) = exec.recv(st.wait_hint()) else {
             if last_tick.elapsed() >= Duration::from_millis(100) {
                 last_tick = Instant::now();
                 st.tick();
             }
             continue;
         };
-        st.complete(res);
-        while let Some(res) = exec.recv(Duration::ZERO) {
-            st.complete(res);
+        complete(&mut st, c);
+        while let Some(c) = exec.recv(Duration::ZERO) {
+            complete(&mut st, c);
         }
     }
     st.into_outcome()
+}
+
+fn complete(st: &mut RunState<'_>, c: Completion) {
+    match c {
+        Completion::Done(res) => st.complete(res),
+        Completion::Unstarted { task } => st.unstart(task),
+    }
 }
 
 /// Run every task of `plan` on `workers` threads that drive the scheduler
@@ -323,7 +362,7 @@ pub fn run_plan_threads(
                     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
                     loop {
                         msgs.clear();
-                        if st.next_tasks(1, &mut msgs) {
+                        if st.next_tasks(None, 1, &mut msgs) {
                             runtime.cancel_all();
                         }
                         if let Some(msg) = msgs.pop() {

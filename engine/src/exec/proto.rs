@@ -19,12 +19,15 @@ use serde::{Deserialize, Serialize};
 
 use super::message::{TaskMessage, TaskResult};
 
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Largest frame accepted (task messages are small: digests and params).
 pub const MAX_FRAME: usize = 64 << 20;
 
+// Enums are externally tagged (`{"run": {...}}`): an internally tagged enum
+// makes serde buffer the whole message before decoding it, which doubled the
+// cost of decoding a task message.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum ToWorker {
     Init(WorkerInit),
     Run(TaskMessage),
@@ -50,7 +53,7 @@ pub struct WorkerInit {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum FromWorker {
     Ready {
         protocol: u32,
@@ -79,16 +82,53 @@ pub enum FrameError {
 }
 
 pub fn write_frame<T: Serialize>(w: &mut dyn Write, msg: &T) -> Result<(), FrameError> {
-    let body = serde_json::to_vec(msg).map_err(|e| FrameError::Decode(e.to_string()))?;
-    if body.len() > MAX_FRAME {
-        return Err(FrameError::TooLarge(body.len()));
-    }
-    let mut buf = Vec::with_capacity(4 + body.len());
-    buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    buf.extend_from_slice(&body);
+    let mut buf = Vec::new();
+    encode_frame(&mut buf, msg)?;
     w.write_all(&buf)?;
     w.flush()?;
     Ok(())
+}
+
+/// Append one frame to `buf` (several frames can then go out in one write).
+pub fn encode_frame<T: Serialize>(buf: &mut Vec<u8>, msg: &T) -> Result<(), FrameError> {
+    let start = buf.len();
+    buf.extend_from_slice(&[0; 4]);
+    if let Err(e) = serde_json::to_writer(&mut *buf, msg) {
+        buf.truncate(start);
+        return Err(FrameError::Decode(e.to_string()));
+    }
+    let n = buf.len() - start - 4;
+    if n > MAX_FRAME {
+        buf.truncate(start);
+        return Err(FrameError::TooLarge(n));
+    }
+    buf[start..start + 4].copy_from_slice(&(n as u32).to_le_bytes());
+    Ok(())
+}
+
+/// Decode the first frame in `buf`, if it holds a whole one: the message and
+/// the bytes it took. `Ok(None)` means more bytes are needed; a length over
+/// [`MAX_FRAME`] is refused as soon as the 4 length bytes are in.
+pub fn decode_frame<T: DeserializeOwned>(buf: &[u8]) -> Result<Option<(T, usize)>, FrameError> {
+    let Some(len) = buf.get(..4) else { return Ok(None) };
+    let n = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    if n > MAX_FRAME {
+        return Err(FrameError::TooLarge(n));
+    }
+    let Some(body) = buf.get(4..4 + n) else { return Ok(None) };
+    let msg = serde_json::from_slice(body).map_err(|e| FrameError::Decode(e.to_string()))?;
+    Ok(Some((msg, 4 + n)))
+}
+
+/// The error for a pipe that ended with the undecoded bytes `buf` left over.
+pub fn truncated(buf: &[u8]) -> FrameError {
+    match buf.get(..4) {
+        None => FrameError::Truncated { got: buf.len(), want: 4 },
+        Some(len) => FrameError::Truncated {
+            got: buf.len() - 4,
+            want: u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize,
+        },
+    }
 }
 
 fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> Result<usize, io::Error> {
@@ -156,4 +196,30 @@ mod tests {
         assert!(e.to_string().starts_with("undecodable frame: "), "{e}");
         assert!(matches!(read_frame::<ToWorker>(&mut &b""[..]), Err(FrameError::Closed)));
     }
+
+    #[test]
+    fn frames_decode_from_a_buffer_one_at_a_time() {
+        let mut buf = Vec::new();
+        encode_frame(&mut buf, &ToWorker::Cancel).unwrap();
+        encode_frame(&mut buf, &ToWorker::Shutdown).unwrap();
+        let (a, used) = decode_frame::<ToWorker>(&buf).unwrap().unwrap();
+        assert!(matches!(a, ToWorker::Cancel));
+        let (b, used2) = decode_frame::<ToWorker>(&buf[used..]).unwrap().unwrap();
+        assert!(matches!(b, ToWorker::Shutdown));
+        assert_eq!(used + used2, buf.len());
+        // A partial frame waits for more bytes; at the end of the pipe it is truncated.
+        let part = &buf[..used - 1];
+        assert!(decode_frame::<ToWorker>(part).unwrap().is_none());
+        assert_eq!(
+            truncated(part).to_string(),
+            format!("pipe closed in the middle of a frame ({} of {} bytes)", used - 5, used - 4)
+        );
+        assert_eq!(truncated(&buf[..2]).to_string(), "pipe closed in the middle of a frame (2 of 4 bytes)");
+        let e = decode_frame::<ToWorker>(b"GET / HTTP/1.1").map(|_| ()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "frame of 542393671 bytes exceeds the limit of 67108864 bytes (garbage on the pipe?)"
+        );
+    }
 }
+
