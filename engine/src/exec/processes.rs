@@ -83,6 +83,8 @@ pub struct ProcessesExecutor {
     done: VecDeque<Completion>,
     /// Running mean of recent task durations (µs); `None` before the first.
     mean_us: Option<f64>,
+    /// Where pipe reads land.
+    buf: Box<[u8]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,7 +97,7 @@ pub enum SpawnError {
 
 impl ProcessesExecutor {
     pub fn new(cfg: ProcessesConfig) -> Result<Self, SpawnError> {
-        let mut ex = ProcessesExecutor { cfg, workers: Vec::new(), done: VecDeque::new(), mean_us: None };
+        let mut ex = ProcessesExecutor { cfg, workers: Vec::new(), done: VecDeque::new(), mean_us: None, buf: vec![0; 64 << 10].into() };
         for i in 0..ex.cfg.workers.max(1) {
             let w = ex.spawn(i)?;
             ex.workers.push(w);
@@ -203,14 +205,14 @@ impl ProcessesExecutor {
         if n <= 0 {
             return; // timeout, or EINTR: the caller looks again
         }
-        let mut buf = [0u8; 64 * 1024];
         for (k, fd) in fds.iter().enumerate() {
             if fd.revents == 0 {
                 continue;
             }
             let i = who[k];
             let w = &mut self.workers[i];
-            match w.stdout.read(&mut buf) {
+            let buf = &mut self.buf;
+            match w.stdout.read(buf) {
                 Ok(0) => {
                     let why = if w.input.is_empty() { "pipe closed".to_string() } else { truncated(&w.input).to_string() };
                     events.push((i, Event::Gone(why)));

@@ -157,9 +157,13 @@ struct TaskQueue {
 impl TaskQueue {
     fn push(&self, msg: TaskMessage) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = st.0.is_empty();
         st.0.push_back(msg);
         drop(st);
-        self.ready.notify_one();
+        // The task thread only waits on an empty queue (checked under the lock).
+        if was_empty {
+            self.ready.notify_one();
+        }
     }
 
     /// Stop once the queue is empty.
