@@ -179,7 +179,7 @@ pub fn read_frame<T: DeserializeOwned>(r: &mut dyn Read) -> Result<T, FrameError
 fn decode_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
     let (msg, rest) = postcard::take_from_bytes(body).map_err(|e| FrameError::Decode(e.to_string()))?;
     if !rest.is_empty() {
-        return Err(FrameError::Decode(format!("{} bytes after the message", rest.len())));
+        return Err(FrameError::Decode(format!("trailing bytes after the message: {}", rest.len())));
     }
     Ok(msg)
 }
@@ -195,7 +195,11 @@ mod tests {
         let back: ToWorker = read_frame(&mut &buf[..]).unwrap();
         assert!(matches!(back, ToWorker::Cancel));
 
-        let e = read_frame::<ToWorker>(&mut &buf[..buf.len() - 2]).unwrap_err();
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &FromWorker::Fatal { message: "cannot open the store".into() }).unwrap();
+        let back: FromWorker = read_frame(&mut &buf[..]).unwrap();
+        assert!(matches!(back, FromWorker::Fatal { message } if message == "cannot open the store"));
+        let e = read_frame::<FromWorker>(&mut &buf[..buf.len() - 2]).unwrap_err();
         assert_eq!(
             e.to_string(),
             format!("pipe closed in the middle of a frame ({} of {} bytes)", buf.len() - 6, buf.len() - 4)
@@ -221,18 +225,29 @@ mod tests {
         let mut buf = Vec::new();
         encode_frame(&mut buf, &ToWorker::Cancel).unwrap();
         encode_frame(&mut buf, &ToWorker::Shutdown).unwrap();
+        encode_frame(&mut buf, &FromWorker::Fatal { message: "x".repeat(20) }).unwrap();
         let (a, used) = decode_frame::<ToWorker>(&buf).unwrap().unwrap();
         assert!(matches!(a, ToWorker::Cancel));
         let (b, used2) = decode_frame::<ToWorker>(&buf[used..]).unwrap().unwrap();
         assert!(matches!(b, ToWorker::Shutdown));
-        assert_eq!(used + used2, buf.len());
+        let rest = &buf[used + used2..];
+        let (c, used3) = decode_frame::<FromWorker>(rest).unwrap().unwrap();
+        assert!(matches!(c, FromWorker::Fatal { .. }));
+        assert_eq!(used3, rest.len());
         // A partial frame waits for more bytes; at the end of the pipe it is truncated.
-        let part = &buf[..used - 1];
-        assert!(decode_frame::<ToWorker>(part).unwrap().is_none());
+        let part = &rest[..used3 - 1];
+        assert!(decode_frame::<FromWorker>(part).unwrap().is_none());
         assert_eq!(
             truncated(part).to_string(),
-            format!("pipe closed in the middle of a frame ({} of {} bytes)", used - 5, used - 4)
+            format!("pipe closed in the middle of a frame ({} of {} bytes)", used3 - 5, used3 - 4)
         );
+        // A frame must hold exactly one message.
+        let mut extra = Vec::new();
+        encode_frame(&mut extra, &ToWorker::Cancel).unwrap();
+        extra[0] += 1;
+        extra.push(0);
+        let e = decode_frame::<ToWorker>(&extra).map(|_| ()).unwrap_err();
+        assert_eq!(e.to_string(), "undecodable frame: trailing bytes after the message: 1");
         assert_eq!(truncated(&buf[..2]).to_string(), "pipe closed in the middle of a frame (2 of 4 bytes)");
         let e = decode_frame::<ToWorker>(b"GET / HTTP/1.1").map(|_| ()).unwrap_err();
         assert_eq!(
