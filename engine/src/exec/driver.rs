@@ -352,8 +352,11 @@ pub fn run_plan_threads(
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     std::thread::scope(|scope| -> std::io::Result<()> {
         let mut handles = Vec::new();
+        // Each worker says when it is done, so the run ends without waiting
+        // for the calling thread's next tick.
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<()>();
         for w in 0..workers.max(1) {
-            let (state, wake) = (&state, &wake);
+            let (state, wake, done_tx) = (&state, &wake, done_tx.clone());
             let h = std::thread::Builder::new()
                 .name(format!("engine-worker-{w}"))
                 .stack_size(super::threads::WORKER_STACK)
@@ -376,6 +379,7 @@ pub fn run_plan_threads(
                         }
                         if st.finished() {
                             wake.notify_all();
+                            let _ = done_tx.send(());
                             return;
                         }
                         let hint = st.wait_hint();
@@ -386,8 +390,11 @@ pub fn run_plan_threads(
         }
         // The calling thread only keeps the progress display ticking and
         // notices Ctrl-C while the workers run.
-        while !handles.iter().all(|h| h.is_finished()) {
-            std::thread::sleep(Duration::from_millis(50));
+        let mut done = 0;
+        while done < handles.len() && !handles.iter().all(|h| h.is_finished()) {
+            if done_rx.recv_timeout(Duration::from_millis(50)).is_ok() {
+                done += 1;
+            }
             {
                 let mut st = lock();
                 st.tick();
