@@ -157,7 +157,7 @@ impl<'a> RunState<'a> {
         if !self.interrupted && self.opts.interrupt.load(Ordering::SeqCst) {
             self.interrupted = true;
             self.core.stop();
-            self.observer.event(Event::Interrupted, &self.core.counts());
+            self.observer.event(Event::Interrupted, &shown(&self.core));
         }
         self.core.tick(now);
         self.starts.clear();
@@ -179,7 +179,7 @@ impl<'a> RunState<'a> {
                 &self.opts.limits,
             ) {
                 Ok(msg) => {
-                    self.observer.event(Event::Started { task: t, attempt }, &self.core.counts());
+                    self.observer.event(Event::Started { task: t, attempt }, &shown(&self.core));
                     out.push(msg);
                     self.in_flight += 1;
                 }
@@ -190,7 +190,7 @@ impl<'a> RunState<'a> {
                     rec.attempts = attempt;
                     self.observer.event(
                         Event::Failed { task: t, attempt, failure: &failure, decision, log_tail: "" },
-                        &self.core.counts(),
+                        &shown(&self.core),
                     );
                     rec.failure = Some(failure);
                 }
@@ -248,7 +248,7 @@ impl<'a> RunState<'a> {
     }
 
     pub fn tick(&mut self) {
-        self.observer.event(Event::Tick, &self.core.counts());
+        self.observer.event(Event::Tick, &shown(&self.core));
     }
 
     pub fn into_outcome(self) -> RunOutcome {
@@ -451,12 +451,12 @@ fn handle_result(
             rec.outputs = outputs;
             rec.failure = None;
             core.on_success(t);
-            observer.event(Event::Succeeded { task: t }, &core.counts());
+            observer.event(Event::Succeeded { task: t }, &shown(core));
         }
         Err(TaskFailure::Cancelled) => {
             rec.failure = Some(TaskFailure::Cancelled);
             core.on_cancelled(t);
-            observer.event(Event::Cancelled { task: t }, &core.counts());
+            observer.event(Event::Cancelled { task: t }, &shown(core));
         }
         Err(failure) => {
             let now = run_start.elapsed();
@@ -469,11 +469,20 @@ fn handle_result(
             let tail = log_tail(&res.log, LOG_TAIL_LINES);
             observer.event(
                 Event::Failed { task: t, attempt: res.attempt, failure: &failure, decision, log_tail: &tail },
-                &core.counts(),
+                &shown(core),
             );
             rec.failure = Some(failure);
         }
     }
+}
+
+/// The counts an observer is shown: tasks waiting in a worker's queue are
+/// started for the core but not running yet, so they are not counted as
+/// running.
+fn shown(core: &Core) -> Counts {
+    let mut c = core.counts();
+    c.running -= core.queued();
+    c
 }
 
 /// The last `n` lines of a log, lossily decoded.

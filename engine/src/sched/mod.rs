@@ -293,6 +293,12 @@ impl Core {
         self.counts
     }
 
+    /// Started tasks that wait in a lane behind another one (counted as
+    /// running, but not running yet).
+    pub fn queued(&self) -> u32 {
+        self.lanes.iter().map(|l| l.tasks.len().saturating_sub(1) as u32).sum()
+    }
+
     /// Resources not taken by running tasks.
     pub fn free(&self) -> &Resources {
         &self.free

@@ -346,6 +346,7 @@ fn a_lane_holds_the_largest_of_its_queued_requests_not_their_sum() {
     // `wide` has the same bottom level; ids break the tie, so it comes last.
     assert_eq!(start_lane(&mut core, &p, 0, 4), ["a", "b", "c", "d"]);
     assert_eq!(core.free(), &cpu(1));
+    assert_eq!((core.counts().running, core.queued()), (4, 3));
     assert_eq!(start_lane(&mut core, &p, 1, 4), ["e"]);
     assert_eq!(core.free(), &cpu(0));
     for t in ["a", "b", "c", "d"] {
