@@ -147,7 +147,10 @@ resources = { cpu = 1, memory = "1GiB" }
     for x in ev.iter().filter(|e| e["ph"] == "X") {
         let tid = &x["tid"];
         let lane = format!("worker {tid}");
-        assert!(ev.iter().any(|e| e["ph"] == "M" && e["tid"] == *tid && e["args"]["name"] == lane), "no lane for {tid}");
+        assert!(
+            ev.iter().any(|e| e["ph"] == "M" && e["tid"] == *tid && e["args"]["name"] == lane),
+            "no lane for {tid}"
+        );
     }
 }
 

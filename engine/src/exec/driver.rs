@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Completion, Executor};
 use super::message::{
     CommandOpts, DEFAULT_TASK_MEMORY, Limits, MsgInput, OutputBlob, PluginRef, TaskFailure, TaskMessage, TaskResult,
 };
+use super::{Completion, Executor};
 use crate::plan::{Plan, Source, TaskId};
 use crate::sched::{Core, CoreOptions, Counts, FailureClass, FailureDecision, TaskState};
 use crate::store::{BlobRef, BlobStore, Digest};

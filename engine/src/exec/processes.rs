@@ -97,7 +97,13 @@ pub enum SpawnError {
 
 impl ProcessesExecutor {
     pub fn new(cfg: ProcessesConfig) -> Result<Self, SpawnError> {
-        let mut ex = ProcessesExecutor { cfg, workers: Vec::new(), done: VecDeque::new(), mean_us: None, buf: vec![0; 64 << 10].into() };
+        let mut ex = ProcessesExecutor {
+            cfg,
+            workers: Vec::new(),
+            done: VecDeque::new(),
+            mean_us: None,
+            buf: vec![0; 64 << 10].into(),
+        };
         for i in 0..ex.cfg.workers.max(1) {
             let w = ex.spawn(i)?;
             ex.workers.push(w);
@@ -116,9 +122,7 @@ impl ProcessesExecutor {
             ex.poll(left, &mut events);
             for (i, ev) in events.drain(..) {
                 match ev {
-                    Event::Frame(FromWorker::Ready { protocol, .. }) if protocol == PROTOCOL_VERSION => {
-                        ready[i] = true
-                    }
+                    Event::Frame(FromWorker::Ready { protocol, .. }) if protocol == PROTOCOL_VERSION => ready[i] = true,
                     Event::Frame(FromWorker::Ready { protocol, .. }) => {
                         return Err(SpawnError::Start {
                             worker: i,
@@ -165,15 +169,7 @@ impl ProcessesExecutor {
         });
         let mut out = Vec::new();
         encode_frame(&mut out, &init).map_err(|e| SpawnError::Start { worker: index, message: e.to_string() })?;
-        Ok(Worker {
-            child,
-            stdin,
-            stdout,
-            out,
-            input: Vec::new(),
-            queue: VecDeque::new(),
-            dead: false,
-        })
+        Ok(Worker { child, stdin, stdout, out, input: Vec::new(), queue: VecDeque::new(), dead: false })
     }
 
     /// Write every worker's pending frames. A write error means the worker
@@ -214,7 +210,8 @@ impl ProcessesExecutor {
             let buf = &mut self.buf;
             match w.stdout.read(buf) {
                 Ok(0) => {
-                    let why = if w.input.is_empty() { "pipe closed".to_string() } else { truncated(&w.input).to_string() };
+                    let why =
+                        if w.input.is_empty() { "pipe closed".to_string() } else { truncated(&w.input).to_string() };
                     events.push((i, Event::Gone(why)));
                 }
                 Ok(got) => {
@@ -254,7 +251,8 @@ impl ProcessesExecutor {
                 Event::Frame(FromWorker::Result(mut res)) => {
                     let w = &mut self.workers[i];
                     if w.queue.front() != Some(&(res.task, res.attempt)) {
-                        let msg = format!("sent a result for task {} attempt {} it was not running", res.task, res.attempt);
+                        let msg =
+                            format!("sent a result for task {} attempt {} it was not running", res.task, res.attempt);
                         self.replace(i, &msg);
                         replaced[i] = true;
                         continue;

@@ -7,8 +7,8 @@
 //! On Linux a worker drops what it does not need before running any task
 //! (see [`harden`]): core dumps, extra file descriptors and new privileges.
 
-use std::io::{BufReader, BufWriter, Write};
 use std::collections::VecDeque;
+use std::io::{BufReader, BufWriter, Write};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
