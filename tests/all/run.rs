@@ -147,7 +147,10 @@ resources = { cpu = 1, memory = "1GiB" }
     for x in ev.iter().filter(|e| e["ph"] == "X") {
         let tid = &x["tid"];
         let lane = format!("worker {tid}");
-        assert!(ev.iter().any(|e| e["ph"] == "M" && e["tid"] == *tid && e["args"]["name"] == lane), "no lane for {tid}");
+        assert!(
+            ev.iter().any(|e| e["ph"] == "M" && e["tid"] == *tid && e["args"]["name"] == lane),
+            "no lane for {tid}"
+        );
     }
 }
 
@@ -386,6 +389,86 @@ params = { ms = 20 }
     let msg = crash["error"]["message"].as_str().unwrap();
     assert!(msg.starts_with("worker lost: worker ") && msg.ends_with("was killed by signal 6 (SIGABRT)"), "{msg}");
     assert_eq!(r["counts"]["succeeded"], 4);
+}
+
+#[test]
+fn a_crashing_task_queued_among_short_ones_charges_only_itself() {
+    // Short tasks are queued several deep per worker; `crash` (priority 1,
+    // after fine[0]) lands in a queue with tasks behind it. Each crash charges
+    // `crash` one attempt; the tasks queued behind it start again elsewhere
+    // without being charged one.
+    let dir = pipeline(
+        r#"[tasks.fine]
+plugin = "sleep_ms"
+foreach = { i = { range = [0, 300] } }
+params = { ms = 0 }
+
+[tasks.crash]
+plugin = "sleep_ms"
+priority = 1
+inputs = { x = "fine[0]" }
+params = { ms = 0 }
+"#,
+    );
+    let o = engine()
+        .env("ENGINE_TEST_WORKER_ABORT_ON", "crash")
+        .arg("run")
+        .arg(dir.path().join("pipeline.toml"))
+        .args(["--executor", "processes", "--workers", "2"])
+        .args(["--report", dir.path().join("report.json").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let r = report(dir.path());
+    let crash = task(&r, "crash");
+    assert_eq!(crash["state"], "failed");
+    assert_eq!(crash["attempts"], 3);
+    assert_eq!(crash["error"]["kind"], "worker_lost");
+    assert_eq!(r["counts"]["succeeded"], 300);
+    for i in 0..300 {
+        let t = task(&r, &format!("fine[{i}]"));
+        assert_eq!((&t["state"], &t["attempts"]), (&Value::from("succeeded"), &Value::from(1)), "fine[{i}]");
+    }
+}
+
+#[test]
+fn killing_workers_under_short_tasks_charges_only_the_running_tasks() {
+    let n = 20_000;
+    let dir = pipeline(&format!(
+        r#"[tasks.s]
+plugin = "sleep_ms"
+foreach = {{ i = {{ range = [0, {n}] }} }}
+params = {{ ms = 0 }}
+"#
+    ));
+    let mut child = engine()
+        .arg("run")
+        .arg(dir.path().join("pipeline.toml"))
+        .args(["--executor", "processes", "--workers", "2", "--quiet"])
+        .args(["--report", dir.path().join("report.json").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut kills = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Wait for the workers to start running tasks, then kill one every 20ms.
+    while kills < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(if kills == 0 { 300 } else { 20 }));
+        let workers = children_of(child.id());
+        if let Some(&pid) = workers.get(kills % workers.len().max(1)) {
+            // SAFETY: killing a worker process we own.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            kills += 1;
+        }
+    }
+    assert_eq!(kills, 3);
+    let status = child.wait().unwrap();
+    let r = report(dir.path());
+    assert!(status.success(), "{}", r["counts"]);
+    assert_eq!(r["counts"]["succeeded"], n);
+    let charged: u64 = r["tasks"].as_array().unwrap().iter().map(|t| t["attempts"].as_u64().unwrap() - 1).sum();
+    assert!(charged <= kills as u64, "{charged} extra attempts for {kills} killed workers");
 }
 
 #[test]

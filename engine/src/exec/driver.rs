@@ -2,9 +2,12 @@
 //! observer (progress display), and records what happened for the report and
 //! the trace.
 //!
-//! The loop: move due retries to ready; start as many tasks as the executor
-//! has free slots and the core allows; wait for a result (bounded by the next
-//! retry time and a short tick so Ctrl-C is noticed); feed it to the core.
+//! The loop: move due retries to ready; start tasks on the executor's workers
+//! while they have room and the core allows, one per worker per round so the
+//! work is spread evenly (each worker is a lane in the core: see "Dispatch
+//! policy" in `sched`); wait for a result (bounded by the next retry time and a
+//! short tick so Ctrl-C is noticed); feed it and every other result already
+//! there to the core.
 //! A task's inputs are resolved to blob digests when it starts: upstream
 //! outputs by name, external `file:` inputs by copying the file into the store
 //! once per run.
@@ -19,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::Executor;
 use super::message::{
     CommandOpts, DEFAULT_TASK_MEMORY, Limits, MsgInput, OutputBlob, PluginRef, TaskFailure, TaskMessage, TaskResult,
 };
+use super::{Completion, Executor};
 use crate::plan::{Plan, Source, TaskId};
 use crate::sched::{Core, CoreOptions, Counts, FailureClass, FailureDecision, TaskState};
 use crate::store::{BlobRef, BlobStore, Digest};
@@ -144,19 +147,24 @@ impl<'a> RunState<'a> {
         }
     }
 
-    /// Notice Ctrl-C and due retries, then start up to `max` tasks, appending
-    /// their messages to `out`. Returns true when running tasks must now be
-    /// cancelled (interrupt or fail-fast), exactly once per run.
-    pub fn next_tasks(&mut self, max: usize, out: &mut Vec<TaskMessage>) -> bool {
+    /// Notice Ctrl-C and due retries, then start up to `max` tasks (on lane
+    /// `lane` of the core, if given), appending their messages to `out`.
+    /// Returns true when running tasks must now be cancelled (interrupt or
+    /// fail-fast), exactly once per run. [`RunState::scheduled`] tells how many
+    /// tasks the core started, including those that failed to start.
+    pub fn next_tasks(&mut self, lane: Option<usize>, max: usize, out: &mut Vec<TaskMessage>) -> bool {
         let now = self.run_start.elapsed();
         if !self.interrupted && self.opts.interrupt.load(Ordering::SeqCst) {
             self.interrupted = true;
             self.core.stop();
-            self.observer.event(Event::Interrupted, &self.core.counts());
+            self.observer.event(Event::Interrupted, &shown(&self.core));
         }
         self.core.tick(now);
         self.starts.clear();
-        self.core.schedule(max, &mut self.starts);
+        match lane {
+            Some(l) => self.core.schedule_lane(l, max, &mut self.starts),
+            None => self.core.schedule(max, &mut self.starts),
+        }
         for i in 0..self.starts.len() {
             let t = self.starts[i];
             let attempt = self.core.attempt(t);
@@ -171,7 +179,7 @@ impl<'a> RunState<'a> {
                 &self.opts.limits,
             ) {
                 Ok(msg) => {
-                    self.observer.event(Event::Started { task: t, attempt }, &self.core.counts());
+                    self.observer.event(Event::Started { task: t, attempt }, &shown(&self.core));
                     out.push(msg);
                     self.in_flight += 1;
                 }
@@ -182,7 +190,7 @@ impl<'a> RunState<'a> {
                     rec.attempts = attempt;
                     self.observer.event(
                         Event::Failed { task: t, attempt, failure: &failure, decision, log_tail: "" },
-                        &self.core.counts(),
+                        &shown(&self.core),
                     );
                     rec.failure = Some(failure);
                 }
@@ -210,6 +218,17 @@ impl<'a> RunState<'a> {
         );
     }
 
+    /// A task queued on a worker that died before starting it: back to ready.
+    pub fn unstart(&mut self, t: TaskId) {
+        self.in_flight -= 1;
+        self.core.unstart(t);
+    }
+
+    /// How many tasks the last [`RunState::next_tasks`] call started.
+    pub fn scheduled(&self) -> usize {
+        self.starts.len()
+    }
+
     /// Nothing is running and nothing more can start.
     pub fn finished(&self) -> bool {
         self.core.is_done() && self.in_flight == 0
@@ -229,7 +248,7 @@ impl<'a> RunState<'a> {
     }
 
     pub fn tick(&mut self) {
-        self.observer.event(Event::Tick, &self.core.counts());
+        self.observer.event(Event::Tick, &shown(&self.core));
     }
 
     pub fn into_outcome(self) -> RunOutcome {
@@ -257,17 +276,30 @@ pub fn run_plan(
     run_start: Instant,
 ) -> RunOutcome {
     let mut st = RunState::new(plan, plugins, store, opts, observer, run_start);
-    let slots = exec.slots();
     let mut msgs = Vec::new();
     let mut last_tick = Instant::now();
     loop {
-        msgs.clear();
-        if st.next_tasks(slots.saturating_sub(st.in_flight()), &mut msgs) {
-            exec.cancel_all();
-        }
-        let started = !msgs.is_empty();
-        for m in msgs.drain(..) {
-            exec.submit(m);
+        let mut started = false;
+        // One task per worker per round, until no worker takes another.
+        loop {
+            let mut more = false;
+            for w in 0..exec.workers() {
+                if exec.room(w) == 0 {
+                    continue;
+                }
+                msgs.clear();
+                if st.next_tasks(Some(w), 1, &mut msgs) {
+                    exec.cancel_all();
+                }
+                more |= st.scheduled() > 0;
+                for m in msgs.drain(..) {
+                    exec.submit(w, m);
+                    started = true;
+                }
+            }
+            if !more {
+                break;
+            }
         }
         if st.finished() {
             break;
@@ -277,19 +309,26 @@ pub fn run_plan(
             std::thread::sleep(st.wait_hint());
             continue;
         }
-        let Some(res) = exec.recv(st.wait_hint()) else {
+        let Some(c) = exec.recv(st.wait_hint()) else {
             if last_tick.elapsed() >= Duration::from_millis(100) {
                 last_tick = Instant::now();
                 st.tick();
             }
             continue;
         };
-        st.complete(res);
-        while let Some(res) = exec.recv(Duration::ZERO) {
-            st.complete(res);
+        complete(&mut st, c);
+        while let Some(c) = exec.recv(Duration::ZERO) {
+            complete(&mut st, c);
         }
     }
     st.into_outcome()
+}
+
+fn complete(st: &mut RunState<'_>, c: Completion) {
+    match c {
+        Completion::Done(res) => st.complete(res),
+        Completion::Unstarted { task } => st.unstart(task),
+    }
 }
 
 /// Run every task of `plan` on `workers` threads that drive the scheduler
@@ -313,8 +352,11 @@ pub fn run_plan_threads(
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     std::thread::scope(|scope| -> std::io::Result<()> {
         let mut handles = Vec::new();
+        // Each worker says when it is done, so the run ends without waiting
+        // for the calling thread's next tick.
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<()>();
         for w in 0..workers.max(1) {
-            let (state, wake) = (&state, &wake);
+            let (state, wake, done_tx) = (&state, &wake, done_tx.clone());
             let h = std::thread::Builder::new()
                 .name(format!("engine-worker-{w}"))
                 .stack_size(super::threads::WORKER_STACK)
@@ -323,7 +365,7 @@ pub fn run_plan_threads(
                     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
                     loop {
                         msgs.clear();
-                        if st.next_tasks(1, &mut msgs) {
+                        if st.next_tasks(None, 1, &mut msgs) {
                             runtime.cancel_all();
                         }
                         if let Some(msg) = msgs.pop() {
@@ -337,6 +379,7 @@ pub fn run_plan_threads(
                         }
                         if st.finished() {
                             wake.notify_all();
+                            let _ = done_tx.send(());
                             return;
                         }
                         let hint = st.wait_hint();
@@ -347,8 +390,11 @@ pub fn run_plan_threads(
         }
         // The calling thread only keeps the progress display ticking and
         // notices Ctrl-C while the workers run.
-        while !handles.iter().all(|h| h.is_finished()) {
-            std::thread::sleep(Duration::from_millis(50));
+        let mut done = 0;
+        while done < handles.len() && !handles.iter().all(|h| h.is_finished()) {
+            if done_rx.recv_timeout(Duration::from_millis(50)).is_ok() {
+                done += 1;
+            }
             {
                 let mut st = lock();
                 st.tick();
@@ -405,12 +451,12 @@ fn handle_result(
             rec.outputs = outputs;
             rec.failure = None;
             core.on_success(t);
-            observer.event(Event::Succeeded { task: t }, &core.counts());
+            observer.event(Event::Succeeded { task: t }, &shown(core));
         }
         Err(TaskFailure::Cancelled) => {
             rec.failure = Some(TaskFailure::Cancelled);
             core.on_cancelled(t);
-            observer.event(Event::Cancelled { task: t }, &core.counts());
+            observer.event(Event::Cancelled { task: t }, &shown(core));
         }
         Err(failure) => {
             let now = run_start.elapsed();
@@ -423,11 +469,20 @@ fn handle_result(
             let tail = log_tail(&res.log, LOG_TAIL_LINES);
             observer.event(
                 Event::Failed { task: t, attempt: res.attempt, failure: &failure, decision, log_tail: &tail },
-                &core.counts(),
+                &shown(core),
             );
             rec.failure = Some(failure);
         }
     }
+}
+
+/// The counts an observer is shown: tasks waiting in a worker's queue are
+/// started for the core but not running yet, so they are not counted as
+/// running.
+fn shown(core: &Core) -> Counts {
+    let mut c = core.counts();
+    c.running -= core.queued();
+    c
 }
 
 /// The last `n` lines of a log, lossily decoded.

@@ -123,8 +123,10 @@ pub struct TaskMetrics {
 
 /// Why an attempt failed. Every kind is distinct so that retries and reports
 /// can match on it exhaustively.
+// Externally tagged (serde's default) so that binary formats, which cannot
+// look ahead for a tag, can carry it (the processes executor's frames).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum TaskFailure {
     /// The task reported an error (SDK `error` call, or a non-success exit code).
     #[error("task error: {message}")]

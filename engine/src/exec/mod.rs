@@ -21,13 +21,33 @@ use std::time::Duration;
 
 use message::{TaskMessage, TaskResult};
 
+use crate::plan::TaskId;
+
+/// A pool of workers that each run the tasks given to them one at a time, in
+/// the order given. The driver starts tasks on a worker's lane in the
+/// scheduler core (see "Dispatch policy" in `sched`), so a worker may hold a
+/// few queued tasks without the resource ledger counting them twice.
 pub trait Executor {
-    /// The most tasks this executor runs at once.
-    fn slots(&self) -> usize;
-    /// Start a task. The result comes back through [`Executor::recv`].
-    fn submit(&mut self, msg: TaskMessage);
-    /// Wait up to `timeout` for the next result. `None` on timeout.
-    fn recv(&mut self, timeout: Duration) -> Option<TaskResult>;
-    /// Interrupt every running task (they report `TaskFailure::Cancelled`).
+    /// How many workers.
+    fn workers(&self) -> usize;
+    /// How many more tasks worker `w` takes now.
+    fn room(&self, w: usize) -> usize;
+    /// Queue a task on worker `w`. What became of it comes back through
+    /// [`Executor::recv`].
+    fn submit(&mut self, w: usize, msg: TaskMessage);
+    /// Wait up to `timeout` for the next completion. `None` on timeout.
+    fn recv(&mut self, timeout: Duration) -> Option<Completion>;
+    /// Interrupt every running task (they report `TaskFailure::Cancelled`),
+    /// and cancel the queued ones.
     fn cancel_all(&mut self);
+}
+
+/// What became of a submitted task.
+#[derive(Debug)]
+pub enum Completion {
+    /// It ran: the outcome of the attempt.
+    Done(TaskResult),
+    /// It never started: its worker died while it was queued behind another
+    /// task. It goes back to ready without counting as an attempt.
+    Unstarted { task: TaskId },
 }

@@ -3,21 +3,44 @@
 //! [`super::proto`]. Each worker has its own wasmtime engine and shares the
 //! on-disk compiled-module cache and the blob store with the parent.
 //!
+//! # Keeping workers busy
+//!
+//! A worker runs the tasks sent to it one at a time, in order. While recent
+//! tasks are short (their mean under [`SHORT_TASK`]), each worker is sent up to
+//! [`QUEUE_DEPTH`] tasks, so it starts the next one as soon as it finishes one
+//! instead of idling for a round trip on the pipe and the parent's scheduling;
+//! with longer tasks a round trip does not matter and one task at a time keeps
+//! the load even. The resource ledger counts queued tasks through the core's
+//! lanes (see "Dispatch policy" in `sched`). The parent reads every worker's
+//! pipe from one thread with `poll(2)`, so a result costs no thread hand-off,
+//! and frames for a worker are written together in one `write`.
+//!
+//! # Crashes
+//!
 //! A worker that dies (SIGKILL, abort, out of memory) or speaks garbage is
-//! replaced by a fresh one, and its task comes back as
-//! `TaskFailure::WorkerLost`; the scheduler core retries it on another worker
-//! until the same task has taken down `MAX_WORKER_LOST` workers in a row.
+//! replaced by a fresh one. A worker writes each result before it starts its
+//! next task, so once its pipe is drained the first task still unanswered is
+//! the one it was running: that task comes back as `TaskFailure::WorkerLost`
+//! (the scheduler core retries it on another worker until the same task has
+//! taken down `MAX_WORKER_LOST` workers in a row), and the tasks queued behind
+//! it come back as [`Completion::Unstarted`], which is not an attempt.
 
-use std::io::{BufReader, BufWriter};
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, Sender, unbounded};
-
-use super::Executor;
 use super::message::{TaskFailure, TaskMessage, TaskMetrics, TaskResult};
-use super::proto::{FromWorker, PROTOCOL_VERSION, ToWorker, WorkerInit, read_frame, write_frame};
+use super::proto::{FromWorker, PROTOCOL_VERSION, ToWorker, WorkerInit, decode_frame, encode_frame, truncated};
+use super::{Completion, Executor};
+use crate::plan::TaskId;
+
+/// Most tasks sent to one worker at once, while tasks are short.
+pub const QUEUE_DEPTH: usize = 4;
+/// Tasks whose recent mean duration is under this are queued [`QUEUE_DEPTH`] deep.
+pub const SHORT_TASK: Duration = Duration::from_millis(1);
 
 pub struct ProcessesConfig {
     pub workers: usize,
@@ -31,6 +54,7 @@ pub struct ProcessesConfig {
     pub harden: bool,
 }
 
+/// Something a worker said, or its end.
 enum Event {
     Frame(FromWorker),
     /// The worker's stdout ended or carried garbage.
@@ -39,19 +63,28 @@ enum Event {
 
 struct Worker {
     child: Child,
-    stdin: BufWriter<ChildStdin>,
-    /// The task it is running, if any.
-    busy: Option<(u32, u32)>,
-    /// Bumped on every respawn so stale events from a dead process are ignored.
-    generation: u64,
+    stdin: ChildStdin,
+    stdout: ChildStdout,
+    /// Frames not yet written to `stdin` (written together before waiting).
+    out: Vec<u8>,
+    /// Bytes read from `stdout` that do not make a whole frame yet.
+    input: Vec<u8>,
+    /// Tasks sent and not answered, in order (task, attempt): the first one is
+    /// running or about to, the others wait behind it.
+    queue: VecDeque<(TaskId, u32)>,
+    /// No process: it could not be replaced.
+    dead: bool,
 }
 
 pub struct ProcessesExecutor {
     cfg: ProcessesConfig,
     workers: Vec<Worker>,
-    tx: Sender<(usize, u64, Event)>,
-    rx: Receiver<(usize, u64, Event)>,
-    next_generation: u64,
+    /// Completions decoded but not yet handed out.
+    done: VecDeque<Completion>,
+    /// Running mean of recent task durations (µs); `None` before the first.
+    mean_us: Option<f64>,
+    /// Where pipe reads land.
+    buf: Box<[u8]>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,36 +97,47 @@ pub enum SpawnError {
 
 impl ProcessesExecutor {
     pub fn new(cfg: ProcessesConfig) -> Result<Self, SpawnError> {
-        let (tx, rx) = unbounded();
-        let mut ex = ProcessesExecutor { cfg, workers: Vec::new(), tx, rx, next_generation: 0 };
+        let mut ex = ProcessesExecutor {
+            cfg,
+            workers: Vec::new(),
+            done: VecDeque::new(),
+            mean_us: None,
+            buf: vec![0; 64 << 10].into(),
+        };
         for i in 0..ex.cfg.workers.max(1) {
             let w = ex.spawn(i)?;
             ex.workers.push(w);
         }
+        ex.flush_all();
         // Wait for every worker's handshake so start-up errors surface here.
-        let mut ready = 0;
-        while ready < ex.workers.len() {
-            match ex.rx.recv_timeout(Duration::from_secs(120)) {
-                Ok((_, _, Event::Frame(FromWorker::Ready { protocol, .. }))) if protocol == PROTOCOL_VERSION => {
-                    ready += 1
-                }
-                Ok((i, _, Event::Frame(FromWorker::Ready { protocol, .. }))) => {
-                    return Err(SpawnError::Start {
-                        worker: i,
-                        message: format!("speaks protocol {protocol}, expected {PROTOCOL_VERSION}"),
-                    });
-                }
-                Ok((i, _, Event::Frame(FromWorker::Fatal { message }))) => {
-                    return Err(SpawnError::Start { worker: i, message });
-                }
-                Ok((i, _, Event::Gone(message))) => {
-                    return Err(SpawnError::Start { worker: i, message });
-                }
-                Ok((i, _, Event::Frame(FromWorker::Result(_)))) => {
-                    return Err(SpawnError::Start { worker: i, message: "sent a result before its handshake".into() });
-                }
-                Err(_) => {
-                    return Err(SpawnError::Start { worker: 0, message: "no handshake within 120 s".into() });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut ready = vec![false; ex.workers.len()];
+        let mut events = Vec::new();
+        while !ready.iter().all(|&r| r) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let worker = ready.iter().position(|&r| !r).unwrap_or(0);
+                return Err(SpawnError::Start { worker, message: "no handshake within 120 s".into() });
+            }
+            ex.poll(left, &mut events);
+            for (i, ev) in events.drain(..) {
+                match ev {
+                    Event::Frame(FromWorker::Ready { protocol, .. }) if protocol == PROTOCOL_VERSION => ready[i] = true,
+                    Event::Frame(FromWorker::Ready { protocol, .. }) => {
+                        return Err(SpawnError::Start {
+                            worker: i,
+                            message: format!("speaks protocol {protocol}, expected {PROTOCOL_VERSION}"),
+                        });
+                    }
+                    Event::Frame(FromWorker::Fatal { message }) | Event::Gone(message) => {
+                        return Err(SpawnError::Start { worker: i, message });
+                    }
+                    Event::Frame(FromWorker::Result(_)) => {
+                        return Err(SpawnError::Start {
+                            worker: i,
+                            message: "sent a result before its handshake".into(),
+                        });
+                    }
                 }
             }
         }
@@ -113,29 +157,6 @@ impl ProcessesExecutor {
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(SpawnError::Start { worker: index, message: "no stdio pipes".into() });
         };
-        self.next_generation += 1;
-        let generation = self.next_generation;
-        let tx = self.tx.clone();
-        std::thread::Builder::new()
-            .name(format!("engine-worker-reader-{index}"))
-            .spawn(move || {
-                let mut r = BufReader::new(stdout);
-                loop {
-                    match read_frame::<FromWorker>(&mut r) {
-                        Ok(f) => {
-                            if tx.send((index, generation, Event::Frame(f))).is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send((index, generation, Event::Gone(e.to_string())));
-                            return;
-                        }
-                    }
-                }
-            })
-            .map_err(|e| SpawnError::Spawn { exe: "reader thread".into(), source: e })?;
-        let mut stdin = BufWriter::new(stdin);
         let init = ToWorker::Init(WorkerInit {
             protocol: PROTOCOL_VERSION,
             worker: index as u32,
@@ -146,33 +167,153 @@ impl ProcessesExecutor {
             run_start_unix_us: self.cfg.run_start.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0),
             harden: self.cfg.harden,
         });
-        // A write error means the child died at once; the reader reports it.
-        let _ = write_frame(&mut stdin, &init);
-        Ok(Worker { child, stdin, busy: None, generation })
+        let mut out = Vec::new();
+        encode_frame(&mut out, &init).map_err(|e| SpawnError::Start { worker: index, message: e.to_string() })?;
+        Ok(Worker { child, stdin, stdout, out, input: Vec::new(), queue: VecDeque::new(), dead: false })
     }
 
-    /// Replace a dead worker; returns the task it was running.
-    fn replace(&mut self, i: usize, why: &str) -> Option<TaskResult> {
+    /// Write every worker's pending frames. A write error means the worker
+    /// died: its pipe's end reports that.
+    fn flush_all(&mut self) {
+        for w in &mut self.workers {
+            if !w.out.is_empty() {
+                let _ = w.stdin.write_all(&w.out);
+                w.out.clear();
+            }
+        }
+    }
+
+    /// Wait up to `timeout` for any worker to say something; append what
+    /// each said, in order, to `events`.
+    fn poll(&mut self, timeout: Duration, events: &mut Vec<(usize, Event)>) {
+        let mut fds: Vec<libc::pollfd> = Vec::with_capacity(self.workers.len());
+        let mut who: Vec<usize> = Vec::with_capacity(self.workers.len());
+        for (i, w) in self.workers.iter().enumerate() {
+            if !w.dead {
+                fds.push(libc::pollfd { fd: w.stdout.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+                who.push(i);
+            }
+        }
+        // Round up so that a short wait does not become a busy loop.
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n <= 0 {
+            return; // timeout, or EINTR: the caller looks again
+        }
+        for (k, fd) in fds.iter().enumerate() {
+            if fd.revents == 0 {
+                continue;
+            }
+            let i = who[k];
+            let w = &mut self.workers[i];
+            let buf = &mut self.buf;
+            match w.stdout.read(buf) {
+                Ok(0) => {
+                    let why =
+                        if w.input.is_empty() { "pipe closed".to_string() } else { truncated(&w.input).to_string() };
+                    events.push((i, Event::Gone(why)));
+                }
+                Ok(got) => {
+                    w.input.extend_from_slice(&buf[..got]);
+                    let mut used = 0;
+                    loop {
+                        match decode_frame::<FromWorker>(&w.input[used..]) {
+                            Ok(Some((msg, n))) => {
+                                used += n;
+                                events.push((i, Event::Frame(msg)));
+                            }
+                            Ok(None) => break,
+                            Err(e) => {
+                                events.push((i, Event::Gone(e.to_string())));
+                                break;
+                            }
+                        }
+                    }
+                    w.input.drain(..used);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => events.push((i, Event::Gone(format!("pipe I/O error: {e}")))),
+            }
+        }
+    }
+
+    /// Turn what workers said into completions.
+    fn handle(&mut self, events: &mut Vec<(usize, Event)>) {
+        // One `poll` reads each pipe once, so a replaced worker's later events
+        // in the same batch come from its old process: skip them.
+        let mut replaced = vec![false; self.workers.len()];
+        for (i, ev) in events.drain(..) {
+            if replaced[i] {
+                continue;
+            }
+            match ev {
+                Event::Frame(FromWorker::Result(mut res)) => {
+                    let w = &mut self.workers[i];
+                    if w.queue.front() != Some(&(res.task, res.attempt)) {
+                        let msg =
+                            format!("sent a result for task {} attempt {} it was not running", res.task, res.attempt);
+                        self.replace(i, &msg);
+                        replaced[i] = true;
+                        continue;
+                    }
+                    w.queue.pop_front();
+                    res.metrics.worker = i as u32;
+                    let took = res.metrics.end_us.saturating_sub(res.metrics.start_us) as f64;
+                    self.mean_us = Some(match self.mean_us {
+                        None => took,
+                        Some(m) => m + (took - m) / 8.0,
+                    });
+                    self.done.push_back(Completion::Done(res));
+                }
+                Event::Frame(FromWorker::Ready { .. }) => {}
+                Event::Frame(FromWorker::Fatal { message }) | Event::Gone(message) => {
+                    self.replace(i, &message);
+                    replaced[i] = true;
+                }
+            }
+        }
+    }
+
+    /// Replace a dead worker. The task it was running comes back as lost, the
+    /// ones queued behind it as unstarted.
+    fn replace(&mut self, i: usize, why: &str) {
         let old = &mut self.workers[i];
         let _ = old.child.kill();
         let status = old.child.wait().ok();
         let pid = old.child.id();
-        let busy = old.busy.take();
+        let mut queue = std::mem::take(&mut old.queue);
         let detail = match status {
             Some(s) => describe_exit(s),
             None => why.to_string(),
         };
         match self.spawn(i) {
             Ok(w) => self.workers[i] = w,
-            Err(e) => eprintln!("warning: could not replace worker {i}: {e}"),
+            Err(e) => {
+                eprintln!("warning: could not replace worker {i}: {e}");
+                self.workers[i].dead = true;
+            }
         }
-        busy.map(|(task, attempt)| TaskResult {
-            task,
-            attempt,
-            outcome: Err(TaskFailure::WorkerLost { message: format!("worker {i} (pid {pid}) {detail}") }),
-            log: Vec::new(),
-            metrics: TaskMetrics { worker: i as u32, ..TaskMetrics::default() },
-        })
+        if let Some((task, attempt)) = queue.pop_front() {
+            self.done.push_back(Completion::Done(TaskResult {
+                task,
+                attempt,
+                outcome: Err(TaskFailure::WorkerLost { message: format!("worker {i} (pid {pid}) {detail}") }),
+                log: Vec::new(),
+                metrics: TaskMetrics { worker: i as u32, ..TaskMetrics::default() },
+            }));
+        }
+        for (task, _) in queue {
+            self.done.push_back(Completion::Unstarted { task });
+        }
+    }
+
+    /// How deep a worker's queue may be now.
+    fn depth(&self) -> usize {
+        match self.mean_us {
+            Some(m) if m < SHORT_TASK.as_micros() as f64 => QUEUE_DEPTH,
+            _ => 1,
+        }
     }
 }
 
@@ -194,61 +335,59 @@ fn describe_exit(s: std::process::ExitStatus) -> String {
 }
 
 impl Executor for ProcessesExecutor {
-    fn slots(&self) -> usize {
+    fn workers(&self) -> usize {
         self.workers.len()
     }
 
-    fn submit(&mut self, msg: TaskMessage) {
-        let Some(i) = self.workers.iter().position(|w| w.busy.is_none()) else {
-            // The driver never submits more than `slots()` tasks; treat it as lost.
-            let _ = self.tx.send((usize::MAX, 0, Event::Gone(format!("no idle worker for task {}", msg.task))));
-            return;
-        };
-        self.workers[i].busy = Some((msg.task, msg.attempt));
-        if let Err(e) = write_frame(&mut self.workers[i].stdin, &ToWorker::Run(msg)) {
-            // The reader thread will see EOF and report the loss.
-            let _ = e;
+    fn room(&self, w: usize) -> usize {
+        let w = &self.workers[w];
+        if w.dead { 0 } else { self.depth().saturating_sub(w.queue.len()) }
+    }
+
+    fn submit(&mut self, i: usize, msg: TaskMessage) {
+        let w = &mut self.workers[i];
+        w.queue.push_back((msg.task, msg.attempt));
+        if let Err(e) = encode_frame(&mut w.out, &ToWorker::Run(msg)) {
+            // Cannot happen for a message the driver built (it is small JSON);
+            // report it as this worker's failure rather than lose the task.
+            let why = format!("cannot send the task: {e}");
+            self.replace(i, &why);
         }
     }
 
-    fn recv(&mut self, timeout: Duration) -> Option<TaskResult> {
-        let deadline = std::time::Instant::now() + timeout;
+    fn recv(&mut self, timeout: Duration) -> Option<Completion> {
+        self.flush_all();
+        let deadline = Instant::now() + timeout;
+        let mut events = Vec::new();
         loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let (i, generation, ev) = self.rx.recv_timeout(left).ok()?;
-            if i >= self.workers.len() || self.workers[i].generation != generation {
-                continue; // stale event from a replaced worker
+            if let Some(c) = self.done.pop_front() {
+                return Some(c);
             }
-            match ev {
-                Event::Frame(FromWorker::Result(mut res)) => {
-                    self.workers[i].busy = None;
-                    res.metrics.worker = i as u32;
-                    return Some(res);
-                }
-                Event::Frame(FromWorker::Ready { .. }) => continue,
-                Event::Frame(FromWorker::Fatal { message }) | Event::Gone(message) => {
-                    if let Some(res) = self.replace(i, &message) {
-                        return Some(res);
-                    }
-                }
+            self.poll(deadline.saturating_duration_since(Instant::now()), &mut events);
+            self.handle(&mut events);
+            if self.done.is_empty() && Instant::now() >= deadline {
+                return None;
             }
         }
     }
 
     fn cancel_all(&mut self) {
         for w in &mut self.workers {
-            if w.busy.is_some() {
-                let _ = write_frame(&mut w.stdin, &ToWorker::Cancel);
+            if !w.queue.is_empty() {
+                // The worker cancels the running task and every queued one.
+                let _ = encode_frame(&mut w.out, &ToWorker::Cancel);
             }
         }
+        self.flush_all();
     }
 }
 
 impl Drop for ProcessesExecutor {
     fn drop(&mut self) {
         for w in &mut self.workers {
-            let _ = write_frame(&mut w.stdin, &ToWorker::Shutdown);
+            let _ = encode_frame(&mut w.out, &ToWorker::Shutdown);
         }
+        self.flush_all();
         for w in &mut self.workers {
             let deadline = std::time::Instant::now() + Duration::from_secs(2);
             loop {

@@ -5,8 +5,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Executor;
-use super::message::{TaskMessage, TaskResult};
+use super::message::TaskMessage;
+use super::{Completion, Executor};
 use crate::runtime::Runtime;
 use crate::store::BlobStore;
 
@@ -24,17 +24,21 @@ impl SyncExecutor {
 }
 
 impl Executor for SyncExecutor {
-    fn slots(&self) -> usize {
+    fn workers(&self) -> usize {
         1
     }
 
-    fn submit(&mut self, msg: TaskMessage) {
+    fn room(&self, _w: usize) -> usize {
+        1 - self.queue.len().min(1)
+    }
+
+    fn submit(&mut self, _w: usize, msg: TaskMessage) {
         self.queue.push_back(msg);
     }
 
-    fn recv(&mut self, _timeout: Duration) -> Option<TaskResult> {
+    fn recv(&mut self, _timeout: Duration) -> Option<Completion> {
         let msg = self.queue.pop_front()?;
-        Some(self.runtime.run_task(&msg, &*self.store, 0, self.run_start))
+        Some(Completion::Done(self.runtime.run_task(&msg, &*self.store, 0, self.run_start)))
     }
 
     fn cancel_all(&mut self) {

@@ -1,12 +1,15 @@
 //! The worker side of the processes executor (`engine worker`): read framed
-//! requests on stdin, run each task in this process's own wasmtime runtime,
-//! write results on stdout. Blobs go through the shared store, never the pipe.
+//! requests on stdin, run the tasks one at a time, in the order received, in
+//! this process's own wasmtime runtime, and write each result on stdout before
+//! starting the next task. The parent may send several tasks ahead; they wait
+//! in a queue. Blobs go through the shared store, never the pipe.
 //!
 //! On Linux a worker drops what it does not need before running any task
 //! (see [`harden`]): core dumps, extra file descriptors and new privileges.
 
+use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Write};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::message::TaskMessage;
@@ -81,15 +84,16 @@ pub fn serve() -> i32 {
     }
 
     let abort_on = std::env::var(ABORT_HOOK_ENV).ok();
-    let (tx, rx) = crossbeam_channel::unbounded::<TaskMessage>();
+    let queue = Arc::new(TaskQueue::default());
     let worker_index = init.worker;
     let task_thread = {
         let runtime = runtime.clone();
         let out = out.clone();
         let store = store.clone();
+        let queue = queue.clone();
         std::thread::Builder::new().name("engine-worker-task".into()).stack_size(super::threads::WORKER_STACK).spawn(
             move || {
-                while let Ok(msg) = rx.recv() {
+                while let Some(msg) = queue.pop() {
                     if abort_on.as_deref() == Some(msg.name.as_str()) {
                         std::process::abort();
                     }
@@ -99,6 +103,8 @@ pub fn serve() -> i32 {
                         eprintln!("engine worker: {e}");
                         std::process::exit(3);
                     }
+                    // Written before the next task starts: if this process
+                    // dies, the parent knows which task it was running.
                     let mut o = out.lock().unwrap_or_else(|e| e.into_inner());
                     if write_frame(&mut *o, &FromWorker::Result(res)).is_err() {
                         return;
@@ -112,33 +118,73 @@ pub fn serve() -> i32 {
         return 2;
     };
 
-    loop {
+    let code = loop {
         match read_frame::<ToWorker>(&mut input) {
-            Ok(ToWorker::Run(msg)) => {
-                if tx.send(msg).is_err() {
-                    break;
-                }
-            }
+            Ok(ToWorker::Run(msg)) => queue.push(msg),
+            // Cancellation is sticky in the runtime: the running task stops
+            // at the next epoch tick and every queued one reports `Cancelled`.
             Ok(ToWorker::Cancel) => runtime.cancel_all(),
-            Ok(ToWorker::Shutdown) => break,
+            Ok(ToWorker::Shutdown) => break 0,
             Ok(ToWorker::Init(_)) => {
                 eprintln!("engine worker: unexpected second `init` frame");
                 return 2;
             }
-            Err(super::proto::FrameError::Closed) => break,
+            Err(super::proto::FrameError::Closed) => break 0,
             Err(e) => {
                 eprintln!("engine worker: {e}");
                 return 2;
             }
         }
-    }
-    drop(tx);
+    };
+    queue.close();
     let _ = task_thread.join();
     let _ = store.sync();
     if let Ok(mut o) = out.lock() {
         let _ = o.flush();
     }
-    0
+    code
+}
+
+/// Tasks received and not yet started, in order. A mutex and a condition
+/// variable rather than a spinning channel: on a machine with few cores the
+/// task thread must not burn the CPU the parent needs while it waits.
+#[derive(Default)]
+struct TaskQueue {
+    state: Mutex<(VecDeque<TaskMessage>, bool)>,
+    ready: Condvar,
+}
+
+impl TaskQueue {
+    fn push(&self, msg: TaskMessage) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let was_empty = st.0.is_empty();
+        st.0.push_back(msg);
+        drop(st);
+        // The task thread only waits on an empty queue (checked under the lock).
+        if was_empty {
+            self.ready.notify_one();
+        }
+    }
+
+    /// Stop once the queue is empty.
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.ready.notify_one();
+    }
+
+    /// The next task, waiting for one; `None` once closed and empty.
+    fn pop(&self) -> Option<TaskMessage> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(m) = st.0.pop_front() {
+                return Some(m);
+            }
+            if st.1 {
+                return None;
+            }
+            st = self.ready.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 /// Drop privileges this process does not need. Returns a description of what

@@ -20,6 +20,18 @@
 //!   [`SCAN_LIMIT`] further ready tasks are considered so that small tasks can
 //!   fill the gap (bounded backfilling: a big task can be overtaken by smaller
 //!   ones, but the scan cost per call stays constant).
+//! * A driver may start tasks on a *lane* ([`Core::schedule_lane`]): a worker
+//!   that runs the tasks given to it one at a time, in order, while the next
+//!   ones wait in its queue (the processes executor keeps a few tasks queued
+//!   per worker so that it never idles for a round trip on its pipe). Only one
+//!   task of a lane runs at any moment, so the lane holds the elementwise
+//!   maximum of its tasks' requests, not their sum: a task joins a lane when
+//!   the *increase* of that maximum fits in what is free, and a lane gives back
+//!   what its maximum drops by as its tasks end. The ledger therefore still
+//!   bounds what runs: the sum over lanes of their maxima (plus the requests
+//!   of tasks started without a lane) never exceeds the capacity. A task that
+//!   was queued on a lane but never started (its worker died first) goes back
+//!   to ready with [`Core::unstart`], as if it had never been scheduled.
 //! * A failed attempt whose failure is retryable and whose task has retries
 //!   left waits `backoff(attempt)` and becomes ready again; otherwise the task
 //!   fails and all its transitive dependents are skipped. Independent branches
@@ -154,8 +166,22 @@ pub struct Core {
     backoff: Vec<TaskId>,
     capacity: Resources,
     free: Resources,
+    /// The lane each started task is queued on ([`NO_LANE`] when none).
+    lane_of: Vec<u32>,
+    lanes: Vec<Lane>,
     counts: Counts,
     stopped: bool,
+}
+
+const NO_LANE: u32 = u32::MAX;
+
+/// A worker that runs its tasks one at a time (see "Dispatch policy").
+#[derive(Debug, Clone, Default)]
+struct Lane {
+    /// Started tasks on this lane that have not ended, in dispatch order.
+    tasks: Vec<TaskId>,
+    /// The elementwise maximum of their requests: what the lane holds.
+    held: Resources,
 }
 
 impl Core {
@@ -221,6 +247,8 @@ impl Core {
             backoff: Vec::new(),
             capacity: plan.capacity.clone(),
             free: plan.capacity.clone(),
+            lane_of: vec![NO_LANE; n],
+            lanes: Vec::new(),
             counts: Counts { total: n as u32, ..Counts::default() },
             stopped: false,
         };
@@ -265,6 +293,12 @@ impl Core {
         self.counts
     }
 
+    /// Started tasks that wait in a lane behind another one (counted as
+    /// running, but not running yet).
+    pub fn queued(&self) -> u32 {
+        self.lanes.iter().map(|l| l.tasks.len().saturating_sub(1) as u32).sum()
+    }
+
     /// Resources not taken by running tasks.
     pub fn free(&self) -> &Resources {
         &self.free
@@ -273,6 +307,20 @@ impl Core {
     /// Start up to `max` tasks whose requests fit; appends them to `out` in
     /// dispatch order and marks them running.
     pub fn schedule(&mut self, max: usize, out: &mut Vec<TaskId>) {
+        self.schedule_on(NO_LANE, max, out)
+    }
+
+    /// Start up to `max` tasks on lane `lane` (a worker that runs them one at
+    /// a time, in the order given): a task starts when the increase of the
+    /// lane's held maximum fits in what is free. See "Dispatch policy".
+    pub fn schedule_lane(&mut self, lane: usize, max: usize, out: &mut Vec<TaskId>) {
+        if self.lanes.len() <= lane {
+            self.lanes.resize_with(lane + 1, Lane::default);
+        }
+        self.schedule_on(lane as u32, max, out)
+    }
+
+    fn schedule_on(&mut self, lane: u32, max: usize, out: &mut Vec<TaskId>) {
         if self.stopped {
             return;
         }
@@ -282,9 +330,23 @@ impl Core {
             let Some(key) = self.ready.pop() else { break };
             let t = key.task;
             let req = &self.requests[t as usize];
-            if req.fits_in(&self.free) {
-                let req = req.clone();
-                self.free.take(&req);
+            // What starting `t` adds to the ledger: its request, or on a lane
+            // only what it raises the lane's maximum by.
+            let (extra, held) = match self.lanes.get(lane as usize) {
+                None => (req.clone(), None),
+                Some(l) => {
+                    let held = elementwise_max(&l.held, req);
+                    (difference(&held, &l.held), Some(held))
+                }
+            };
+            if extra.fits_in(&self.free) {
+                self.free.take(&extra);
+                if let Some(held) = held {
+                    let l = &mut self.lanes[lane as usize];
+                    l.held = held;
+                    l.tasks.push(t);
+                }
+                self.lane_of[t as usize] = lane;
                 self.attempts[t as usize] += 1;
                 self.set_state(t, TaskState::Running);
                 out.push(t);
@@ -299,11 +361,41 @@ impl Core {
         self.ready.extend(skipped_over);
     }
 
+    /// Give back what a started task holds: its request, or on a lane what
+    /// the lane's maximum drops by without it.
+    fn release(&mut self, t: TaskId) {
+        let lane = std::mem::replace(&mut self.lane_of[t as usize], NO_LANE);
+        let Some(l) = self.lanes.get_mut(lane as usize) else {
+            let req = self.requests[t as usize].clone();
+            self.free.give(&req);
+            return;
+        };
+        l.tasks.retain(|&u| u != t);
+        let held = l.tasks.iter().fold(Resources::default(), |m, &u| elementwise_max(&m, &self.requests[u as usize]));
+        let back = difference(&l.held, &held);
+        l.held = held;
+        self.free.give(&back);
+    }
+
+    /// A task started on a lane never began running (its worker died while
+    /// it was queued): it goes back to ready, as if never scheduled, without
+    /// counting as an attempt. After `stop` it is cancelled instead.
+    pub fn unstart(&mut self, t: TaskId) {
+        debug_assert_eq!(self.state[t as usize], TaskState::Running);
+        self.release(t);
+        self.attempts[t as usize] -= 1;
+        if self.stopped {
+            self.set_state(t, TaskState::Cancelled);
+        } else {
+            self.set_state(t, TaskState::Ready);
+            self.push_ready(t);
+        }
+    }
+
     /// A running task's attempt succeeded.
     pub fn on_success(&mut self, t: TaskId) {
         debug_assert_eq!(self.state[t as usize], TaskState::Running);
-        let req = self.requests[t as usize].clone();
-        self.free.give(&req);
+        self.release(t);
         self.set_state(t, TaskState::Succeeded);
         let (a, b) = (self.dep_start[t as usize] as usize, self.dep_start[t as usize + 1] as usize);
         for k in a..b {
@@ -326,8 +418,7 @@ impl Core {
     /// A running task's attempt failed at time `now`.
     pub fn on_failure(&mut self, t: TaskId, class: FailureClass, now: Duration) -> FailureDecision {
         debug_assert_eq!(self.state[t as usize], TaskState::Running);
-        let req = self.requests[t as usize].clone();
-        self.free.give(&req);
+        self.release(t);
         let i = t as usize;
         let retry_at = match class {
             FailureClass::Final => None,
@@ -361,8 +452,7 @@ impl Core {
 
     /// A running task was interrupted by cancellation.
     pub fn on_cancelled(&mut self, t: TaskId) {
-        let req = self.requests[t as usize].clone();
-        self.free.give(&req);
+        self.release(t);
         self.set_state(t, TaskState::Cancelled);
         self.skip_dependents(t);
     }
@@ -461,13 +551,27 @@ impl Core {
                         plan.tasks[i].deps.iter().all(|&d| self.state[d as usize] == TaskState::Succeeded),
                         "task {i} is {s:?} before its dependencies succeeded"
                     );
-                    if *s == TaskState::Running {
+                    if *s == TaskState::Running && self.lane_of[i] == NO_LANE {
                         in_flight.give(&self.requests[i]);
                     }
+                    assert_eq!(
+                        self.lane_of[i] != NO_LANE,
+                        *s == TaskState::Running && (self.lane_of[i] as usize) < self.lanes.len(),
+                        "lane of task {i}"
+                    );
                 }
                 _ => {}
             }
             *Core::count_of(&mut c, *s) += 1;
+        }
+        for (k, l) in self.lanes.iter().enumerate() {
+            let mut held = Resources::default();
+            for &t in &l.tasks {
+                assert_eq!(self.lane_of[t as usize], k as u32, "task {t} listed on lane {k}");
+                held = elementwise_max(&held, &self.requests[t as usize]);
+            }
+            assert_eq!(held, l.held, "what lane {k} holds");
+            in_flight.give(&held);
         }
         assert_eq!(c, self.counts, "state counts");
         assert!(in_flight.fits_in(&self.capacity), "resources in flight exceed the capacity");
@@ -488,6 +592,39 @@ impl Core {
             TaskState::Cancelled => &mut c.cancelled,
         }
     }
+}
+
+/// The larger of `a` and `b` on every dimension.
+fn elementwise_max(a: &Resources, b: &Resources) -> Resources {
+    let mut m = Resources {
+        cpu_milli: a.cpu_milli.max(b.cpu_milli),
+        memory: a.memory.max(b.memory),
+        gpu: a.gpu.max(b.gpu),
+        custom: a.custom.clone(),
+    };
+    for (k, v) in &b.custom {
+        let e = m.custom.entry(k.clone()).or_insert(0);
+        *e = (*e).max(*v);
+    }
+    m.custom.retain(|_, v| *v > 0);
+    m
+}
+
+/// `big - small` on every dimension, for `small` within `big`.
+fn difference(big: &Resources, small: &Resources) -> Resources {
+    let mut d = Resources {
+        cpu_milli: big.cpu_milli - small.cpu_milli,
+        memory: big.memory - small.memory,
+        gpu: big.gpu - small.gpu,
+        custom: big.custom.clone(),
+    };
+    for (k, v) in &small.custom {
+        if let Some(e) = d.custom.get_mut(k) {
+            *e -= *v;
+        }
+    }
+    d.custom.retain(|_, v| *v > 0);
+    d
 }
 
 #[cfg(test)]

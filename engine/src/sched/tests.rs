@@ -319,3 +319,95 @@ fn a_lost_worker_does_not_consume_task_retries() {
     start(&mut core, &p, 1);
     assert_eq!(core.on_failure(0, FailureClass::Retryable, now), FailureDecision::Failed { skipped: 0 });
 }
+
+fn start_lane(core: &mut Core, p: &Plan, lane: usize, max: usize) -> Vec<String> {
+    let mut out = vec![];
+    core.schedule_lane(lane, max, &mut out);
+    core.sanity_check(p);
+    ids(p, &out)
+}
+
+#[test]
+fn a_lane_holds_the_largest_of_its_queued_requests_not_their_sum() {
+    // Five 1-cpu tasks and a 2-cpu one under 2 cpus: one lane takes all the
+    // small ones (only one of them runs at a time), the other lane has one cpu
+    // left, which is not enough for `wide` until lane 0 gives one back.
+    let p = plan(
+        &[
+            ("a", &[], cpu(1)),
+            ("b", &[], cpu(1)),
+            ("c", &[], cpu(1)),
+            ("d", &[], cpu(1)),
+            ("e", &[], cpu(1)),
+            ("wide", &[], cpu(2)),
+        ],
+        cpu(2),
+    );
+    let mut core = Core::new(&p, CoreOptions::default());
+    // `wide` has the same bottom level; ids break the tie, so it comes last.
+    assert_eq!(start_lane(&mut core, &p, 0, 4), ["a", "b", "c", "d"]);
+    assert_eq!(core.free(), &cpu(1));
+    assert_eq!((core.counts().running, core.queued()), (4, 3));
+    assert_eq!(start_lane(&mut core, &p, 1, 4), ["e"]);
+    assert_eq!(core.free(), &cpu(0));
+    for t in ["a", "b", "c", "d"] {
+        core.on_success(id(&p, t));
+        core.sanity_check(&p);
+    }
+    assert_eq!(core.free(), &cpu(1));
+    // Lane 0 is empty; `wide` needs 2 and lane 1 still holds 1.
+    assert_eq!(start_lane(&mut core, &p, 0, 4), Vec::<String>::new());
+    core.on_success(id(&p, "e"));
+    assert_eq!(start_lane(&mut core, &p, 0, 4), ["wide"]);
+    assert_eq!(core.free(), &cpu(0));
+    core.on_success(id(&p, "wide"));
+    core.sanity_check(&p);
+    assert!(core.is_done());
+    assert_eq!(core.free(), &cpu(2));
+}
+
+#[test]
+fn a_bigger_task_queued_on_a_lane_raises_what_it_holds() {
+    // 4 GiB: lane 0 takes `big` (3 GiB) and `small` (1 GiB) but holds 3 GiB,
+    // so `other` (1 GiB) still fits on lane 1.
+    let mut p = plan(
+        &[("small", &[], mem_gib(1)), ("big", &[], mem_gib(3)), ("other", &[], mem_gib(1))],
+        Resources { cpu_milli: 2000, memory: 4 << 30, ..Resources::default() },
+    );
+    p.tasks[1].priority = 1;
+    let mut core = Core::new(&p, CoreOptions::default());
+    assert_eq!(start_lane(&mut core, &p, 0, 2), ["big", "small"]);
+    assert_eq!(core.free().memory, 1 << 30);
+    assert_eq!(start_lane(&mut core, &p, 1, 2), ["other"]);
+    assert_eq!(core.free().memory, 0);
+    // When `big` ends, lane 0 holds only `small`'s 1 GiB.
+    core.on_success(id(&p, "big"));
+    core.sanity_check(&p);
+    assert_eq!(core.free().memory, 2 << 30);
+}
+
+#[test]
+fn a_queued_task_that_never_started_goes_back_to_ready_without_an_attempt() {
+    // a -> c, b: lane 0 gets a and b; its worker dies running a.
+    let p = plan(&[("a", &[], cpu(1)), ("b", &[], cpu(1)), ("c", &["a"], cpu(1))], cpu(1));
+    let mut core = Core::new(&p, CoreOptions::default());
+    let now = Duration::from_secs(1);
+    assert_eq!(start_lane(&mut core, &p, 0, 4), ["a", "b"]);
+    assert_eq!(core.on_failure(id(&p, "a"), FailureClass::WorkerLost, now), FailureDecision::Retry { at: now });
+    core.unstart(id(&p, "b"));
+    core.sanity_check(&p);
+    assert_eq!(core.state(id(&p, "b")), TaskState::Ready);
+    assert_eq!(core.attempt(id(&p, "b")), 0);
+    assert_eq!(core.free(), &cpu(1));
+    core.tick(now);
+    assert_eq!(start_lane(&mut core, &p, 1, 4), ["a", "b"]);
+    assert_eq!((core.attempt(id(&p, "a")), core.attempt(id(&p, "b"))), (2, 1));
+    // After a stop, a task that never started is cancelled instead.
+    core.stop();
+    core.unstart(id(&p, "b"));
+    core.on_success(id(&p, "a"));
+    core.sanity_check(&p);
+    assert_eq!(core.state(id(&p, "b")), TaskState::Cancelled);
+    assert_eq!(core.state(id(&p, "c")), TaskState::Cancelled);
+    assert!(core.is_done());
+}

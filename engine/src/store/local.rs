@@ -16,7 +16,9 @@
 //! each record is `magic | len | digest | bytes`, and records are written in
 //! batches. The in-memory index is only a cache of the packs: on a miss, packs
 //! that grew since the last scan (for example written by a worker process
-//! sharing the store) are scanned from where the scan stopped. When the store
+//! sharing the store) are scanned from where the scan stopped: first the packs
+//! already open, and only if the blob is still missing is the directory
+//! listed for new packs. When the store
 //! is opened, every record is verified against its digest and a torn tail
 //! (from a crash mid-write) is ignored, so a digest never names wrong bytes.
 //! Blobs written in this process are also kept in memory until flushed, so a
@@ -135,8 +137,15 @@ impl LocalStore {
         self.dir.join("objects").join(&hex[..2]).join(&hex)
     }
 
-    /// Scan every pack for records added since the last scan.
+    /// Scan every pack, including packs created since the last look at the
+    /// directory, for records added since the last scan.
     fn scan_packs(&self, inner: &mut Inner) -> StoreResult<()> {
+        self.find_new_packs(inner)?;
+        self.scan_known_packs(inner)
+    }
+
+    /// Open the packs in the directory that are not open yet.
+    fn find_new_packs(&self, inner: &mut Inner) -> StoreResult<()> {
         let packs_dir = self.dir.join("packs");
         let entries = fs::read_dir(&packs_dir).map_err(|e| io_err(&packs_dir, e))?;
         for entry in entries {
@@ -150,6 +159,13 @@ impl LocalStore {
                 inner.packs.push(PackFile { path, file: Arc::new(file), scanned: 0 });
             }
         }
+        Ok(())
+    }
+
+    /// Scan the packs already open for records added since the last scan
+    /// (no directory listing: the common miss is a blob another worker just
+    /// appended to a pack this process already knows).
+    fn scan_known_packs(&self, inner: &mut Inner) -> StoreResult<()> {
         for i in 0..inner.packs.len() {
             if Some(i as u32) == inner.own {
                 continue;
@@ -254,6 +270,11 @@ impl LocalStore {
         if let Some(loc) = inner.index.get(d) {
             return Ok(Some(loc.clone()));
         }
+        // Appended since our last scan to a pack we know (cheapest first)?
+        self.scan_known_packs(&mut inner)?;
+        if let Some(loc) = inner.index.get(d) {
+            return Ok(Some(loc.clone()));
+        }
         // A large object written by any process?
         let p = self.object_path(d);
         if let Ok(m) = fs::metadata(&p) {
@@ -261,7 +282,7 @@ impl LocalStore {
             inner.index.insert(*d, loc.clone());
             return Ok(Some(loc));
         }
-        // Packs written by other processes since our last scan.
+        // A pack created by another process since we last listed them.
         self.scan_packs(&mut inner)?;
         Ok(inner.index.get(d).cloned())
     }

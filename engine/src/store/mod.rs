@@ -60,16 +60,37 @@ impl fmt::Debug for Digest {
     }
 }
 
+// Hex in human-readable formats (JSON), written on the stack rather than in a
+// `String` per digest; the 32 raw bytes in binary formats (the processes
+// executor's frames).
 impl Serialize for Digest {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_hex())
+        if !s.is_human_readable() {
+            return s.serialize_bytes(&self.0);
+        }
+        let mut buf = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut buf).map_err(serde::ser::Error::custom)?;
+        s.serialize_str(std::str::from_utf8(&buf).map_err(serde::ser::Error::custom)?)
     }
 }
 
 impl<'de> Deserialize<'de> for Digest {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Digest::from_hex(&s).ok_or_else(|| serde::de::Error::custom("invalid sha256 digest"))
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Digest;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sha256 digest")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Digest, E> {
+                Digest::from_hex(s).ok_or_else(|| E::custom("invalid sha256 digest"))
+            }
+            fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> Result<Digest, E> {
+                let raw: [u8; 32] = b.try_into().map_err(|_| E::custom("invalid sha256 digest"))?;
+                Ok(Digest(raw))
+            }
+        }
+        if d.is_human_readable() { d.deserialize_str(Visit) } else { d.deserialize_bytes(Visit) }
     }
 }
 
