@@ -87,7 +87,7 @@ pub struct CommandOpts {
     /// Capture stdout as this output name.
     pub stdout: Option<String>,
     /// Mounts, scratch and success exit codes (`None`: none, none, `[0]`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (Never skipped when serialising: the worker protocol is postcard.)
     pub fs: Option<Box<crate::plan::CommandFs>>,
 }
 
