@@ -581,3 +581,36 @@ fn the_sync_and_processes_executors_contain_hostile_tasks_too() {
         );
     }
 }
+
+/// Each `engine worker` of the processes executor hardens itself at start:
+/// no_new_privs, rlimits and, where the kernel has Landlock, a filesystem
+/// restricted to the store, the module cache, the temp dir and the mount
+/// sources (docs/security.md, "Defence in depth").
+#[test]
+fn processes_workers_harden_themselves_with_landlock() {
+    use engine::exec::processes::{ProcessesConfig, ProcessesExecutor};
+    // The Landlock ABI version the kernel offers (< 1: none).
+    // SAFETY: a query with no ruleset attributes, as landlock_create_ruleset(2) documents.
+    let abi = unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1u32) };
+    let landlock = match abi {
+        3.. => "landlock=full",
+        1..=2 => "landlock=partial",
+        _ => "landlock=unsupported",
+    };
+    let store = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let ex = ProcessesExecutor::new(ProcessesConfig {
+        workers: 2,
+        exe: PathBuf::from(env!("CARGO_BIN_EXE_engine")),
+        store_dir: store.path().to_path_buf(),
+        cache_dir: cache.path().to_path_buf(),
+        max_task_memory: 64 << 20,
+        plugins: vec![],
+        run_start: std::time::SystemTime::now(),
+        harden: true,
+        read_only: vec![repo_root().join("examples")],
+    })
+    .unwrap();
+    let want = format!("no_new_privs,rlimit_core=0,rlimit_nofile=4096,rlimit_fsize=64GiB,{landlock}");
+    assert_eq!(ex.hardening(), [want.clone(), want]);
+}

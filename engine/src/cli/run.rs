@@ -181,6 +181,7 @@ fn run_loaded(plan: &Plan, a: &RunArgs, interrupt: Arc<AtomicBool>) -> Result<i3
                     plugins: plan.plugins.iter().map(|p| p.path.clone()).collect(),
                     run_start: run_start_sys,
                     harden: true,
+                    read_only: mount_sources(plan),
                 })?)
             };
             driver::run_plan(plan, &digests, &mut *exec, &*store, &opts, &mut progress, run_start)
@@ -394,4 +395,18 @@ pub fn worker(_a: &WorkerArgs) -> i32 {
         return EXIT_INVALID;
     }
     crate::exec::worker::serve()
+}
+
+/// The distinct host paths of every task's mounts (what `processes` workers
+/// may read besides the store, the cache and the temp dir).
+fn mount_sources(plan: &Plan) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<std::path::PathBuf> = plan
+        .tasks
+        .iter()
+        .filter_map(|t| t.fs.as_deref())
+        .flat_map(|f| f.mounts.iter().map(|m| fs::canonicalize(&m.host).unwrap_or_else(|_| m.host.clone())))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }

@@ -52,6 +52,9 @@ pub struct ProcessesConfig {
     pub plugins: Vec<PathBuf>,
     pub run_start: SystemTime,
     pub harden: bool,
+    /// Paths workers may read under Landlock besides the store, the cache and
+    /// the temp dir: the sources of the tasks' mounts.
+    pub read_only: Vec<PathBuf>,
 }
 
 /// Something a worker said, or its end.
@@ -85,6 +88,8 @@ pub struct ProcessesExecutor {
     mean_us: Option<f64>,
     /// Where pipe reads land.
     buf: Box<[u8]>,
+    /// What each first-generation worker reported of its hardening.
+    hardening: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +101,13 @@ pub enum SpawnError {
 }
 
 impl ProcessesExecutor {
+    /// What each worker applied at start, e.g.
+    /// `no_new_privs,rlimit_core=0,rlimit_nofile=4096,rlimit_fsize=64GiB,landlock=full`
+    /// (`off` without hardening), by worker index.
+    pub fn hardening(&self) -> &[String] {
+        &self.hardening
+    }
+
     pub fn new(cfg: ProcessesConfig) -> Result<Self, SpawnError> {
         let mut ex = ProcessesExecutor {
             cfg,
@@ -103,6 +115,7 @@ impl ProcessesExecutor {
             done: VecDeque::new(),
             mean_us: None,
             buf: vec![0; 64 << 10].into(),
+            hardening: Vec::new(),
         };
         for i in 0..ex.cfg.workers.max(1) {
             let w = ex.spawn(i)?;
@@ -112,6 +125,7 @@ impl ProcessesExecutor {
         // Wait for every worker's handshake so start-up errors surface here.
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut ready = vec![false; ex.workers.len()];
+        ex.hardening = vec![String::new(); ex.workers.len()];
         let mut events = Vec::new();
         while !ready.iter().all(|&r| r) {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -122,7 +136,10 @@ impl ProcessesExecutor {
             ex.poll(left, &mut events);
             for (i, ev) in events.drain(..) {
                 match ev {
-                    Event::Frame(FromWorker::Ready { protocol, .. }) if protocol == PROTOCOL_VERSION => ready[i] = true,
+                    Event::Frame(FromWorker::Ready { protocol, hardening, .. }) if protocol == PROTOCOL_VERSION => {
+                        ready[i] = true;
+                        ex.hardening[i] = hardening;
+                    }
                     Event::Frame(FromWorker::Ready { protocol, .. }) => {
                         return Err(SpawnError::Start {
                             worker: i,
@@ -166,6 +183,7 @@ impl ProcessesExecutor {
             plugins: self.cfg.plugins.clone(),
             run_start_unix_us: self.cfg.run_start.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0),
             harden: self.cfg.harden,
+            read_only: self.cfg.read_only.clone(),
         });
         let mut out = Vec::new();
         encode_frame(&mut out, &init).map_err(|e| SpawnError::Start { worker: index, message: e.to_string() })?;

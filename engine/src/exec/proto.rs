@@ -52,6 +52,9 @@ pub struct WorkerInit {
     pub run_start_unix_us: u64,
     /// Apply OS-level restrictions (rlimits, no_new_privs, Landlock).
     pub harden: bool,
+    /// Paths the worker may read besides the store, the cache and the temp
+    /// dir (the sources of the tasks' mounts), when Landlock applies.
+    pub read_only: Vec<PathBuf>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -73,7 +73,15 @@ pub fn serve() -> i32 {
             return 2;
         }
     }
-    let hardening = if init.harden { harden() } else { "off".to_string() };
+    // Plugins are loaded; from here on the worker needs only the store, the
+    // module cache (compiled modules, unpacked mounts), the temp dir (command
+    // tasks' /in, /out and /tmp) and, read-only, the tasks' mount sources.
+    let hardening = if init.harden {
+        let rw = [init.store_dir.clone(), init.cache_dir.clone(), std::env::temp_dir()];
+        format!("{},{}", harden(), restrict_filesystem(&rw, &init.read_only))
+    } else {
+        "off".to_string()
+    };
     let run_start = {
         let start = UNIX_EPOCH + Duration::from_micros(init.run_start_unix_us);
         let ago = SystemTime::now().duration_since(start).unwrap_or_default();
@@ -213,18 +221,21 @@ pub fn harden() -> String {
     applied.join(",")
 }
 
-/// Landlock: restrict this process's filesystem access to `dirs` (read and
-/// write beneath each), where the kernel supports it. Returns what happened.
+/// Landlock: restrict this process's filesystem access to `rw` (read and
+/// write beneath each) and `ro` (read beneath each), where the kernel
+/// supports it. Paths that do not exist are left out. Returns what happened.
 #[cfg(target_os = "linux")]
-pub fn restrict_filesystem(dirs: &[std::path::PathBuf]) -> String {
+pub fn restrict_filesystem(rw: &[std::path::PathBuf], ro: &[std::path::PathBuf]) -> String {
     use landlock::{
         ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, path_beneath_rules,
     };
     let abi = ABI::V3;
+    let existing = |v: &[std::path::PathBuf]| v.iter().filter(|p| p.exists()).cloned().collect::<Vec<_>>();
     let result = Ruleset::default()
         .handle_access(AccessFs::from_all(abi))
         .and_then(|r| r.create())
-        .and_then(|r| r.add_rules(path_beneath_rules(dirs, AccessFs::from_all(abi))))
+        .and_then(|r| r.add_rules(path_beneath_rules(existing(rw), AccessFs::from_all(abi))))
+        .and_then(|r| r.add_rules(path_beneath_rules(existing(ro), AccessFs::from_read(abi))))
         .and_then(|r| r.restrict_self());
     match result {
         Ok(status) => match status.ruleset {
@@ -237,7 +248,7 @@ pub fn restrict_filesystem(dirs: &[std::path::PathBuf]) -> String {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn restrict_filesystem(_dirs: &[std::path::PathBuf]) -> String {
+pub fn restrict_filesystem(_rw: &[std::path::PathBuf], _ro: &[std::path::PathBuf]) -> String {
     "landlock=unsupported".to_string()
 }
 
