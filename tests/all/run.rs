@@ -498,3 +498,56 @@ fn children_of(pid: u32) -> Vec<u32> {
 fn engine_cmd() -> Command {
     engine()
 }
+
+#[test]
+fn workers_that_cannot_restart_stop_the_run_instead_of_hanging() {
+    // One worker; once it runs the first task, its cache directory becomes a
+    // file, so every replacement fails at start. The run must end, not hang.
+    let dir = pipeline(
+        r#"[tasks.s]
+plugin = "sleep_ms"
+foreach = { i = { range = [0, 3] } }
+params = { ms = 2000 }
+"#,
+    );
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().join("cache");
+    let mut child = engine()
+        .env("ENGINE_CACHE_DIR", &cache_dir)
+        .arg("run")
+        .arg(dir.path().join("pipeline.toml"))
+        .args(["--executor", "processes", "--workers", "1"])
+        .args(["--report", dir.path().join("report.json").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let worker = loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(&pid) = children_of(child.id()).first() {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no worker started");
+    };
+    // Let the worker start its first task, then break the cache and kill it.
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::remove_dir_all(&cache_dir).unwrap();
+    std::fs::write(&cache_dir, "not a directory").unwrap();
+    // SAFETY: killing a worker process we own.
+    unsafe { libc::kill(worker as i32, libc::SIGKILL) };
+    let start = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("error: the run was stopped, no worker is left to run tasks: worker 0 failed to start 3 times in a row (last: "),
+        "{stderr}"
+    );
+    let r = report(dir.path());
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["counts"]["succeeded"], 0);
+    assert_eq!(task(&r, "s[0]")["error"]["kind"], "worker_lost");
+    assert_eq!(r["counts"]["cancelled"], 2);
+}

@@ -188,6 +188,9 @@ fn run_loaded(plan: &Plan, a: &RunArgs, interrupt: Arc<AtomicBool>) -> Result<i3
         }
     };
     progress.finish();
+    if let Some(why) = &out.aborted {
+        eprintln!("error: the run was stopped, no worker is left to run tasks: {why}");
+    }
     store.sync().map_err(|e| format!("cannot make the store durable: {e}"))?;
 
     let status = report::run_status(&out);

@@ -71,6 +71,9 @@ pub struct RunOutcome {
     pub attempts: Vec<AttemptRecord>,
     pub wall: Duration,
     pub interrupted: bool,
+    /// Why the run was stopped by the engine itself (no worker could be
+    /// started), if it was.
+    pub aborted: Option<String>,
 }
 
 /// What an observer (the progress display) is told.
@@ -112,6 +115,7 @@ pub struct RunState<'a> {
     starts: Vec<TaskId>,
     in_flight: usize,
     interrupted: bool,
+    aborted: Option<String>,
     cancel_sent: bool,
 }
 
@@ -143,6 +147,7 @@ impl<'a> RunState<'a> {
             starts: Vec::new(),
             in_flight: 0,
             interrupted: false,
+            aborted: None,
             cancel_sent: false,
         }
     }
@@ -224,6 +229,13 @@ impl<'a> RunState<'a> {
         self.core.unstart(t);
     }
 
+    /// Stop the run for a reason of the engine's own: every task not
+    /// finished is cancelled.
+    pub fn abort(&mut self, why: String) {
+        self.core.stop();
+        self.aborted.get_or_insert(why);
+    }
+
     /// How many tasks the last [`RunState::next_tasks`] call started.
     pub fn scheduled(&self) -> usize {
         self.starts.len()
@@ -260,6 +272,7 @@ impl<'a> RunState<'a> {
             attempts: self.attempts,
             wall: self.run_start.elapsed(),
             interrupted: self.interrupted,
+            aborted: self.aborted,
         }
     }
 }
@@ -305,6 +318,11 @@ pub fn run_plan(
             break;
         }
         if st.in_flight() == 0 && !started {
+            if let Some(why) = exec.no_workers() {
+                // Nothing can ever run again: cancel what is left.
+                st.abort(why);
+                continue;
+            }
             // Only retries in backoff remain: sleep until the next one is due.
             std::thread::sleep(st.wait_hint());
             continue;

@@ -30,6 +30,11 @@ use crate::plan::TaskId;
 pub trait Executor {
     /// How many workers.
     fn workers(&self) -> usize;
+    /// When every worker is gone for good (none can be started), why. The
+    /// driver then stops the run: nothing could ever run again.
+    fn no_workers(&self) -> Option<String> {
+        None
+    }
     /// How many more tasks worker `w` takes now.
     fn room(&self, w: usize) -> usize;
     /// Queue a task on worker `w`. What became of it comes back through

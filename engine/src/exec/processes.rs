@@ -77,7 +77,15 @@ struct Worker {
     queue: VecDeque<(TaskId, u32)>,
     /// No process: it could not be replaced.
     dead: bool,
+    /// The worker has sent its handshake.
+    ready: bool,
+    /// Workers in this slot that died in a row before their handshake.
+    failed_starts: u32,
 }
+
+/// A slot whose workers die this many times in a row before their handshake
+/// is given up (its tasks go to the other workers).
+pub const MAX_FAILED_STARTS: u32 = 3;
 
 pub struct ProcessesExecutor {
     cfg: ProcessesConfig,
@@ -90,6 +98,8 @@ pub struct ProcessesExecutor {
     buf: Box<[u8]>,
     /// What each first-generation worker reported of its hardening.
     hardening: Vec<String>,
+    /// Why the first worker slot was given up, if one was.
+    gone: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +126,7 @@ impl ProcessesExecutor {
             mean_us: None,
             buf: vec![0; 64 << 10].into(),
             hardening: Vec::new(),
+            gone: None,
         };
         for i in 0..ex.cfg.workers.max(1) {
             let w = ex.spawn(i)?;
@@ -138,6 +149,7 @@ impl ProcessesExecutor {
                 match ev {
                     Event::Frame(FromWorker::Ready { protocol, hardening, .. }) if protocol == PROTOCOL_VERSION => {
                         ready[i] = true;
+                        ex.workers[i].ready = true;
                         ex.hardening[i] = hardening;
                     }
                     Event::Frame(FromWorker::Ready { protocol, .. }) => {
@@ -187,7 +199,17 @@ impl ProcessesExecutor {
         });
         let mut out = Vec::new();
         encode_frame(&mut out, &init).map_err(|e| SpawnError::Start { worker: index, message: e.to_string() })?;
-        Ok(Worker { child, stdin, stdout, out, input: Vec::new(), queue: VecDeque::new(), dead: false })
+        Ok(Worker {
+            child,
+            stdin,
+            stdout,
+            out,
+            input: Vec::new(),
+            queue: VecDeque::new(),
+            dead: false,
+            ready: false,
+            failed_starts: 0,
+        })
     }
 
     /// Write every worker's pending frames. A write error means the worker
@@ -284,7 +306,11 @@ impl ProcessesExecutor {
                     });
                     self.done.push_back(Completion::Done(res));
                 }
-                Event::Frame(FromWorker::Ready { .. }) => {}
+                Event::Frame(FromWorker::Ready { .. }) => {
+                    let w = &mut self.workers[i];
+                    w.ready = true;
+                    w.failed_starts = 0;
+                }
                 Event::Frame(FromWorker::Fatal { message }) | Event::Gone(message) => {
                     self.replace(i, &message);
                     replaced[i] = true;
@@ -305,11 +331,22 @@ impl ProcessesExecutor {
             Some(s) => describe_exit(s),
             None => why.to_string(),
         };
-        match self.spawn(i) {
-            Ok(w) => self.workers[i] = w,
-            Err(e) => {
-                eprintln!("warning: could not replace worker {i}: {e}");
-                self.workers[i].dead = true;
+        let failed_starts = if old.ready { 0 } else { old.failed_starts + 1 };
+        if failed_starts >= MAX_FAILED_STARTS {
+            self.workers[i].dead = true;
+            self.gone.get_or_insert_with(|| {
+                format!("worker {i} failed to start {failed_starts} times in a row (last: {})", why.trim_end())
+            });
+        } else {
+            match self.spawn(i) {
+                Ok(mut w) => {
+                    w.failed_starts = failed_starts;
+                    self.workers[i] = w;
+                }
+                Err(e) => {
+                    self.workers[i].dead = true;
+                    self.gone.get_or_insert_with(|| format!("could not replace worker {i}: {e}"));
+                }
             }
         }
         if let Some((task, attempt)) = queue.pop_front() {
@@ -355,6 +392,10 @@ fn describe_exit(s: std::process::ExitStatus) -> String {
 impl Executor for ProcessesExecutor {
     fn workers(&self) -> usize {
         self.workers.len()
+    }
+
+    fn no_workers(&self) -> Option<String> {
+        if self.workers.iter().all(|w| w.dead) { self.gone.clone() } else { None }
     }
 
     fn room(&self, w: usize) -> usize {
