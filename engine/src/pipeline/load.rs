@@ -17,12 +17,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::LoadOptions;
 use super::diag::Diagnostic;
 use super::doc::{Doc, Entry, NodeId, ROOT, Sp, Val};
 use super::plugins::{self, PluginCheck};
 use super::refs::{self, Ref};
 use super::resources::{self, Partial};
+use super::{LoadOptions, Threads};
 use crate::plan::{DEFAULT_OUTPUT, InputSpec, OutputSpec, Plan, PluginSpec, Resources, Source, TaskId, TaskSpec};
 
 const TOP_KEYS: &[&str] = &["pipeline", "plugins", "defaults", "resources", "tasks", "outputs"];
@@ -875,11 +875,11 @@ impl<'d, 's> Cx<'d, 's> {
     /// its results (tasks and diagnostics) in chunk order, so the output is the
     /// same as a sequential pass. Each task only reads the shared tables of
     /// pass 2, so chunks are independent.
-    pub(super) fn build_tasks(&mut self) -> Vec<TaskSpec> {
+    pub(super) fn build_tasks(&mut self, threads: Threads) -> Vec<TaskSpec> {
         let mut out: Vec<TaskSpec> = Vec::with_capacity(self.task_count);
         let Some(tasks) = self.tasks_node() else { return out };
         let n = self.doc.entries(tasks).len();
-        let parallel = std::thread::available_parallelism().is_ok_and(|p| p.get() > 1);
+        let parallel = threads == Threads::Auto && std::thread::available_parallelism().is_ok_and(|p| p.get() > 1);
         if n < 2 * BUILD_CHUNK || !parallel {
             self.build_range(tasks, 0..n, &mut out);
             return out;
