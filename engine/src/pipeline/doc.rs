@@ -97,8 +97,10 @@ pub struct Entry {
 
 struct Table {
     entries: Vec<Entry>,
-    /// Entry indices hashed by key, built once a table grows past a few entries.
-    index: Option<Box<HashTable<u32>>>,
+    /// Entry indices hashed by key, built once a table grows past a few
+    /// entries. Each slot is `(short hash << 32) | entry index`: growing the
+    /// table and most failed comparisons never touch the entries or the source.
+    index: Option<Box<HashTable<u64>>>,
     origin: Origin,
 }
 
@@ -221,14 +223,23 @@ impl<'s> Doc<'s> {
 
     /// Look up a key in a table node.
     pub fn get(&self, table: NodeId, key: &str) -> Option<Entry> {
+        let i = self.position(table, key)?;
+        self.entries(table).get(i).copied()
+    }
+
+    /// The index of a key among the [`Doc::entries`] of a table node.
+    pub fn position(&self, table: NodeId, key: &str) -> Option<usize> {
         let Val::Table(t) = self.node(table).val else { return None };
         let t = self.tables.get(t as usize)?;
         if let Some(index) = &t.index {
-            let found =
-                index.find(hash_key(key), |&i| t.entries.get(i as usize).is_some_and(|e| self.str(e.key) == key));
-            return found.and_then(|&i| t.entries.get(i as usize)).copied();
+            let h = short_hash(key);
+            let found = index.find(spread(h), |&slot| {
+                (slot >> 32) as u32 == h
+                    && t.entries.get(slot as u32 as usize).is_some_and(|e| self.str(e.key) == key)
+            });
+            return found.map(|&slot| slot as u32 as usize);
         }
-        t.entries.iter().find(|e| self.str(e.key) == key).copied()
+        t.entries.iter().position(|e| self.str(e.key) == key)
     }
 
     /// The source text of a node (for date-times).
@@ -273,10 +284,23 @@ impl<'s> Doc<'s> {
     }
 }
 
-fn hash_key(key: &str) -> u64 {
+/// A 32-bit hash of a key, kept in the index slots.
+fn short_hash(key: &str) -> u32 {
     let mut h = rustc_hash::FxBuildHasher.build_hasher();
     h.write(key.as_bytes());
-    h.finish()
+    let h = h.finish();
+    (h >> 32) as u32 ^ h as u32
+}
+
+/// The 64-bit hash the index uses, computed from the short hash alone so that
+/// rehashing needs nothing but the slot (multiplying by an odd constant mixes
+/// the bits into the high ones, which pick the control byte).
+fn spread(h: u32) -> u64 {
+    u64::from(h).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+fn index_slot(h: u32, i: usize) -> u64 {
+    (u64::from(h) << 32) | i as u64
 }
 
 fn str_of<'a>(src: &'a str, owned: &'a [String], s: Str) -> &'a str {
@@ -419,23 +443,22 @@ impl<'s> Builder<'s> {
     fn add_entry(&mut self, table: NodeId, key: &Key<'s>, value: NodeId) {
         let text = key.text.clone();
         let kstr = self.make_str(text);
-        let src = self.doc.src;
         let Val::Table(ti) = self.doc.node(table).val else { return };
         let Some(t) = self.doc.tables.get_mut(ti as usize) else { return };
-        let owned = &self.doc.owned;
-        let idx = t.entries.len() as u32;
-        t.entries.push(Entry { key: kstr, key_span: key.span, value });
-        let entries = &t.entries;
-        let rehash = |&i: &u32| entries.get(i as usize).map(|e| hash_key(str_of(src, owned, e.key))).unwrap_or(0);
+        let rehash = |&slot: &u64| spread((slot >> 32) as u32);
+        let h = short_hash(&key.text);
         if let Some(index) = &mut t.index {
-            index.insert_unique(hash_key(&key.text), idx, rehash);
-        } else if entries.len() > INDEX_AFTER {
-            let mut index = HashTable::with_capacity(entries.len() * 2);
-            for (i, e) in entries.iter().enumerate() {
-                index.insert_unique(hash_key(str_of(src, owned, e.key)), i as u32, rehash);
+            index.insert_unique(spread(h), index_slot(h, t.entries.len()), rehash);
+        } else if t.entries.len() >= INDEX_AFTER {
+            let mut index = HashTable::with_capacity(t.entries.len() * 2 + 2);
+            for (i, e) in t.entries.iter().enumerate() {
+                let h = short_hash(str_of(self.doc.src, &self.doc.owned, e.key));
+                index.insert_unique(spread(h), index_slot(h, i), rehash);
             }
+            index.insert_unique(spread(h), index_slot(h, t.entries.len()), rehash);
             t.index = Some(Box::new(index));
         }
+        t.entries.push(Entry { key: kstr, key_span: key.span, value });
     }
 
     fn origin(&self, node: NodeId) -> Option<Origin> {

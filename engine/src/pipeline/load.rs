@@ -131,9 +131,12 @@ pub(super) struct Cx<'d, 's> {
     checks: Vec<Option<PluginCheck>>,
     defaults: Settings,
     capacity: Resources,
-    ids: Arc<rustc_hash::FxHashMap<&'d str, Slot>>,
+    /// The `[tasks]` table, whose index maps ids to entries (set in pass 2).
+    tasks: Option<NodeId>,
     /// Per entry of `[tasks]`, in file order: its slot (`None` for an invalid entry).
     entry_slots: Arc<Vec<Option<Slot>>>,
+    /// How many entries have a slot.
+    id_count: usize,
     foreach: Arc<Vec<Foreach>>,
     /// Per task: its plugin (for metadata checks on references), set in pass 2.
     task_plugin: Arc<Vec<u32>>,
@@ -169,8 +172,9 @@ impl<'d, 's> Cx<'d, 's> {
             checks: Vec::new(),
             defaults: Settings::default(),
             capacity: Resources::default(),
-            ids: Default::default(),
+            tasks: None,
             entry_slots: Default::default(),
+            id_count: 0,
             foreach: Default::default(),
             task_plugin: Default::default(),
             task_stdout: Default::default(),
@@ -618,8 +622,7 @@ impl<'d, 's> Cx<'d, 's> {
             );
         }
         // Built locally, then shared (read-only) by the later passes.
-        let mut ids = rustc_hash::FxHashMap::default();
-        ids.reserve(entries.len());
+        let mut id_count = 0;
         let mut entry_slots = vec![None; entries.len()];
         let mut foreach: Vec<Foreach> = Vec::new();
         let mut task_plugin = Vec::with_capacity(entries.len());
@@ -677,7 +680,7 @@ impl<'d, 's> Cx<'d, 's> {
                     }
                 },
             };
-            ids.insert(id, slot);
+            id_count += 1;
             if let Some(s) = entry_slots.get_mut(ei) {
                 *s = Some(slot);
             }
@@ -697,7 +700,8 @@ impl<'d, 's> Cx<'d, 's> {
             }
             next += count;
         }
-        self.ids = Arc::new(ids);
+        self.tasks = Some(tasks);
+        self.id_count = id_count;
         self.entry_slots = Arc::new(entry_slots);
         self.foreach = Arc::new(foreach);
         self.task_plugin = Arc::new(task_plugin);
@@ -1299,9 +1303,9 @@ impl<'d, 's> Cx<'d, 's> {
             Ref::Task { task, key, output } => (task, key, output),
         };
         let output = output.unwrap_or(DEFAULT_OUTPUT);
-        let Some(&slot) = self.ids.get(task) else {
+        let Some(slot) = self.slot(task) else {
             let mut d = Diagnostic::error(format!("{user} refers to unknown task `{task}`"));
-            let sug = if self.ids.len() <= 10_000 { suggest(task, self.ids.keys().copied()) } else { None };
+            let sug = if self.id_count <= 10_000 { suggest(task, self.known_ids()) } else { None };
             d = match sug {
                 Some(s) => d.primary(sp.range(), format!("did you mean `{s}`?")),
                 None => d.primary(sp.range(), "no task has this id"),
@@ -1389,6 +1393,19 @@ impl<'d, 's> Cx<'d, 's> {
             }
             i += 1;
         }
+    }
+
+    /// What task id `id` maps to: its entry in `[tasks]` (found with the
+    /// document's index), if that entry got a slot in pass 2.
+    fn slot(&self, id: &str) -> Option<Slot> {
+        let i = self.doc.position(self.tasks?, id)?;
+        self.entry_slots.get(i).copied().flatten()
+    }
+
+    /// The ids that have a slot.
+    fn known_ids(&self) -> impl Iterator<Item = &'d str> + use<'_, 'd, 's> {
+        let entries = self.tasks.map(|t| self.doc.entries(t)).unwrap_or(&[]);
+        entries.iter().zip(self.entry_slots.iter()).filter(|(_, s)| s.is_some()).map(|(e, _)| self.key(e))
     }
 
     /// With plugin metadata, check that task `t` declares output `o`.
