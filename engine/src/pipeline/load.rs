@@ -17,6 +17,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use smallvec::SmallVec;
+
 use super::diag::Diagnostic;
 use super::doc::{Doc, Entry, NodeId, ROOT, Sp, Val};
 use super::plugins::{self, PluginCheck};
@@ -101,7 +103,7 @@ struct Foreach {
 /// A task table read once, before instantiation.
 struct RawTask<'d> {
     plugin: Option<u32>,
-    inputs: Vec<RawInput<'d>>,
+    inputs: SmallVec<[RawInput<'d>; 2]>,
     params: Option<NodeId>,
     settings: Settings,
     args: Vec<(&'d str, Sp)>,
@@ -113,7 +115,7 @@ struct RawTask<'d> {
 struct RawInput<'d> {
     name: &'d str,
     list: bool,
-    refs: Vec<(&'d str, Sp)>,
+    refs: SmallVec<[(&'d str, Sp); 2]>,
 }
 
 /// Cloned (cheaply: the per-task tables are shared) to resolve tasks on a
@@ -993,13 +995,13 @@ impl<'d, 's> Cx<'d, 's> {
                 );
             }
         };
-        let mut inputs = Vec::new();
+        let mut inputs: SmallVec<[RawInput<'d>; 2]> = SmallVec::new();
         if let Some(ie) = f.get("inputs")
             && let Some(it) = self.as_table(&w("inputs"), ie.value)
         {
             for ine in self.doc.entries(it) {
                 let name = self.key(ine);
-                let mut refs_ = Vec::new();
+                let mut refs_ = SmallVec::new();
                 let list = match self.doc.node(ine.value).val {
                     Val::Str(s) => {
                         let s = self.doc.str(s);
@@ -1033,7 +1035,7 @@ impl<'d, 's> Cx<'d, 's> {
                     }
                 };
                 // A reference with an unknown placeholder is reported once and not resolved.
-                refs_.retain(|&(s, sp)| {
+                refs_.retain(|&mut (s, sp)| {
                     let bad = foreach && !refs::unknown_placeholders(s, vars).is_empty();
                     if bad {
                         check_placeholders(self, s, sp);
@@ -1388,8 +1390,7 @@ impl<'d, 's> Cx<'d, 's> {
                     out.remove(i);
                     continue;
                 }
-                let o = o.clone();
-                self.check_output(t, &o, r, sp);
+                self.check_output(t, o, r, sp);
             }
             i += 1;
         }
