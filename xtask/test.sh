@@ -9,4 +9,7 @@ bash xtask/build-guests.sh
 # the tests in tests/all/languages.rs then fail when CI is set.
 bash xtask/toolchains.sh
 bash xtask/build-languages.sh
+# Third-party WASI programs (YoWASP yosys, nextpnr-ice40, icepack, icepll from
+# PyPI, digests checked) for examples/fpga and tests/all/programs.rs.
+bash xtask/fetch-wasi-programs.sh
 cargo test --release --locked -p engine "$@"

@@ -85,8 +85,34 @@ pub struct TaskSpec {
     /// Cap on the total bytes of the task's outputs (`None`: the engine default, 4 GiB).
     #[serde(default)]
     pub max_output_bytes: Option<u64>,
+    /// Command tasks only: mounts, scratch and exit codes (`None`: no mounts,
+    /// no scratch, success is exit code 0). Boxed: most tasks have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs: Option<Box<CommandFs>>,
     /// Distinct upstream tasks, sorted; derived from `inputs`.
     pub deps: Vec<TaskId>,
+}
+
+/// The filesystem and exit-status settings of a command task.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandFs {
+    /// Read-only mounts, sorted by guest path.
+    pub mounts: Vec<Mount>,
+    /// A writable scratch directory at `/tmp` (with `TMPDIR=/tmp`) holding at
+    /// most this many bytes.
+    pub scratch: Option<u64>,
+    /// Exit codes that count as success, sorted (`[0]` when not given).
+    pub success_exit_codes: Vec<i32>,
+}
+
+/// One read-only mount of a command task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Absolute guest path, e.g. `/share`.
+    pub guest: String,
+    /// Absolute host path of a directory, or of a `.tar`, `.tar.gz` or `.tgz`
+    /// archive that the runtime unpacks (once, into its cache).
+    pub host: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -26,7 +26,22 @@ pub struct Report<'a> {
     pub store: String,
     pub wall_ms: f64,
     pub counts: Counts,
+    /// Each plugin as it was prepared before the tasks started.
+    pub plugins: Vec<PluginReport>,
     pub tasks: Vec<TaskReport<'a>>,
+}
+
+/// How a plugin was prepared for the run.
+#[derive(Serialize, Clone)]
+pub struct PluginReport {
+    /// The name in `[plugins]`.
+    pub name: String,
+    /// sha256 of the module, hex.
+    pub sha256: String,
+    /// True when the compiled module came from the cache (no compilation).
+    pub cached: bool,
+    /// Milliseconds to compile, or to load from the cache, and link.
+    pub load_ms: f64,
 }
 
 #[derive(Serialize)]
@@ -84,7 +99,14 @@ pub fn run_status(out: &RunOutcome) -> &'static str {
     }
 }
 
-pub fn build<'a>(plan: &'a Plan, out: &'a RunOutcome, executor: &'a str, workers: usize, store: &Path) -> Report<'a> {
+pub fn build<'a>(
+    plan: &'a Plan,
+    out: &'a RunOutcome,
+    executor: &'a str,
+    workers: usize,
+    store: &Path,
+    plugins: Vec<PluginReport>,
+) -> Report<'a> {
     let tasks = plan
         .tasks
         .iter()
@@ -120,6 +142,7 @@ pub fn build<'a>(plan: &'a Plan, out: &'a RunOutcome, executor: &'a str, workers
             skipped: out.counts.skipped,
             cancelled: out.counts.cancelled,
         },
+        plugins,
         tasks,
     }
 }

@@ -3,6 +3,7 @@ mod hostile;
 mod languages;
 mod pipeline;
 mod plugins;
+mod programs;
 mod run;
 mod runtime;
 mod util;

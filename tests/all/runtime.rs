@@ -356,7 +356,9 @@ fn cmd(name: &str, inputs: Vec<crate::util::TestInput>, command: CommandOpts) ->
 #[test]
 fn command_stdout_and_stderr_go_to_the_log() {
     let run = cmd("cmd_hello", vec![], CommandOpts::default());
-    assert!(run.outputs().is_empty());
+    // Only the exit status, which every command that succeeds has.
+    let outs: Vec<(&str, &[u8])> = run.outputs().iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    assert_eq!(outs, vec![("exit_code", &b"0\n"[..])]);
     assert_eq!(run.log, "hello\ncareful\n");
     assert_eq!(run.metrics.exit_code, Some(0));
 }
@@ -383,7 +385,7 @@ fn command_reads_in_and_writes_out() {
         CommandOpts { stdout: Some("echoed".into()), ..CommandOpts::default() },
     );
     let outs = run.outputs();
-    assert_eq!(outs.keys().collect::<Vec<_>>(), vec!["copy", "echoed", "stats/part1"]);
+    assert_eq!(outs.keys().collect::<Vec<_>>(), vec!["copy", "echoed", "exit_code", "stats/part1"]);
     assert_eq!(outs["copy"], b"some text\n");
     assert_eq!(outs["echoed"], b"some text\n");
     assert_eq!(outs["stats/part1"], b"p1!");

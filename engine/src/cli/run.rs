@@ -105,6 +105,7 @@ fn run_loaded(plan: &Plan, a: &RunArgs, interrupt: Arc<AtomicBool>) -> Result<i3
     let tty = std::io::stderr().is_terminal() && !a.quiet;
     // Compile (or load from the cache) each plugin once for the whole run.
     let mut digests: Vec<Digest> = Vec::with_capacity(plan.plugins.len());
+    let mut plugin_reports = Vec::with_capacity(plan.plugins.len());
     for p in &plan.plugins {
         let size = fs::metadata(&p.path).map(|m| m.len()).unwrap_or(0);
         let spinner = (tty && size > (1 << 20)).then(|| {
@@ -121,9 +122,19 @@ fn run_loaded(plan: &Plan, a: &RunArgs, interrupt: Arc<AtomicBool>) -> Result<i3
                 }
                 let took = started.elapsed();
                 if took > Duration::from_millis(500) && !a.quiet {
-                    eprintln!("compiled plugin `{}` in {}", p.name, format_duration(took));
+                    if loaded.cache_hit {
+                        eprintln!("loaded plugin `{}` from the module cache in {}", p.name, format_duration(took));
+                    } else {
+                        eprintln!("compiled plugin `{}` in {} (cached for later runs)", p.name, format_duration(took));
+                    }
                 }
                 digests.push(loaded.digest);
+                plugin_reports.push(report::PluginReport {
+                    name: p.name.clone(),
+                    sha256: loaded.digest.to_string(),
+                    cached: loaded.cache_hit,
+                    load_ms: took.as_secs_f64() * 1000.0,
+                });
             }
             Err(e) => {
                 if let Some(s) = spinner {
@@ -205,7 +216,7 @@ fn run_loaded(plan: &Plan, a: &RunArgs, interrupt: Arc<AtomicBool>) -> Result<i3
         ExecutorKind::Processes => "processes",
     };
     if let Some(path) = &a.report {
-        let r = report::build(plan, &out, exec_name, workers, &store_dir);
+        let r = report::build(plan, &out, exec_name, workers, &store_dir, plugin_reports);
         write_atomic_with(path, |w| serde_json::to_writer_pretty(w, &r).map_err(std::io::Error::other))
             .map_err(|e| format!("cannot write report {}: {e}", path.display()))?;
     }

@@ -514,6 +514,7 @@ fn build_message(
             env: spec.env.clone(),
             stdin: spec.stdin.clone(),
             stdout: spec.stdout.clone(),
+            fs: spec.fs.clone(),
         },
         deterministic: spec.deterministic,
     })

@@ -86,6 +86,9 @@ pub struct CommandOpts {
     pub stdin: Option<String>,
     /// Capture stdout as this output name.
     pub stdout: Option<String>,
+    /// Mounts, scratch and success exit codes (`None`: none, none, `[0]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs: Option<Box<crate::plan::CommandFs>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

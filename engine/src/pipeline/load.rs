@@ -48,7 +48,14 @@ const TASK_KEYS: &[&str] = &[
     "fuel",
     "max_output_bytes",
     "foreach",
+    "mounts",
+    "scratch",
+    "success_exit_codes",
 ];
+/// Guest paths a mount may not use (or be under).
+const RESERVED_GUEST_PATHS: &[&str] = &["/in", "/out", "/tmp"];
+/// Scratch space of `scratch = true`.
+pub const DEFAULT_SCRATCH: u64 = 1 << 30;
 const BUILTIN_RESOURCES: &[&str] = &["cpu", "memory", "gpu"];
 /// Most retries a task may ask for.
 pub const MAX_RETRIES: i64 = 100;
@@ -74,7 +81,7 @@ struct Settings {
 /// The known keys of a table, read in one pass.
 struct Fields {
     keys: &'static [&'static str],
-    vals: [Option<Entry>; 16],
+    vals: [Option<Entry>; 24],
 }
 
 impl Fields {
@@ -110,6 +117,7 @@ struct RawTask<'d> {
     env: Vec<(&'d str, &'d str, Sp)>,
     stdin: Option<(&'d str, Sp)>,
     stdout: Option<&'d str>,
+    fs: Option<Box<crate::plan::CommandFs>>,
 }
 
 struct RawInput<'d> {
@@ -203,7 +211,7 @@ impl<'d, 's> Cx<'d, 's> {
 
     /// Read the known keys of `table` in one pass, reporting unknown ones.
     fn fields(&mut self, table: NodeId, allowed: &'static [&'static str], what: &dyn Display) -> Fields {
-        let mut f = Fields { keys: allowed, vals: [None; 16] };
+        let mut f = Fields { keys: allowed, vals: [None; 24] };
         for e in self.doc.entries(table) {
             let k = self.key(e);
             if let Some(i) = allowed.iter().position(|a| *a == k) {
@@ -1116,6 +1124,12 @@ impl<'d, 's> Cx<'d, 's> {
                     && let Some(m) = refs::output_name_error(v)
                 {
                     self.value_error(&w("stdout"), s.value, &format!("is not a valid output name: {m}"));
+                } else if v == Some(crate::runtime::EXIT_CODE_OUTPUT) {
+                    self.value_error(
+                        &w("stdout"),
+                        s.value,
+                        "cannot be `exit_code`: that output holds the exit status of every command task",
+                    );
                 }
                 v
             }
@@ -1125,7 +1139,15 @@ impl<'d, 's> Cx<'d, 's> {
             && let Some(Some(check)) = self.checks.get(pid as usize)
             && check.kind == Some(crate::runtime::inspect::PluginKind::Sdk)
         {
-            for (k, what) in [("args", "args"), ("env", "env"), ("stdin", "stdin"), ("stdout", "stdout")] {
+            for (k, what) in [
+                ("args", "args"),
+                ("env", "env"),
+                ("stdin", "stdin"),
+                ("stdout", "stdout"),
+                ("mounts", "mounts"),
+                ("scratch", "scratch"),
+                ("success_exit_codes", "success_exit_codes"),
+            ] {
                 if let Some(x) = f.get(k) {
                     self.err(
                         Diagnostic::error(format!(
@@ -1158,7 +1180,106 @@ impl<'d, 's> Cx<'d, 's> {
             self.err(d);
         }
         let _ = ok;
-        RawTask { plugin, inputs, params, settings, args, env, stdin, stdout }
+        let fs = self.command_fs(id, &f);
+        RawTask { plugin, inputs, params, settings, args, env, stdin, stdout, fs }
+    }
+
+    /// `mounts`, `scratch` and `success_exit_codes` of a command task.
+    fn command_fs(&mut self, id: &str, f: &Fields) -> Option<Box<crate::plan::CommandFs>> {
+        use crate::plan::{CommandFs, Mount};
+        let w = |k| Field::new(&["tasks", id, k]);
+        let mut fs = CommandFs::default();
+        if let Some(m) = f.get("mounts")
+            && let Some(t) = self.as_table(&w("mounts"), m.value)
+        {
+            for e in self.doc.entries(t) {
+                let guest = self.key(e);
+                if let Some(problem) = guest_path_problem(guest) {
+                    self.err(
+                        Diagnostic::error(format!("mount `{guest}` of task `{id}`: {problem}"))
+                            .primary(e.key_span.range(), "invalid guest path"),
+                    );
+                    continue;
+                }
+                let Some(v) = self.as_str(&w("mounts").with(guest), e.value) else { continue };
+                let Some(rel) = v.strip_prefix("file:").filter(|r| !r.is_empty()) else {
+                    self.err(
+                        Diagnostic::error(format!(
+                            "mount `{guest}` of task `{id}` must be `file:` and a directory or archive, found `{v}`"
+                        ))
+                        .primary(self.span(e.value), "expected e.g. \"file:share/\" or \"file:data.tar.gz\""),
+                    );
+                    continue;
+                };
+                let host = self.base_dir.join(rel);
+                let problem = match std::fs::metadata(&host) {
+                    Err(_) => Some(format!("`{rel}` does not exist")),
+                    Ok(md) if md.is_dir() => None,
+                    Ok(md) if md.is_file() && is_archive(rel) => None,
+                    Ok(_) => Some(format!("`{rel}` is neither a directory nor a `.tar`, `.tar.gz` or `.tgz` archive")),
+                };
+                if let Some(p) = problem {
+                    self.err(
+                        Diagnostic::error(format!("mount `{guest}` of task `{id}`: {p}"))
+                            .primary(self.span(e.value), "paths are relative to the pipeline file"),
+                    );
+                    continue;
+                }
+                fs.mounts.push(Mount { guest: guest.to_string(), host });
+            }
+            fs.mounts.sort_by(|a, b| a.guest.cmp(&b.guest));
+        }
+        if let Some(e) = f.get("scratch") {
+            let what = w("scratch");
+            fs.scratch = match self.doc.node(e.value).val {
+                Val::Bool(true) => Some(DEFAULT_SCRATCH),
+                Val::Bool(false) => None,
+                Val::Str(v) => match crate::units::parse_size(self.doc.str(v)) {
+                    Ok(0) => {
+                        self.value_error(&what, e.value, "must be more than 0 bytes (or `false` for no scratch)");
+                        None
+                    }
+                    Ok(b) => Some(b),
+                    Err(m) => {
+                        self.err(
+                            Diagnostic::error(format!("{what}: {m}"))
+                                .primary(self.span(e.value), "expected `true` or a size such as \"2GiB\""),
+                        );
+                        None
+                    }
+                },
+                _ => {
+                    self.type_error(&what, e.value, "`true`, `false` or a size string such as \"2GiB\"");
+                    None
+                }
+            };
+        }
+        if let Some(e) = f.get("success_exit_codes") {
+            let what = w("success_exit_codes");
+            if matches!(self.doc.node(e.value).val, Val::Array(_)) {
+                let items = self.doc.items(e.value);
+                if items.is_empty() {
+                    self.value_error(&what, e.value, "must list at least one exit code");
+                }
+                for &item in items {
+                    if let Some(c) = self.as_int(&format_args!("an item of {what}"), item) {
+                        if (0..=255).contains(&c) {
+                            fs.success_exit_codes.push(c as i32);
+                        } else {
+                            self.value_error(&format_args!("exit code {c} in {what}"), item, "is not between 0 and 255");
+                        }
+                    }
+                }
+                fs.success_exit_codes.sort_unstable();
+                fs.success_exit_codes.dedup();
+            } else {
+                self.type_error(&what, e.value, "an array of integers");
+            }
+        }
+        if fs.success_exit_codes == [0] {
+            fs.success_exit_codes.clear();
+        }
+        (fs != CommandFs::default()).then(|| Box::new(fs))
     }
 
     fn check_params(&mut self, id: &str, p: NodeId, plugin: Option<u32>, foreach: bool, vars: &[String]) {
@@ -1274,6 +1395,7 @@ impl<'d, 's> Cx<'d, 's> {
             deterministic: st.deterministic.or(d.deterministic).unwrap_or(false),
             fuel: st.fuel.or(d.fuel),
             max_output_bytes: st.max_output_bytes.or(d.max_output_bytes),
+            fs: raw.fs.clone(),
             deps,
         }
     }
@@ -1413,6 +1535,9 @@ impl<'d, 's> Cx<'d, 's> {
     fn check_output(&mut self, t: TaskId, o: &str, r: &str, sp: Sp) {
         let Some(&pid) = self.task_plugin.get(t as usize) else { return };
         let Some(Some(check)) = self.checks.get(pid as usize) else { return };
+        if check.kind == Some(crate::runtime::inspect::PluginKind::Command) && o == crate::runtime::EXIT_CODE_OUTPUT {
+            return;
+        }
         let Some(meta) = &check.meta else { return };
         // `*` declares outputs named at run time (e.g. `split` writes `0`..`N-1`).
         if meta.outputs.iter().any(|x| x == o || x == "*") || self.task_stdout.get(&t) == Some(&o) {
@@ -1583,4 +1708,26 @@ impl TapCustom for Resources {
         }
         self
     }
+}
+
+/// Why `p` cannot be a mount's guest path, if it cannot.
+fn guest_path_problem(p: &str) -> Option<String> {
+    if !p.starts_with('/') {
+        return Some("the guest path must be absolute, e.g. `/share`".into());
+    }
+    if p == "/" {
+        return Some("the root `/` cannot be a mount".into());
+    }
+    if p.contains('\0') || p[1..].split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Some("the guest path must not contain empty, `.` or `..` components or end with `/`".into());
+    }
+    if let Some(r) = RESERVED_GUEST_PATHS.iter().find(|r| p == **r || p.starts_with(&format!("{r}/"))) {
+        return Some(format!("`{r}` is reserved (inputs, outputs and scratch)"));
+    }
+    None
+}
+
+/// Whether a mount source names an archive the runtime can unpack.
+pub fn is_archive(path: &str) -> bool {
+    [".tar", ".tar.gz", ".tgz"].iter().any(|s| path.ends_with(s))
 }

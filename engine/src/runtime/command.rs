@@ -1,11 +1,16 @@
 //! Command tasks: any WASI preview 1 program with `_start`.
 //!
 //! Each attempt gets a fresh temp dir holding `in/` (inputs copied from the
-//! store as read-only regular files, mounted read-only at `/in`), `out/`
-//! (empty, mounted read-write at `/out`) and a private stdout capture file
-//! that the guest cannot see. After exit code 0 every regular file under
-//! `out/` is streamed into the store as an output named by its relative path.
-//! The temp dir is removed when the attempt ends, whatever the outcome.
+//! store as read-only regular files — never links — mounted read-only at
+//! `/in`), `out/` (empty, mounted read-write at `/out`), `scratch/` when the
+//! task asks for one (read-write at `/tmp`, with `TMPDIR=/tmp`) and a private
+//! stdout capture file that the guest cannot see. The task's `mounts` are
+//! preopened read-only at their guest paths (archives through
+//! [`super::mounts`]). After an exit code the task counts as success (0, or
+//! one of `success_exit_codes`) every regular file under `out/` is streamed
+//! into the store as an output named by its relative path, plus the
+//! `exit_code` output; after any other ending nothing is stored. The temp dir
+//! is removed when the attempt ends, whatever the outcome.
 //!
 //! While the program runs, [`OutWatch`] holds `/out` to the output limits
 //! (entries and bytes) at epoch ticks, so a program cannot fill the disk or
@@ -26,6 +31,10 @@ use super::sdk::{SdkState, name_problem, show_name};
 use super::{Plugin, Runtime, wasi_builder, write_backtrace};
 use crate::exec::message::{Limits, OutputBlob, TaskFailure, TaskMessage, TaskMetrics};
 use crate::store::{BlobReader, BlobStore};
+
+/// The output every successful command task has: its exit code in decimal
+/// and a newline.
+pub const EXIT_CODE_OUTPUT: &str = "exit_code";
 
 fn infra(what: impl std::fmt::Display) -> TaskFailure {
     TaskFailure::Infra { message: what.to_string() }
@@ -114,19 +123,33 @@ fn collect_outputs(out: &Path) -> Result<Vec<(String, PathBuf, u64)>, TaskFailur
 /// output size limit. The walk stops at the first excess, so it costs at most
 /// `max_outputs` entries; to keep its overhead under about 10% of the task's
 /// time the next walk waits at least ten times as long as this one took.
+///
+/// The scratch directory (`/tmp`), when the task has one, is held the same
+/// way to its size (`scratch`) and to [`MAX_SCRATCH_ENTRIES`] entries.
 pub(crate) struct OutWatch {
     dir: PathBuf,
     max_entries: u64,
     max_bytes: u64,
+    scratch: Option<(PathBuf, u64)>,
     next: Instant,
 }
 
+/// Most entries (files, directories, links) a scratch directory may hold.
+pub const MAX_SCRATCH_ENTRIES: u64 = 100_000;
+
+/// What a watched directory exceeded.
+enum Excess {
+    Entries,
+    Bytes,
+}
+
 impl OutWatch {
-    fn new(dir: &Path, limits: &Limits) -> OutWatch {
+    fn new(dir: &Path, limits: &Limits, scratch: Option<(PathBuf, u64)>) -> OutWatch {
         OutWatch {
             dir: dir.to_path_buf(),
             max_entries: u64::from(limits.max_outputs),
             max_bytes: limits.max_output_bytes,
+            scratch,
             next: Instant::now(),
         }
     }
@@ -136,39 +159,71 @@ impl OutWatch {
         if start < self.next {
             return Ok(());
         }
-        let r = self.walk();
+        let r = self.walk_all();
         let cost = start.elapsed();
         self.next = Instant::now() + cost.saturating_mul(10).max(Duration::from_millis(1));
         r
     }
 
-    fn walk(&self) -> Result<(), Abort> {
-        let (mut entries, mut bytes) = (0u64, 0u64);
-        let mut stack = vec![self.dir.clone()];
-        while let Some(dir) = stack.pop() {
-            // An unreadable directory is reported when outputs are collected.
-            let Ok(list) = fs::read_dir(&dir) else { continue };
-            for entry in list.flatten() {
-                entries += 1;
-                if entries > self.max_entries {
-                    return Err(Abort::Limit {
-                        limit: "output count".into(),
-                        detail: format!("the task created more than {} entries in /out", self.max_entries),
-                    });
-                }
-                let Ok(meta) = fs::symlink_metadata(entry.path()) else { continue };
-                if meta.is_dir() {
-                    stack.push(entry.path());
-                } else if meta.is_file() {
-                    bytes = bytes.saturating_add(meta.len());
-                    if bytes > self.max_bytes {
-                        return Err(Abort::output_size(self.max_bytes));
-                    }
-                }
+    fn walk_all(&self) -> Result<(), Abort> {
+        match walk(&self.dir, self.max_entries, self.max_bytes) {
+            Some(Excess::Entries) => {
+                return Err(Abort::Limit {
+                    limit: "output count".into(),
+                    detail: format!("the task created more than {} entries in /out", self.max_entries),
+                });
             }
+            Some(Excess::Bytes) => return Err(Abort::output_size(self.max_bytes)),
+            None => {}
+        }
+        if let Some((dir, cap)) = &self.scratch
+            && let Some(excess) = walk(dir, MAX_SCRATCH_ENTRIES, *cap)
+        {
+            let (limit, detail) = scratch_excess(excess, *cap);
+            return Err(Abort::Limit { limit, detail });
         }
         Ok(())
     }
+}
+
+fn scratch_excess(excess: Excess, cap: u64) -> (String, String) {
+    let detail = match excess {
+        Excess::Entries => format!("the task created more than {MAX_SCRATCH_ENTRIES} entries in /tmp"),
+        Excess::Bytes => format!("the task wrote more than {} to /tmp", crate::units::format_size(cap)),
+    };
+    ("scratch".into(), detail)
+}
+
+fn scratch_failure(excess: Excess, cap: u64) -> TaskFailure {
+    let (limit, detail) = scratch_excess(excess, cap);
+    TaskFailure::Limit { limit, detail }
+}
+
+/// Walk `root`, stopping at the first excess of entries or bytes (regular
+/// files by length, so sparse files count in full).
+fn walk(root: &Path, max_entries: u64, max_bytes: u64) -> Option<Excess> {
+    let (mut entries, mut bytes) = (0u64, 0u64);
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        // An unreadable directory is reported when outputs are collected.
+        let Ok(list) = fs::read_dir(&dir) else { continue };
+        for entry in list.flatten() {
+            entries += 1;
+            if entries > max_entries {
+                return Some(Excess::Entries);
+            }
+            let Ok(meta) = fs::symlink_metadata(entry.path()) else { continue };
+            if meta.is_dir() {
+                stack.push(entry.path());
+            } else if meta.is_file() {
+                bytes = bytes.saturating_add(meta.len());
+                if bytes > max_bytes {
+                    return Some(Excess::Bytes);
+                }
+            }
+        }
+    }
+    None
 }
 
 pub(super) fn run(
@@ -190,12 +245,35 @@ pub(super) fn run(
     }
     layout_inputs(msg, store, &in_dir)?;
 
+    let fs_opts = msg.command.fs.as_deref().cloned().unwrap_or_default();
     let mut b = wasi_builder(msg, log);
     let mut argv = vec![plugin.name.clone()];
     argv.extend(msg.command.args.iter().cloned());
     b.args(&argv).envs(&msg.command.env);
     b.preopened_dir(&in_dir, "/in", FsPerms::ReadOnly).map_err(|e| infra(format!("cannot mount /in: {e}")))?;
     b.preopened_dir(&out_dir, "/out", FsPerms::ReadWrite).map_err(|e| infra(format!("cannot mount /out: {e}")))?;
+    let scratch = match fs_opts.scratch {
+        Some(cap) => {
+            let dir = tmp.path().join("scratch");
+            fs::create_dir(&dir).map_err(|e| infra(format!("cannot create `{}`: {e}", dir.display())))?;
+            b.preopened_dir(&dir, "/tmp", FsPerms::ReadWrite)
+                .map_err(|e| infra(format!("cannot mount /tmp: {e}")))?;
+            if !msg.command.env.iter().any(|(k, _)| k == "TMPDIR") {
+                b.env("TMPDIR", "/tmp");
+            }
+            Some((dir, cap))
+        }
+        None => None,
+    };
+    for m in &fs_opts.mounts {
+        let dir = rt
+            .inner
+            .unpacked
+            .dir_for(&rt.inner.cache_root, &m.host)
+            .map_err(|e| infra(format!("mount `{}`: {e}", m.guest)))?;
+        b.preopened_dir(&dir, &m.guest, FsPerms::ReadOnly)
+            .map_err(|e| infra(format!("cannot mount `{}` at `{}`: {e}", dir.display(), m.guest)))?;
+    }
     if let Some(name) = &msg.command.stdin {
         let input = msg
             .inputs
@@ -225,7 +303,8 @@ pub(super) fn run(
     };
     let wasi = b.build_p1();
     let (mut st, seen) = rt.new_store(msg, wasi, log, SdkState::default());
-    st.data_mut().out_watch = Some(OutWatch::new(&out_dir, &msg.limits));
+    let scratch_limit = scratch.clone();
+    st.data_mut().out_watch = Some(OutWatch::new(&out_dir, &msg.limits, scratch));
     let result = (|| -> wasmtime::Result<()> {
         let instance = plugin.pre.instantiate(&mut st)?;
         let start = instance.get_typed_func::<(), ()>(&mut st, "_start")?;
@@ -247,8 +326,25 @@ pub(super) fn run(
         },
     };
     metrics.exit_code = Some(code);
-    if code != 0 {
-        return Err(TaskFailure::Error { message: format!("exited with code {code}") });
+    // The watch runs at epoch ticks; a program can fill /tmp and exit in between.
+    if let Some((dir, cap)) = &scratch_limit
+        && let Some(excess) = walk(dir, MAX_SCRATCH_ENTRIES, *cap)
+    {
+        return Err(scratch_failure(excess, *cap));
+    }
+    let success = if fs_opts.success_exit_codes.is_empty() {
+        code == 0
+    } else {
+        fs_opts.success_exit_codes.contains(&code)
+    };
+    if !success {
+        let message = if fs_opts.success_exit_codes.is_empty() {
+            format!("exited with code {code}")
+        } else {
+            let codes: Vec<String> = fs_opts.success_exit_codes.iter().map(i32::to_string).collect();
+            format!("exited with code {code}, which is not one of success_exit_codes [{}]", codes.join(", "))
+        };
+        return Err(TaskFailure::Error { message });
     }
 
     let mut files = Vec::new();
@@ -285,7 +381,16 @@ pub(super) fn run(
             ),
         });
     }
-    let mut blobs = Vec::with_capacity(files.len());
+    if files.iter().any(|(n, _, _)| n == EXIT_CODE_OUTPUT) {
+        return Err(TaskFailure::Error {
+            message: format!("output `{EXIT_CODE_OUTPUT}` is reserved for the exit status of a command task"),
+        });
+    }
+    let mut blobs = Vec::with_capacity(files.len() + 1);
+    let mut w = store.put().map_err(|e| infra(format!("cannot store output `{EXIT_CODE_OUTPUT}`: {e}")))?;
+    io::Write::write_all(&mut w, format!("{code}\n").as_bytes())
+        .map_err(|e| infra(format!("cannot store output `{EXIT_CODE_OUTPUT}`: {e}")))?;
+    let exit_blob = w.finish().map_err(|e| infra(format!("cannot store output `{EXIT_CODE_OUTPUT}`: {e}")))?;
     for (name, path, _) in files {
         let mut f = File::open(&path).map_err(|e| infra(format!("cannot read output `{name}`: {e}")))?;
         let mut w = store.put().map_err(|e| infra(format!("cannot store output `{name}`: {e}")))?;
@@ -293,5 +398,6 @@ pub(super) fn run(
         let blob = w.finish().map_err(|e| infra(format!("cannot store output `{name}`: {e}")))?;
         blobs.push(OutputBlob { name, blob });
     }
+    blobs.push(OutputBlob { name: EXIT_CODE_OUTPUT.to_string(), blob: exit_blob });
     Ok(blobs)
 }

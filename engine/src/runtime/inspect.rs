@@ -158,17 +158,20 @@ pub const WASI_P1_FUNCTIONS: &[&str] = &[
 /// runtime configures wasmtime with exactly these, so `engine check` and
 /// `engine inspect` accept what `engine run` can compile.
 pub fn enabled_features() -> WasmFeatures {
-    WasmFeatures::WASM2 | WasmFeatures::TAIL_CALL | WasmFeatures::EXTENDED_CONST
+    WasmFeatures::WASM2
+        | WasmFeatures::TAIL_CALL
+        | WasmFeatures::EXTENDED_CONST
+        | WasmFeatures::EXCEPTIONS
+        | WasmFeatures::GC_TYPES
+        | WasmFeatures::THREADS
 }
 
 /// Proposals the engine turns off explicitly (threads, GC, exceptions,
 /// memory64, multi-memory, relaxed SIMD, components, stack switching, ...).
 pub fn disabled_features() -> WasmFeatures {
-    WasmFeatures::THREADS
-        | WasmFeatures::SHARED_EVERYTHING_THREADS
+    WasmFeatures::SHARED_EVERYTHING_THREADS
         | WasmFeatures::GC
         | WasmFeatures::FUNCTION_REFERENCES
-        | WasmFeatures::EXCEPTIONS
         | WasmFeatures::LEGACY_EXCEPTIONS
         | WasmFeatures::MEMORY64
         | WasmFeatures::MULTI_MEMORY
@@ -177,6 +180,53 @@ pub fn disabled_features() -> WasmFeatures {
         | WasmFeatures::STACK_SWITCHING
         | WasmFeatures::CUSTOM_PAGE_SIZES
         | WasmFeatures::WIDE_ARITHMETIC
+}
+
+/// Why a module with a shared memory (defined or imported) is refused.
+const SHARED_MEMORY: &str = "uses the wasm feature `shared memory` (threads), which the engine does not \
+                             enable: tasks are single-threaded; atomic instructions on a non-shared memory \
+                             are accepted (see docs/abi.md, \"Wasm features\")";
+
+/// The name docs/abi.md gives a proposal the engine does not enable.
+fn feature_name(f: WasmFeatures) -> String {
+    let known = [
+        (WasmFeatures::SHARED_EVERYTHING_THREADS, "shared-everything threads"),
+        (WasmFeatures::GC, "garbage collection (gc)"),
+        (WasmFeatures::FUNCTION_REFERENCES, "typed function references"),
+        (WasmFeatures::LEGACY_EXCEPTIONS, "legacy exception handling (try/catch/rethrow)"),
+        (WasmFeatures::MEMORY64, "memory64"),
+        (WasmFeatures::MULTI_MEMORY, "multi-memory"),
+        (WasmFeatures::RELAXED_SIMD, "relaxed SIMD"),
+        (WasmFeatures::COMPONENT_MODEL, "component model"),
+        (WasmFeatures::STACK_SWITCHING, "stack switching"),
+        (WasmFeatures::CUSTOM_PAGE_SIZES, "custom page sizes"),
+        (WasmFeatures::WIDE_ARITHMETIC, "wide arithmetic"),
+    ];
+    match known.iter().find(|(k, _)| *k == f) {
+        Some((_, name)) => (*name).to_string(),
+        None => f.iter_names().map(|(n, _)| n.to_lowercase().replace('_', " ")).collect::<Vec<_>>().join(", "),
+    }
+}
+
+/// Turn a validation failure into the message users see: when the module is
+/// valid wasm that needs a proposal the engine does not enable, name it.
+fn validation_error(bytes: &[u8], e: &wasmparser::BinaryReaderError) -> String {
+    let valid_with = |f: WasmFeatures| Validator::new_with_features(f).validate_all(bytes).is_ok();
+    if valid_with(enabled_features() | disabled_features()) {
+        for (_, f) in disabled_features().iter_names() {
+            if valid_with(enabled_features() | f) {
+                return format!(
+                    "uses the wasm feature `{}`, which the engine does not enable \
+                     (see docs/abi.md, \"Wasm features\"): {e}",
+                    feature_name(f)
+                );
+            }
+        }
+        return format!(
+            "uses wasm features the engine does not enable (see docs/abi.md, \"Wasm features\"): {e}"
+        );
+    }
+    format!("malformed module: {e}")
 }
 
 /// The `engine` imports of ABI v1 with their signatures: (name, params, results).
@@ -238,7 +288,7 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<ModuleInfo, String> {
             .into());
     }
     let mut validator = Validator::new_with_features(enabled_features());
-    let types = validator.validate_all(bytes).map_err(|e| format!("malformed module: {e}"))?;
+    let types = validator.validate_all(bytes).map_err(|e| validation_error(bytes, &e))?;
     let types = types.as_ref();
 
     let func_type = |ty: Option<EntityType>| -> Option<FuncType> {
@@ -260,6 +310,14 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<ModuleInfo, String> {
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| format!("malformed module: {e}"))?;
         match payload {
+            Payload::MemorySection(reader) => {
+                for mem in reader {
+                    let mem = mem.map_err(|e| format!("malformed module: {e}"))?;
+                    if mem.shared {
+                        return Err(SHARED_MEMORY.into());
+                    }
+                }
+            }
             Payload::ImportSection(reader) => {
                 for imp in reader.into_imports() {
                     let imp = imp.map_err(|e| format!("malformed module: {e}"))?;

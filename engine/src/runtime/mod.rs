@@ -16,10 +16,12 @@
 
 mod cache;
 mod command;
+pub use command::EXIT_CODE_OUTPUT;
 mod failure;
 pub mod inspect;
 mod limits;
 mod log;
+mod mounts;
 mod poll;
 mod sdk;
 
@@ -153,6 +155,9 @@ struct Inner {
     cancelled: Arc<AtomicBool>,
     stop_ticker: Arc<AtomicBool>,
     max_memory: u64,
+    /// The cache root (`RuntimeConfig::cache_dir`): `modules/` and `mounts/` live under it.
+    cache_root: PathBuf,
+    unpacked: mounts::Unpacked,
 }
 
 /// The wasm task runtime. `Send + Sync`: share one per process.
@@ -173,11 +178,14 @@ fn engine_config(max_instances: u32, max_memory: u64) -> Config {
         .consume_fuel(true)
         .max_wasm_stack(MAX_WASM_STACK)
         .wasm_features(inspect::disabled_features(), false)
-        .wasm_features(inspect::enabled_features().difference(wasmtime::WasmFeatures::GC_TYPES), true);
+        .wasm_features(inspect::enabled_features(), true);
     let n = max_instances.max(1);
     let mut pool = PoolingAllocationConfig::new();
+    // A task that uses exceptions gets a GC heap (for its exception objects),
+    // which takes a second memory slot.
     pool.total_core_instances(n)
-        .total_memories(n)
+        .total_memories(2 * n)
+        .total_gc_heaps(n)
         .total_tables(n)
         .max_memories_per_module(1)
         .max_tables_per_module(1)
@@ -279,6 +287,8 @@ impl Runtime {
                 cancelled: Arc::new(AtomicBool::new(false)),
                 stop_ticker,
                 max_memory,
+                cache_root: cfg.cache_dir.clone(),
+                unpacked: mounts::Unpacked::default(),
             }),
         })
     }

@@ -31,6 +31,7 @@ fn plan(rows: &[(&str, &[&str], Resources)], capacity: Resources) -> Plan {
                 deterministic: false,
                 fuel: None,
                 max_output_bytes: None,
+                fs: None,
                 deps,
             }
         })

@@ -1,0 +1,104 @@
+//! `cmd_probe`: a test guest that is a plain WASI command which reports what
+//! it sees of its filesystem. Its arguments are actions, run in order, each
+//! printing one line (or more) to stdout:
+//!
+//! * `list <dir>`: every entry under `<dir>`, recursively and sorted, as
+//!   `<path> <file|symlink|other> <len>` or `<path> dir` (from `symlink_metadata`).
+//! * `cat <path>`: the file's contents.
+//! * `write <path> <text>`: create `<path>` holding `<text>`; prints
+//!   `write <path>: ok` or `write <path>: error`.
+//! * `tmp`: writes and reads back a file in `$TMPDIR`; prints `TMPDIR=<dir> ok`.
+//! * `fill <dir> <bytes>`: writes `<bytes>` bytes into `<dir>/fill`, 64 KiB at a time.
+//! * `exit <code>`: exits with that code at once.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+fn list(dir: &Path, out: &mut Vec<String>) {
+    let Ok(rd) = fs::read_dir(dir) else {
+        out.push(format!("{} unreadable", dir.display()));
+        return;
+    };
+    let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        let md = fs::symlink_metadata(&p).expect("symlink_metadata");
+        let kind = if md.file_type().is_symlink() {
+            "symlink"
+        } else if md.is_dir() {
+            "dir"
+        } else if md.is_file() {
+            "file"
+        } else {
+            "other"
+        };
+        if md.is_dir() {
+            out.push(format!("{} {kind}", p.display()));
+        } else {
+            out.push(format!("{} {kind} {}", p.display(), md.len()));
+        }
+        if md.is_dir() {
+            list(&p, out);
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut stdout = std::io::stdout().lock();
+    let mut i = 0;
+    while i < args.len() {
+        let arg = |k: usize| args.get(i + k).cloned().unwrap_or_default();
+        match args[i].as_str() {
+            "list" => {
+                let mut lines = Vec::new();
+                list(Path::new(&arg(1)), &mut lines);
+                for l in lines {
+                    writeln!(stdout, "{l}").unwrap();
+                }
+                i += 2;
+            }
+            "cat" => {
+                match fs::read(arg(1)) {
+                    Ok(b) => stdout.write_all(&b).unwrap(),
+                    Err(_) => writeln!(stdout, "cat {}: error", arg(1)).unwrap(),
+                }
+                i += 2;
+            }
+            "write" => {
+                let r = fs::write(arg(1), arg(2));
+                writeln!(stdout, "write {}: {}", arg(1), if r.is_ok() { "ok" } else { "error" }).unwrap();
+                i += 3;
+            }
+            "tmp" => {
+                let dir = std::env::var("TMPDIR").unwrap_or_default();
+                let p = Path::new(&dir).join("probe.txt");
+                let ok = fs::write(&p, b"scratch").is_ok() && fs::read(&p).map(|b| b == b"scratch").unwrap_or(false);
+                writeln!(stdout, "TMPDIR={dir} {}", if ok { "ok" } else { "error" }).unwrap();
+                i += 1;
+            }
+            "fill" => {
+                let n: u64 = arg(2).parse().unwrap_or(0);
+                let mut f = fs::File::create(Path::new(&arg(1)).join("fill")).expect("create fill");
+                let chunk = vec![b'x'; 64 << 10];
+                let mut left = n;
+                while left > 0 {
+                    let k = left.min(chunk.len() as u64) as usize;
+                    f.write_all(&chunk[..k]).expect("write fill");
+                    left -= k as u64;
+                }
+                writeln!(stdout, "filled {n}").unwrap();
+                i += 3;
+            }
+            "exit" => {
+                stdout.flush().unwrap();
+                std::process::exit(arg(1).parse().unwrap_or(1));
+            }
+            other => {
+                eprintln!("cmd_probe: unknown action `{other}`");
+                std::process::exit(2);
+            }
+        }
+    }
+}
