@@ -165,25 +165,29 @@ impl<'s> Doc<'s> {
         let parallel = threads == Threads::Auto
             && src.len() >= PARALLEL_PARSE_BYTES
             && std::thread::available_parallelism().is_ok_and(|p| p.get() > 1);
-        if !parallel {
-            record_chunks(src, |events| b.apply(events, &mut errors));
-        } else {
-            std::thread::scope(|scope| {
+        let threaded = parallel
+            && std::thread::scope(|scope| {
                 let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Ev<'s>>>(2);
                 // Applied chunks go back to be refilled: no fresh pages per chunk.
                 let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<Ev<'s>>>();
-                scope.spawn(move || {
+                let helper = std::thread::Builder::new().name("toml-lexer".into()).spawn_scoped(scope, move || {
                     record_chunks(src, |events| {
                         let spare = back_rx.try_recv().unwrap_or_default();
                         // The receiver only goes away if applying panicked.
                         let _ = tx.send(std::mem::replace(events, spare));
                     })
                 });
+                if helper.is_err() {
+                    return false;
+                }
                 for mut events in rx {
                     b.apply(&mut events, &mut errors);
                     let _ = back_tx.send(events);
                 }
+                true
             });
+        if !threaded {
+            record_chunks(src, |events| b.apply(events, &mut errors));
         }
         let syntax = errors.iter().map(syntax_error).collect();
         (b.doc, syntax, b.diags)
@@ -234,8 +238,7 @@ impl<'s> Doc<'s> {
         if let Some(index) = &t.index {
             let h = short_hash(key);
             let found = index.find(spread(h), |&slot| {
-                (slot >> 32) as u32 == h
-                    && t.entries.get(slot as u32 as usize).is_some_and(|e| self.str(e.key) == key)
+                (slot >> 32) as u32 == h && t.entries.get(slot as u32 as usize).is_some_and(|e| self.str(e.key) == key)
             });
             return found.map(|&slot| slot as u32 as usize);
         }

@@ -904,7 +904,9 @@ impl<'d, 's> Cx<'d, 's> {
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel(1);
             let theirs: Vec<Range<usize>> = chunks.iter().skip(1).step_by(2).cloned().collect();
-            scope.spawn(move || {
+            // If no thread can be started, `recv` fails below and this thread
+            // builds every chunk.
+            let _ = std::thread::Builder::new().name("tasks".into()).spawn_scoped(scope, move || {
                 for r in theirs {
                     let mut part = Vec::new();
                     helper.build_range(tasks, r, &mut part);
@@ -923,7 +925,8 @@ impl<'d, 's> Cx<'d, 's> {
                         out.append(&mut part);
                         self.diags.extend(diags);
                     }
-                    // The helper is gone (it panicked; the scope re-raises that).
+                    // No helper (it could not start, or it panicked and the
+                    // scope re-raises that).
                     Err(_) => self.build_range(tasks, r, &mut out),
                 }
             }
