@@ -6,8 +6,10 @@
 //! at top-level newlines (where the parser restarts cleanly), feeds them to
 //! `toml_parser`'s push parser, and applies TOML's table semantics (headers,
 //! arrays of tables, dotted keys, inline tables, duplicate keys) into a flat arena
-//! of small nodes. Strings that need no unescaping are stored as byte ranges of the
-//! source. Every node and key keeps its byte span for diagnostics.
+//! of small nodes. On a large file the lexing, parsing and decoding run on a
+//! helper thread, one chunk ahead of the builder (see [`Doc::parse`]). Strings
+//! that need no unescaping are stored as byte ranges of the source. Every node
+//! and key keeps its byte span for diagnostics.
 //!
 //! Syntax errors come back as [`SyntaxError`]s (the document is then incomplete);
 //! structural errors such as duplicate keys come back as [`Diagnostic`]s and the

@@ -5,7 +5,7 @@
 //! 2. ids: every `[tasks.<id>]` gets its dense [`TaskId`]s, `foreach` tasks one
 //!    per expansion, so references can be resolved in any order;
 //! 3. tasks: each task table is read once, then instantiated per expansion with
-//!    its references resolved;
+//!    its references resolved (large pipelines on two threads, same result);
 //! 4. `[outputs]`, then the graph (self-dependencies are caught in 3, cycles here).
 //!
 //! Every pass reports into one list of diagnostics and keeps going.
