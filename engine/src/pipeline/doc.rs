@@ -6,8 +6,10 @@
 //! at top-level newlines (where the parser restarts cleanly), feeds them to
 //! `toml_parser`'s push parser, and applies TOML's table semantics (headers,
 //! arrays of tables, dotted keys, inline tables, duplicate keys) into a flat arena
-//! of small nodes. Strings that need no unescaping are stored as byte ranges of the
-//! source. Every node and key keeps its byte span for diagnostics.
+//! of small nodes. On a large file the lexing, parsing and decoding run on a
+//! helper thread, one chunk ahead of the builder (see [`Doc::parse`]). Strings
+//! that need no unescaping are stored as byte ranges of the source. Every node
+//! and key keeps its byte span for diagnostics.
 //!
 //! Syntax errors come back as [`SyntaxError`]s (the document is then incomplete);
 //! structural errors such as duplicate keys come back as [`Diagnostic`]s and the
@@ -24,6 +26,7 @@ use toml_parser::lexer::TokenKind;
 use toml_parser::parser::{EventReceiver, RecursionGuard, ValidateWhitespace, parse_document};
 use toml_parser::{ErrorSink, ParseError, Raw, Source, Span};
 
+use super::Threads;
 use super::diag::Diagnostic;
 
 /// Index of a node in [`Doc::nodes`].
@@ -96,8 +99,10 @@ pub struct Entry {
 
 struct Table {
     entries: Vec<Entry>,
-    /// Entry indices hashed by key, built once a table grows past a few entries.
-    index: Option<Box<HashTable<u32>>>,
+    /// Entry indices hashed by key, built once a table grows past a few
+    /// entries. Each slot is `(short hash << 32) | entry index`: growing the
+    /// table and most failed comparisons never touch the entries or the source.
+    index: Option<Box<HashTable<u64>>>,
     origin: Origin,
 }
 
@@ -129,10 +134,23 @@ const INDEX_AFTER: usize = 8;
 const MAX_DEPTH: u32 = 64;
 /// Tokens per parser chunk (chunks end at a top-level newline).
 const CHUNK_TOKENS: usize = 1 << 16;
+/// Files at least this large are lexed and parsed on a helper thread.
+const PARALLEL_PARSE_BYTES: usize = 1 << 20;
 
 impl<'s> Doc<'s> {
     /// Parse `src`. Returns the document, syntax errors and structural errors.
+    ///
+    /// Two stages: [`record_chunks`] lexes, parses and decodes the text into
+    /// chunks of [`Ev`]s, and the [`Builder`] applies them to the tree. On a
+    /// large file the first stage runs on a helper thread, one chunk ahead of
+    /// the second; both stages see the events in file order either way, so the
+    /// document and the errors (and their order) do not depend on it.
     pub fn parse(src: &'s str) -> (Doc<'s>, Vec<SyntaxError>, Vec<Diagnostic>) {
+        Self::parse_with(src, Threads::Auto)
+    }
+
+    /// [`Doc::parse`], on this thread only when `threads` is [`Threads::One`].
+    pub(crate) fn parse_with(src: &'s str, threads: Threads) -> (Doc<'s>, Vec<SyntaxError>, Vec<Diagnostic>) {
         let mut b = Builder {
             doc: Doc { src, nodes: Vec::new(), tables: Vec::new(), arrays: Vec::new(), owned: Vec::new() },
             header: None,
@@ -145,30 +163,34 @@ impl<'s> Doc<'s> {
         };
         let root = b.new_table(Origin::Header, Sp::default());
         debug_assert_eq!(root, ROOT);
-        let source = Source::new(src);
         let mut errors: Vec<ParseError> = Vec::new();
-        let mut buf = Vec::with_capacity(CHUNK_TOKENS + 1024);
-        let mut depth = 0u32;
-        let run = |buf: &mut Vec<toml_parser::lexer::Token>, b: &mut Builder<'s>, errors: &mut Vec<ParseError>| {
-            let mut ws = ValidateWhitespace::new(b, source);
-            let mut guard = RecursionGuard::new(&mut ws, MAX_DEPTH);
-            parse_document(buf, &mut guard, errors);
-            buf.clear();
-        };
-        for tok in source.lex() {
-            match tok.kind() {
-                TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => depth += 1,
-                TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => depth = depth.saturating_sub(1),
-                _ => {}
-            }
-            let cut = tok.kind() == TokenKind::Newline && depth == 0 && buf.len() >= CHUNK_TOKENS;
-            buf.push(tok);
-            if cut {
-                run(&mut buf, &mut b, &mut errors);
-                b.end_of_chunk();
-            }
+        let parallel = threads == Threads::Auto
+            && src.len() >= PARALLEL_PARSE_BYTES
+            && std::thread::available_parallelism().is_ok_and(|p| p.get() > 1);
+        let threaded = parallel
+            && std::thread::scope(|scope| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Ev<'s>>>(2);
+                // Applied chunks go back to be refilled: no fresh pages per chunk.
+                let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<Ev<'s>>>();
+                let helper = std::thread::Builder::new().name("toml-lexer".into()).spawn_scoped(scope, move || {
+                    record_chunks(src, |events| {
+                        let spare = back_rx.try_recv().unwrap_or_default();
+                        // The receiver only goes away if applying panicked.
+                        let _ = tx.send(std::mem::replace(events, spare));
+                    })
+                });
+                if helper.is_err() {
+                    return false;
+                }
+                for mut events in rx {
+                    b.apply(&mut events, &mut errors);
+                    let _ = back_tx.send(events);
+                }
+                true
+            });
+        if !threaded {
+            record_chunks(src, |events| b.apply(events, &mut errors));
         }
-        run(&mut buf, &mut b, &mut errors);
         let syntax = errors.iter().map(syntax_error).collect();
         (b.doc, syntax, b.diags)
     }
@@ -207,14 +229,22 @@ impl<'s> Doc<'s> {
 
     /// Look up a key in a table node.
     pub fn get(&self, table: NodeId, key: &str) -> Option<Entry> {
+        let i = self.position(table, key)?;
+        self.entries(table).get(i).copied()
+    }
+
+    /// The index of a key among the [`Doc::entries`] of a table node.
+    pub fn position(&self, table: NodeId, key: &str) -> Option<usize> {
         let Val::Table(t) = self.node(table).val else { return None };
         let t = self.tables.get(t as usize)?;
         if let Some(index) = &t.index {
-            let found =
-                index.find(hash_key(key), |&i| t.entries.get(i as usize).is_some_and(|e| self.str(e.key) == key));
-            return found.and_then(|&i| t.entries.get(i as usize)).copied();
+            let h = short_hash(key);
+            let found = index.find(spread(h), |&slot| {
+                (slot >> 32) as u32 == h && t.entries.get(slot as u32 as usize).is_some_and(|e| self.str(e.key) == key)
+            });
+            return found.map(|&slot| slot as u32 as usize);
         }
-        t.entries.iter().find(|e| self.str(e.key) == key).copied()
+        t.entries.iter().position(|e| self.str(e.key) == key)
     }
 
     /// The source text of a node (for date-times).
@@ -259,10 +289,23 @@ impl<'s> Doc<'s> {
     }
 }
 
-fn hash_key(key: &str) -> u64 {
+/// A 32-bit hash of a key, kept in the index slots.
+fn short_hash(key: &str) -> u32 {
     let mut h = rustc_hash::FxBuildHasher.build_hasher();
     h.write(key.as_bytes());
-    h.finish()
+    let h = h.finish();
+    (h >> 32) as u32 ^ h as u32
+}
+
+/// The 64-bit hash the index uses, computed from the short hash alone so that
+/// rehashing needs nothing but the slot (multiplying by an odd constant mixes
+/// the bits into the high ones, which pick the control byte).
+fn spread(h: u32) -> u64 {
+    u64::from(h).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+fn index_slot(h: u32, i: usize) -> u64 {
+    (u64::from(h) << 32) | i as u64
 }
 
 fn str_of<'a>(src: &'a str, owned: &'a [String], s: Str) -> &'a str {
@@ -405,23 +448,22 @@ impl<'s> Builder<'s> {
     fn add_entry(&mut self, table: NodeId, key: &Key<'s>, value: NodeId) {
         let text = key.text.clone();
         let kstr = self.make_str(text);
-        let src = self.doc.src;
         let Val::Table(ti) = self.doc.node(table).val else { return };
         let Some(t) = self.doc.tables.get_mut(ti as usize) else { return };
-        let owned = &self.doc.owned;
-        let idx = t.entries.len() as u32;
-        t.entries.push(Entry { key: kstr, key_span: key.span, value });
-        let entries = &t.entries;
-        let rehash = |&i: &u32| entries.get(i as usize).map(|e| hash_key(str_of(src, owned, e.key))).unwrap_or(0);
+        let rehash = |&slot: &u64| spread((slot >> 32) as u32);
+        let h = short_hash(&key.text);
         if let Some(index) = &mut t.index {
-            index.insert_unique(hash_key(&key.text), idx, rehash);
-        } else if entries.len() > INDEX_AFTER {
-            let mut index = HashTable::with_capacity(entries.len() * 2);
-            for (i, e) in entries.iter().enumerate() {
-                index.insert_unique(hash_key(str_of(src, owned, e.key)), i as u32, rehash);
+            index.insert_unique(spread(h), index_slot(h, t.entries.len()), rehash);
+        } else if t.entries.len() >= INDEX_AFTER {
+            let mut index = HashTable::with_capacity(t.entries.len() * 2 + 2);
+            for (i, e) in t.entries.iter().enumerate() {
+                let h = short_hash(str_of(self.doc.src, &self.doc.owned, e.key));
+                index.insert_unique(spread(h), index_slot(h, i), rehash);
             }
+            index.insert_unique(spread(h), index_slot(h, t.entries.len()), rehash);
             t.index = Some(Box::new(index));
         }
+        t.entries.push(Entry { key: kstr, key_span: key.span, value });
     }
 
     fn origin(&self, node: NodeId) -> Option<Origin> {
@@ -494,19 +536,6 @@ impl<'s> Builder<'s> {
                 }
             }
         }
-    }
-
-    fn raw(&self, span: Span, enc: Option<Encoding>) -> Option<Raw<'s>> {
-        let text = self.doc.src.get(span.start()..span.end())?;
-        Some(Raw::new_unchecked(text, enc, span))
-    }
-
-    fn decode_key(&mut self, span: Span, enc: Option<Encoding>, error: &mut dyn ErrorSink) -> Key<'s> {
-        let mut out: Cow<'s, str> = Cow::Borrowed("");
-        if let Some(raw) = self.raw(span, enc) {
-            raw.decode_key(&mut out, error);
-        }
-        Key { text: out, span: Sp::of(span) }
     }
 
     fn current_path(&self) -> String {
@@ -614,116 +643,253 @@ impl<'s> Builder<'s> {
     }
 }
 
-impl<'s> EventReceiver for Builder<'s> {
+/// One parser event, with its key or scalar already decoded: what the
+/// [`Builder`] needs, in file order. Errors are events too, so that they keep
+/// their place among the errors the builder reports.
+enum Ev<'s> {
+    StdTableOpen(Sp),
+    StdTableClose(Sp),
+    ArrayTableOpen(Sp),
+    ArrayTableClose(Sp),
+    InlineTableOpen(Sp),
+    InlineTableClose(Sp),
+    ArrayOpen(Sp),
+    ArrayClose(Sp),
+    Key(Key<'s>),
+    KeyValSep,
+    Scalar(Sp, Scalar<'s>),
+    Newline,
+    Error(Box<ParseError>),
+    /// The parser restarts after this (a top-level newline).
+    EndOfChunk,
+}
+
+enum Scalar<'s> {
+    Str(Cow<'s, str>),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Datetime,
+}
+
+/// Lex `src` in chunks that end at top-level newlines (where the parser
+/// restarts cleanly), parse and decode each into events, and hand each chunk's
+/// events to `emit` (which may take them).
+fn record_chunks<'s>(src: &'s str, mut emit: impl FnMut(&mut Vec<Ev<'s>>)) {
+    let source = Source::new(src);
+    let out = std::cell::RefCell::new(Vec::new());
+    let mut buf = Vec::with_capacity(CHUNK_TOKENS + 1024);
+    let mut depth = 0u32;
+    let run = |buf: &mut Vec<toml_parser::lexer::Token>| {
+        let mut rec = Recorder { src, out: &out };
+        let mut sink = Sink(&out);
+        let mut ws = ValidateWhitespace::new(&mut rec, source);
+        let mut guard = RecursionGuard::new(&mut ws, MAX_DEPTH);
+        parse_document(buf, &mut guard, &mut sink);
+        buf.clear();
+    };
+    for tok in source.lex() {
+        match tok.kind() {
+            TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => depth += 1,
+            TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        let cut = tok.kind() == TokenKind::Newline && depth == 0 && buf.len() >= CHUNK_TOKENS;
+        buf.push(tok);
+        if cut {
+            run(&mut buf);
+            let mut events = out.borrow_mut();
+            events.push(Ev::EndOfChunk);
+            emit(&mut events);
+            events.clear();
+        }
+    }
+    run(&mut buf);
+    emit(&mut out.borrow_mut());
+}
+
+/// Records parser events; shares its output with the [`Sink`] given to the parser.
+struct Recorder<'s, 'o> {
+    src: &'s str,
+    out: &'o std::cell::RefCell<Vec<Ev<'s>>>,
+}
+
+struct Sink<'s, 'o>(&'o std::cell::RefCell<Vec<Ev<'s>>>);
+
+impl ErrorSink for Sink<'_, '_> {
+    fn report_error(&mut self, error: ParseError) {
+        self.0.borrow_mut().push(Ev::Error(Box::new(error)));
+    }
+}
+
+impl<'s> Recorder<'s, '_> {
+    fn push(&mut self, ev: Ev<'s>) {
+        self.out.borrow_mut().push(ev);
+    }
+
+    fn raw(&self, span: Span, enc: Option<Encoding>) -> Option<Raw<'s>> {
+        let text = self.src.get(span.start()..span.end())?;
+        Some(Raw::new_unchecked(text, enc, span))
+    }
+}
+
+impl<'s> EventReceiver for Recorder<'s, '_> {
     fn std_table_open(&mut self, span: Span, _error: &mut dyn ErrorSink) {
-        self.frames.clear();
-        self.keys.clear();
-        self.pending = None;
-        self.header = Some(Header { is_array: false, open: Sp::of(span), keys: Keys::new() });
+        self.push(Ev::StdTableOpen(Sp::of(span)));
     }
     fn array_table_open(&mut self, span: Span, _error: &mut dyn ErrorSink) {
-        self.frames.clear();
-        self.keys.clear();
-        self.pending = None;
-        self.header = Some(Header { is_array: true, open: Sp::of(span), keys: Keys::new() });
+        self.push(Ev::ArrayTableOpen(Sp::of(span)));
     }
     fn std_table_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
-        if let Some(h) = self.header.take() {
-            self.apply_header(h, Sp::of(span));
-        }
+        self.push(Ev::StdTableClose(Sp::of(span)));
     }
     fn array_table_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
-        if let Some(h) = self.header.take() {
-            self.apply_header(h, Sp::of(span));
-        }
+        self.push(Ev::ArrayTableClose(Sp::of(span)));
     }
     fn inline_table_open(&mut self, span: Span, _error: &mut dyn ErrorSink) -> bool {
-        let node = self.new_table(Origin::Inline, Sp::of(span));
-        self.frames.push(Frame::Inline { node, keys: Keys::new(), pending: None });
+        self.push(Ev::InlineTableOpen(Sp::of(span)));
         true
     }
     fn inline_table_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
-        if let Some(Frame::Inline { node, .. }) = self.frames.last() {
-            let node = *node;
-            self.frames.pop();
-            if let Some(n) = self.doc.nodes.get_mut(node as usize) {
-                n.span.end = span.end() as u32;
-            }
-            self.shrink(node);
-            self.complete(node);
-        }
+        self.push(Ev::InlineTableClose(Sp::of(span)));
     }
     fn array_open(&mut self, span: Span, _error: &mut dyn ErrorSink) -> bool {
-        let node = self.new_array(false, Sp::of(span));
-        self.frames.push(Frame::Array { node });
+        self.push(Ev::ArrayOpen(Sp::of(span)));
         true
     }
     fn array_close(&mut self, span: Span, _error: &mut dyn ErrorSink) {
-        if let Some(Frame::Array { node, .. }) = self.frames.last() {
-            let node = *node;
-            self.frames.pop();
-            if let Some(n) = self.doc.nodes.get_mut(node as usize) {
-                n.span.end = span.end() as u32;
-            }
-            self.complete(node);
-        }
+        self.push(Ev::ArrayClose(Sp::of(span)));
     }
     fn simple_key(&mut self, span: Span, encoding: Option<Encoding>, error: &mut dyn ErrorSink) {
-        let key = self.decode_key(span, encoding, error);
-        if let Some(h) = &mut self.header {
-            h.keys.push(key);
-        } else if let Some(Frame::Inline { keys, .. }) = self.frames.last_mut() {
-            keys.push(key);
-        } else if self.frames.is_empty() {
-            self.keys.push(key);
+        let mut text: Cow<'s, str> = Cow::Borrowed("");
+        if let Some(raw) = self.raw(span, encoding) {
+            raw.decode_key(&mut text, error);
         }
+        self.push(Ev::Key(Key { text, span: Sp::of(span) }));
     }
     fn key_val_sep(&mut self, _span: Span, _error: &mut dyn ErrorSink) {
-        match self.frames.last_mut() {
-            Some(Frame::Inline { keys, pending, .. }) => *pending = Some(std::mem::take(keys)),
-            Some(Frame::Array { .. }) => {}
-            None => self.pending = Some(std::mem::take(&mut self.keys)),
-        }
+        self.push(Ev::KeyValSep);
     }
     fn scalar(&mut self, span: Span, encoding: Option<Encoding>, error: &mut dyn ErrorSink) {
         let Some(raw) = self.raw(span, encoding) else { return };
         let mut out: Cow<'s, str> = Cow::Borrowed("");
         let kind = raw.decode_scalar(&mut out, error);
-        let sp = Sp::of(span);
         let val = match kind {
-            ScalarKind::String => Val::Str(self.make_str(out)),
-            ScalarKind::Boolean(b) => Val::Bool(b),
+            ScalarKind::String => Scalar::Str(out),
+            ScalarKind::Boolean(b) => Scalar::Bool(b),
             ScalarKind::DateTime => {
                 if let Err(e) = out.parse::<toml::value::Datetime>() {
                     error.report_error(ParseError::new(format!("invalid date-time: {e}")).with_unexpected(span));
                 }
-                Val::Datetime
+                Scalar::Datetime
             }
             ScalarKind::Float => match out.parse::<f64>() {
-                Ok(f) => Val::Float(f),
+                Ok(f) => Scalar::Float(f),
                 Err(_) => {
                     error.report_error(ParseError::new("invalid float").with_unexpected(span));
-                    Val::Float(0.0)
+                    Scalar::Float(0.0)
                 }
             },
             ScalarKind::Integer(radix) => match i64::from_str_radix(&out, radix.value()) {
-                Ok(i) => Val::Int(i),
+                Ok(i) => Scalar::Int(i),
                 Err(_) => {
                     error.report_error(
                         ParseError::new("integer out of range (a 64-bit signed integer)").with_unexpected(span),
                     );
-                    Val::Int(0)
+                    Scalar::Int(0)
                 }
             },
         };
-        let node = self.push_node(sp, val);
-        self.complete(node);
+        self.push(Ev::Scalar(Sp::of(span), val));
     }
     fn newline(&mut self, _span: Span, _error: &mut dyn ErrorSink) {
-        if self.frames.is_empty() {
-            self.keys.clear();
-            self.pending = None;
+        self.push(Ev::Newline);
+    }
+}
+
+impl<'s> Builder<'s> {
+    /// Apply one chunk of events (draining it).
+    fn apply(&mut self, events: &mut Vec<Ev<'s>>, errors: &mut Vec<ParseError>) {
+        for ev in events.drain(..) {
+            match ev {
+                Ev::StdTableOpen(sp) => self.table_open(false, sp),
+                Ev::ArrayTableOpen(sp) => self.table_open(true, sp),
+                Ev::StdTableClose(sp) | Ev::ArrayTableClose(sp) => {
+                    if let Some(h) = self.header.take() {
+                        self.apply_header(h, sp);
+                    }
+                }
+                Ev::InlineTableOpen(sp) => {
+                    let node = self.new_table(Origin::Inline, sp);
+                    self.frames.push(Frame::Inline { node, keys: Keys::new(), pending: None });
+                }
+                Ev::InlineTableClose(sp) => {
+                    if let Some(Frame::Inline { node, .. }) = self.frames.last() {
+                        let node = *node;
+                        self.frames.pop();
+                        if let Some(n) = self.doc.nodes.get_mut(node as usize) {
+                            n.span.end = sp.end;
+                        }
+                        self.shrink(node);
+                        self.complete(node);
+                    }
+                }
+                Ev::ArrayOpen(sp) => {
+                    let node = self.new_array(false, sp);
+                    self.frames.push(Frame::Array { node });
+                }
+                Ev::ArrayClose(sp) => {
+                    if let Some(Frame::Array { node, .. }) = self.frames.last() {
+                        let node = *node;
+                        self.frames.pop();
+                        if let Some(n) = self.doc.nodes.get_mut(node as usize) {
+                            n.span.end = sp.end;
+                        }
+                        self.complete(node);
+                    }
+                }
+                Ev::Key(key) => {
+                    if let Some(h) = &mut self.header {
+                        h.keys.push(key);
+                    } else if let Some(Frame::Inline { keys, .. }) = self.frames.last_mut() {
+                        keys.push(key);
+                    } else if self.frames.is_empty() {
+                        self.keys.push(key);
+                    }
+                }
+                Ev::KeyValSep => match self.frames.last_mut() {
+                    Some(Frame::Inline { keys, pending, .. }) => *pending = Some(std::mem::take(keys)),
+                    Some(Frame::Array { .. }) => {}
+                    None => self.pending = Some(std::mem::take(&mut self.keys)),
+                },
+                Ev::Scalar(sp, val) => {
+                    let val = match val {
+                        Scalar::Str(s) => Val::Str(self.make_str(s)),
+                        Scalar::Int(i) => Val::Int(i),
+                        Scalar::Float(f) => Val::Float(f),
+                        Scalar::Bool(b) => Val::Bool(b),
+                        Scalar::Datetime => Val::Datetime,
+                    };
+                    let node = self.push_node(sp, val);
+                    self.complete(node);
+                }
+                Ev::Newline => {
+                    if self.frames.is_empty() {
+                        self.keys.clear();
+                        self.pending = None;
+                    }
+                }
+                Ev::Error(e) => errors.push(*e),
+                Ev::EndOfChunk => self.end_of_chunk(),
+            }
         }
+    }
+
+    fn table_open(&mut self, is_array: bool, open: Sp) {
+        self.frames.clear();
+        self.keys.clear();
+        self.pending = None;
+        self.header = Some(Header { is_array, open, keys: Keys::new() });
     }
 }
 
@@ -790,6 +956,34 @@ mod tests {
         assert!(path(&doc, &["tasks", "t19999", "plugin"]).is_some());
         assert!(path(&doc, &["tasks", "t20000"]).is_none());
         assert_eq!(doc.items(path(&doc, &["tail", "list"]).unwrap()).len(), 40_000);
+    }
+
+    #[test]
+    fn a_large_file_parses_the_same_on_one_or_two_threads() {
+        // Over PARALLEL_PARSE_BYTES and many chunks, with syntax errors, decode
+        // errors and duplicates in several chunks.
+        let mut src = String::new();
+        for i in 0..40_000 {
+            src.push_str(&format!("[tasks.t{i}]\nplugin = \"p\"\ninputs = {{ a = \"t{}\", b = [1, 2] }}\n", i / 2));
+            match i % 9_000 {
+                100 => src.push_str("x = 99999999999999999999\n"),
+                200 => src.push_str("plugin = \"again\"\n"),
+                300 => src.push_str("y = [1,,2]\n"),
+                400 => src.push_str("[tasks.t5]\n"),
+                _ => {}
+            }
+        }
+        assert!(src.len() > PARALLEL_PARSE_BYTES);
+        let show = |(doc, syntax, diags): (Doc<'_>, Vec<SyntaxError>, Vec<Diagnostic>)| {
+            let syntax: Vec<String> =
+                syntax.iter().map(|e| format!("{} {:?} {}", e.message, e.span, e.label)).collect();
+            let tasks = path(&doc, &["tasks"]).map(|t| doc.entries(t).len());
+            (syntax, diags, tasks, doc.nodes.len())
+        };
+        let one = show(Doc::parse_with(&src, Threads::One));
+        let two = show(Doc::parse_with(&src, Threads::Auto));
+        assert_eq!((one.0.len(), one.1.len(), one.2), (5 * 2, 5 * 2, Some(40_000)), "{:?}", one.0.first());
+        assert!(one == two, "the two parses differ");
     }
 
     #[test]

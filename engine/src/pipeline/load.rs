@@ -5,22 +5,26 @@
 //! 2. ids: every `[tasks.<id>]` gets its dense [`TaskId`]s, `foreach` tasks one
 //!    per expansion, so references can be resolved in any order;
 //! 3. tasks: each task table is read once, then instantiated per expansion with
-//!    its references resolved;
+//!    its references resolved (large pipelines on two threads, same result);
 //! 4. `[outputs]`, then the graph (self-dependencies are caught in 3, cycles here).
 //!
 //! Every pass reports into one list of diagnostics and keeps going.
 
 use std::collections::HashMap;
 use std::fmt::Display;
+use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::LoadOptions;
+use smallvec::SmallVec;
+
 use super::diag::Diagnostic;
 use super::doc::{Doc, Entry, NodeId, ROOT, Sp, Val};
 use super::plugins::{self, PluginCheck};
 use super::refs::{self, Ref};
 use super::resources::{self, Partial};
+use super::{LoadOptions, Threads};
 use crate::plan::{DEFAULT_OUTPUT, InputSpec, OutputSpec, Plan, PluginSpec, Resources, Source, TaskId, TaskSpec};
 
 const TOP_KEYS: &[&str] = &["pipeline", "plugins", "defaults", "resources", "tasks", "outputs"];
@@ -59,6 +63,8 @@ pub const MAX_RETRIES: i64 = 100;
 pub const MAX_TASKS: usize = 10_000_000;
 /// Most tasks one `foreach` may expand to.
 pub const MAX_FOREACH: usize = 1_000_000;
+/// Entries of `[tasks]` per chunk when tasks are built on two threads.
+const BUILD_CHUNK: usize = 8192;
 
 /// Per-task settings that `[defaults]` can also give.
 #[derive(Debug, Clone, Default)]
@@ -104,7 +110,7 @@ struct Foreach {
 /// A task table read once, before instantiation.
 struct RawTask<'d> {
     plugin: Option<u32>,
-    inputs: Vec<RawInput<'d>>,
+    inputs: SmallVec<[RawInput<'d>; 2]>,
     params: Option<NodeId>,
     settings: Settings,
     args: Vec<(&'d str, Sp)>,
@@ -117,27 +123,35 @@ struct RawTask<'d> {
 struct RawInput<'d> {
     name: &'d str,
     list: bool,
-    refs: Vec<(&'d str, Sp)>,
+    refs: SmallVec<[(&'d str, Sp); 2]>,
 }
 
+/// Cloned (cheaply: the per-task tables are shared) to resolve tasks on a
+/// second thread; see [`Cx::build_tasks`].
+#[derive(Clone)]
 pub(super) struct Cx<'d, 's> {
     doc: &'d Doc<'s>,
     opts: &'d LoadOptions,
     base_dir: PathBuf,
     pub diags: Vec<Diagnostic>,
     plugins: Vec<PluginSpec>,
-    plugin_ids: HashMap<&'d str, u32>,
+    plugin_ids: rustc_hash::FxHashMap<&'d str, u32>,
     /// Plugins declared but invalid: tasks using them get no second error.
     broken_plugins: Vec<&'d str>,
     checks: Vec<Option<PluginCheck>>,
     defaults: Settings,
     capacity: Resources,
-    ids: rustc_hash::FxHashMap<&'d str, Slot>,
-    foreach: Vec<Foreach>,
+    /// The `[tasks]` table, whose index maps ids to entries (set in pass 2).
+    tasks: Option<NodeId>,
+    /// Per entry of `[tasks]`, in file order: its slot (`None` for an invalid entry).
+    entry_slots: Arc<Vec<Option<Slot>>>,
+    /// How many entries have a slot.
+    id_count: usize,
+    foreach: Arc<Vec<Foreach>>,
     /// Per task: its plugin (for metadata checks on references), set in pass 2.
-    task_plugin: Vec<u32>,
+    task_plugin: Arc<Vec<u32>>,
     /// Tasks that capture stdout, and the output name.
-    task_stdout: HashMap<TaskId, &'d str>,
+    task_stdout: Arc<HashMap<TaskId, &'d str>>,
     task_count: usize,
 }
 
@@ -163,15 +177,17 @@ impl<'d, 's> Cx<'d, 's> {
             base_dir,
             diags: Vec::new(),
             plugins: Vec::new(),
-            plugin_ids: HashMap::new(),
+            plugin_ids: Default::default(),
             broken_plugins: Vec::new(),
             checks: Vec::new(),
             defaults: Settings::default(),
             capacity: Resources::default(),
-            ids: Default::default(),
-            foreach: Vec::new(),
-            task_plugin: Vec::new(),
-            task_stdout: HashMap::new(),
+            tasks: None,
+            entry_slots: Default::default(),
+            id_count: 0,
+            foreach: Default::default(),
+            task_plugin: Default::default(),
+            task_stdout: Default::default(),
             task_count: 0,
         }
     }
@@ -615,10 +631,14 @@ impl<'d, 's> Cx<'d, 's> {
                     .note("add a task with `[tasks.<id>]` and `plugin = \"...\"`"),
             );
         }
-        self.ids.reserve(entries.len());
-        self.task_plugin.reserve(entries.len());
+        // Built locally, then shared (read-only) by the later passes.
+        let mut id_count = 0;
+        let mut entry_slots = vec![None; entries.len()];
+        let mut foreach: Vec<Foreach> = Vec::new();
+        let mut task_plugin = Vec::with_capacity(entries.len());
+        let mut task_stdout = HashMap::new();
         let mut next: usize = 0;
-        for e in entries {
+        for (ei, e) in entries.iter().enumerate() {
             let id = self.key(e);
             if !refs::valid_id(id) {
                 let mut d = Diagnostic::error(format!("`{id}` is not a valid task id"))
@@ -647,50 +667,55 @@ impl<'d, 's> Cx<'d, 's> {
                 Val::Str(s) => Some(self.doc.str(s)),
                 _ => None,
             });
-            let count = match self.doc.get(e.value, "foreach") {
-                None => {
-                    self.ids.insert(id, Slot::Single(next as TaskId));
-                    1
-                }
+            let (slot, count) = match self.doc.get(e.value, "foreach") {
+                None => (Slot::Single(next as TaskId), 1),
                 Some(f) => match self.foreach(id, f.value) {
                     Some(mut fe) => {
                         fe.first = next as TaskId;
                         let n = fe.values.len();
-                        self.ids.insert(id, Slot::Foreach(self.foreach.len() as u32));
-                        self.foreach.push(fe);
-                        n
+                        let slot = Slot::Foreach(foreach.len() as u32);
+                        foreach.push(fe);
+                        (slot, n)
                     }
                     None => {
                         // Keep the id known so references to it do not cascade.
-                        self.ids.insert(id, Slot::Foreach(self.foreach.len() as u32));
-                        self.foreach.push(Foreach {
+                        let slot = Slot::Foreach(foreach.len() as u32);
+                        foreach.push(Foreach {
                             first: next as TaskId,
                             vars: vec![],
                             values: vec![],
                             keys: HashMap::new(),
                         });
-                        0
+                        (slot, 0)
                     }
                 },
             };
+            id_count += 1;
+            if let Some(s) = entry_slots.get_mut(ei) {
+                *s = Some(slot);
+            }
             if next + count > MAX_TASKS {
                 self.err(
                     Diagnostic::error(format!("the pipeline expands to more than {MAX_TASKS} tasks"))
                         .primary(e.key_span.range(), "the limit is reached here"),
                 );
-                self.ids.clear();
-                self.foreach.clear();
                 self.task_count = 0;
                 return;
             }
             for i in 0..count {
-                self.task_plugin.push(plugin);
+                task_plugin.push(plugin);
                 if let Some(o) = stdout {
-                    self.task_stdout.insert((next + i) as TaskId, o);
+                    task_stdout.insert((next + i) as TaskId, o);
                 }
             }
             next += count;
         }
+        self.tasks = Some(tasks);
+        self.id_count = id_count;
+        self.entry_slots = Arc::new(entry_slots);
+        self.foreach = Arc::new(foreach);
+        self.task_plugin = Arc::new(task_plugin);
+        self.task_stdout = Arc::new(task_stdout);
         self.task_count = next;
     }
 
@@ -857,14 +882,64 @@ impl<'d, 's> Cx<'d, 's> {
 
     // ---- pass 3: tasks ----------------------------------------------------
 
-    pub(super) fn build_tasks(&mut self) -> Vec<TaskSpec> {
+    /// Read every task table and instantiate its tasks, in file order.
+    ///
+    /// Large pipelines are cut into chunks of entries; a helper thread with a
+    /// clone of this context takes every other chunk, and this thread appends
+    /// its results (tasks and diagnostics) in chunk order, so the output is the
+    /// same as a sequential pass. Each task only reads the shared tables of
+    /// pass 2, so chunks are independent.
+    pub(super) fn build_tasks(&mut self, threads: Threads) -> Vec<TaskSpec> {
         let mut out: Vec<TaskSpec> = Vec::with_capacity(self.task_count);
         let Some(tasks) = self.tasks_node() else { return out };
         let n = self.doc.entries(tasks).len();
-        for i in 0..n {
+        let parallel = threads == Threads::Auto && std::thread::available_parallelism().is_ok_and(|p| p.get() > 1);
+        if n < 2 * BUILD_CHUNK || !parallel {
+            self.build_range(tasks, 0..n, &mut out);
+            return out;
+        }
+        let chunks: Vec<Range<usize>> = (0..n).step_by(BUILD_CHUNK).map(|s| s..(s + BUILD_CHUNK).min(n)).collect();
+        let mut helper = self.clone();
+        helper.diags = Vec::new();
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let theirs: Vec<Range<usize>> = chunks.iter().skip(1).step_by(2).cloned().collect();
+            // If no thread can be started, `recv` fails below and this thread
+            // builds every chunk.
+            let _ = std::thread::Builder::new().name("tasks".into()).spawn_scoped(scope, move || {
+                for r in theirs {
+                    let mut part = Vec::new();
+                    helper.build_range(tasks, r, &mut part);
+                    if tx.send((part, std::mem::take(&mut helper.diags))).is_err() {
+                        return;
+                    }
+                }
+            });
+            for (i, r) in chunks.into_iter().enumerate() {
+                if i % 2 == 0 {
+                    self.build_range(tasks, r, &mut out);
+                    continue;
+                }
+                match rx.recv() {
+                    Ok((mut part, diags)) => {
+                        out.append(&mut part);
+                        self.diags.extend(diags);
+                    }
+                    // No helper (it could not start, or it panicked and the
+                    // scope re-raises that).
+                    Err(_) => self.build_range(tasks, r, &mut out),
+                }
+            }
+        });
+        out
+    }
+
+    /// [`Cx::build_tasks`] for the entries `range` of `[tasks]`.
+    fn build_range(&mut self, tasks: NodeId, range: Range<usize>, out: &mut Vec<TaskSpec>) {
+        for i in range {
             let Some(&e) = self.doc.entries(tasks).get(i) else { break };
+            let Some(slot) = self.entry_slots.get(i).copied().flatten() else { continue };
             let id = self.key(&e);
-            let Some(&slot) = self.ids.get(id) else { continue };
             let (first, expansions) = match slot {
                 Slot::Single(t) => (t, None),
                 Slot::Foreach(f) => (self.foreach[f as usize].first, Some(f)),
@@ -877,18 +952,15 @@ impl<'d, 's> Cx<'d, 's> {
                     out.push(t);
                 }
                 Some(f) => {
-                    let count = self.foreach[f as usize].values.len();
-                    for k in 0..count {
-                        let values = std::mem::take(&mut self.foreach[f as usize].values[k]);
+                    let foreach = Arc::clone(&self.foreach);
+                    for (k, values) in foreach[f as usize].values.iter().enumerate() {
                         let tid = format!("{id}[{}]", values.join(","));
-                        let t = self.instantiate(tid, first + k as u32, &raw, &vars, &values, e);
-                        self.foreach[f as usize].values[k] = values;
+                        let t = self.instantiate(tid, first + k as u32, &raw, &vars, values, e);
                         out.push(t);
                     }
                 }
             }
         }
-        out
     }
 
     /// Read and validate one task table.
@@ -934,13 +1006,13 @@ impl<'d, 's> Cx<'d, 's> {
                 );
             }
         };
-        let mut inputs = Vec::new();
+        let mut inputs: SmallVec<[RawInput<'d>; 2]> = SmallVec::new();
         if let Some(ie) = f.get("inputs")
             && let Some(it) = self.as_table(&w("inputs"), ie.value)
         {
             for ine in self.doc.entries(it) {
                 let name = self.key(ine);
-                let mut refs_ = Vec::new();
+                let mut refs_ = SmallVec::new();
                 let list = match self.doc.node(ine.value).val {
                     Val::Str(s) => {
                         let s = self.doc.str(s);
@@ -974,7 +1046,7 @@ impl<'d, 's> Cx<'d, 's> {
                     }
                 };
                 // A reference with an unknown placeholder is reported once and not resolved.
-                refs_.retain(|&(s, sp)| {
+                refs_.retain(|&mut (s, sp)| {
                     let bad = foreach && !refs::unknown_placeholders(s, vars).is_empty();
                     if bad {
                         check_placeholders(self, s, sp);
@@ -1358,9 +1430,9 @@ impl<'d, 's> Cx<'d, 's> {
             Ref::Task { task, key, output } => (task, key, output),
         };
         let output = output.unwrap_or(DEFAULT_OUTPUT);
-        let Some(&slot) = self.ids.get(task) else {
+        let Some(slot) = self.slot(task) else {
             let mut d = Diagnostic::error(format!("{user} refers to unknown task `{task}`"));
-            let sug = if self.ids.len() <= 10_000 { suggest(task, self.ids.keys().copied()) } else { None };
+            let sug = if self.id_count <= 10_000 { suggest(task, self.known_ids()) } else { None };
             d = match sug {
                 Some(s) => d.primary(sp.range(), format!("did you mean `{s}`?")),
                 None => d.primary(sp.range(), "no task has this id"),
@@ -1443,11 +1515,23 @@ impl<'d, 's> Cx<'d, 's> {
                     out.remove(i);
                     continue;
                 }
-                let o = o.clone();
-                self.check_output(t, &o, r, sp);
+                self.check_output(t, o, r, sp);
             }
             i += 1;
         }
+    }
+
+    /// What task id `id` maps to: its entry in `[tasks]` (found with the
+    /// document's index), if that entry got a slot in pass 2.
+    fn slot(&self, id: &str) -> Option<Slot> {
+        let i = self.doc.position(self.tasks?, id)?;
+        self.entry_slots.get(i).copied().flatten()
+    }
+
+    /// The ids that have a slot.
+    fn known_ids(&self) -> impl Iterator<Item = &'d str> + use<'_, 'd, 's> {
+        let entries = self.tasks.map(|t| self.doc.entries(t)).unwrap_or(&[]);
+        entries.iter().zip(self.entry_slots.iter()).filter(|(_, s)| s.is_some()).map(|(e, _)| self.key(e))
     }
 
     /// With plugin metadata, check that task `t` declares output `o`.

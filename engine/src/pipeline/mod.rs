@@ -40,6 +40,16 @@ impl Default for LoadOptions {
     }
 }
 
+/// Whether a load may use a helper thread (for large pipelines; see
+/// [`doc::Doc::parse`] and the task pass in `load`). The result is the same
+/// either way; tests compare the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Threads {
+    #[cfg_attr(not(test), expect(dead_code, reason = "only tests ask for one thread"))]
+    One,
+    Auto,
+}
+
 /// Parse, validate and expand the pipeline at `path`.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Plan, Diagnostics> {
     let file = path.display().to_string();
@@ -74,7 +84,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Plan, Diagnostics> {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let abs = abs.canonicalize().unwrap_or(abs);
     let base_dir = abs.parent().map(Path::to_path_buf).unwrap_or_default();
-    match load_str(&text, abs, base_dir, opts) {
+    match load_str(&text, abs, base_dir, opts, Threads::Auto) {
         Ok(plan) => Ok(plan),
         Err(items) => Err(Diagnostics::new(file, text, items)),
     }
@@ -93,9 +103,10 @@ fn load_str(
     pipeline_file: std::path::PathBuf,
     base_dir: std::path::PathBuf,
     opts: &LoadOptions,
+    threads: Threads,
 ) -> Result<Plan, Vec<Diagnostic>> {
     let mut phases = Phases::new();
-    let (document, syntax, structural) = doc::Doc::parse(text);
+    let (document, syntax, structural) = doc::Doc::parse_with(text, threads);
     phases.lap("parse toml");
     if !syntax.is_empty() {
         let mut items: Vec<Diagnostic> = syntax
@@ -116,7 +127,7 @@ fn load_str(
     phases.lap("top level and plugins");
     cx.assign_ids();
     phases.lap("task ids and foreach");
-    let tasks = cx.build_tasks();
+    let tasks = cx.build_tasks(threads);
     phases.lap("tasks and references");
     let outputs = cx.outputs();
     let mut cycles = Vec::new();
@@ -165,4 +176,72 @@ impl Phases {
 pub fn parse_capacity_override(s: &str) -> Result<Resources, String> {
     let d = resources::detect_capacity();
     Ok(resources::parse_list(s)?.resolve(d.cpu_milli, d.memory, d.gpu))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A layered pipeline of `n` tasks (after a `foreach` task of 3), where
+    /// task `t{i}` for `i` in `bad` gets the given lines instead of its inputs.
+    fn layered(n: usize, bad: &[(usize, &str)]) -> String {
+        let mut s = String::from("[pipeline]\nname = \"big\"\n[plugins]\np = \"p.wasm\"\n");
+        s.push_str("[tasks.fan]\nplugin = \"p\"\nforeach = { i = [1, 2, 3] }\nparams = { n = \"{i}\" }\n");
+        for i in 0..n {
+            s.push_str(&format!("[tasks.t{i}]\nplugin = \"p\"\n"));
+            if let Some((_, lines)) = bad.iter().find(|(at, _)| *at == i) {
+                s.push_str(lines);
+                s.push('\n');
+            } else if i >= 100 {
+                s.push_str(&format!("inputs = {{ a = \"t{}\", b = [\"t{}.x\", \"fan[*]\"] }}\n", i - 100, i - 99));
+            }
+        }
+        s
+    }
+
+    fn load_both(text: &str) -> (Result<Plan, Vec<Diagnostic>>, Result<Plan, Vec<Diagnostic>>) {
+        let opts = LoadOptions { capacity_override: None, check_plugins: false };
+        let run = |threads| load_str(text, "/p/big.toml".into(), "/p".into(), &opts, threads);
+        (run(Threads::One), run(Threads::Auto))
+    }
+
+    #[test]
+    fn a_large_pipeline_loads_the_same_on_one_or_two_threads() {
+        let text = layered(30_000, &[]);
+        let (Ok(one), Ok(two)) = load_both(&text) else { panic!("the pipeline is valid") };
+        assert_eq!(one.tasks.len(), 30_003);
+        let last = &one.tasks[3 + 29_999];
+        assert_eq!((last.id.as_str(), &last.deps[..]), ("t29999", &[0, 1, 2, 3 + 29_899, 3 + 29_900][..]));
+        assert_eq!(crate::graph::to_json(&one), crate::graph::to_json(&two));
+    }
+
+    #[test]
+    fn a_large_invalid_pipeline_reports_the_same_on_one_or_two_threads() {
+        // Errors in several chunks of the task pass, including a cycle.
+        let text = layered(
+            30_000,
+            &[
+                (5, "retries = -1"),
+                (9_000, "colour = 1"),
+                (17_000, "inputs = { z = \"nope\" }"),
+                (17_001, "inputs = { z = \"t17001\" }"),
+                (25_000, "inputs = { z = \"t25100\" }"),
+                (25_100, "inputs = { z = [\"fan[9]\", \"t25000\"] }"),
+            ],
+        );
+        let (Err(one), Err(two)) = load_both(&text) else { panic!("the pipeline is invalid") };
+        let messages: Vec<&str> = one.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "`tasks.t5.retries` must be between 0 and 100 (got -1)",
+                "unknown key `colour` in task `t9000`",
+                "task `t17000` refers to unknown task `nope`",
+                "task `t17001` depends on itself",
+                "task `t25100` refers to `fan[9]`, which `foreach` does not produce",
+                "tasks form a cycle: `t25000` → `t25100` → `t25000`",
+            ]
+        );
+        assert_eq!(one, two);
+    }
 }
