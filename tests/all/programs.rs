@@ -164,13 +164,17 @@ success_exit_codes = [0, 10, 20]
     assert_eq!(task(&r, "show")["exit_code"], 0);
     assert_eq!(task(&r, "three")["state"], "failed");
     assert_eq!(task(&r, "three")["exit_code"], 3);
-    assert_eq!(task(&r, "three")["error"]["message"], "task error: exited with code 3, which is not one of success_exit_codes [0, 10, 20]");
+    assert_eq!(
+        task(&r, "three")["error"]["message"],
+        "task error: exited with code 3, which is not one of success_exit_codes [0, 10, 20]"
+    );
     // [outputs] are written only after a successful run.
     assert!(!dir.path().join("show.txt").exists());
 
     // Without the failing task, the exit code reaches the downstream task.
     let body = std::fs::read_to_string(dir.path().join("pipeline.toml")).unwrap();
-    let body = body.replace("[tasks.three]\nplugin = \"probe\"\nargs = [\"exit\", \"3\"]\nsuccess_exit_codes = [0, 10, 20]\n", "");
+    let body = body
+        .replace("[tasks.three]\nplugin = \"probe\"\nargs = [\"exit\", \"3\"]\nsuccess_exit_codes = [0, 10, 20]\n", "");
     std::fs::write(dir.path().join("pipeline.toml"), body).unwrap();
     assert_ok(&run(dir.path(), tmp.path(), &[]));
     assert_eq!(read(dir.path().join("show.txt")), "10\nfound");
@@ -293,9 +297,7 @@ fn without_scratch_there_is_no_tmp() {
 
 #[test]
 fn scratch_is_held_to_its_size() {
-    let dir = pipeline(
-        "[tasks.t]\nplugin = \"probe\"\nargs = [\"fill\", \"/tmp\", \"4194304\"]\nscratch = \"1MiB\"\n",
-    );
+    let dir = pipeline("[tasks.t]\nplugin = \"probe\"\nargs = [\"fill\", \"/tmp\", \"4194304\"]\nscratch = \"1MiB\"\n");
     let tmp = tempfile::tempdir().unwrap();
     let o = run(dir.path(), tmp.path(), &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));

@@ -1269,7 +1269,11 @@ impl<'d, 's> Cx<'d, 's> {
                         if (0..=255).contains(&c) {
                             fs.success_exit_codes.push(c as i32);
                         } else {
-                            self.value_error(&format_args!("exit code {c} in {what}"), item, "is not between 0 and 255");
+                            self.value_error(
+                                &format_args!("exit code {c} in {what}"),
+                                item,
+                                "is not between 0 and 255",
+                            );
                         }
                     }
                 }

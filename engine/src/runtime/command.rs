@@ -256,8 +256,7 @@ pub(super) fn run(
         Some(cap) => {
             let dir = tmp.path().join("scratch");
             fs::create_dir(&dir).map_err(|e| infra(format!("cannot create `{}`: {e}", dir.display())))?;
-            b.preopened_dir(&dir, "/tmp", FsPerms::ReadWrite)
-                .map_err(|e| infra(format!("cannot mount /tmp: {e}")))?;
+            b.preopened_dir(&dir, "/tmp", FsPerms::ReadWrite).map_err(|e| infra(format!("cannot mount /tmp: {e}")))?;
             if !msg.command.env.iter().any(|(k, _)| k == "TMPDIR") {
                 b.env("TMPDIR", "/tmp");
             }
@@ -332,11 +331,8 @@ pub(super) fn run(
     {
         return Err(scratch_failure(excess, *cap));
     }
-    let success = if fs_opts.success_exit_codes.is_empty() {
-        code == 0
-    } else {
-        fs_opts.success_exit_codes.contains(&code)
-    };
+    let success =
+        if fs_opts.success_exit_codes.is_empty() { code == 0 } else { fs_opts.success_exit_codes.contains(&code) };
     if !success {
         let message = if fs_opts.success_exit_codes.is_empty() {
             format!("exited with code {code}")

@@ -222,9 +222,7 @@ fn validation_error(bytes: &[u8], e: &wasmparser::BinaryReaderError) -> String {
                 );
             }
         }
-        return format!(
-            "uses wasm features the engine does not enable (see docs/abi.md, \"Wasm features\"): {e}"
-        );
+        return format!("uses wasm features the engine does not enable (see docs/abi.md, \"Wasm features\"): {e}");
     }
     format!("malformed module: {e}")
 }
