@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use engine::exec::message::{CommandOpts, Limits, MsgInput, PluginRef, TaskMessage};
 use engine::runtime::{Runtime, RuntimeConfig};
 use engine::store::mem::MemStore;
 use engine::store::{BlobRef, BlobStore, BlobWriter, Digest, StoreResult};
+use engine::task::message::{CommandOpts, Limits, MsgInput, PluginRef, TaskMessage};
 
 const NOOP: &str = r#"(module
   (memory (export "memory") 1)

@@ -46,6 +46,11 @@ pub struct PluginSpec {
     pub path: PathBuf,
     /// Pinned sha256 digest (lowercase hex), when the pipeline gave one.
     pub sha256: Option<String>,
+    /// sha256 of the module as `engine check` read it (absent when plugin
+    /// files were not checked). A run refuses a plugin whose bytes changed
+    /// since, and executors name plugins by this digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<crate::store::Digest>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 
 use serde::Serialize;
 
@@ -20,7 +19,7 @@ pub struct Report<'a> {
     pub pipeline: &'a str,
     pub pipeline_file: String,
     /// `succeeded`, `failed` or `interrupted`.
-    pub status: &'static str,
+    pub status: &'a str,
     pub executor: &'a str,
     pub workers: usize,
     pub store: String,
@@ -89,22 +88,13 @@ pub fn state_name(s: TaskState) -> &'static str {
     }
 }
 
-pub fn run_status(out: &RunOutcome) -> &'static str {
-    if out.interrupted {
-        "interrupted"
-    } else if out.counts.succeeded == out.counts.total {
-        "succeeded"
-    } else {
-        "failed"
-    }
-}
-
 pub fn build<'a>(
     plan: &'a Plan,
     out: &'a RunOutcome,
+    status: &'a str,
     executor: &'a str,
     workers: usize,
-    store: &Path,
+    store: &dyn std::fmt::Display,
     plugins: Vec<PluginReport>,
 ) -> Report<'a> {
     let tasks = plan
@@ -130,10 +120,10 @@ pub fn build<'a>(
     Report {
         pipeline: &plan.name,
         pipeline_file: plan.pipeline_file.display().to_string(),
-        status: run_status(out),
+        status,
         executor,
         workers,
-        store: store.display().to_string(),
+        store: store.to_string(),
         wall_ms: out.wall.as_secs_f64() * 1000.0,
         counts: Counts {
             total: out.counts.total,

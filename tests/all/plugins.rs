@@ -1,8 +1,8 @@
 //! The stock plugins (docs/plugins.md), the C SDK example and the SDK's
 //! metadata section, run as wasm through the runtime with exact outputs.
 
-use engine::exec::message::TaskFailure;
-use engine::runtime::inspect::inspect_bytes;
+use engine::task::abi::inspect_bytes;
+use engine::task::message::TaskFailure;
 
 use crate::util::{GuestRun, guest, input, list_input, run_guest};
 

@@ -512,7 +512,7 @@ params = { ms = 2000 }
     );
     let cache = tempfile::tempdir().unwrap();
     let cache_dir = cache.path().join("cache");
-    let mut child = engine()
+    let child = engine()
         .env("ENGINE_CACHE_DIR", &cache_dir)
         .arg("run")
         .arg(dir.path().join("pipeline.toml"))

@@ -6,11 +6,11 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use engine::exec::message::{CommandOpts, Limits, MsgInput, PluginRef, TaskFailure, TaskMessage};
-use engine::runtime::inspect::PluginKind;
 use engine::runtime::{Runtime, RuntimeConfig};
 use engine::store::mem::MemStore;
 use engine::store::{BlobRef, BlobStore, BlobWriter, Digest, StoreResult};
+use engine::task::abi::PluginKind;
+use engine::task::message::{CommandOpts, LimitKind, Limits, MsgInput, PluginRef, TaskFailure, TaskMessage};
 
 use crate::util::{input, list_input, run_wat, runtime, wat_guest};
 
@@ -144,7 +144,7 @@ fn output_size_limit() {
     let run = run_wat("echo", vec![input("text", vec![7u8; 1000])], "{}", limits, CommandOpts::default());
     assert_eq!(
         run.failure(),
-        &TaskFailure::Limit { limit: "output size".into(), detail: "the task's outputs total more than 100B".into() }
+        &TaskFailure::Limit { limit: LimitKind::OutputBytes, detail: "the task's outputs total more than 100B".into() }
     );
 }
 
@@ -154,7 +154,7 @@ fn output_count_limit() {
     let run = run_wat("write_after_error", vec![], "{}", limits, CommandOpts::default());
     assert_eq!(
         run.failure(),
-        &TaskFailure::Limit { limit: "output count".into(), detail: "the task opened more than 1 outputs".into() }
+        &TaskFailure::Limit { limit: LimitKind::OutputCount, detail: "the task opened more than 1 outputs".into() }
     );
 }
 
@@ -221,7 +221,7 @@ fn fuel_limit() {
     let run = with_limits("infinite_loop", Limits { fuel: Some(100_000), ..Limits::default() });
     assert_eq!(
         run.failure(),
-        &TaskFailure::Limit { limit: "fuel".into(), detail: "the task used all 100000 units of fuel".into() }
+        &TaskFailure::Limit { limit: LimitKind::Fuel, detail: "the task used all 100000 units of fuel".into() }
     );
     assert_eq!(run.metrics.fuel_consumed, Some(100_000));
 }

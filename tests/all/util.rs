@@ -7,10 +7,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use engine::exec::message::{CommandOpts, Limits, MsgInput, PluginRef, TaskFailure, TaskMessage, TaskResult};
 use engine::runtime::{Runtime, RuntimeConfig};
 use engine::store::mem::MemStore;
 use engine::store::{BlobStore, Digest};
+use engine::task::message::{CommandOpts, Limits, MsgInput, PluginRef, TaskFailure, TaskMessage, TaskResult};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -78,7 +78,7 @@ pub struct GuestRun {
     pub outcome: Result<BTreeMap<String, Vec<u8>>, TaskFailure>,
     /// The task log, lossily decoded.
     pub log: String,
-    pub metrics: engine::exec::message::TaskMetrics,
+    pub metrics: engine::task::message::TaskMetrics,
 }
 
 impl GuestRun {

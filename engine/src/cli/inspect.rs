@@ -7,11 +7,11 @@
 use serde_json::json;
 
 use super::{EXIT_INVALID, EXIT_OK, InspectArgs};
-use crate::runtime::inspect::{ModuleInfo, inspect_bytes};
 use crate::store::Digest;
+use crate::task::abi::{ModuleInfo, inspect_bytes};
 
 pub fn inspect(a: &InspectArgs) -> i32 {
-    let bytes = match crate::runtime::inspect::read_module(&a.plugin) {
+    let bytes = match crate::task::abi::read_module(&a.plugin) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: cannot read plugin `{}`: {e}", a.plugin.display());

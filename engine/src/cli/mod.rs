@@ -113,15 +113,15 @@ pub struct RunArgs {
     /// Where tasks run.
     #[arg(long, value_enum, default_value = "threads")]
     pub executor: ExecutorKind,
-    /// Number of workers (default: the number of CPUs in the capacity, at least 1).
-    #[arg(long, value_name = "N")]
+    /// Number of workers, at least 1 (default: the number of CPUs in the capacity).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub workers: Option<u32>,
     /// Override machine capacity, e.g. `cpu=4,memory=8GiB,gpu=1,licence=2`.
     #[arg(long, value_name = "LIST")]
     pub resources: Option<String>,
     /// Blob store directory (default: `.engine-store` next to the pipeline file).
     #[arg(long, value_name = "DIR")]
-    pub store: Option<PathBuf>,
+    pub store: Option<String>,
     /// Stop dispatching at the first failed task (running tasks are cancelled).
     #[arg(long)]
     pub fail_fast: bool,

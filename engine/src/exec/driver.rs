@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::message::{
-    CommandOpts, DEFAULT_TASK_MEMORY, Limits, MsgInput, OutputBlob, PluginRef, TaskFailure, TaskMessage, TaskResult,
-};
 use super::{Completion, Executor};
 use crate::plan::{Plan, Source, TaskId};
 use crate::sched::{Core, CoreOptions, Counts, FailureClass, FailureDecision, TaskState};
-use crate::store::{BlobRef, BlobStore, Digest};
+use crate::store::{BlobRef, BlobStore};
+use crate::task::message::{
+    CommandOpts, InfraKind, Limits, MsgInput, OutputBlob, PluginRef, TaskFailure, TaskMessage, TaskResult,
+};
 
 pub struct RunOptions {
     pub fail_fast: bool,
@@ -87,13 +87,14 @@ pub enum Event<'a> {
 }
 
 pub trait Observer {
-    fn event(&mut self, ev: Event<'_>, counts: &Counts);
+    /// `plan` is the plan being run (task ids, retries).
+    fn event(&mut self, plan: &Plan, ev: Event<'_>, counts: &Counts);
 }
 
 /// An observer that ignores everything.
 pub struct NoObserver;
 impl Observer for NoObserver {
-    fn event(&mut self, _: Event<'_>, _: &Counts) {}
+    fn event(&mut self, _: &Plan, _: Event<'_>, _: &Counts) {}
 }
 
 /// How many trailing log lines a failure message shows.
@@ -103,7 +104,6 @@ pub const LOG_TAIL_LINES: usize = 10;
 /// produced, and the attempt log. Every method is a short critical section.
 pub struct RunState<'a> {
     plan: &'a Plan,
-    plugins: &'a [Digest],
     store: &'a dyn BlobStore,
     opts: &'a RunOptions,
     observer: &'a mut (dyn Observer + Send),
@@ -122,7 +122,6 @@ pub struct RunState<'a> {
 impl<'a> RunState<'a> {
     pub fn new(
         plan: &'a Plan,
-        plugins: &'a [Digest],
         store: &'a dyn BlobStore,
         opts: &'a RunOptions,
         observer: &'a mut (dyn Observer + Send),
@@ -135,7 +134,6 @@ impl<'a> RunState<'a> {
         let n = plan.tasks.len();
         RunState {
             plan,
-            plugins,
             store,
             opts,
             observer,
@@ -162,7 +160,7 @@ impl<'a> RunState<'a> {
         if !self.interrupted && self.opts.interrupt.load(Ordering::SeqCst) {
             self.interrupted = true;
             self.core.stop();
-            self.observer.event(Event::Interrupted, &shown(&self.core));
+            self.observer.event(self.plan, Event::Interrupted, &shown(&self.core));
         }
         self.core.tick(now);
         self.starts.clear();
@@ -173,18 +171,9 @@ impl<'a> RunState<'a> {
         for i in 0..self.starts.len() {
             let t = self.starts[i];
             let attempt = self.core.attempt(t);
-            match build_message(
-                self.plan,
-                self.plugins,
-                t,
-                attempt,
-                &self.records,
-                self.store,
-                &mut self.files,
-                &self.opts.limits,
-            ) {
+            match self.build_message(t, attempt) {
                 Ok(msg) => {
-                    self.observer.event(Event::Started { task: t, attempt }, &shown(&self.core));
+                    self.observer.event(self.plan, Event::Started { task: t, attempt }, &shown(&self.core));
                     out.push(msg);
                     self.in_flight += 1;
                 }
@@ -194,6 +183,7 @@ impl<'a> RunState<'a> {
                     let rec = &mut self.records[t as usize];
                     rec.attempts = attempt;
                     self.observer.event(
+                        self.plan,
                         Event::Failed { task: t, attempt, failure: &failure, decision, log_tail: "" },
                         &shown(&self.core),
                     );
@@ -211,16 +201,7 @@ impl<'a> RunState<'a> {
     /// Feed a finished attempt back.
     pub fn complete(&mut self, res: TaskResult) {
         self.in_flight -= 1;
-        handle_result(
-            self.plan,
-            &mut self.core,
-            res,
-            &mut self.records,
-            &mut self.attempts,
-            self.opts,
-            self.observer,
-            self.run_start,
-        );
+        self.handle_result(res);
     }
 
     /// A task queued on a worker that died before starting it: back to ready.
@@ -260,7 +241,7 @@ impl<'a> RunState<'a> {
     }
 
     pub fn tick(&mut self) {
-        self.observer.event(Event::Tick, &shown(&self.core));
+        self.observer.event(self.plan, Event::Tick, &shown(&self.core));
     }
 
     pub fn into_outcome(self) -> RunOutcome {
@@ -278,17 +259,16 @@ impl<'a> RunState<'a> {
 }
 
 /// Run every task of `plan` through a message-passing executor (sync,
-/// processes). `plugins[i]` is the digest of `plan.plugins[i]`.
+/// processes). Every plugin of `plan` must have its digest.
 pub fn run_plan(
     plan: &Plan,
-    plugins: &[Digest],
     exec: &mut dyn Executor,
     store: &dyn BlobStore,
     opts: &RunOptions,
     observer: &mut (dyn Observer + Send),
     run_start: Instant,
 ) -> RunOutcome {
-    let mut st = RunState::new(plan, plugins, store, opts, observer, run_start);
+    let mut st = RunState::new(plan, store, opts, observer, run_start);
     let mut msgs = Vec::new();
     let mut last_tick = Instant::now();
     loop {
@@ -356,7 +336,6 @@ fn complete(st: &mut RunState<'_>, c: Completion) {
 /// microseconds when tasks are tiny (a hand-off costs two thread wake-ups).
 pub fn run_plan_threads(
     plan: &Plan,
-    plugins: &[Digest],
     runtime: &crate::runtime::Runtime,
     workers: usize,
     store: &dyn BlobStore,
@@ -365,7 +344,7 @@ pub fn run_plan_threads(
     run_start: Instant,
 ) -> std::io::Result<RunOutcome> {
     use std::sync::{Condvar, Mutex};
-    let state = Mutex::new(RunState::new(plan, plugins, store, opts, observer, run_start));
+    let state = Mutex::new(RunState::new(plan, store, opts, observer, run_start));
     let wake = Condvar::new();
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     std::thread::scope(|scope| -> std::io::Result<()> {
@@ -431,65 +410,61 @@ pub fn run_plan_threads(
     Ok(state.into_inner().unwrap_or_else(|e| e.into_inner()).into_outcome())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn handle_result(
-    plan: &Plan,
-    core: &mut Core,
-    res: TaskResult,
-    records: &mut [TaskRecord],
-    attempts: &mut Vec<AttemptRecord>,
-    opts: &RunOptions,
-    observer: &mut (dyn Observer + Send),
-    run_start: Instant,
-) {
-    let t = res.task;
-    let m = &res.metrics;
-    attempts.push(AttemptRecord {
-        task: t,
-        attempt: res.attempt,
-        worker: m.worker,
-        start_us: m.start_us,
-        end_us: m.end_us,
-        outcome: match &res.outcome {
-            Ok(_) => "ok",
-            Err(f) => f.kind(),
-        },
-    });
-    let rec = &mut records[t as usize];
-    rec.attempts = res.attempt;
-    rec.exit_code = m.exit_code;
-    rec.worker = m.worker;
-    rec.start_us = m.start_us;
-    rec.end_us = m.end_us;
-    if !res.log.is_empty() {
-        rec.log_path = write_log(&opts.log_dir, &plan.tasks[t as usize].id, res.attempt, &res.log);
-    }
-    match res.outcome {
-        Ok(outputs) => {
-            rec.outputs = outputs;
-            rec.failure = None;
-            core.on_success(t);
-            observer.event(Event::Succeeded { task: t }, &shown(core));
+impl RunState<'_> {
+    /// Record a finished attempt and tell the core and the observer.
+    fn handle_result(&mut self, res: TaskResult) {
+        let RunState { plan, core, records, attempts, opts, observer, run_start, .. } = self;
+        let (plan, opts, run_start) = (*plan, *opts, *run_start);
+        let t = res.task;
+        let m = &res.metrics;
+        attempts.push(AttemptRecord {
+            task: t,
+            attempt: res.attempt,
+            worker: m.worker,
+            start_us: m.start_us,
+            end_us: m.end_us,
+            outcome: match &res.outcome {
+                Ok(_) => "ok",
+                Err(f) => f.kind(),
+            },
+        });
+        let rec = &mut records[t as usize];
+        rec.attempts = res.attempt;
+        rec.exit_code = m.exit_code;
+        rec.worker = m.worker;
+        rec.start_us = m.start_us;
+        rec.end_us = m.end_us;
+        if !res.log.is_empty() {
+            rec.log_path = write_log(&opts.log_dir, &plan.tasks[t as usize].id, res.attempt, &res.log);
         }
-        Err(TaskFailure::Cancelled) => {
-            rec.failure = Some(TaskFailure::Cancelled);
-            core.on_cancelled(t);
-            observer.event(Event::Cancelled { task: t }, &shown(core));
-        }
-        Err(failure) => {
-            let now = run_start.elapsed();
-            let class = match &failure {
-                TaskFailure::WorkerLost { .. } => FailureClass::WorkerLost,
-                f if f.retryable() => FailureClass::Retryable,
-                _ => FailureClass::Final,
-            };
-            let decision = core.on_failure(t, class, now);
-            let tail = log_tail(&res.log, LOG_TAIL_LINES);
-            observer.event(
-                Event::Failed { task: t, attempt: res.attempt, failure: &failure, decision, log_tail: &tail },
-                &shown(core),
-            );
-            rec.failure = Some(failure);
+        match res.outcome {
+            Ok(outputs) => {
+                rec.outputs = outputs;
+                rec.failure = None;
+                core.on_success(t);
+                observer.event(plan, Event::Succeeded { task: t }, &shown(core));
+            }
+            Err(TaskFailure::Cancelled) => {
+                rec.failure = Some(TaskFailure::Cancelled);
+                core.on_cancelled(t);
+                observer.event(plan, Event::Cancelled { task: t }, &shown(core));
+            }
+            Err(failure) => {
+                let now = run_start.elapsed();
+                let class = match &failure {
+                    TaskFailure::WorkerLost { .. } => FailureClass::WorkerLost,
+                    f if f.retryable() => FailureClass::Retryable,
+                    _ => FailureClass::Final,
+                };
+                let decision = core.on_failure(t, class, now);
+                let tail = log_tail(&res.log, LOG_TAIL_LINES);
+                observer.event(
+                    plan,
+                    Event::Failed { task: t, attempt: res.attempt, failure: &failure, decision, log_tail: &tail },
+                    &shown(core),
+                );
+                rec.failure = Some(failure);
+            }
         }
     }
 }
@@ -521,76 +496,73 @@ fn write_log(dir: &Path, task: &str, attempt: u32, log: &[u8]) -> Option<PathBuf
     Some(path)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn build_message(
-    plan: &Plan,
-    plugins: &[Digest],
-    t: TaskId,
-    attempt: u32,
-    records: &[TaskRecord],
-    store: &dyn BlobStore,
-    files: &mut HashMap<PathBuf, Result<BlobRef, String>>,
-    limits: &Limits,
-) -> Result<TaskMessage, TaskFailure> {
-    let spec = &plan.tasks[t as usize];
-    let mut inputs = Vec::with_capacity(spec.inputs.len());
-    for input in &spec.inputs {
-        let mut items = Vec::with_capacity(input.sources.len());
-        for src in &input.sources {
-            let blob = match src {
-                Source::Task { task, output } => {
-                    let up = &records[*task as usize];
-                    match up.outputs.iter().find(|o| &o.name == output) {
-                        Some(o) => o.blob,
-                        None => {
-                            let produced: Vec<&str> = up.outputs.iter().map(|o| o.name.as_str()).collect();
-                            return Err(TaskFailure::Error {
-                                message: format!(
-                                    "input `{}`: task `{}` produced no output `{}` (it produced: {})",
-                                    input.name,
-                                    plan.tasks[*task as usize].id,
-                                    output,
-                                    if produced.is_empty() { "nothing".to_string() } else { produced.join(", ") }
-                                ),
-                            });
+impl RunState<'_> {
+    /// The self-contained message for attempt `attempt` of task `t`: its
+    /// inputs resolved to blob digests, its limits from [`Limits::for_task`].
+    fn build_message(&mut self, t: TaskId, attempt: u32) -> Result<TaskMessage, TaskFailure> {
+        let RunState { plan, store, records, files, opts, .. } = self;
+        let (plan, store, limits) = (*plan, *store, &opts.limits);
+        let spec = &plan.tasks[t as usize];
+        let mut inputs = Vec::with_capacity(spec.inputs.len());
+        for input in &spec.inputs {
+            let mut items = Vec::with_capacity(input.sources.len());
+            for src in &input.sources {
+                let blob = match src {
+                    Source::Task { task, output } => {
+                        let up = &records[*task as usize];
+                        match up.outputs.iter().find(|o| &o.name == output) {
+                            Some(o) => o.blob,
+                            None => {
+                                let produced: Vec<&str> = up.outputs.iter().map(|o| o.name.as_str()).collect();
+                                return Err(TaskFailure::Error {
+                                    message: format!(
+                                        "input `{}`: task `{}` produced no output `{}` (it produced: {})",
+                                        input.name,
+                                        plan.tasks[*task as usize].id,
+                                        output,
+                                        if produced.is_empty() { "nothing".to_string() } else { produced.join(", ") }
+                                    ),
+                                });
+                            }
                         }
                     }
-                }
-                Source::File { path } => {
-                    files.entry(path.clone()).or_insert_with(|| put_file(store, path)).clone().map_err(|message| {
-                        TaskFailure::Infra { message: format!("input `{}`: {message}", input.name) }
-                    })?
-                }
-            };
-            items.push(blob);
+                    Source::File { path } => {
+                        files.entry(path.clone()).or_insert_with(|| put_file(store, path)).clone().map_err(
+                            |message| {
+                                TaskFailure::infra(InfraKind::Storage, format!("input `{}`: {message}", input.name))
+                            },
+                        )?
+                    }
+                };
+                items.push(blob);
+            }
+            inputs.push(MsgInput { name: input.name.clone(), list: input.list, items });
         }
-        inputs.push(MsgInput { name: input.name.clone(), list: input.list, items });
+        let plugin = &plan.plugins[spec.plugin as usize];
+        let Some(digest) = plugin.digest else {
+            return Err(TaskFailure::infra(
+                InfraKind::PluginLoad,
+                format!("plugin `{}` was not prepared before the run", plugin.name),
+            ));
+        };
+        Ok(TaskMessage {
+            task: t,
+            name: spec.id.clone(),
+            attempt,
+            plugin: PluginRef { digest, path: plugin.path.clone() },
+            inputs,
+            params: spec.params.clone(),
+            limits: Limits::for_task(spec, limits),
+            command: CommandOpts {
+                args: spec.args.clone(),
+                env: spec.env.clone(),
+                stdin: spec.stdin.clone(),
+                stdout: spec.stdout.clone(),
+                fs: spec.fs.clone(),
+            },
+            deterministic: spec.deterministic,
+        })
     }
-    let plugin = &plan.plugins[spec.plugin as usize];
-    let memory = if spec.resources.memory == 0 { DEFAULT_TASK_MEMORY } else { spec.resources.memory };
-    Ok(TaskMessage {
-        task: t,
-        name: spec.id.clone(),
-        attempt,
-        plugin: PluginRef { digest: plugins[spec.plugin as usize], path: plugin.path.clone() },
-        inputs,
-        params: spec.params.clone(),
-        limits: Limits {
-            memory,
-            timeout: spec.timeout,
-            fuel: spec.fuel,
-            max_output_bytes: spec.max_output_bytes.unwrap_or(limits.max_output_bytes),
-            ..limits.clone()
-        },
-        command: CommandOpts {
-            args: spec.args.clone(),
-            env: spec.env.clone(),
-            stdin: spec.stdin.clone(),
-            stdout: spec.stdout.clone(),
-            fs: spec.fs.clone(),
-        },
-        deterministic: spec.deterministic,
-    })
 }
 
 fn put_file(store: &dyn BlobStore, path: &Path) -> Result<BlobRef, String> {

@@ -1,16 +1,15 @@
 //! Executors: where tasks run, behind one interface.
 //!
 //! The [`driver`] owns the run loop: it asks the scheduler core which tasks to
-//! start, turns each into a self-contained [`message::TaskMessage`] (plugin
+//! start, turns each into a self-contained [`TaskMessage`] (plugin
 //! digest, input blob digests, params, limits), hands it to an [`Executor`],
-//! and feeds the [`message::TaskResult`]s back to the core. Executors know
+//! and feeds the [`TaskResult`]s back to the core. Executors know
 //! nothing about the graph: [`sync`] runs messages one at a time on the calling
 //! thread, [`threads`] on a pool of worker threads, [`processes`] on a pool of
-//! `engine worker` subprocesses ([`worker`], speaking [`proto`]). A Dask
-//! executor implements the same trait with the same messages.
+//! `engine worker` subprocesses ([`worker`], speaking [`proto`]). Any other
+//! executor (a distributed one) implements the same trait with the same messages.
 
 pub mod driver;
-pub mod message;
 pub mod processes;
 pub mod proto;
 pub mod sync;
@@ -19,7 +18,7 @@ pub mod worker;
 
 use std::time::Duration;
 
-use message::{TaskMessage, TaskResult};
+use crate::task::message::{TaskMessage, TaskResult};
 
 use crate::plan::TaskId;
 

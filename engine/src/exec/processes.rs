@@ -32,10 +32,10 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::message::{TaskFailure, TaskMessage, TaskMetrics, TaskResult};
 use super::proto::{FromWorker, PROTOCOL_VERSION, ToWorker, WorkerInit, decode_frame, encode_frame, truncated};
 use super::{Completion, Executor};
 use crate::plan::TaskId;
+use crate::task::message::{TaskFailure, TaskMessage, TaskMetrics, TaskResult};
 
 /// Most tasks sent to one worker at once, while tasks are short.
 pub const QUEUE_DEPTH: usize = 4;

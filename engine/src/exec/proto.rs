@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::message::{TaskMessage, TaskResult};
+use crate::task::message::{TaskMessage, TaskResult};
 
 pub const PROTOCOL_VERSION: u32 = 2;
 /// Largest frame accepted (task messages are small: digests and params).

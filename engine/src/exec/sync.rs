@@ -5,10 +5,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::message::TaskMessage;
 use super::{Completion, Executor};
 use crate::runtime::Runtime;
 use crate::store::BlobStore;
+use crate::task::message::TaskMessage;
 
 pub struct SyncExecutor {
     runtime: Arc<Runtime>,

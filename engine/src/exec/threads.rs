@@ -6,15 +6,16 @@
 
 use std::time::Instant;
 
-use super::message::{TaskFailure, TaskMessage, TaskMetrics, TaskResult};
 use crate::runtime::Runtime;
 use crate::store::BlobStore;
+use crate::task::message::{TaskMessage, TaskResult};
 
 /// Native stack for worker threads: wasm stack limit plus host frames.
 pub const WORKER_STACK: usize = 8 << 20;
 
-/// Run one task, turning a panic in the host (a bug) into an infrastructure
-/// failure of that task instead of a dead worker.
+/// Run one task. A panic in the host (a bug) is already turned into an
+/// infrastructure failure of that task by [`Runtime::run_task`], so the
+/// worker thread survives it.
 pub fn run_one(
     runtime: &Runtime,
     msg: &TaskMessage,
@@ -22,14 +23,5 @@ pub fn run_one(
     worker: u32,
     run_start: Instant,
 ) -> TaskResult {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.run_task(msg, store, worker, run_start)))
-        .unwrap_or_else(|_| TaskResult {
-            task: msg.task,
-            attempt: msg.attempt,
-            outcome: Err(TaskFailure::Infra {
-                message: "internal error: the worker panicked while running this task".into(),
-            }),
-            log: Vec::new(),
-            metrics: TaskMetrics { worker, ..TaskMetrics::default() },
-        })
+    runtime.run_task(msg, store, worker, run_start)
 }

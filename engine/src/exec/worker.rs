@@ -12,11 +12,11 @@ use std::io::{BufReader, BufWriter, Write};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::message::TaskMessage;
-use super::proto::{FromWorker, PROTOCOL_VERSION, ToWorker, read_frame, write_frame};
+use super::proto::{FromWorker, PROTOCOL_VERSION, ToWorker, WorkerInit, read_frame, write_frame};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::BlobStore;
 use crate::store::local::LocalStore;
+use crate::task::message::TaskMessage;
 
 /// Testing hook: a worker whose environment sets this to a task id aborts
 /// (SIGABRT) when asked to run that task, to exercise crash recovery.
@@ -43,44 +43,12 @@ pub fn serve() -> i32 {
             return 2;
         }
     };
-    if init.protocol != PROTOCOL_VERSION {
-        send(&FromWorker::Fatal {
-            message: format!("protocol {} requested, this worker speaks {PROTOCOL_VERSION}", init.protocol),
-        });
-        return 2;
-    }
-    let store = match LocalStore::open(&init.store_dir) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            send(&FromWorker::Fatal { message: format!("cannot open the store: {e}") });
+    let (store, runtime, hardening) = match setup(&init) {
+        Ok(x) => x,
+        Err(message) => {
+            send(&FromWorker::Fatal { message });
             return 2;
         }
-    };
-    let runtime = match Runtime::new(RuntimeConfig {
-        cache_dir: init.cache_dir.clone(),
-        max_instances: 2,
-        max_task_memory: init.max_task_memory,
-    }) {
-        Ok(r) => Arc::new(r),
-        Err(e) => {
-            send(&FromWorker::Fatal { message: e.to_string() });
-            return 2;
-        }
-    };
-    for p in &init.plugins {
-        if let Err(e) = runtime.load(p) {
-            send(&FromWorker::Fatal { message: e.to_string() });
-            return 2;
-        }
-    }
-    // Plugins are loaded; from here on the worker needs only the store, the
-    // module cache (compiled modules, unpacked mounts), the temp dir (command
-    // tasks' /in, /out and /tmp) and, read-only, the tasks' mount sources.
-    let hardening = if init.harden {
-        let rw = [init.store_dir.clone(), init.cache_dir.clone(), std::env::temp_dir()];
-        format!("{},{}", harden(), restrict_filesystem(&rw, &init.read_only))
-    } else {
-        "off".to_string()
     };
     let run_start = {
         let start = UNIX_EPOCH + Duration::from_micros(init.run_start_unix_us);
@@ -151,6 +119,35 @@ pub fn serve() -> i32 {
         let _ = o.flush();
     }
     code
+}
+
+/// Check the protocol, open the store, start the runtime, load every plugin
+/// and harden the process. Returns what the worker needs and the hardening
+/// it applied, or the message of a `Fatal` frame.
+fn setup(init: &WorkerInit) -> Result<(Arc<LocalStore>, Arc<Runtime>, String), String> {
+    if init.protocol != PROTOCOL_VERSION {
+        return Err(format!("protocol {} requested, this worker speaks {PROTOCOL_VERSION}", init.protocol));
+    }
+    let store = LocalStore::open(&init.store_dir).map_err(|e| format!("cannot open the store: {e}"))?;
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: init.cache_dir.clone(),
+        max_instances: 2,
+        max_task_memory: init.max_task_memory,
+    })
+    .map_err(|e| e.to_string())?;
+    for p in &init.plugins {
+        runtime.load(p).map_err(|e| e.to_string())?;
+    }
+    // Plugins are loaded; from here on the worker needs only the store, the
+    // module cache (compiled modules, unpacked mounts), the temp dir (command
+    // tasks' /in, /out and /tmp) and, read-only, the tasks' mount sources.
+    let hardening = if init.harden {
+        let rw = [init.store_dir.clone(), init.cache_dir.clone(), std::env::temp_dir()];
+        format!("{},{}", harden(), restrict_filesystem(&rw, &init.read_only))
+    } else {
+        "off".to_string()
+    };
+    Ok((Arc::new(store), Arc::new(runtime), hardening))
 }
 
 /// Tasks received and not yet started, in order. A mutex and a condition

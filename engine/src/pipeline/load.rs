@@ -418,8 +418,9 @@ impl<'d, 's> Cx<'d, 's> {
                 None
             };
             self.plugin_ids.insert(name, id);
+            let digest = check.as_ref().and_then(|c| c.digest);
             self.checks.push(check);
-            self.plugins.push(PluginSpec { name: name.to_string(), path, sha256: sha.map(|(s, _)| s) });
+            self.plugins.push(PluginSpec { name: name.to_string(), path, sha256: sha.map(|(s, _)| s), digest });
         }
     }
 
@@ -1127,7 +1128,7 @@ impl<'d, 's> Cx<'d, 's> {
                     && let Some(m) = refs::output_name_error(v)
                 {
                     self.value_error(&w("stdout"), s.value, &format!("is not a valid output name: {m}"));
-                } else if v == Some(crate::runtime::EXIT_CODE_OUTPUT) {
+                } else if v == Some(crate::task::abi::EXIT_CODE_OUTPUT) {
                     self.value_error(
                         &w("stdout"),
                         s.value,
@@ -1140,7 +1141,7 @@ impl<'d, 's> Cx<'d, 's> {
         };
         if let Some(pid) = plugin
             && let Some(Some(check)) = self.checks.get(pid as usize)
-            && check.kind == Some(crate::runtime::inspect::PluginKind::Sdk)
+            && check.kind == Some(crate::task::abi::PluginKind::Sdk)
         {
             for (k, what) in [
                 ("args", "args"),
@@ -1165,7 +1166,7 @@ impl<'d, 's> Cx<'d, 's> {
         // Capacity: the same for every expansion, so checked once per table.
         let req = settings.resources.over(&self.defaults.resources).resolve(
             1000,
-            crate::exec::message::DEFAULT_TASK_MEMORY,
+            crate::task::message::DEFAULT_TASK_MEMORY,
             0,
         );
         if let Some((what, asked, has)) = req.first_excess(&self.capacity) {
@@ -1387,7 +1388,7 @@ impl<'d, 's> Cx<'d, 's> {
             plugin: raw.plugin.unwrap_or(0),
             inputs,
             params,
-            resources: st.resources.over(&d.resources).resolve(1000, crate::exec::message::DEFAULT_TASK_MEMORY, 0),
+            resources: st.resources.over(&d.resources).resolve(1000, crate::task::message::DEFAULT_TASK_MEMORY, 0),
             retries: st.retries.or(d.retries).unwrap_or(0),
             timeout: st.timeout.or(d.timeout),
             priority: st.priority.or(d.priority).unwrap_or(0),
@@ -1542,7 +1543,7 @@ impl<'d, 's> Cx<'d, 's> {
     fn check_output(&mut self, t: TaskId, o: &str, r: &str, sp: Sp) {
         let Some(&pid) = self.task_plugin.get(t as usize) else { return };
         let Some(Some(check)) = self.checks.get(pid as usize) else { return };
-        if check.kind == Some(crate::runtime::inspect::PluginKind::Command) && o == crate::runtime::EXIT_CODE_OUTPUT {
+        if check.kind == Some(crate::task::abi::PluginKind::Command) && o == crate::task::abi::EXIT_CODE_OUTPUT {
             return;
         }
         let Some(meta) = &check.meta else { return };

@@ -1,13 +1,13 @@
 //! Checks on plugin files that `engine check` can make without compiling wasm:
 //! the file exists, its sha256 matches the pin, it is a wasm module, its imports
 //! are ones the engine provides, and its embedded metadata (outputs, params),
-//! read with [`crate::runtime::inspect::inspect_bytes`].
+//! read with [`crate::task::abi::inspect_bytes`].
 
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::runtime::inspect::{PluginKind, PluginMeta, inspect_bytes};
+use crate::task::abi::{PluginKind, PluginMeta, inspect_bytes};
 
 /// Import modules a plugin may use.
 pub const ALLOWED_IMPORT_MODULES: &[&str] = &["engine", "wasi_snapshot_preview1"];
@@ -33,6 +33,8 @@ pub struct PluginCheck {
     pub problems: Vec<Problem>,
     pub kind: Option<PluginKind>,
     pub meta: Option<PluginMeta>,
+    /// sha256 of the bytes read, when the file could be read.
+    pub digest: Option<crate::store::Digest>,
 }
 
 /// Check plugin `name`, written `rel` in the pipeline and found at `path`.
@@ -41,7 +43,7 @@ pub fn check_file(name: &str, rel: &str, path: &Path, sha256: Option<&str>) -> P
     let mut problem = |at, message: String, label: &str, notes: Vec<String>| {
         c.problems.push(Problem { at, message, label: label.to_string(), notes })
     };
-    let bytes = match crate::runtime::inspect::read_module(path) {
+    let bytes = match crate::task::abi::read_module(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             problem(
@@ -61,8 +63,10 @@ pub fn check_file(name: &str, rel: &str, path: &Path, sha256: Option<&str>) -> P
             return c;
         }
     };
+    let digest = crate::store::Digest(Sha256::digest(&bytes).into());
+    c.digest = Some(digest);
     if let Some(pinned) = sha256 {
-        let actual = hex::encode(Sha256::digest(&bytes));
+        let actual = digest.to_hex();
         if actual != pinned {
             problem(
                 At::Sha,

@@ -29,27 +29,10 @@ pub fn valid_key_part(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
 }
 
-/// Output names as the guest ABI allows them: 1..=255 bytes of `[A-Za-z0-9._-]`
-/// and `/` between segments, no `.`/`..` segment.
+/// Output names as the guest ABI allows them (the one rule, in
+/// [`crate::task::names`]).
 pub fn output_name_error(s: &str) -> Option<String> {
-    if s.is_empty() {
-        return Some("an output name cannot be empty".into());
-    }
-    if s.len() > 255 {
-        return Some("an output name is at most 255 bytes".into());
-    }
-    for seg in s.split('/') {
-        if seg.is_empty() {
-            return Some("`/` may only separate non-empty segments".into());
-        }
-        if seg == "." || seg == ".." {
-            return Some(format!("`{seg}` is not allowed as a path segment"));
-        }
-        if let Some(c) = seg.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-            return Some(format!("character `{c}` is not allowed (use letters, digits, `.`, `_`, `-` and `/`)"));
-        }
-    }
-    None
+    crate::task::names::name_problem(s.as_bytes())
 }
 
 /// Split a reference into its parts, or say why it is malformed.

@@ -24,28 +24,27 @@ use std::time::{Duration, Instant};
 
 use wasmtime_wasi::FsPerms;
 use wasmtime_wasi::cli::InputFile;
+use wasmtime_wasi::p1::WasiP1Ctx;
 
 use super::failure::{Abort, Ended, classify};
 use super::log::{Capture, SharedCapture, SharedLog, Sink};
 use super::sdk::{SdkState, name_problem, show_name};
 use super::{Plugin, Runtime, wasi_builder, write_backtrace};
-use crate::exec::message::{Limits, OutputBlob, TaskFailure, TaskMessage, TaskMetrics};
 use crate::store::{BlobReader, BlobStore};
+use crate::task::abi::EXIT_CODE_OUTPUT;
+use crate::task::message::{InfraKind, LimitKind, Limits, OutputBlob, TaskFailure, TaskMessage, TaskMetrics};
 
-/// The output every successful command task has: its exit code in decimal
-/// and a newline.
-pub const EXIT_CODE_OUTPUT: &str = "exit_code";
-
-fn infra(what: impl std::fmt::Display) -> TaskFailure {
-    TaskFailure::Infra { message: what.to_string() }
+fn storage_failure(what: impl std::fmt::Display) -> TaskFailure {
+    TaskFailure::infra(InfraKind::Storage, what.to_string())
 }
 
 /// Copy a blob into a new read-only file.
 fn materialize(store: &dyn BlobStore, blob: &crate::store::BlobRef, path: &Path) -> Result<(), TaskFailure> {
     let mut reader = BlobReader::for_store(store, &blob.digest)
-        .map_err(|e| infra(format!("cannot read input blob {}: {e}", blob.digest)))?;
-    let mut file = File::create(path).map_err(|e| infra(format!("cannot create `{}`: {e}", path.display())))?;
-    io::copy(&mut reader, &mut file).map_err(|e| infra(format!("cannot write `{}`: {e}", path.display())))?;
+        .map_err(|e| storage_failure(format!("cannot read input blob {}: {e}", blob.digest)))?;
+    let mut file =
+        File::create(path).map_err(|e| storage_failure(format!("cannot create `{}`: {e}", path.display())))?;
+    io::copy(&mut reader, &mut file).map_err(|e| storage_failure(format!("cannot write `{}`: {e}", path.display())))?;
     drop(file);
     set_mode(path, 0o444)
 }
@@ -53,18 +52,18 @@ fn materialize(store: &dyn BlobStore, blob: &crate::store::BlobRef, path: &Path)
 fn set_mode(path: &Path, mode: u32) -> Result<(), TaskFailure> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .map_err(|e| infra(format!("cannot set permissions of `{}`: {e}", path.display())))
+        .map_err(|e| storage_failure(format!("cannot set permissions of `{}`: {e}", path.display())))
 }
 
 /// Lay out `/in`: `/in/<name>` for a scalar input, `/in/<name>/<index>` for a list.
 fn layout_inputs(msg: &TaskMessage, store: &dyn BlobStore, in_dir: &Path) -> Result<(), TaskFailure> {
     for input in &msg.inputs {
         if name_problem(input.name.as_bytes()).is_some() || input.name.contains('/') {
-            return Err(infra(format!("input name `{}` cannot be used as a file name", input.name)));
+            return Err(storage_failure(format!("input name `{}` cannot be used as a file name", input.name)));
         }
         let path = in_dir.join(&input.name);
         if input.list {
-            fs::create_dir(&path).map_err(|e| infra(format!("cannot create `{}`: {e}", path.display())))?;
+            fs::create_dir(&path).map_err(|e| storage_failure(format!("cannot create `{}`: {e}", path.display())))?;
             for (i, blob) in input.items.iter().enumerate() {
                 materialize(store, blob, &path.join(i.to_string()))?;
             }
@@ -72,7 +71,11 @@ fn layout_inputs(msg: &TaskMessage, store: &dyn BlobStore, in_dir: &Path) -> Res
             match input.items.as_slice() {
                 [blob] => materialize(store, blob, &path)?,
                 items => {
-                    return Err(infra(format!("scalar input `{}` has {} blobs, expected 1", input.name, items.len())));
+                    return Err(storage_failure(format!(
+                        "scalar input `{}` has {} blobs, expected 1",
+                        input.name,
+                        items.len()
+                    )));
                 }
             }
         }
@@ -85,14 +88,15 @@ fn collect_outputs(out: &Path) -> Result<Vec<(String, PathBuf, u64)>, TaskFailur
     let mut found = Vec::new();
     let mut stack = vec![(out.to_path_buf(), String::new())];
     while let Some((dir, prefix)) = stack.pop() {
-        let entries = fs::read_dir(&dir).map_err(|e| infra(format!("cannot list `{}`: {e}", dir.display())))?;
+        let entries =
+            fs::read_dir(&dir).map_err(|e| storage_failure(format!("cannot list `{}`: {e}", dir.display())))?;
         for entry in entries {
-            let entry = entry.map_err(|e| infra(format!("cannot list `{}`: {e}", dir.display())))?;
+            let entry = entry.map_err(|e| storage_failure(format!("cannot list `{}`: {e}", dir.display())))?;
             let fname = entry.file_name();
             let fname = fname.to_string_lossy();
             let rel = if prefix.is_empty() { fname.to_string() } else { format!("{prefix}/{fname}") };
-            let meta =
-                fs::symlink_metadata(entry.path()).map_err(|e| infra(format!("cannot inspect `/out/{rel}`: {e}")))?;
+            let meta = fs::symlink_metadata(entry.path())
+                .map_err(|e| storage_failure(format!("cannot inspect `/out/{rel}`: {e}")))?;
             let ft = meta.file_type();
             if ft.is_symlink() {
                 return Err(TaskFailure::Error {
@@ -169,7 +173,7 @@ impl OutWatch {
         match walk(&self.dir, self.max_entries, self.max_bytes) {
             Some(Excess::Entries) => {
                 return Err(Abort::Limit {
-                    limit: "output count".into(),
+                    limit: LimitKind::OutputCount,
                     detail: format!("the task created more than {} entries in /out", self.max_entries),
                 });
             }
@@ -186,12 +190,12 @@ impl OutWatch {
     }
 }
 
-fn scratch_excess(excess: Excess, cap: u64) -> (String, String) {
+fn scratch_excess(excess: Excess, cap: u64) -> (LimitKind, String) {
     let detail = match excess {
         Excess::Entries => format!("the task created more than {MAX_SCRATCH_ENTRIES} entries in /tmp"),
         Excess::Bytes => format!("the task wrote more than {} to /tmp", crate::units::format_size(cap)),
     };
-    ("scratch".into(), detail)
+    (LimitKind::Scratch, detail)
 }
 
 fn scratch_failure(excess: Excess, cap: u64) -> TaskFailure {
@@ -226,6 +230,16 @@ fn walk(root: &Path, max_entries: u64, max_bytes: u64) -> Option<Excess> {
     None
 }
 
+/// A command attempt set up and ready to start: its temp dir (holding `/in`,
+/// `/out`, scratch and captured stdout, deleted on drop) and WASI context.
+struct Prepared {
+    tmp: tempfile::TempDir,
+    out_dir: PathBuf,
+    scratch: Option<(PathBuf, u64)>,
+    capture: Option<(String, PathBuf, SharedCapture)>,
+    wasi: WasiP1Ctx,
+}
+
 pub(super) fn run(
     rt: &Runtime,
     plugin: &Plugin,
@@ -234,76 +248,10 @@ pub(super) fn run(
     log: &SharedLog,
     metrics: &mut TaskMetrics,
 ) -> Result<Vec<OutputBlob>, TaskFailure> {
-    let tmp = tempfile::Builder::new()
-        .prefix("engine-task-")
-        .tempdir()
-        .map_err(|e| infra(format!("cannot create the task's temp dir: {e}")))?;
-    let in_dir = tmp.path().join("in");
-    let out_dir = tmp.path().join("out");
-    for d in [&in_dir, &out_dir] {
-        fs::create_dir(d).map_err(|e| infra(format!("cannot create `{}`: {e}", d.display())))?;
-    }
-    layout_inputs(msg, store, &in_dir)?;
-
+    let p = prepare(rt, plugin, msg, store, log)?;
     let fs_opts = msg.command.fs.as_deref().cloned().unwrap_or_default();
-    let mut b = wasi_builder(msg, log);
-    let mut argv = vec![plugin.name.clone()];
-    argv.extend(msg.command.args.iter().cloned());
-    b.args(&argv).envs(&msg.command.env);
-    b.preopened_dir(&in_dir, "/in", FsPerms::ReadOnly).map_err(|e| infra(format!("cannot mount /in: {e}")))?;
-    b.preopened_dir(&out_dir, "/out", FsPerms::ReadWrite).map_err(|e| infra(format!("cannot mount /out: {e}")))?;
-    let scratch = match fs_opts.scratch {
-        Some(cap) => {
-            let dir = tmp.path().join("scratch");
-            fs::create_dir(&dir).map_err(|e| infra(format!("cannot create `{}`: {e}", dir.display())))?;
-            b.preopened_dir(&dir, "/tmp", FsPerms::ReadWrite).map_err(|e| infra(format!("cannot mount /tmp: {e}")))?;
-            if !msg.command.env.iter().any(|(k, _)| k == "TMPDIR") {
-                b.env("TMPDIR", "/tmp");
-            }
-            Some((dir, cap))
-        }
-        None => None,
-    };
-    for m in &fs_opts.mounts {
-        let dir = rt
-            .inner
-            .unpacked
-            .dir_for(&rt.inner.cache_root, &m.host)
-            .map_err(|e| infra(format!("mount `{}`: {e}", m.guest)))?;
-        b.preopened_dir(&dir, &m.guest, FsPerms::ReadOnly)
-            .map_err(|e| infra(format!("cannot mount `{}` at `{}`: {e}", dir.display(), m.guest)))?;
-    }
-    if let Some(name) = &msg.command.stdin {
-        let input = msg
-            .inputs
-            .iter()
-            .find(|i| &i.name == name)
-            .ok_or_else(|| infra(format!("stdin input `{name}` is not an input of this task")))?;
-        if input.list || input.items.len() != 1 {
-            return Err(infra(format!("stdin input `{name}` must be a single blob, not a list")));
-        }
-        let path = in_dir.join(name);
-        let f = File::open(&path).map_err(|e| infra(format!("cannot open `{}`: {e}", path.display())))?;
-        b.stdin(InputFile::new(f));
-    }
-    let capture = match &msg.command.stdout {
-        Some(name) => {
-            if let Some(p) = name_problem(name.as_bytes()) {
-                return Err(infra(format!("invalid stdout output name `{}`: {p}", show_name(name.as_bytes()))));
-            }
-            let path = tmp.path().join("stdout");
-            let file = File::create(&path).map_err(|e| infra(format!("cannot create `{}`: {e}", path.display())))?;
-            let cap =
-                SharedCapture(Arc::new(Mutex::new(Capture { file, written: 0, cap: msg.limits.max_output_bytes })));
-            b.stdout(Sink(cap.clone()));
-            Some((name.clone(), path, cap))
-        }
-        None => None,
-    };
-    let wasi = b.build_p1();
-    let (mut st, seen) = rt.new_store(msg, wasi, log, SdkState::default());
-    let scratch_limit = scratch.clone();
-    st.data_mut().out_watch = Some(OutWatch::new(&out_dir, &msg.limits, scratch));
+    let (mut st, seen) = rt.new_store(msg, p.wasi, log, SdkState::default());
+    st.data_mut().out_watch = Some(OutWatch::new(&p.out_dir, &msg.limits, p.scratch.clone()));
     let result = (|| -> wasmtime::Result<()> {
         let instance = plugin.pre.instantiate(&mut st)?;
         let start = instance.get_typed_func::<(), ()>(&mut st, "_start")?;
@@ -326,29 +274,140 @@ pub(super) fn run(
     };
     metrics.exit_code = Some(code);
     // The watch runs at epoch ticks; a program can fill /tmp and exit in between.
-    if let Some((dir, cap)) = &scratch_limit
+    if let Some((dir, cap)) = &p.scratch
         && let Some(excess) = walk(dir, MAX_SCRATCH_ENTRIES, *cap)
     {
         return Err(scratch_failure(excess, *cap));
     }
-    let success =
-        if fs_opts.success_exit_codes.is_empty() { code == 0 } else { fs_opts.success_exit_codes.contains(&code) };
-    if !success {
-        let message = if fs_opts.success_exit_codes.is_empty() {
-            format!("exited with code {code}")
-        } else {
-            let codes: Vec<String> = fs_opts.success_exit_codes.iter().map(i32::to_string).collect();
-            format!("exited with code {code}, which is not one of success_exit_codes [{}]", codes.join(", "))
-        };
-        return Err(TaskFailure::Error { message });
-    }
+    check_success(code, &fs_opts.success_exit_codes)?;
+    let files = collect_files(msg, &p.out_dir, p.capture)?;
+    let blobs = publish(store, code, files);
+    drop(p.tmp);
+    blobs
+}
 
+/// Create the attempt's temp dir, lay out `/in`, and build the WASI context:
+/// args, env, preopens (`/in`, `/out`, scratch `/tmp`, mounts), stdin and
+/// stdout capture.
+fn prepare(
+    rt: &Runtime,
+    plugin: &Plugin,
+    msg: &TaskMessage,
+    store: &dyn BlobStore,
+    log: &SharedLog,
+) -> Result<Prepared, TaskFailure> {
+    let tmp = tempfile::Builder::new()
+        .prefix("engine-task-")
+        .tempdir()
+        .map_err(|e| storage_failure(format!("cannot create the task's temp dir: {e}")))?;
+    let in_dir = tmp.path().join("in");
+    let out_dir = tmp.path().join("out");
+    for d in [&in_dir, &out_dir] {
+        fs::create_dir(d).map_err(|e| storage_failure(format!("cannot create `{}`: {e}", d.display())))?;
+    }
+    layout_inputs(msg, store, &in_dir)?;
+
+    let fs_opts = msg.command.fs.as_deref().cloned().unwrap_or_default();
+    let mut b = wasi_builder(msg, log);
+    let mut argv = vec![plugin.name.clone()];
+    argv.extend(msg.command.args.iter().cloned());
+    b.args(&argv).envs(&msg.command.env);
+    b.preopened_dir(&in_dir, "/in", FsPerms::ReadOnly)
+        .map_err(|e| storage_failure(format!("cannot mount /in: {e}")))?;
+    b.preopened_dir(&out_dir, "/out", FsPerms::ReadWrite)
+        .map_err(|e| storage_failure(format!("cannot mount /out: {e}")))?;
+    let scratch = match fs_opts.scratch {
+        Some(cap) => {
+            let dir = tmp.path().join("scratch");
+            fs::create_dir(&dir).map_err(|e| storage_failure(format!("cannot create `{}`: {e}", dir.display())))?;
+            b.preopened_dir(&dir, "/tmp", FsPerms::ReadWrite)
+                .map_err(|e| storage_failure(format!("cannot mount /tmp: {e}")))?;
+            if !msg.command.env.iter().any(|(k, _)| k == "TMPDIR") {
+                b.env("TMPDIR", "/tmp");
+            }
+            Some((dir, cap))
+        }
+        None => None,
+    };
+    for m in &fs_opts.mounts {
+        let dir = rt
+            .inner
+            .unpacked
+            .dir_for(&rt.inner.cache_root, &m.host)
+            .map_err(|e| storage_failure(format!("mount `{}`: {e}", m.guest)))?;
+        b.preopened_dir(&dir, &m.guest, FsPerms::ReadOnly)
+            .map_err(|e| storage_failure(format!("cannot mount `{}` at `{}`: {e}", dir.display(), m.guest)))?;
+    }
+    if let Some(name) = &msg.command.stdin {
+        b.stdin(stdin_file(msg, &in_dir, name)?);
+    }
+    let capture = match &msg.command.stdout {
+        Some(name) => {
+            let c = stdout_capture(msg, tmp.path(), name)?;
+            b.stdout(Sink(c.2.clone()));
+            Some(c)
+        }
+        None => None,
+    };
+    Ok(Prepared { wasi: b.build_p1(), tmp, out_dir, scratch, capture })
+}
+
+/// The file under `/in` that feeds stdin.
+fn stdin_file(msg: &TaskMessage, in_dir: &Path, name: &str) -> Result<InputFile, TaskFailure> {
+    let input = msg
+        .inputs
+        .iter()
+        .find(|i| i.name == name)
+        .ok_or_else(|| storage_failure(format!("stdin input `{name}` is not an input of this task")))?;
+    if input.list || input.items.len() != 1 {
+        return Err(storage_failure(format!("stdin input `{name}` must be a single blob, not a list")));
+    }
+    let path = in_dir.join(name);
+    let f = File::open(&path).map_err(|e| storage_failure(format!("cannot open `{}`: {e}", path.display())))?;
+    Ok(InputFile::new(f))
+}
+
+/// A file in the temp dir that captures stdout as output `name`, held to the
+/// output size limit.
+fn stdout_capture(msg: &TaskMessage, tmp: &Path, name: &str) -> Result<(String, PathBuf, SharedCapture), TaskFailure> {
+    if let Some(p) = name_problem(name.as_bytes()) {
+        return Err(storage_failure(format!("invalid stdout output name `{}`: {p}", show_name(name.as_bytes()))));
+    }
+    let path = tmp.join("stdout");
+    let file = File::create(&path).map_err(|e| storage_failure(format!("cannot create `{}`: {e}", path.display())))?;
+    let cap = SharedCapture(Arc::new(Mutex::new(Capture { file, written: 0, cap: msg.limits.max_output_bytes })));
+    Ok((name.to_string(), path, cap))
+}
+
+/// Whether exit code `code` is a success (`success_exit_codes`, default `[0]`).
+fn check_success(code: i32, success_exit_codes: &[i32]) -> Result<(), TaskFailure> {
+    let success = if success_exit_codes.is_empty() { code == 0 } else { success_exit_codes.contains(&code) };
+    if success {
+        return Ok(());
+    }
+    let message = if success_exit_codes.is_empty() {
+        format!("exited with code {code}")
+    } else {
+        let codes: Vec<String> = success_exit_codes.iter().map(i32::to_string).collect();
+        format!("exited with code {code}, which is not one of success_exit_codes [{}]", codes.join(", "))
+    };
+    Err(TaskFailure::Error { message })
+}
+
+/// The outputs of a successful attempt, `(name, file, length)`: captured
+/// stdout and every file under `/out`, checked against the name rule and the
+/// output limits.
+fn collect_files(
+    msg: &TaskMessage,
+    out_dir: &Path,
+    capture: Option<(String, PathBuf, SharedCapture)>,
+) -> Result<Vec<(String, PathBuf, u64)>, TaskFailure> {
     let mut files = Vec::new();
     if let Some((name, path, cap)) = capture {
         let len = cap.0.lock().unwrap_or_else(|e| e.into_inner()).written;
         files.push((name, path, len));
     }
-    for (rel, path, len) in collect_outputs(&out_dir)? {
+    for (rel, path, len) in collect_outputs(out_dir)? {
         if let Some(p) = name_problem(rel.as_bytes()) {
             return Err(TaskFailure::Error {
                 message: format!("`/out/{}` is not a valid output name: {p}", show_name(rel.as_bytes())),
@@ -363,14 +422,14 @@ pub(super) fn run(
     }
     if files.len() > msg.limits.max_outputs as usize {
         return Err(TaskFailure::Limit {
-            limit: "output count".into(),
+            limit: LimitKind::OutputCount,
             detail: format!("the task produced {} outputs, more than {}", files.len(), msg.limits.max_outputs),
         });
     }
     let total: u64 = files.iter().map(|(_, _, len)| *len).sum();
     if total > msg.limits.max_output_bytes {
         return Err(TaskFailure::Limit {
-            limit: "output size".into(),
+            limit: LimitKind::OutputBytes,
             detail: format!(
                 "the task's outputs total more than {}",
                 crate::units::format_size(msg.limits.max_output_bytes)
@@ -382,16 +441,26 @@ pub(super) fn run(
             message: format!("output `{EXIT_CODE_OUTPUT}` is reserved for the exit status of a command task"),
         });
     }
+    Ok(files)
+}
+
+/// Store every output file and the `exit_code` output.
+fn publish(
+    store: &dyn BlobStore,
+    code: i32,
+    files: Vec<(String, PathBuf, u64)>,
+) -> Result<Vec<OutputBlob>, TaskFailure> {
     let mut blobs = Vec::with_capacity(files.len() + 1);
-    let mut w = store.put().map_err(|e| infra(format!("cannot store output `{EXIT_CODE_OUTPUT}`: {e}")))?;
+    let mut w = store.put().map_err(|e| storage_failure(format!("cannot store output `{EXIT_CODE_OUTPUT}`: {e}")))?;
     io::Write::write_all(&mut w, format!("{code}\n").as_bytes())
-        .map_err(|e| infra(format!("cannot store output `{EXIT_CODE_OUTPUT}`: {e}")))?;
-    let exit_blob = w.finish().map_err(|e| infra(format!("cannot store output `{EXIT_CODE_OUTPUT}`: {e}")))?;
+        .map_err(|e| storage_failure(format!("cannot store output `{EXIT_CODE_OUTPUT}`: {e}")))?;
+    let exit_blob =
+        w.finish().map_err(|e| storage_failure(format!("cannot store output `{EXIT_CODE_OUTPUT}`: {e}")))?;
     for (name, path, _) in files {
-        let mut f = File::open(&path).map_err(|e| infra(format!("cannot read output `{name}`: {e}")))?;
-        let mut w = store.put().map_err(|e| infra(format!("cannot store output `{name}`: {e}")))?;
-        io::copy(&mut f, &mut w).map_err(|e| infra(format!("cannot store output `{name}`: {e}")))?;
-        let blob = w.finish().map_err(|e| infra(format!("cannot store output `{name}`: {e}")))?;
+        let mut f = File::open(&path).map_err(|e| storage_failure(format!("cannot read output `{name}`: {e}")))?;
+        let mut w = store.put().map_err(|e| storage_failure(format!("cannot store output `{name}`: {e}")))?;
+        io::copy(&mut f, &mut w).map_err(|e| storage_failure(format!("cannot store output `{name}`: {e}")))?;
+        let blob = w.finish().map_err(|e| storage_failure(format!("cannot store output `{name}`: {e}")))?;
         blobs.push(OutputBlob { name, blob });
     }
     blobs.push(OutputBlob { name: EXIT_CODE_OUTPUT.to_string(), blob: exit_blob });

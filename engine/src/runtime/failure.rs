@@ -11,7 +11,7 @@ use std::time::Duration;
 use wasmtime::Trap;
 use wasmtime_wasi::I32Exit;
 
-use crate::exec::message::TaskFailure;
+use crate::task::message::{InfraKind, LimitKind, TaskFailure};
 use crate::units::format_size;
 
 /// Why the host stopped a guest.
@@ -21,7 +21,7 @@ pub(crate) enum Abort {
     #[error("{0}")]
     Trap(String),
     #[error("{limit} limit exceeded: {detail}")]
-    Limit { limit: String, detail: String },
+    Limit { limit: LimitKind, detail: String },
     /// A linear memory or table would exceed the task's memory limit.
     #[error("memory limit exceeded")]
     Memory,
@@ -30,19 +30,19 @@ pub(crate) enum Abort {
     #[error("cancelled")]
     Cancelled,
     /// Storage or host I/O failed; not the guest's fault.
-    #[error("{0}")]
-    Infra(String),
+    #[error("{1}")]
+    Infra(InfraKind, String),
 }
 
 impl Abort {
     pub(crate) fn output_size(cap: u64) -> Abort {
         Abort::Limit {
-            limit: "output size".into(),
+            limit: LimitKind::OutputBytes,
             detail: format!("the task's outputs total more than {}", format_size(cap)),
         }
     }
     pub(crate) fn output_count(max: u32) -> Abort {
-        Abort::Limit { limit: "output count".into(), detail: format!("the task opened more than {max} outputs") }
+        Abort::Limit { limit: LimitKind::OutputCount, detail: format!("the task opened more than {max} outputs") }
     }
 }
 
@@ -71,7 +71,7 @@ pub(crate) fn classify(err: &wasmtime::Error, limits: &LimitsSeen) -> Ended {
     if let Some(trap) = err.downcast_ref::<Trap>() {
         return Ended::Failed(match trap {
             Trap::OutOfFuel => TaskFailure::Limit {
-                limit: "fuel".into(),
+                limit: LimitKind::Fuel,
                 detail: format!("the task used all {} units of fuel", limits.fuel.unwrap_or(0)),
             },
             Trap::Interrupt => match limits.timeout {
@@ -89,7 +89,7 @@ pub(crate) fn classify(err: &wasmtime::Error, limits: &LimitsSeen) -> Ended {
     // example a pool slot that could not be allocated).
     let msg = error_chain(err);
     if msg.contains("maximum concurrent") || msg.contains("pooling allocator") {
-        return Ended::Failed(TaskFailure::Infra { message: format!("cannot instantiate: {msg}") });
+        return Ended::Failed(TaskFailure::infra(InfraKind::PluginLoad, format!("cannot instantiate: {msg}")));
     }
     // The outermost context is the wasm backtrace (written to the log by the
     // caller); the root cause says what went wrong.
@@ -106,11 +106,11 @@ fn find_abort(err: &wasmtime::Error) -> Option<&Abort> {
 pub(crate) fn abort_to_failure(abort: &Abort, limits: &LimitsSeen) -> TaskFailure {
     match abort {
         Abort::Trap(m) => TaskFailure::Trap { message: m.clone() },
-        Abort::Limit { limit, detail } => TaskFailure::Limit { limit: limit.clone(), detail: detail.clone() },
+        Abort::Limit { limit, detail } => TaskFailure::Limit { limit: *limit, detail: detail.clone() },
         Abort::Memory => TaskFailure::MemoryLimit { limit: limits.memory },
         Abort::Timeout => TaskFailure::Timeout { limit: limits.timeout.unwrap_or_default() },
         Abort::Cancelled => TaskFailure::Cancelled,
-        Abort::Infra(m) => TaskFailure::Infra { message: m.clone() },
+        Abort::Infra(kind, m) => TaskFailure::infra(*kind, m.clone()),
     }
 }
 

@@ -131,7 +131,9 @@ impl SinkTarget for SharedCapture {
         if total > c.cap {
             return Err(Abort::output_size(c.cap));
         }
-        c.file.write_all(bytes).map_err(|e| Abort::Infra(format!("cannot write captured stdout: {e}")))?;
+        c.file.write_all(bytes).map_err(|e| {
+            Abort::Infra(crate::task::message::InfraKind::Storage, format!("cannot write captured stdout: {e}"))
+        })?;
         c.written = total;
         Ok(())
     }

@@ -9,16 +9,14 @@
 //! `pagemap_scan` + `keep_resident`, epoch interruption driven by a 10 ms
 //! ticker thread (timeouts and cancellation), fuel metering, a resource
 //! limiter for memory and tables, a bounded wasm stack, and a fixed set of
-//! wasm proposals ([`inspect::enabled_features`]).
+//! wasm proposals ([`crate::task::abi::enabled_features`]).
 //!
 //! Architecture invariant: nothing here knows about pipelines, the scheduler
 //! or terminals; a task is a [`TaskMessage`] plus a [`BlobStore`].
 
 mod cache;
 mod command;
-pub use command::EXIT_CODE_OUTPUT;
 mod failure;
-pub mod inspect;
 mod limits;
 mod log;
 mod mounts;
@@ -40,16 +38,16 @@ use wasmtime::{
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
-use crate::exec::message::{OutputBlob, PluginRef, TaskFailure, TaskMessage, TaskMetrics, TaskResult};
 use crate::store::{BlobStore, Digest};
+use crate::task::abi::{self as inspect, PluginKind, PluginMeta};
+use crate::task::message::{InfraKind, OutputBlob, PluginRef, TaskFailure, TaskMessage, TaskMetrics, TaskResult};
 use failure::{Abort, Ended, LimitsSeen, classify};
-use inspect::{PluginKind, PluginMeta};
 use limits::TaskLimiter;
 use log::{SharedLog, Sink};
 use sdk::{Item, SdkState};
 
 /// Hard cap on a pool slot's linear memory (wasm32 cannot address more).
-const MAX_SLOT_MEMORY: u64 = 4 << 30;
+const MAX_SLOT_MEMORY: u64 = crate::task::message::MAX_TASK_MEMORY;
 /// Table elements per pool slot.
 const TABLE_ELEMENTS: usize = 100_000;
 /// Max wasm stack (bytes). Worker threads need a native stack of at least 2 MiB.
@@ -356,20 +354,24 @@ impl Runtime {
         if let Some(p) = self.loaded(&r.digest) {
             return Ok(p);
         }
-        let bytes = inspect::read_module(&r.path)
-            .map_err(|e| TaskFailure::Infra { message: format!("cannot read plugin `{}`: {e}", r.path.display()) })?;
+        let bytes = inspect::read_module(&r.path).map_err(|e| {
+            TaskFailure::infra(InfraKind::PluginLoad, format!("cannot read plugin `{}`: {e}", r.path.display()))
+        })?;
         let digest = Digest::of(&bytes);
         if digest != r.digest {
-            return Err(TaskFailure::Infra {
-                message: format!(
+            return Err(TaskFailure::infra(
+                InfraKind::PluginLoad,
+                format!(
                     "plugin `{}` changed since the run was planned (sha256 {} instead of {})",
                     r.path.display(),
                     digest,
                     r.digest
                 ),
-            });
+            ));
         }
-        self.prepare(&r.path, &bytes, digest).map(|(p, _)| p).map_err(|e| TaskFailure::Infra { message: e.to_string() })
+        self.prepare(&r.path, &bytes, digest)
+            .map(|(p, _)| p)
+            .map_err(|e| TaskFailure::infra(InfraKind::PluginLoad, e.to_string()))
     }
 
     /// Make every running and future task end with `TaskFailure::Cancelled`
@@ -386,9 +388,10 @@ impl Runtime {
         let mut metrics = TaskMetrics { worker, start_us: us_since(start, run_start), ..TaskMetrics::default() };
         let outcome =
             catch_unwind(AssertUnwindSafe(|| self.attempt(msg, store, &log, &mut metrics))).unwrap_or_else(|_| {
-                Err(TaskFailure::Infra {
-                    message: "internal error: the runtime panicked while running the task (this is a bug)".into(),
-                })
+                Err(TaskFailure::infra(
+                    InfraKind::HostPanic,
+                    "internal error: the runtime panicked while running the task (this is a bug)",
+                ))
             });
         metrics.end_us = us_since(Instant::now(), run_start);
         TaskResult { task: msg.task, attempt: msg.attempt, outcome, log: log.take(), metrics }
@@ -539,10 +542,9 @@ impl Runtime {
         }
         let mut blobs = Vec::with_capacity(outputs.len());
         for slot in outputs {
-            let blob = slot
-                .writer
-                .finish()
-                .map_err(|e| TaskFailure::Infra { message: format!("cannot store output `{}`: {e}", slot.name) })?;
+            let blob = slot.writer.finish().map_err(|e| {
+                TaskFailure::infra(InfraKind::Storage, format!("cannot store output `{}`: {e}", slot.name))
+            })?;
             blobs.push(OutputBlob { name: slot.name, blob });
         }
         Ok(blobs)

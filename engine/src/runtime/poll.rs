@@ -24,7 +24,7 @@ use wasmtime::{Caller, Linker};
 
 use super::TaskState;
 use super::failure::Abort;
-use super::inspect::WASI_MODULE;
+use crate::task::abi::WASI_MODULE;
 
 /// Size of a WASI `subscription` and of an `event`.
 const SUBSCRIPTION_SIZE: u64 = 48;
@@ -105,7 +105,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<
                         .get(&mut caller, WASI_MODULE, "poll_oneoff")
                         .ok()
                         .and_then(|e| e.into_func())
-                        .ok_or_else(|| wasmtime::Error::new(Abort::Infra("WASI poll_oneoff is not linked".into())))?;
+                        .ok_or_else(|| {
+                            wasmtime::Error::new(Abort::Infra(
+                                crate::task::message::InfraKind::HostPanic,
+                                "WASI poll_oneoff is not linked".into(),
+                            ))
+                        })?;
                     caller.data_mut().poll_original = Some(f);
                     f
                 }

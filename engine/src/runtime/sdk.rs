@@ -18,11 +18,11 @@ use wasmtime::{Caller, Linker, Memory};
 use super::TaskState;
 use super::failure::Abort;
 use crate::store::{BlobRef, BlobStore, BlobWriter};
+use crate::task::abi::ENGINE_MODULE as M;
+pub(crate) use crate::task::names::{name_problem, show_name};
 
 /// Longest error message kept from an `error` call.
 const MAX_ERROR_MESSAGE: usize = 4096;
-/// Longest output name.
-pub(crate) const MAX_NAME: usize = 255;
 
 /// One input item as the guest sees it.
 pub(crate) struct Item {
@@ -78,42 +78,8 @@ fn memory(func: &str, caller: &Caller<'_, TaskState>) -> wasmtime::Result<Memory
     })
 }
 
-fn infra(e: impl std::fmt::Display) -> wasmtime::Error {
-    wasmtime::Error::new(Abort::Infra(format!("storage error: {e}")))
-}
-
-/// Why an output name is invalid, or `None` if it is fine.
-pub(crate) fn name_problem(name: &[u8]) -> Option<String> {
-    if name.is_empty() || name.len() > MAX_NAME {
-        return Some(format!("names must be 1 to {MAX_NAME} bytes long, this one is {} bytes", name.len()));
-    }
-    let Ok(s) = std::str::from_utf8(name) else {
-        return Some("not valid UTF-8".into());
-    };
-    if s.starts_with('/') {
-        return Some("must not start with `/`".into());
-    }
-    for seg in s.split('/') {
-        if seg.is_empty() {
-            return Some("empty path segment".into());
-        }
-        if seg == "." || seg == ".." {
-            return Some(format!("`{seg}` segments are not allowed"));
-        }
-        if let Some(c) = seg.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
-            return Some(format!("character {c:?} is not allowed (use A-Z a-z 0-9 . _ - and / between segments)"));
-        }
-    }
-    None
-}
-
-/// A name as shown in messages: lossy UTF-8, at most 64 bytes then `...`.
-pub(crate) fn show_name(name: &[u8]) -> String {
-    if name.len() <= 64 {
-        String::from_utf8_lossy(name).into_owned()
-    } else {
-        format!("{}...", String::from_utf8_lossy(&name[..64]))
-    }
+fn storage_error(e: impl std::fmt::Display) -> wasmtime::Error {
+    wasmtime::Error::new(Abort::Infra(crate::task::message::InfraKind::Storage, format!("storage error: {e}")))
 }
 
 fn level_name(level: i32) -> &'static str {
@@ -127,10 +93,9 @@ fn level_name(level: i32) -> &'static str {
     }
 }
 
-/// Define the `engine` module in the linker.
+/// Define the `engine` module in the linker: the input functions here, the
+/// rest in [`add_outputs`] and [`add_misc`].
 pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
-    const M: &str = "engine";
-
     linker
         .func_wrap(M, "input_count", |caller: Caller<'_, TaskState>| -> i32 { caller.data().sdk.items.len() as i32 })?;
 
@@ -188,7 +153,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<
             let dst = &mut data[r.start..r.start + want];
             let mut done = 0;
             while done < want {
-                let n = store.read_at(&it.blob.digest, offset + done as u64, &mut dst[done..]).map_err(infra)?;
+                let n =
+                    store.read_at(&it.blob.digest, offset + done as u64, &mut dst[done..]).map_err(storage_error)?;
                 if n == 0 {
                     break;
                 }
@@ -198,6 +164,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<
         },
     )?;
 
+    add_outputs(linker)?;
+    add_misc(linker)
+}
+
+/// The output functions: open, write, close.
+fn add_outputs(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         M,
         "output_open",
@@ -225,7 +197,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<
                 return Err(wasmtime::Error::new(Abort::output_count(sdk.max_outputs)));
             }
             let Some(store) = sdk.store else { return Ok(-1) };
-            let writer = store.put().map_err(infra)?;
+            let writer = store.put().map_err(storage_error)?;
             sdk.names.insert(name.clone());
             sdk.outputs.push(OutputSlot { name, writer });
             Ok((sdk.outputs.len() - 1) as i32)
@@ -247,12 +219,17 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<
             if total > sdk.max_output_bytes {
                 return Err(wasmtime::Error::new(Abort::output_size(sdk.max_output_bytes)));
             }
-            slot.writer.write_all(&data[r]).map_err(infra)?;
+            slot.writer.write_all(&data[r]).map_err(storage_error)?;
             sdk.output_bytes = total;
             Ok(0)
         },
     )?;
 
+    Ok(())
+}
+
+/// Attempt number, params, log and error.
+fn add_misc(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
     linker.func_wrap(M, "attempt", |caller: Caller<'_, TaskState>| -> i32 {
         caller.data().sdk.attempt.min(i32::MAX as u32) as i32
     })?;
@@ -302,24 +279,4 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<
     })?;
 
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        assert_eq!(name_problem(b"out"), None);
-        assert_eq!(name_problem(b"stats/a.csv"), None);
-        assert_eq!(name_problem(b"a/../b").as_deref(), Some("`..` segments are not allowed"));
-        assert_eq!(name_problem(b"/a").as_deref(), Some("must not start with `/`"));
-        assert_eq!(name_problem(b"a//b").as_deref(), Some("empty path segment"));
-        assert_eq!(
-            name_problem(b"a b").as_deref(),
-            Some("character ' ' is not allowed (use A-Z a-z 0-9 . _ - and / between segments)")
-        );
-        assert_eq!(name_problem(b"\xff").as_deref(), Some("not valid UTF-8"));
-        assert_eq!(name_problem(b"").as_deref(), Some("names must be 1 to 255 bytes long, this one is 0 bytes"));
-    }
 }

@@ -41,7 +41,7 @@ fn plan(rows: &[(&str, &[&str], Resources)], capacity: Resources) -> Plan {
         description: String::new(),
         pipeline_file: "p.toml".into(),
         base_dir: ".".into(),
-        plugins: vec![PluginSpec { name: "p".into(), path: "p.wasm".into(), sha256: None }],
+        plugins: vec![PluginSpec { name: "p".into(), path: "p.wasm".into(), sha256: None, digest: None }],
         tasks,
         outputs: vec![],
         capacity,

@@ -15,6 +15,9 @@
 
 pub mod local;
 pub mod mem;
+pub mod spec;
+
+pub use spec::StoreSpec;
 
 use std::fmt;
 use std::io::{self, Read, Write};

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::TaskId;
+use crate::plan::{Plan, TaskId, TaskSpec};
 use crate::store::{BlobRef, Digest};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +78,40 @@ impl Default for Limits {
 /// Memory limit for a task that requests none (and has no `[defaults]`).
 pub const DEFAULT_TASK_MEMORY: u64 = 256 << 20;
 
+/// The largest memory limit a task can have: the size of one slot of the
+/// runtime's pooling allocator is the largest limit among the run's tasks,
+/// capped here.
+pub const MAX_TASK_MEMORY: u64 = 4 << 30;
+
+impl Limits {
+    /// The limits of one attempt of `spec`: its own settings over the run's
+    /// `defaults`. This is the only place per-task defaults are applied; a
+    /// task's `resources.memory` is both its scheduling request and its hard
+    /// memory limit.
+    pub fn for_task(spec: &TaskSpec, defaults: &Limits) -> Limits {
+        Limits {
+            memory: Limits::task_memory(spec),
+            timeout: spec.timeout,
+            fuel: spec.fuel,
+            max_output_bytes: spec.max_output_bytes.unwrap_or(defaults.max_output_bytes),
+            ..defaults.clone()
+        }
+    }
+
+    /// A task's memory limit: its request, or [`DEFAULT_TASK_MEMORY`] when it
+    /// requests none, at most [`MAX_TASK_MEMORY`].
+    pub fn task_memory(spec: &TaskSpec) -> u64 {
+        let m = if spec.resources.memory == 0 { DEFAULT_TASK_MEMORY } else { spec.resources.memory };
+        m.min(MAX_TASK_MEMORY)
+    }
+
+    /// The largest memory limit among the tasks of `plan` (what one sandbox
+    /// slot of the runtime must hold).
+    pub fn max_task_memory(plan: &Plan) -> u64 {
+        plan.tasks.iter().map(Limits::task_memory).max().unwrap_or(DEFAULT_TASK_MEMORY)
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CommandOpts {
     pub args: Vec<String>,
@@ -138,20 +172,75 @@ pub enum TaskFailure {
     Timeout { limit: Duration },
     #[error("memory limit of {} exceeded", crate::units::format_size(*limit))]
     MemoryLimit { limit: u64 },
-    /// Fuel, output bytes, output count, stack, ...
+    /// A limit other than memory and time: fuel, output bytes, output count,
+    /// scratch space, stack.
     #[error("{limit} limit exceeded: {detail}")]
-    Limit { limit: String, detail: String },
+    Limit { limit: LimitKind, detail: String },
     #[error("cancelled")]
     Cancelled,
     /// The worker running it died (processes executor).
     #[error("worker lost: {message}")]
     WorkerLost { message: String },
-    /// The plugin could not be loaded or instantiated, or storage failed.
+    /// The engine could not run the task: the plugin could not be loaded or
+    /// instantiated, storage failed, or the host itself failed.
     #[error("{message}")]
-    Infra { message: String },
+    Infra { kind: InfraKind, message: String },
+}
+
+/// Which limit a [`TaskFailure::Limit`] is about. Shown as its name in
+/// messages (`fuel limit exceeded: ...`) and in the report (`limit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    /// `fuel`: the task's instruction budget.
+    Fuel,
+    /// `max_output_bytes`: total bytes across the outputs.
+    OutputBytes,
+    /// The number of outputs (files in `/out`).
+    OutputCount,
+    /// `scratch`: the size of a command task's private `/tmp`.
+    Scratch,
+    /// The wasm call stack.
+    Stack,
+}
+
+impl LimitKind {
+    /// The name used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitKind::Fuel => "fuel",
+            LimitKind::OutputBytes => "output size",
+            LimitKind::OutputCount => "output count",
+            LimitKind::Scratch => "scratch",
+            LimitKind::Stack => "stack",
+        }
+    }
+}
+
+impl std::fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What part of the engine a [`TaskFailure::Infra`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InfraKind {
+    /// The plugin could not be read, compiled or instantiated.
+    PluginLoad,
+    /// An input could not be read into the store, or an output not stored.
+    Storage,
+    /// The engine's own code failed (a panic while running the task).
+    HostPanic,
 }
 
 impl TaskFailure {
+    /// A [`TaskFailure::Infra`] of `kind`.
+    pub fn infra(kind: InfraKind, message: impl Into<String>) -> TaskFailure {
+        TaskFailure::Infra { kind, message: message.into() }
+    }
+
     /// Whether a retry could help. Infrastructure failures and task errors are
     /// retried; cancellation never is.
     pub fn retryable(&self) -> bool {

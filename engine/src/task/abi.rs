@@ -69,6 +69,9 @@ pub const META_SECTION: &str = "engine.task";
 /// Import modules a plugin may use.
 pub const ENGINE_MODULE: &str = "engine";
 pub const WASI_MODULE: &str = "wasi_snapshot_preview1";
+/// The output every successful command task has: its exit code as decimal
+/// text and a newline (docs/pipeline.md).
+pub const EXIT_CODE_OUTPUT: &str = "exit_code";
 /// The export that declares ABI version 1.
 pub const ABI_MARKER: &str = "engine_abi_v1";
 

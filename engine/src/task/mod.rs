@@ -1,0 +1,21 @@
+//! The task contract: everything a task is, independent of where it runs.
+//!
+//! This is a bottom layer, below the pipeline loader, the runtime and the
+//! executors, and it imports none of them. It owns:
+//! * [`message`]: the self-contained [`message::TaskMessage`] an executor
+//!   ships to wherever a task runs, the [`message::TaskResult`] that comes
+//!   back, the failure kinds, and [`message::Limits`] with
+//!   [`message::Limits::for_task`], the only place per-task defaults are
+//!   applied;
+//! * [`abi`]: the plugin ABI facts (plugin kinds, embedded metadata, the
+//!   `engine` function table, the WASI import list, the enabled wasm
+//!   features) and static inspection of a module's bytes, without wasmtime;
+//! * [`names`]: the one rule for output names, used at check time and at run
+//!   time.
+//!
+//! Architecture invariant: nothing here depends on wasmtime, on a terminal,
+//! or on the pipeline file format.
+
+pub mod abi;
+pub mod message;
+pub mod names;
