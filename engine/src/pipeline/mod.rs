@@ -121,7 +121,7 @@ fn load_str(
         return Err(items);
     }
     let document = document;
-    let mut cx = load::Cx::new(&document, opts, base_dir);
+    let mut cx = load::Loader::new(&document, opts, base_dir);
     cx.diags.extend(structural);
     let (name, description) = cx.top_level();
     phases.lap("top level and plugins");
