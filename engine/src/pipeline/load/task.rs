@@ -2,75 +2,97 @@
 //! then instantiated per expansion, with placeholders substituted, references
 //! resolved and params written as JSON, into the plan's tasks in id order.
 //!
-//! Large pipelines are built on two threads, in chunks of entries, with the
-//! same result as one.
+//! Large pipelines are built in parallel on rayon's threads, in chunks of
+//! entries. Pass 2 numbered the tasks densely in file order, so each chunk
+//! knows which slice of the task list it fills; each keeps its diagnostics,
+//! and they are appended in chunk order. Each task only reads the shared
+//! tables of passes 1 and 2, so chunks are independent and the plan and the
+//! diagnostics are the same as a sequential pass, on any number of threads.
 
 use std::ops::Range;
 use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use super::Loader;
 use super::ids::Slot;
 use super::raw::RawTask;
 use super::resolve::User;
 use crate::pipeline::Threads;
+use crate::pipeline::diag::Diagnostic;
 use crate::pipeline::doc::{NodeId, Val};
 use crate::pipeline::refs;
-use crate::plan::{InputSpec, Source, TaskId, TaskSpec};
+use crate::plan::{InputSpec, Resources, Source, TaskId, TaskSpec};
 
-/// Entries of `[tasks]` per chunk when tasks are built on two threads.
+/// Entries of `[tasks]` per chunk when tasks are built in parallel.
 const BUILD_CHUNK: usize = 8192;
 
 impl<'d> Loader<'d, '_> {
     /// Pass 3: read every task table and instantiate its tasks, in file order.
-    ///
-    /// Large pipelines are cut into chunks of entries; a helper thread with a
-    /// clone of this loader takes every other chunk, and this thread appends
-    /// its results (tasks and diagnostics) in chunk order, so the output is the
-    /// same as a sequential pass. Each task only reads the shared tables of
-    /// pass 2, so chunks are independent.
     pub(in crate::pipeline) fn build_tasks(&mut self, threads: Threads) -> Vec<TaskSpec> {
-        let mut out: Vec<TaskSpec> = Vec::with_capacity(self.task_count);
-        let Some(tasks) = self.tasks_node() else { return out };
+        let Some(tasks) = self.tasks_node() else { return Vec::new() };
         let n = self.doc.entries(tasks).len();
-        let parallel = threads == Threads::Auto && std::thread::available_parallelism().is_ok_and(|p| p.get() > 1);
-        if n < 2 * BUILD_CHUNK || !parallel {
+        if n < 2 * BUILD_CHUNK || threads != Threads::Auto || rayon::current_num_threads() < 2 {
+            let mut out = Vec::with_capacity(self.task_count);
             self.build_range(tasks, 0..n, &mut |t| out.push(t));
             return out;
         }
-        let chunks: Vec<Range<usize>> = (0..n).step_by(BUILD_CHUNK).map(|s| s..(s + BUILD_CHUNK).min(n)).collect();
-        let mut helper = self.clone();
-        helper.diags = Vec::new();
-        std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            let theirs: Vec<Range<usize>> = chunks.iter().skip(1).step_by(2).cloned().collect();
-            // If no thread can be started, `recv` fails below and this thread
-            // builds every chunk.
-            let _ = std::thread::Builder::new().name("tasks".into()).spawn_scoped(scope, move || {
-                for r in theirs {
-                    let mut part = Vec::new();
-                    helper.build_range(tasks, r, &mut |t| part.push(t));
-                    if tx.send((part, std::mem::take(&mut helper.diags))).is_err() {
-                        return;
-                    }
-                }
-            });
-            for (i, r) in chunks.into_iter().enumerate() {
-                if i % 2 == 0 {
-                    self.build_range(tasks, r, &mut |t| out.push(t));
-                    continue;
-                }
-                match rx.recv() {
-                    Ok((mut part, diags)) => {
-                        out.append(&mut part);
-                        self.diags.extend(diags);
-                    }
-                    // No helper (it could not start, or it panicked and the
-                    // scope re-raises that).
-                    Err(_) => self.build_range(tasks, r, &mut |t| out.push(t)),
-                }
-            }
-        });
+        self.build_parallel(tasks, n)
+    }
+
+    /// [`Loader::build_tasks`] for the `n` entries of `[tasks]`, in chunks on
+    /// rayon's threads (see the module comment).
+    fn build_parallel(&mut self, tasks: NodeId, n: usize) -> Vec<TaskSpec> {
+        let chunks: Vec<(Range<usize>, usize)> = (0..n)
+            .step_by(BUILD_CHUNK)
+            .map(|s| s..(s + BUILD_CHUNK).min(n))
+            .map(|r| (r.clone(), self.tasks_in(r)))
+            .collect();
+        let total = chunks.iter().map(|(_, count)| count).sum();
+        let mut out: Vec<TaskSpec> = Vec::with_capacity(total);
+        out.par_extend(rayon::iter::repeat_n(placeholder(), total));
+        let mut parts = Vec::with_capacity(chunks.len());
+        let mut rest: &mut [TaskSpec] = &mut out;
+        for (range, count) in chunks {
+            // `count` fits: `out` holds the sum of the counts.
+            let (part, tail) = std::mem::take(&mut rest).split_at_mut(count);
+            parts.push((range, part));
+            rest = tail;
+        }
+        // Workers are clones without the diagnostics so far.
+        let before = std::mem::take(&mut self.diags);
+        let this = &*self;
+        let diags: Vec<Vec<Diagnostic>> = parts
+            .into_par_iter()
+            .map_init(
+                || this.clone(),
+                |w, (range, part)| {
+                    let mut slots = part.iter_mut();
+                    w.build_range(tasks, range, &mut |t| {
+                        if let Some(s) = slots.next() {
+                            *s = t;
+                        }
+                    });
+                    std::mem::take(&mut w.diags)
+                },
+            )
+            .collect();
+        self.diags = before;
+        self.diags.extend(diags.into_iter().flatten());
         out
+    }
+
+    /// How many tasks the entries `range` of `[tasks]` expand to.
+    fn tasks_in(&self, range: Range<usize>) -> usize {
+        let slots = self.entry_slots.get(range).unwrap_or(&[]);
+        slots
+            .iter()
+            .map(|s| match s {
+                None => 0,
+                Some(Slot::Single(_)) => 1,
+                Some(Slot::Foreach(f)) => self.foreach[*f as usize].values.len(),
+            })
+            .sum()
     }
 
     /// [`Loader::build_tasks`] for the entries `range` of `[tasks]`, giving
@@ -194,5 +216,28 @@ impl<'d> Loader<'d, '_> {
                 out.push('}');
             }
         }
+    }
+}
+
+/// What fills the task list until a chunk writes its task there.
+fn placeholder() -> TaskSpec {
+    TaskSpec {
+        id: String::new(),
+        plugin: 0,
+        inputs: Vec::new(),
+        params: String::new(),
+        resources: Resources::default(),
+        retries: 0,
+        timeout: None,
+        priority: 0,
+        args: Vec::new(),
+        env: Vec::new(),
+        stdin: None,
+        stdout: None,
+        deterministic: false,
+        fuel: None,
+        max_output_bytes: None,
+        fs: None,
+        deps: Vec::new(),
     }
 }

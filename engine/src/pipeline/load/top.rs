@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use rayon::prelude::*;
+
 use super::Loader;
 use super::access::Field;
 use crate::pipeline::diag::Diagnostic;
@@ -107,7 +109,8 @@ impl<'d> Loader<'d, '_> {
         }
         let check =
             |f: &PluginFile<'_>| plugins::check_file(f.name, f.rel, &f.path, f.sha.as_ref().map(|(s, _)| s.as_str()));
-        let checks: Vec<PluginCheck> = files.iter().map(check).collect();
+        let checks: Vec<PluginCheck> =
+            if files.len() > 1 { files.par_iter().map(check).collect() } else { files.iter().map(check).collect() };
         let later = self.diags.split_off(files.first().map_or(self.diags.len(), |f| f.diags_before));
         let mut later = later.into_iter();
         let mut at = files.first().map_or(0, |f| f.diags_before);
