@@ -40,9 +40,11 @@ impl Default for LoadOptions {
     }
 }
 
-/// Whether a load may use a helper thread (for large pipelines; see
-/// [`doc::Doc::parse`] and the task pass in `load`). The result is the same
-/// either way; tests compare the two.
+/// Whether a load may use other threads: the parser's helper thread (for
+/// large files; see [`doc::Doc::parse`]) and the current rayon pool (for the
+/// task pass of large pipelines, sized by `RAYON_NUM_THREADS`; see `load`).
+/// The result is the same either way; tests compare one thread with pools of
+/// several sizes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Threads {
     #[cfg_attr(not(test), expect(dead_code, reason = "only tests ask for one thread"))]
@@ -121,7 +123,7 @@ fn load_str(
         return Err(items);
     }
     let document = document;
-    let mut cx = load::Cx::new(&document, opts, base_dir);
+    let mut cx = load::Loader::new(&document, opts, base_dir);
     cx.diags.extend(structural);
     let (name, description) = cx.top_level();
     phases.lap("top level and plugins");
@@ -199,24 +201,35 @@ mod tests {
         s
     }
 
-    fn load_both(text: &str) -> (Result<Plan, Vec<Diagnostic>>, Result<Plan, Vec<Diagnostic>>) {
+    /// Load `text` on one thread, then with rayon pools of 2, 3 and 4 threads.
+    fn load_all(text: &str) -> Vec<Result<Plan, Vec<Diagnostic>>> {
         let opts = LoadOptions { capacity_override: None, check_plugins: false };
         let run = |threads| load_str(text, "/p/big.toml".into(), "/p".into(), &opts, threads);
-        (run(Threads::One), run(Threads::Auto))
+        let mut all = vec![run(Threads::One)];
+        for n in [2, 3, 4] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(n).build().expect("a thread pool");
+            all.push(pool.install(|| run(Threads::Auto)));
+        }
+        all
     }
 
     #[test]
-    fn a_large_pipeline_loads_the_same_on_one_or_two_threads() {
+    fn a_large_pipeline_loads_the_same_on_any_number_of_threads() {
         let text = layered(30_000, &[]);
-        let (Ok(one), Ok(two)) = load_both(&text) else { panic!("the pipeline is valid") };
+        let all = load_all(&text);
+        let Ok(one) = &all[0] else { panic!("the pipeline is valid") };
         assert_eq!(one.tasks.len(), 30_003);
         let last = &one.tasks[3 + 29_999];
         assert_eq!((last.id.as_str(), &last.deps[..]), ("t29999", &[0, 1, 2, 3 + 29_899, 3 + 29_900][..]));
-        assert_eq!(crate::graph::to_json(&one), crate::graph::to_json(&two));
+        for other in &all[1..] {
+            let Ok(other) = other else { panic!("the pipeline is valid") };
+            assert_eq!(crate::graph::to_json(one), crate::graph::to_json(other));
+            assert_eq!(serde_json::to_string(one).ok(), serde_json::to_string(other).ok());
+        }
     }
 
     #[test]
-    fn a_large_invalid_pipeline_reports_the_same_on_one_or_two_threads() {
+    fn a_large_invalid_pipeline_reports_the_same_on_any_number_of_threads() {
         // Errors in several chunks of the task pass, including a cycle.
         let text = layered(
             30_000,
@@ -229,7 +242,8 @@ mod tests {
                 (25_100, "inputs = { z = [\"fan[9]\", \"t25000\"] }"),
             ],
         );
-        let (Err(one), Err(two)) = load_both(&text) else { panic!("the pipeline is invalid") };
+        let all = load_all(&text);
+        let Err(one) = &all[0] else { panic!("the pipeline is invalid") };
         let messages: Vec<&str> = one.iter().map(|d| d.message.as_str()).collect();
         assert_eq!(
             messages,
@@ -242,6 +256,32 @@ mod tests {
                 "tasks form a cycle: `t25000` → `t25100` → `t25000`",
             ]
         );
-        assert_eq!(one, two);
+        for other in &all[1..] {
+            assert_eq!(other.as_ref().err(), Some(one));
+        }
+    }
+
+    #[test]
+    fn plugin_files_are_checked_in_parallel_and_reported_in_file_order() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        std::fs::write(dir.path().join("text.wasm"), "not wasm").expect("a plugin file");
+        let text = "[pipeline]\nname = \"p\"\n[plugins]\na = \"missing-a.wasm\"\n\
+                    b = { path = \"text.wasm\", colour = 1 }\nc = 3\nd = \"missing-d.wasm\"\n\
+                    [tasks.t]\nplugin = \"a\"\n";
+        let opts = LoadOptions { capacity_override: None, check_plugins: true };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().expect("a thread pool");
+        let run = || load_str(text, dir.path().join("p.toml"), dir.path().to_path_buf(), &opts, Threads::Auto);
+        let Err(diags) = pool.install(run) else { panic!("the pipeline is invalid") };
+        let messages: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
+        assert_eq!(
+            messages,
+            [
+                "plugin `a`: file `missing-a.wasm` does not exist",
+                "unknown key `colour` in `plugins.b`",
+                "plugin `b`: `text.wasm` is not a WebAssembly module",
+                "`plugins.c` must be a path string or a table, found an integer",
+                "plugin `d`: file `missing-d.wasm` does not exist",
+            ]
+        );
     }
 }

@@ -1,0 +1,125 @@
+//! The validation passes that turn a parsed document into a [`Plan`]. One
+//! [`Loader`] carries what each pass learns to the next; each pass has a file:
+//!
+//! 1. [`top`]: `[pipeline]`, `[plugins]` (and, when asked, the plugin files:
+//!    existence, sha256 pins, imports, metadata, checked in parallel),
+//!    `[defaults]` and `[resources]`, with the per-task [`settings`] they share
+//!    with tasks;
+//! 2. [`ids`]: every `[tasks.<id>]` gets its dense [`TaskId`]s, [`foreach`]
+//!    tasks one per expansion, so references can be resolved in any order;
+//! 3. [`task`]: each task table is read once ([`raw`], [`command_fs`]), then
+//!    instantiated per expansion with its references resolved ([`resolve`]);
+//!    large pipelines are built in parallel chunks, with the same result;
+//! 4. [`outputs`], then the graph (self-dependencies are caught in 3, cycles by
+//!    the caller).
+//!
+//! Every pass reports through the typed accessors of [`access`] into one list
+//! of diagnostics, in file order, and keeps going.
+
+mod access;
+mod command_fs;
+mod foreach;
+mod ids;
+mod outputs;
+mod raw;
+mod resolve;
+mod settings;
+mod task;
+mod top;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::LoadOptions;
+use super::diag::Diagnostic;
+use super::doc::{Doc, NodeId, ROOT};
+use super::plugins::PluginCheck;
+use crate::plan::{OutputSpec, Plan, PluginSpec, Resources, TaskId, TaskSpec};
+
+use foreach::Foreach;
+use ids::Slot;
+use settings::Settings;
+
+/// What the passes know about a pipeline, and the diagnostics they reported.
+///
+/// Cloned (cheaply: the tables of pass 2 are shared) to build tasks on other
+/// threads; see [`Loader::build_tasks`].
+#[derive(Clone)]
+pub(super) struct Loader<'d, 's> {
+    doc: &'d Doc<'s>,
+    opts: &'d LoadOptions,
+    base_dir: PathBuf,
+    pub diags: Vec<Diagnostic>,
+    plugins: Vec<PluginSpec>,
+    plugin_ids: rustc_hash::FxHashMap<&'d str, u32>,
+    /// Plugins declared but invalid: tasks using them get no second error.
+    broken_plugins: Vec<&'d str>,
+    checks: Vec<Option<PluginCheck>>,
+    defaults: Settings,
+    capacity: Resources,
+    /// The `[tasks]` table, whose index maps ids to entries (set in pass 2).
+    tasks: Option<NodeId>,
+    /// Per entry of `[tasks]`, in file order: its slot (`None` for an invalid entry).
+    entry_slots: Arc<Vec<Option<Slot>>>,
+    /// How many entries have a slot.
+    id_count: usize,
+    foreach: Arc<Vec<Foreach>>,
+    /// Per task: its plugin (for metadata checks on references), set in pass 2.
+    task_plugin: Arc<Vec<u32>>,
+    /// Tasks that capture stdout, and the output name.
+    task_stdout: Arc<std::collections::HashMap<TaskId, &'d str>>,
+    task_count: usize,
+}
+
+impl<'d, 's> Loader<'d, 's> {
+    pub(super) fn new(doc: &'d Doc<'s>, opts: &'d LoadOptions, base_dir: PathBuf) -> Self {
+        Loader {
+            doc,
+            opts,
+            base_dir,
+            diags: Vec::new(),
+            plugins: Vec::new(),
+            plugin_ids: Default::default(),
+            broken_plugins: Vec::new(),
+            checks: Vec::new(),
+            defaults: Settings::default(),
+            capacity: Resources::default(),
+            tasks: None,
+            entry_slots: Default::default(),
+            id_count: 0,
+            foreach: Default::default(),
+            task_plugin: Default::default(),
+            task_stdout: Default::default(),
+            task_count: 0,
+        }
+    }
+
+    pub(super) fn finish(
+        self,
+        name: String,
+        description: String,
+        pipeline_file: PathBuf,
+        tasks: Vec<TaskSpec>,
+        outputs: Vec<OutputSpec>,
+    ) -> (Plan, Vec<Diagnostic>) {
+        (
+            Plan {
+                name,
+                description,
+                pipeline_file,
+                base_dir: self.base_dir,
+                plugins: self.plugins,
+                tasks,
+                outputs,
+                capacity: self.capacity,
+            },
+            self.diags,
+        )
+    }
+
+    pub(super) fn task_id_span(&self, id: &str) -> Option<std::ops::Range<usize>> {
+        let tasks = self.doc.get(ROOT, "tasks")?;
+        let base = id.split('[').next().unwrap_or(id);
+        self.doc.get(tasks.value, base).map(|e| e.key_span.range())
+    }
+}
