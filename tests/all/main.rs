@@ -1,4 +1,5 @@
 //! The one integration-test binary. Shared helpers live in `util`.
+mod conformance;
 mod hostile;
 mod languages;
 mod pipeline;
@@ -7,3 +8,4 @@ mod programs;
 mod run;
 mod runtime;
 mod util;
+mod workdir;

@@ -409,7 +409,7 @@ fn mount_sources(plan: &Plan) -> Vec<std::path::PathBuf> {
         .tasks
         .iter()
         .filter_map(|t| t.fs.as_deref())
-        .flat_map(|f| f.mounts.iter().map(|m| fs::canonicalize(&m.host).unwrap_or_else(|_| m.host.clone())))
+        .flat_map(|f| f.host_sources().map(|h| fs::canonicalize(h).unwrap_or_else(|_| h.to_path_buf())))
         .collect();
     v.sort();
     v.dedup();

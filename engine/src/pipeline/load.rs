@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use smallvec::SmallVec;
 
+mod workdir;
+
 use super::diag::Diagnostic;
 use super::doc::{Doc, Entry, NodeId, ROOT, Sp, Val};
 use super::plugins::{self, PluginCheck};
@@ -51,6 +53,7 @@ const TASK_KEYS: &[&str] = &[
     "mounts",
     "scratch",
     "success_exit_codes",
+    "workdir",
 ];
 /// Guest paths a mount may not use (or be under).
 const RESERVED_GUEST_PATHS: &[&str] = &["/in", "/out", "/tmp"];
@@ -1150,6 +1153,7 @@ impl<'d, 's> Cx<'d, 's> {
                 ("mounts", "mounts"),
                 ("scratch", "scratch"),
                 ("success_exit_codes", "success_exit_codes"),
+                ("workdir", "workdir"),
             ] {
                 if let Some(x) = f.get(k) {
                     self.err(
@@ -1231,6 +1235,9 @@ impl<'d, 's> Cx<'d, 's> {
                 fs.mounts.push(Mount { guest: guest.to_string(), host });
             }
             fs.mounts.sort_by(|a, b| a.guest.cmp(&b.guest));
+        }
+        if let Some(e) = f.get("workdir") {
+            fs.workdir = self.workdir(id, e, &fs.mounts);
         }
         if let Some(e) = f.get("scratch") {
             let what = w("scratch");

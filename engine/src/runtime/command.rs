@@ -12,24 +12,29 @@
 //! `exit_code` output; after any other ending nothing is stored. The temp dir
 //! is removed when the attempt ends, whatever the outcome.
 //!
-//! While the program runs, [`OutWatch`] holds `/out` to the output limits
-//! (entries and bytes) at epoch ticks, so a program cannot fill the disk or
-//! the inode table before its outputs are collected at exit.
+//! A task with a `workdir` also gets a private copy of its seed, preopened
+//! read-write at its guest path ([`super::workdir`]); files matching its
+//! `publish` globs become outputs after a successful exit.
+//!
+//! While the program runs, [`OutWatch`] holds `/out` to the output limits,
+//! and scratch and the workdir to theirs (entries, bytes, depth), at epoch
+//! ticks, so a program cannot fill the disk or the inode table before its
+//! outputs are collected at exit.
 
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use wasmtime_wasi::FsPerms;
 use wasmtime_wasi::cli::InputFile;
 
-use super::failure::{Abort, Ended, classify};
+use super::failure::{Ended, classify};
 use super::log::{Capture, SharedCapture, SharedLog, Sink};
 use super::sdk::{SdkState, name_problem, show_name};
-use super::{Plugin, Runtime, wasi_builder, write_backtrace};
-use crate::exec::message::{Limits, OutputBlob, TaskFailure, TaskMessage, TaskMetrics};
+use super::watch::{Area, MAX_SCRATCH_ENTRIES, OutWatch, Watched};
+use super::{Plugin, Runtime, wasi_builder, workdir, write_backtrace};
+use crate::exec::message::{OutputBlob, TaskFailure, TaskMessage, TaskMetrics};
 use crate::store::{BlobReader, BlobStore};
 
 /// The output every successful command task has: its exit code in decimal
@@ -113,119 +118,6 @@ fn collect_outputs(out: &Path) -> Result<Vec<(String, PathBuf, u64)>, TaskFailur
     Ok(found)
 }
 
-/// The live check of a command task's `/out` while its program runs.
-///
-/// Called from the epoch callback (every [`super::EPOCH_TICK`] of wasm
-/// execution, on the task's own thread, with the guest paused). It walks
-/// `/out` and fails the task as soon as it holds more entries (files,
-/// directories, links: anything) than the output count limit, or its regular
-/// files total more bytes (by length, so sparse files count in full) than the
-/// output size limit. The walk stops at the first excess, so it costs at most
-/// `max_outputs` entries; to keep its overhead under about 10% of the task's
-/// time the next walk waits at least ten times as long as this one took.
-///
-/// The scratch directory (`/tmp`), when the task has one, is held the same
-/// way to its size (`scratch`) and to [`MAX_SCRATCH_ENTRIES`] entries.
-pub(crate) struct OutWatch {
-    dir: PathBuf,
-    max_entries: u64,
-    max_bytes: u64,
-    scratch: Option<(PathBuf, u64)>,
-    next: Instant,
-}
-
-/// Most entries (files, directories, links) a scratch directory may hold.
-pub const MAX_SCRATCH_ENTRIES: u64 = 100_000;
-
-/// What a watched directory exceeded.
-enum Excess {
-    Entries,
-    Bytes,
-}
-
-impl OutWatch {
-    fn new(dir: &Path, limits: &Limits, scratch: Option<(PathBuf, u64)>) -> OutWatch {
-        OutWatch {
-            dir: dir.to_path_buf(),
-            max_entries: u64::from(limits.max_outputs),
-            max_bytes: limits.max_output_bytes,
-            scratch,
-            next: Instant::now(),
-        }
-    }
-
-    pub(crate) fn check(&mut self) -> Result<(), Abort> {
-        let start = Instant::now();
-        if start < self.next {
-            return Ok(());
-        }
-        let r = self.walk_all();
-        let cost = start.elapsed();
-        self.next = Instant::now() + cost.saturating_mul(10).max(Duration::from_millis(1));
-        r
-    }
-
-    fn walk_all(&self) -> Result<(), Abort> {
-        match walk(&self.dir, self.max_entries, self.max_bytes) {
-            Some(Excess::Entries) => {
-                return Err(Abort::Limit {
-                    limit: "output count".into(),
-                    detail: format!("the task created more than {} entries in /out", self.max_entries),
-                });
-            }
-            Some(Excess::Bytes) => return Err(Abort::output_size(self.max_bytes)),
-            None => {}
-        }
-        if let Some((dir, cap)) = &self.scratch
-            && let Some(excess) = walk(dir, MAX_SCRATCH_ENTRIES, *cap)
-        {
-            let (limit, detail) = scratch_excess(excess, *cap);
-            return Err(Abort::Limit { limit, detail });
-        }
-        Ok(())
-    }
-}
-
-fn scratch_excess(excess: Excess, cap: u64) -> (String, String) {
-    let detail = match excess {
-        Excess::Entries => format!("the task created more than {MAX_SCRATCH_ENTRIES} entries in /tmp"),
-        Excess::Bytes => format!("the task wrote more than {} to /tmp", crate::units::format_size(cap)),
-    };
-    ("scratch".into(), detail)
-}
-
-fn scratch_failure(excess: Excess, cap: u64) -> TaskFailure {
-    let (limit, detail) = scratch_excess(excess, cap);
-    TaskFailure::Limit { limit, detail }
-}
-
-/// Walk `root`, stopping at the first excess of entries or bytes (regular
-/// files by length, so sparse files count in full).
-fn walk(root: &Path, max_entries: u64, max_bytes: u64) -> Option<Excess> {
-    let (mut entries, mut bytes) = (0u64, 0u64);
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        // An unreadable directory is reported when outputs are collected.
-        let Ok(list) = fs::read_dir(&dir) else { continue };
-        for entry in list.flatten() {
-            entries += 1;
-            if entries > max_entries {
-                return Some(Excess::Entries);
-            }
-            let Ok(meta) = fs::symlink_metadata(entry.path()) else { continue };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else if meta.is_file() {
-                bytes = bytes.saturating_add(meta.len());
-                if bytes > max_bytes {
-                    return Some(Excess::Bytes);
-                }
-            }
-        }
-    }
-    None
-}
-
 pub(super) fn run(
     rt: &Runtime,
     plugin: &Plugin,
@@ -260,7 +152,17 @@ pub(super) fn run(
             if !msg.command.env.iter().any(|(k, _)| k == "TMPDIR") {
                 b.env("TMPDIR", "/tmp");
             }
-            Some((dir, cap))
+            Some(Watched { dir, max_entries: MAX_SCRATCH_ENTRIES, max_bytes: cap, area: Area::Scratch })
+        }
+        None => None,
+    };
+    let work = match &fs_opts.workdir {
+        Some(wd) => {
+            let dir = tmp.path().join("work");
+            workdir::seed(rt, wd, &dir)?;
+            b.preopened_dir(&dir, &wd.at, FsPerms::ReadWrite)
+                .map_err(|e| infra(format!("cannot mount the workdir at `{}`: {e}", wd.at)))?;
+            Some(workdir::watched(wd, &dir))
         }
         None => None,
     };
@@ -302,8 +204,14 @@ pub(super) fn run(
     };
     let wasi = b.build_p1();
     let (mut st, seen) = rt.new_store(msg, wasi, log, SdkState::default());
-    let scratch_limit = scratch.clone();
-    st.data_mut().out_watch = Some(OutWatch::new(&out_dir, &msg.limits, scratch));
+    let out_limits = Watched {
+        dir: out_dir.clone(),
+        max_entries: u64::from(msg.limits.max_outputs),
+        max_bytes: msg.limits.max_output_bytes,
+        area: Area::Out,
+    };
+    let after_exit: Vec<Watched> = scratch.into_iter().chain(work.clone()).collect();
+    st.data_mut().out_watch = Some(OutWatch::new(std::iter::once(out_limits).chain(after_exit.clone()).collect()));
     let result = (|| -> wasmtime::Result<()> {
         let instance = plugin.pre.instantiate(&mut st)?;
         let start = instance.get_typed_func::<(), ()>(&mut st, "_start")?;
@@ -325,11 +233,10 @@ pub(super) fn run(
         },
     };
     metrics.exit_code = Some(code);
-    // The watch runs at epoch ticks; a program can fill /tmp and exit in between.
-    if let Some((dir, cap)) = &scratch_limit
-        && let Some(excess) = walk(dir, MAX_SCRATCH_ENTRIES, *cap)
-    {
-        return Err(scratch_failure(excess, *cap));
+    // The watch runs at epoch ticks; a program can fill /tmp or its workdir
+    // and exit in between.
+    for w in &after_exit {
+        w.check_failure()?;
     }
     let success =
         if fs_opts.success_exit_codes.is_empty() { code == 0 } else { fs_opts.success_exit_codes.contains(&code) };
@@ -360,6 +267,23 @@ pub(super) fn run(
             });
         }
         files.push((rel, path, len));
+    }
+    if let (Some(wd), Some(w)) = (&fs_opts.workdir, &work) {
+        for (rel, path, len) in workdir::published(wd, &w.dir)? {
+            if let Some(p) = name_problem(rel.as_bytes()) {
+                return Err(TaskFailure::Error {
+                    message: format!("published file `{}` is not a valid output name: {p}", show_name(rel.as_bytes())),
+                });
+            }
+            if files.iter().any(|(n, _, _)| *n == rel) {
+                return Err(TaskFailure::Error {
+                    message: format!(
+                        "output `{rel}` is both published from the workdir and written to /out or captured from stdout"
+                    ),
+                });
+            }
+            files.push((rel, path, len));
+        }
     }
     if files.len() > msg.limits.max_outputs as usize {
         return Err(TaskFailure::Limit {

@@ -17,6 +17,7 @@
 mod cache;
 mod command;
 pub use command::EXIT_CODE_OUTPUT;
+pub use watch::{MAX_DEPTH, MAX_PATH_BYTES, MAX_SCRATCH_ENTRIES};
 mod failure;
 pub mod inspect;
 mod limits;
@@ -24,6 +25,8 @@ mod log;
 mod mounts;
 mod poll;
 mod sdk;
+mod watch;
+mod workdir;
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -137,7 +140,7 @@ pub(crate) struct TaskState {
     pub(crate) log: SharedLog,
     pub(crate) sdk: SdkState,
     /// Command tasks: the live check of `/out` against the output limits.
-    pub(crate) out_watch: Option<command::OutWatch>,
+    pub(crate) out_watch: Option<watch::OutWatch>,
     /// When the attempt times out, and the run's cancel flag: checked by the
     /// interruptible `poll_oneoff` (see `poll`).
     pub(crate) deadline: Option<Instant>,
