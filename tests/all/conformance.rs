@@ -117,3 +117,21 @@ fn rust_std_filesystem_calls_match_plain_wasmtime_wasi_on_every_executor() {
 fn c_wasi_libc_filesystem_calls_match_plain_wasmtime_wasi_on_every_executor() {
     check("c_fs_conformance");
 }
+
+/// `poll_oneoff` forms other than a plain sleep reach wasmtime-wasi's own
+/// implementation with the guest's memory (found by the official suite's
+/// `poll_oneoff_stdio`, which trapped with "missing required memory export").
+#[test]
+fn poll_oneoff_on_fds_reaches_wasmtime_wasi_with_the_guest_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = format!(
+        "[pipeline]\nname = \"poll\"\n\n[plugins]\npoll = {:?}\n\n[tasks.t]\nplugin = \"poll\"\nsuccess_exit_codes = [2]\n\n[outputs]\n\"code\" = \"t.exit_code\"\n",
+        crate::util::wat_guest("cmd_poll_fd").display().to_string()
+    );
+    fs::write(dir.path().join("pipeline.toml"), pipeline).unwrap();
+    for executor in ["sync", "threads", "processes"] {
+        let o = run_engine(dir.path(), &["run", "pipeline.toml", "--executor", executor, "--quiet"]);
+        assert_eq!(o.code, 0, "{executor}: {}{}", o.stdout, o.stderr);
+        assert_eq!(fs::read_to_string(dir.path().join("code")).unwrap(), "2\n", "{executor}");
+    }
+}

@@ -6,7 +6,9 @@
 #
 # DIR is a checkout of the suite's `prod/testsuite-base` branch (prebuilt
 # tests). ENGINE_EXECUTOR picks the executor (sync, threads, processes;
-# default threads); ENGINE the engine binary (default target/release/engine).
+# default threads); ENGINE the engine binary (default target/release/engine);
+# PYTHON the interpreter (default python3; the runner needs Python 3.12 or
+# newer with colorama and requests).
 # Extra arguments go to the runner (e.g. --json-output-location FILE).
 set -euo pipefail
 
@@ -31,8 +33,17 @@ for lang in rust c assemblyscript; do
     dirs+=("$d")
 done
 
-echo "wasi-testsuite: $(git -C "$suite" rev-parse HEAD 2>/dev/null || echo 'commit unknown'), executor $ENGINE_EXECUTOR, engine $ENGINE"
-PYTHONPATH="$suite/test-runner${PYTHONPATH:+:$PYTHONPATH}" exec python3 -m wasi_test_runner \
+python="${PYTHON:-python3}"
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+    echo "wasi-testsuite: the runner needs Python 3.12 or newer; set PYTHON (see tests/wasi-testsuite/README.md)" >&2
+    exit 2
+fi
+commit="commit unknown"
+if [ "$(git -C "$suite" rev-parse --show-toplevel 2>/dev/null)" = "$suite" ]; then
+    commit="commit $(git -C "$suite" rev-parse HEAD)"
+fi
+echo "wasi-testsuite: $suite ($commit), executor $ENGINE_EXECUTOR, engine $ENGINE"
+PYTHONPATH="$suite/test-runner${PYTHONPATH:+:$PYTHONPATH}" exec "$python" -m wasi_test_runner \
     --test-suite "${dirs[@]}" \
     --runtime-adapter "$here/engine_adapter.py" \
     --expectations "$here/expectations.toml" \

@@ -186,7 +186,8 @@ fn engine_config(max_instances: u32, max_memory: u64) -> Config {
     let mut pool = PoolingAllocationConfig::new();
     // A task that uses exceptions gets a GC heap (for its exception objects),
     // which takes a second memory slot.
-    pool.total_core_instances(n)
+    // Each task may also make one small forwarding instance (see `poll`).
+    pool.total_core_instances(2 * n)
         .total_memories(2 * n)
         .total_gc_heaps(n)
         .total_tables(n)
