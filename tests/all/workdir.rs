@@ -147,9 +147,10 @@ fn links_in_a_seed_are_refused_before_the_program_starts() {
     assert_eq!(task["error"]["kind"], "infra");
     let msg = task["error"]["message"].as_str().unwrap();
     assert!(
-        msg.starts_with("workdir seed: cannot unpack archive `") && msg.ends_with(
-            "seed.tar`: entry `evil` is a symbolic link; only regular files and directories can be mounted"
-        ),
+        msg.starts_with("workdir seed: cannot unpack archive `")
+            && msg.ends_with(
+                "seed.tar`: entry `evil` is a symbolic link; only regular files and directories can be mounted"
+            ),
         "{msg}"
     );
     // A directory holding a symlink.
@@ -200,7 +201,8 @@ fn over_limit_writes_depth_and_seeds_fail_the_task_and_publish_nothing() {
 
 #[test]
 fn a_failed_attempt_publishes_nothing_and_a_link_cannot_be_published() {
-    let body = "args = [\"write\", \"/w/top.hex\", \"ff\", \"exit\", \"3\"]\nworkdir = { at = \"/w\", publish = [\"*.hex\"] }";
+    let body =
+        "args = [\"write\", \"/w/top.hex\", \"ff\", \"exit\", \"3\"]\nworkdir = { at = \"/w\", publish = [\"*.hex\"] }";
     let dir = setup(&guest("cmd_probe"), body);
     let (code, _, task) = run(dir.path(), "threads");
     assert_eq!(code, 1);

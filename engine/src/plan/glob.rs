@@ -109,7 +109,10 @@ mod tests {
         assert_eq!(problem("a/../../x"), Some("must not contain empty, `.` or `..` components or end with `/`"));
         assert_eq!(problem("/etc/*"), Some("must be relative to the workdir, not start with `/`"));
         assert_eq!(problem("a**"), Some("must use `**` only as a whole path component, as in `build/**`"));
-        assert_eq!(problem("[ab].o"), Some("must not contain `[`, `]`, `{`, `}` or `\\` (only `*`, `?` and `**` are special)"));
+        assert_eq!(
+            problem("[ab].o"),
+            Some("must not contain `[`, `]`, `{`, `}` or `\\` (only `*`, `?` and `**` are special)")
+        );
         assert_eq!(problem(""), Some("must not be empty"));
         assert_eq!(problem("build/**"), None);
     }

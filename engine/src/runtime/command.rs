@@ -118,6 +118,50 @@ fn collect_outputs(out: &Path) -> Result<Vec<(String, PathBuf, u64)>, TaskFailur
     Ok(found)
 }
 
+/// Preopen what the task asks for beyond `/in` and `/out`, in this order:
+/// scratch `/tmp`, the mounts, the workdir (seeded here). Returns the
+/// limits of scratch and of the workdir.
+fn preopen_optional(
+    rt: &Runtime,
+    b: &mut wasmtime_wasi::WasiCtxBuilder,
+    msg: &TaskMessage,
+    fs_opts: &crate::plan::CommandFs,
+    tmp: &Path,
+) -> Result<(Option<Watched>, Option<Watched>), TaskFailure> {
+    let scratch = match fs_opts.scratch {
+        Some(cap) => {
+            let dir = tmp.join("scratch");
+            fs::create_dir(&dir).map_err(|e| infra(format!("cannot create `{}`: {e}", dir.display())))?;
+            b.preopened_dir(&dir, "/tmp", FsPerms::ReadWrite).map_err(|e| infra(format!("cannot mount /tmp: {e}")))?;
+            if !msg.command.env.iter().any(|(k, _)| k == "TMPDIR") {
+                b.env("TMPDIR", "/tmp");
+            }
+            Some(Watched { dir, max_entries: MAX_SCRATCH_ENTRIES, max_bytes: cap, area: Area::Scratch })
+        }
+        None => None,
+    };
+    for m in &fs_opts.mounts {
+        let dir = rt
+            .inner
+            .unpacked
+            .dir_for(&rt.inner.cache_root, &m.host)
+            .map_err(|e| infra(format!("mount `{}`: {e}", m.guest)))?;
+        b.preopened_dir(&dir, &m.guest, FsPerms::ReadOnly)
+            .map_err(|e| infra(format!("cannot mount `{}` at `{}`: {e}", dir.display(), m.guest)))?;
+    }
+    let work = match &fs_opts.workdir {
+        Some(wd) => {
+            let dir = tmp.join("work");
+            workdir::seed(rt, wd, &dir)?;
+            b.preopened_dir(&dir, &wd.at, FsPerms::ReadWrite)
+                .map_err(|e| infra(format!("cannot mount the workdir at `{}`: {e}", wd.at)))?;
+            Some(workdir::watched(wd, &dir))
+        }
+        None => None,
+    };
+    Ok((scratch, work))
+}
+
 pub(super) fn run(
     rt: &Runtime,
     plugin: &Plugin,
@@ -144,37 +188,7 @@ pub(super) fn run(
     b.args(&argv).envs(&msg.command.env);
     b.preopened_dir(&in_dir, "/in", FsPerms::ReadOnly).map_err(|e| infra(format!("cannot mount /in: {e}")))?;
     b.preopened_dir(&out_dir, "/out", FsPerms::ReadWrite).map_err(|e| infra(format!("cannot mount /out: {e}")))?;
-    let scratch = match fs_opts.scratch {
-        Some(cap) => {
-            let dir = tmp.path().join("scratch");
-            fs::create_dir(&dir).map_err(|e| infra(format!("cannot create `{}`: {e}", dir.display())))?;
-            b.preopened_dir(&dir, "/tmp", FsPerms::ReadWrite).map_err(|e| infra(format!("cannot mount /tmp: {e}")))?;
-            if !msg.command.env.iter().any(|(k, _)| k == "TMPDIR") {
-                b.env("TMPDIR", "/tmp");
-            }
-            Some(Watched { dir, max_entries: MAX_SCRATCH_ENTRIES, max_bytes: cap, area: Area::Scratch })
-        }
-        None => None,
-    };
-    let work = match &fs_opts.workdir {
-        Some(wd) => {
-            let dir = tmp.path().join("work");
-            workdir::seed(rt, wd, &dir)?;
-            b.preopened_dir(&dir, &wd.at, FsPerms::ReadWrite)
-                .map_err(|e| infra(format!("cannot mount the workdir at `{}`: {e}", wd.at)))?;
-            Some(workdir::watched(wd, &dir))
-        }
-        None => None,
-    };
-    for m in &fs_opts.mounts {
-        let dir = rt
-            .inner
-            .unpacked
-            .dir_for(&rt.inner.cache_root, &m.host)
-            .map_err(|e| infra(format!("mount `{}`: {e}", m.guest)))?;
-        b.preopened_dir(&dir, &m.guest, FsPerms::ReadOnly)
-            .map_err(|e| infra(format!("cannot mount `{}` at `{}`: {e}", dir.display(), m.guest)))?;
-    }
+    let (scratch, work) = preopen_optional(rt, &mut b, msg, &fs_opts, tmp.path())?;
     if let Some(name) = &msg.command.stdin {
         let input = msg
             .inputs
@@ -238,24 +252,42 @@ pub(super) fn run(
     for w in &after_exit {
         w.check_failure()?;
     }
-    let success =
-        if fs_opts.success_exit_codes.is_empty() { code == 0 } else { fs_opts.success_exit_codes.contains(&code) };
+    check_success(&fs_opts.success_exit_codes, code)?;
+    let captured = capture.map(|(name, path, cap)| {
+        let len = cap.0.lock().unwrap_or_else(|e| e.into_inner()).written;
+        (name, path, len)
+    });
+    let workdir = fs_opts.workdir.as_ref().zip(work.as_ref().map(|w| w.dir.as_path()));
+    let files = output_files(captured, &out_dir, workdir, &msg.limits)?;
+    store_outputs(store, code, files)
+}
+
+/// Fail unless `code` counts as success (`codes` empty: only 0).
+fn check_success(codes: &[i32], code: i32) -> Result<(), TaskFailure> {
+    let success = if codes.is_empty() { code == 0 } else { codes.contains(&code) };
     if !success {
-        let message = if fs_opts.success_exit_codes.is_empty() {
+        let message = if codes.is_empty() {
             format!("exited with code {code}")
         } else {
-            let codes: Vec<String> = fs_opts.success_exit_codes.iter().map(i32::to_string).collect();
+            let codes: Vec<String> = codes.iter().map(i32::to_string).collect();
             format!("exited with code {code}, which is not one of success_exit_codes [{}]", codes.join(", "))
         };
         return Err(TaskFailure::Error { message });
     }
+    Ok(())
+}
 
-    let mut files = Vec::new();
-    if let Some((name, path, cap)) = capture {
-        let len = cap.0.lock().unwrap_or_else(|e| e.into_inner()).written;
-        files.push((name, path, len));
-    }
-    for (rel, path, len) in collect_outputs(&out_dir)? {
+/// What a successful attempt publishes: the captured stdout, every regular
+/// file under `/out` and the workdir's published files, checked against the
+/// output name rules and limits.
+fn output_files(
+    captured: Option<(String, PathBuf, u64)>,
+    out_dir: &Path,
+    workdir: Option<(&crate::plan::Workdir, &Path)>,
+    limits: &crate::exec::message::Limits,
+) -> Result<Vec<(String, PathBuf, u64)>, TaskFailure> {
+    let mut files: Vec<(String, PathBuf, u64)> = captured.into_iter().collect();
+    for (rel, path, len) in collect_outputs(out_dir)? {
         if let Some(p) = name_problem(rel.as_bytes()) {
             return Err(TaskFailure::Error {
                 message: format!("`/out/{}` is not a valid output name: {p}", show_name(rel.as_bytes())),
@@ -268,8 +300,8 @@ pub(super) fn run(
         }
         files.push((rel, path, len));
     }
-    if let (Some(wd), Some(w)) = (&fs_opts.workdir, &work) {
-        for (rel, path, len) in workdir::published(wd, &w.dir)? {
+    if let Some((wd, dir)) = workdir {
+        for (rel, path, len) in workdir::published(wd, dir)? {
             if let Some(p) = name_problem(rel.as_bytes()) {
                 return Err(TaskFailure::Error {
                     message: format!("published file `{}` is not a valid output name: {p}", show_name(rel.as_bytes())),
@@ -285,19 +317,19 @@ pub(super) fn run(
             files.push((rel, path, len));
         }
     }
-    if files.len() > msg.limits.max_outputs as usize {
+    if files.len() > limits.max_outputs as usize {
         return Err(TaskFailure::Limit {
             limit: "output count".into(),
-            detail: format!("the task produced {} outputs, more than {}", files.len(), msg.limits.max_outputs),
+            detail: format!("the task produced {} outputs, more than {}", files.len(), limits.max_outputs),
         });
     }
     let total: u64 = files.iter().map(|(_, _, len)| *len).sum();
-    if total > msg.limits.max_output_bytes {
+    if total > limits.max_output_bytes {
         return Err(TaskFailure::Limit {
             limit: "output size".into(),
             detail: format!(
                 "the task's outputs total more than {}",
-                crate::units::format_size(msg.limits.max_output_bytes)
+                crate::units::format_size(limits.max_output_bytes)
             ),
         });
     }
@@ -306,6 +338,15 @@ pub(super) fn run(
             message: format!("output `{EXIT_CODE_OUTPUT}` is reserved for the exit status of a command task"),
         });
     }
+    Ok(files)
+}
+
+/// Stream `files` into the store, then the `exit_code` output.
+fn store_outputs(
+    store: &dyn BlobStore,
+    code: i32,
+    files: Vec<(String, PathBuf, u64)>,
+) -> Result<Vec<OutputBlob>, TaskFailure> {
     let mut blobs = Vec::with_capacity(files.len() + 1);
     let mut w = store.put().map_err(|e| infra(format!("cannot store output `{EXIT_CODE_OUTPUT}`: {e}")))?;
     io::Write::write_all(&mut w, format!("{code}\n").as_bytes())

@@ -89,9 +89,9 @@ impl Watched {
             (_, Excess::Bytes) => {
                 format!("the task wrote more than {} to {place}", crate::units::format_size(self.max_bytes))
             }
-            (_, Excess::Depth) => format!(
-                "the task made a path of more than {MAX_DEPTH} components or {MAX_PATH_BYTES} bytes in {place}"
-            ),
+            (_, Excess::Depth) => {
+                format!("the task made a path of more than {MAX_DEPTH} components or {MAX_PATH_BYTES} bytes in {place}")
+            }
         };
         (limit.to_string(), detail)
     }

@@ -43,11 +43,7 @@ pub(super) fn watched(wd: &Workdir, dir: &Path) -> Watched {
 pub(super) fn seed(rt: &Runtime, wd: &Workdir, dest: &Path) -> Result<(), TaskFailure> {
     fs::create_dir(dest).map_err(|e| infra(format!("cannot create `{}`: {e}", dest.display())))?;
     let Some(from) = &wd.from else { return Ok(()) };
-    let src = rt
-        .inner
-        .unpacked
-        .dir_for(&rt.inner.cache_root, from)
-        .map_err(|e| infra(format!("workdir seed: {e}")))?;
+    let src = rt.inner.unpacked.dir_for(&rt.inner.cache_root, from).map_err(|e| infra(format!("workdir seed: {e}")))?;
     let limits = watched(wd, dest);
     let mut tally = Tally { max_entries: limits.max_entries, max_bytes: limits.max_bytes, entries: 0, bytes: 0 };
     let over = |excess: Excess| {
