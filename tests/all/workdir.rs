@@ -184,6 +184,10 @@ fn over_limit_writes_depth_and_seeds_fail_the_task_and_publish_nothing() {
             "scratch limit exceeded: the task made a path of more than 64 components or 2048 bytes in /tmp",
         ),
         (
+            "args = [\"deep\", \"/out\", \"70\"]",
+            "output depth limit exceeded: the task made a path of more than 64 components or 2048 bytes in /out",
+        ),
+        (
             "args = [\"exit\", \"0\"]\nworkdir = { from = \"file:seed\", at = \"/w\", size = \"20B\" }",
             "workdir limit exceeded: the task wrote more than 20B to its workdir `/w` (while copying the seed `SEED`)",
         ),

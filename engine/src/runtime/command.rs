@@ -32,7 +32,7 @@ use wasmtime_wasi::cli::InputFile;
 use super::failure::{Ended, classify};
 use super::log::{Capture, SharedCapture, SharedLog, Sink};
 use super::sdk::{SdkState, name_problem, show_name};
-use super::watch::{Area, MAX_SCRATCH_ENTRIES, OutWatch, Watched};
+use super::watch::{Area, Excess, MAX_SCRATCH_ENTRIES, OutWatch, Watched, walk};
 use super::{Plugin, Runtime, wasi_builder, workdir, write_backtrace};
 use crate::exec::message::{OutputBlob, TaskFailure, TaskMessage, TaskMetrics};
 use crate::store::{BlobReader, BlobStore};
@@ -225,7 +225,8 @@ pub(super) fn run(
         area: Area::Out,
     };
     let after_exit: Vec<Watched> = scratch.into_iter().chain(work.clone()).collect();
-    st.data_mut().out_watch = Some(OutWatch::new(std::iter::once(out_limits).chain(after_exit.clone()).collect()));
+    st.data_mut().out_watch =
+        Some(OutWatch::new(std::iter::once(out_limits.clone()).chain(after_exit.clone()).collect()));
     let result = (|| -> wasmtime::Result<()> {
         let instance = plugin.pre.instantiate(&mut st)?;
         let start = instance.get_typed_func::<(), ()>(&mut st, "_start")?;
@@ -251,6 +252,11 @@ pub(super) fn run(
     // and exit in between.
     for w in &after_exit {
         w.check_failure()?;
+    }
+    // `/out` is counted and sized when it is collected; its depth is checked here.
+    if walk(&out_dir, u64::MAX, u64::MAX) == Some(Excess::Depth) {
+        let (limit, detail) = out_limits.describe(Excess::Depth);
+        return Err(TaskFailure::Limit { limit, detail });
     }
     check_success(&fs_opts.success_exit_codes, code)?;
     let captured = capture.map(|(name, path, cap)| {

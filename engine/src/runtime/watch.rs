@@ -15,7 +15,8 @@
 //! entry limit; to keep its overhead under about 10% of the task's time the
 //! next walk waits at least ten times as long as this one took. The runtime
 //! walks scratch and the workdir once more after the program exits (it can
-//! fill them between two ticks); `/out` is measured again when it is collected.
+//! fill them between two ticks), and `/out` for depth; `/out` is counted and
+//! sized again when it is collected.
 
 use std::fs;
 use std::path::{Path, PathBuf};
