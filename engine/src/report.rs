@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
 
 use serde::Serialize;
 
@@ -104,7 +103,7 @@ pub fn build<'a>(
     out: &'a RunOutcome,
     executor: &'a str,
     workers: usize,
-    store: &Path,
+    store: &str,
     plugins: Vec<PluginReport>,
 ) -> Report<'a> {
     let tasks = plan
@@ -133,7 +132,7 @@ pub fn build<'a>(
         status: run_status(out),
         executor,
         workers,
-        store: store.display().to_string(),
+        store: store.to_string(),
         wall_ms: out.wall.as_secs_f64() * 1000.0,
         counts: Counts {
             total: out.counts.total,

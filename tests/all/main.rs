@@ -6,4 +6,7 @@ mod plugins;
 mod programs;
 mod run;
 mod runtime;
+#[cfg(feature = "s3")]
+mod s3;
+mod store;
 mod util;

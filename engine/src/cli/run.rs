@@ -23,8 +23,8 @@ use crate::plan::{Plan, TaskId};
 use crate::report;
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::sched::{Counts, FailureDecision};
-use crate::store::local::{self, LocalStore};
-use crate::store::{BlobStore, Digest};
+use crate::store::local;
+use crate::store::{BlobStore, Digest, StoreSpec};
 use crate::units::{format_duration, format_size};
 
 /// The interrupt flag set by the Ctrl-C handler (installed once per process).
@@ -48,16 +48,7 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 /// The engine's own compiled-module cache directory: `$ENGINE_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/engine`, else `~/.cache/engine`, else a temp dir.
 pub fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("ENGINE_CACHE_DIR") {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("engine");
-    }
-    if let Some(h) = std::env::var_os("HOME") {
-        return PathBuf::from(h).join(".cache").join("engine");
-    }
-    std::env::temp_dir().join("engine-cache")
+    crate::store::spec::default_cache_dir()
 }
 
 pub fn run(a: &RunArgs) -> i32 {
@@ -76,10 +67,13 @@ pub fn run(a: &RunArgs) -> i32 {
 }
 
 fn run_loaded(plan: &Plan, a: &RunArgs, interrupt: Arc<AtomicBool>) -> Result<i32, Box<dyn std::error::Error>> {
-    let store_dir = a.store.clone().unwrap_or_else(|| plan.base_dir.join(".engine-store"));
-    let store: Arc<LocalStore> = Arc::new(
-        LocalStore::open(&store_dir).map_err(|e| format!("cannot open the store at {}: {e}", store_dir.display()))?,
-    );
+    let spec = a.store.clone().unwrap_or_else(|| StoreSpec::Local(plan.base_dir.join(".engine-store")));
+    let store: Arc<dyn BlobStore> = spec.open_with_cache(&cache_dir())?;
+    // Per-task logs: inside a directory store, else beside the pipeline.
+    let log_root = a.log_dir.clone().unwrap_or_else(|| match &spec {
+        StoreSpec::Local(dir) => dir.join("runs"),
+        StoreSpec::File(_) | StoreSpec::S3 { .. } => plan.base_dir.join(".engine-runs"),
+    });
     let workers = match a.executor {
         ExecutorKind::Sync => 1,
         _ => a.workers.map(|w| w as usize).unwrap_or_else(|| (plan.capacity.cpu_milli / 1000).max(1) as usize),
@@ -156,11 +150,10 @@ fn run_loaded(plan: &Plan, a: &RunArgs, interrupt: Arc<AtomicBool>) -> Result<i3
     let opts = RunOptions {
         fail_fast: a.fail_fast,
         backoff_base: backoff_base(),
-        log_dir: store_dir.join("runs").join(&run_id).join("logs"),
+        log_dir: log_root.join(&run_id).join("logs"),
         interrupt: interrupt.clone(),
         limits: Limits::default(),
     };
-    let dyn_store: Arc<dyn BlobStore> = store.clone();
     let mut progress = Progress::new(plan, tty, a.quiet);
     let out = match a.executor {
         ExecutorKind::Threads => {
@@ -168,14 +161,13 @@ fn run_loaded(plan: &Plan, a: &RunArgs, interrupt: Arc<AtomicBool>) -> Result<i3
         }
         ExecutorKind::Sync | ExecutorKind::Processes => {
             let mut exec: Box<dyn Executor> = if a.executor == ExecutorKind::Sync {
-                Box::new(SyncExecutor::new(runtime.clone(), dyn_store.clone(), run_start))
+                Box::new(SyncExecutor::new(runtime.clone(), store.clone(), run_start))
             } else {
                 let exe = std::env::current_exe().map_err(|e| format!("cannot find the engine binary: {e}"))?;
-                let store_abs = fs::canonicalize(&store_dir).unwrap_or_else(|_| store_dir.clone());
                 Box::new(ProcessesExecutor::new(ProcessesConfig {
                     workers,
                     exe,
-                    store_dir: store_abs,
+                    store: spec.absolute(),
                     cache_dir: cache_dir(),
                     max_task_memory,
                     plugins: plan.plugins.iter().map(|p| p.path.clone()).collect(),
@@ -213,14 +205,14 @@ fn run_loaded(plan: &Plan, a: &RunArgs, interrupt: Arc<AtomicBool>) -> Result<i3
         }
     }
 
-    print_summary(plan, &out, &wrote, &store_dir);
+    print_summary(plan, &out, &wrote, &log_root);
     let exec_name = match a.executor {
         ExecutorKind::Sync => "sync",
         ExecutorKind::Threads => "threads",
         ExecutorKind::Processes => "processes",
     };
     if let Some(path) = &a.report {
-        let r = report::build(plan, &out, exec_name, workers, &store_dir, plugin_reports);
+        let r = report::build(plan, &out, exec_name, workers, &spec.to_string(), plugin_reports);
         write_atomic_with(path, |w| serde_json::to_writer_pretty(w, &r).map_err(std::io::Error::other))
             .map_err(|e| format!("cannot write report {}: {e}", path.display()))?;
     }
@@ -273,7 +265,7 @@ fn write_atomic_with(dest: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::
     Ok(())
 }
 
-fn print_summary(plan: &Plan, out: &RunOutcome, wrote: &[PathBuf], store_dir: &Path) {
+fn print_summary(plan: &Plan, out: &RunOutcome, wrote: &[PathBuf], log_root: &Path) {
     // A closed stdout (e.g. piped into `head`) must not turn into a panic.
     let mut o = std::io::stdout().lock();
     macro_rules! say {
@@ -300,8 +292,7 @@ fn print_summary(plan: &Plan, out: &RunOutcome, wrote: &[PathBuf], store_dir: &P
         say!("wrote {}", w.display());
     }
     if c.failed > 0 || out.interrupted {
-        let logs = store_dir.join("runs");
-        say!("task logs are under {}", logs.display());
+        say!("task logs are under {}", log_root.display());
     }
 }
 

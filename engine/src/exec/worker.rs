@@ -15,12 +15,26 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::message::TaskMessage;
 use super::proto::{FromWorker, PROTOCOL_VERSION, ToWorker, read_frame, write_frame};
 use crate::runtime::{Runtime, RuntimeConfig};
-use crate::store::BlobStore;
-use crate::store::local::LocalStore;
 
 /// Testing hook: a worker whose environment sets this to a task id aborts
 /// (SIGABRT) when asked to run that task, to exercise crash recovery.
 pub const ABORT_HOOK_ENV: &str = "ENGINE_TEST_WORKER_ABORT_ON";
+
+/// What a worker of a remote store reads after hardening: resolver
+/// configuration and TLS trust roots (paths that do not exist are skipped).
+const NETWORK_READ_ONLY: &[&str] = &[
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+    "/etc/gai.conf",
+    "/etc/host.conf",
+    "/run/systemd/resolve",
+    "/etc/ssl",
+    "/etc/pki",
+    "/etc/ca-certificates",
+    "/usr/share/ca-certificates",
+    "/usr/lib/ssl",
+];
 
 /// Serve requests until stdin closes or a `Shutdown` arrives. Returns the exit code.
 pub fn serve() -> i32 {
@@ -49,10 +63,12 @@ pub fn serve() -> i32 {
         });
         return 2;
     }
-    let store = match LocalStore::open(&init.store_dir) {
-        Ok(s) => Arc::new(s),
+    // Opened before hardening: a remote store reads its credentials and
+    // settings (the AWS profile files) here.
+    let store = match init.store.open_with_cache(&init.cache_dir) {
+        Ok(s) => s,
         Err(e) => {
-            send(&FromWorker::Fatal { message: format!("cannot open the store: {e}") });
+            send(&FromWorker::Fatal { message: e.to_string() });
             return 2;
         }
     };
@@ -77,8 +93,14 @@ pub fn serve() -> i32 {
     // module cache (compiled modules, unpacked mounts), the temp dir (command
     // tasks' /in, /out and /tmp) and, read-only, the tasks' mount sources.
     let hardening = if init.harden {
-        let rw = [init.store_dir.clone(), init.cache_dir.clone(), std::env::temp_dir()];
-        format!("{},{}", harden(), restrict_filesystem(&rw, &init.read_only))
+        let mut rw = vec![init.cache_dir.clone(), std::env::temp_dir()];
+        let mut ro = init.read_only.clone();
+        match init.store.local_dir() {
+            Some(dir) => rw.push(dir.to_path_buf()),
+            // A remote store also needs name resolution and TLS roots.
+            None => ro.extend(NETWORK_READ_ONLY.iter().map(std::path::PathBuf::from)),
+        }
+        format!("{},{}", harden(), restrict_filesystem(&rw, &ro))
     } else {
         "off".to_string()
     };
