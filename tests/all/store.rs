@@ -179,6 +179,7 @@ fn store_conformance_concurrent_identical_puts() {
                 let hs: Vec<_> = (0..6).map(|_| s.spawn(|| store.put_bytes(&data).unwrap())).collect();
                 hs.into_iter().map(|h| h.join().unwrap()).collect()
             });
+            store.sync().unwrap(); // visible to other handles (the local store's packs)
             let d = Digest::of(&data);
             assert!(refs.iter().all(|r| r.digest == d && r.len == data.len() as u64), "{}: {refs:?}", b.name);
             assert!(read_all(&*(b.open)(), &d) == data, "{}: the blob reads back differently", b.name);
