@@ -139,8 +139,22 @@ fn a_server_that_never_answers_fails_within_the_configured_timeout() {
     });
     assert_eq!((code, stdout.as_str()), (3, ""), "{stderr}");
     assert!(stderr.starts_with("error: cannot open the store s3://engine-test/x: "), "{stderr}");
-    assert!(stderr.contains("timed out") || stderr.contains("timeout"), "{stderr}");
-    // Two attempts of 500ms plus one back-off, plus starting the engine.
+    assert!(stderr.ends_with(" - HTTP error: error sending request: operation timed out\n"), "{stderr}");
+    // At most two attempts of 500ms plus one back-off, plus starting the engine.
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+
+    // Nothing listening at all: refused, retried ENGINE_S3_RETRIES times, then named.
+    let port = crate::util::free_port();
+    let (code, _, stderr, took) = run(dir.path(), &["--store", "s3://engine-test/x"], |c| {
+        c.env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+            .env("AWS_ACCESS_KEY_ID", "k")
+            .env("AWS_SECRET_ACCESS_KEY", "s")
+            .env("AWS_REGION", "us-east-1")
+            .env("ENGINE_S3_RETRIES", "2");
+    });
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains(", after 2 retries, max_retries: 2, retry_timeout: 60s "), "{stderr}");
+    assert!(stderr.ends_with("tcp connect error: Connection refused (os error 111)\n"), "{stderr}");
     assert!(took < Duration::from_secs(8), "took {took:?}");
 }
 

@@ -259,7 +259,18 @@ impl ObjectBlobStore {
 /// A user-facing reading of a backend error: what went wrong and what to do,
 /// without the backend's Debug output.
 pub(crate) fn explain(e: &object_store::Error) -> String {
-    let text = e.to_string();
+    // The whole cause chain: "error sending request" alone does not say
+    // whether the connection was refused or timed out.
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(": ");
+            text.push_str(&t);
+        }
+        cause = c.source();
+    }
     let code = xml_tag(&text, "Code");
     let detail = match (code, xml_tag(&text, "Message")) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
