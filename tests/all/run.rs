@@ -81,7 +81,7 @@ fn examples_give_the_expected_bytes_on_every_executor() {
 }
 
 /// A pipeline in a temp dir, with the test guests as plugins.
-fn pipeline(body: &str) -> tempfile::TempDir {
+pub(crate) fn pipeline(body: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut plugins = String::from("[plugins]\n");
     for g in ["sleep_ms", "flaky", "spin", "noop", "echo"] {

@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use engine::store::Digest;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path as Key;
+use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::run::example;
 use crate::util::{Moto, block_on, engine, repo_root};
@@ -60,10 +60,11 @@ fn wordcount_on_s3_gives_the_local_bytes_with_threads_and_processes() {
         let dir = example("wordcount");
         let cache = tempfile::tempdir().unwrap();
         let store = format!("s3://engine-test/{prefix}");
-        let (code, stdout, stderr, _) = run(dir.path(), &["--executor", executor, "--workers", "2", "--store", &store], |c| {
-            moto.env(c);
-            c.env("ENGINE_CACHE_DIR", cache.path());
-        });
+        let (code, stdout, stderr, _) =
+            run(dir.path(), &["--executor", executor, "--workers", "2", "--store", &store], |c| {
+                moto.env(c);
+                c.env("ENGINE_CACHE_DIR", cache.path());
+            });
         assert_eq!(code, 0, "{executor}:\n{stdout}\n{stderr}");
         assert_wordcount_outputs(dir.path(), executor);
         let report: serde_json::Value =
@@ -177,4 +178,32 @@ fn bad_s3_settings_are_named() {
         ),
         "{stderr}"
     );
+}
+
+#[test]
+fn task_logs_of_a_shared_store_stay_beside_the_pipeline_or_in_log_dir() {
+    let shared = tempfile::tempdir().unwrap();
+    let store = format!("file://{}", shared.path().display());
+    let dir = crate::run::pipeline(
+        r#"[tasks.talk]
+plugin = "echo"
+params = { log = "hello from the task" }
+"#,
+    );
+    let custom = dir.path().join("my-logs");
+    for (args, root) in [
+        (vec!["--executor", "processes", "--store", &store], dir.path().join(".engine-runs")),
+        (vec!["--store", &store, "--log-dir", custom.to_str().unwrap()], custom.clone()),
+    ] {
+        let (code, stdout, stderr, _) = run(dir.path(), &args, |_| {});
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+        let log = std::path::PathBuf::from(report["tasks"][0]["log"].as_str().unwrap());
+        assert!(log.starts_with(&root), "{} is not under {}", log.display(), root.display());
+        assert_eq!(log.file_name().unwrap(), "talk.log");
+        assert_eq!(log.parent().unwrap().file_name().unwrap(), "logs");
+        assert!(std::fs::read_to_string(&log).unwrap().contains("hello from the task"));
+    }
+    assert!(!shared.path().join("runs").exists(), "logs went into the shared store");
 }

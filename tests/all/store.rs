@@ -246,6 +246,10 @@ fn store_conformance_tampered_object_reads_as_corrupt() {
         let err = store.read_at(&d, 0, &mut [0u8; 16]).unwrap_err().to_string();
         let want = format!("store is corrupt: blob {d} ");
         assert!(err.starts_with(&want), "{}: {err}", b.name);
-        assert!(err.contains(&format!("has other content (sha256 {}, 102400 bytes)", Digest::of(&evil))), "{}: {err}", b.name);
+        assert!(
+            err.contains(&format!("has other content (sha256 {}, 102400 bytes)", Digest::of(&evil))),
+            "{}: {err}",
+            b.name
+        );
     });
 }

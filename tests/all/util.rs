@@ -490,7 +490,9 @@ impl Moto {
 
     /// The environment an `engine` run needs to use this server.
     pub fn env(&self, cmd: &mut Command) {
-        for k in ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"] {
+        for k in
+            ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"]
+        {
             cmd.env_remove(k);
         }
         cmd.env("AWS_ENDPOINT_URL", &self.endpoint)

@@ -100,7 +100,8 @@ impl ObjectBlobStore {
         let cache = blobs.join(id);
         let tmp = blobs.join("tmp");
         for d in [&cache, &tmp] {
-            fs::create_dir_all(d).map_err(|e| open_err(format!("cannot create the blob cache {}: {e}", d.display())))?;
+            fs::create_dir_all(d)
+                .map_err(|e| open_err(format!("cannot create the blob cache {}: {e}", d.display())))?;
         }
         let prefix = if prefix.is_empty() { String::new() } else { format!("{}/", prefix.trim_matches('/')) };
         let store = ObjectBlobStore {

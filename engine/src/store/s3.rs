@@ -60,7 +60,8 @@ pub(super) fn open(
     }
     let region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")).or_else(|| profile.get("region"));
     b = b.with_region(region.unwrap_or_else(|| "us-east-1".into()));
-    let endpoint = env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")).or_else(|| profile.get("endpoint_url"));
+    let endpoint =
+        env("AWS_ENDPOINT_URL_S3").or_else(|| env("AWS_ENDPOINT_URL")).or_else(|| profile.get("endpoint_url"));
     let mut allow_http = env("AWS_ALLOW_HTTP").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if let Some(ep) = &endpoint {
         allow_http |= ep.starts_with("http://");
@@ -137,7 +138,9 @@ impl Profile {
     /// explicitly that is in neither file is an error.
     fn load(env: &dyn Fn(&str) -> Option<String>) -> Result<Profile, String> {
         let home = env("HOME").map(std::path::PathBuf::from);
-        let file = |var: &str, name: &str| env(var).map(std::path::PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)));
+        let file = |var: &str, name: &str| {
+            env(var).map(std::path::PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".aws").join(name)))
+        };
         let named = env("AWS_PROFILE").or_else(|| env("AWS_DEFAULT_PROFILE"));
         let profile = named.clone().unwrap_or_else(|| "default".into());
         let mut found = false;

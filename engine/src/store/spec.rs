@@ -55,7 +55,10 @@ impl StoreSpec {
                 // `file:///abs` or `file://localhost/abs`; any other host is not ours.
                 let path = rest.strip_prefix("localhost").unwrap_or(rest);
                 if !path.starts_with('/') {
-                    return Err(bad(s, "a file:// store needs an absolute path and no host, as in file:///shared/store"));
+                    return Err(bad(
+                        s,
+                        "a file:// store needs an absolute path and no host, as in file:///shared/store",
+                    ));
                 }
                 let path = path.trim_end_matches('/');
                 if path.is_empty() {
@@ -216,7 +219,10 @@ mod tests {
             err("s3://My_Bucket/x"),
             "invalid store `s3://My_Bucket/x`: `My_Bucket` is not a valid S3 bucket name (3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit)"
         );
-        assert_eq!(err("s3://b0b/a//c"), "invalid store `s3://b0b/a//c`: the prefix `a//c` has an empty, `.` or `..` component");
+        assert_eq!(
+            err("s3://b0b/a//c"),
+            "invalid store `s3://b0b/a//c`: the prefix `a//c` has an empty, `.` or `..` component"
+        );
         assert_eq!(
             err("file://host/x"),
             "invalid store `file://host/x`: a file:// store needs an absolute path and no host, as in file:///shared/store"
