@@ -170,6 +170,16 @@ fn bad_s3_settings_are_named() {
         stderr,
         "error: cannot open the store s3://engine-test/x: ENGINE_S3_RETRIES=`many`: expected a whole number from 0 to 100\n"
     );
+    let (code, _, stderr, _) = run(dir.path(), &["--store", "s3://engine-test/x"], |c| {
+        c.env("AWS_PROFILE", "nope")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_CONFIG_FILE", "/dev/null");
+    });
+    assert_eq!(code, 3);
+    assert_eq!(
+        stderr,
+        "error: cannot open the store s3://engine-test/x: AWS_PROFILE=`nope` names no profile in the AWS credentials or config file (~/.aws/credentials, ~/.aws/config)\n"
+    );
     let (code, _, stderr, _) = run(dir.path(), &["--store", "gs://b/p"], |_| {});
     assert_eq!(code, 2);
     assert!(
