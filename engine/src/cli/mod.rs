@@ -7,6 +7,7 @@
 //! Only this module knows about terminals and exit codes.
 
 pub mod check;
+pub mod dask;
 pub mod inspect;
 pub mod run;
 
@@ -104,6 +105,8 @@ pub enum ExecutorKind {
     Threads,
     /// A pool of `engine worker` subprocesses: a second wall around untrusted code.
     Processes,
+    /// A Dask cluster (`--scheduler`), in `engine worker` processes on its workers.
+    Dask,
 }
 
 #[derive(Debug, clap::Args)]
@@ -134,6 +137,20 @@ pub struct RunArgs {
     /// Print no progress, only the summary and errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// With `--executor dask`: the scheduler, `tcp://HOST:PORT`, or `local:N` for a
+    /// new local cluster of N workers (default: a local cluster, like `distributed.Client()`).
+    #[arg(long, value_name = "ADDRESS")]
+    pub scheduler: Option<String>,
+    /// With `--executor dask`: most tasks in Dask at once (default: the cluster's threads).
+    #[arg(long, value_name = "N")]
+    pub dask_window: Option<u32>,
+    /// With `--executor dask`: the Python with `engine_dask` installed (default:
+    /// $ENGINE_DASK_PYTHON, else `python3`).
+    #[arg(long, value_name = "PYTHON")]
+    pub dask_python: Option<PathBuf>,
+    /// With `--executor dask`: how long to try to reach the scheduler.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub dask_connect_timeout: String,
 }
 
 #[derive(Debug, clap::Args)]

@@ -15,9 +15,11 @@ use super::{
     EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_TASKS_FAILED, ExecutorKind, RunArgs, WorkerArgs,
 };
 use crate::exec::Executor;
+use crate::exec::dask::DaskExecutor;
 use crate::exec::driver::{self, Event, Observer, RunOptions, RunOutcome};
 use crate::exec::message::{DEFAULT_TASK_MEMORY, Limits};
 use crate::exec::processes::{ProcessesConfig, ProcessesExecutor};
+use crate::exec::proto::{PROTOCOL_VERSION, WorkerInit};
 use crate::exec::sync::SyncExecutor;
 use crate::plan::{Plan, TaskId};
 use crate::report;
@@ -61,12 +63,15 @@ pub fn cache_dir() -> PathBuf {
 }
 
 pub fn run(a: &RunArgs) -> i32 {
+    if a.executor == ExecutorKind::Dask {
+        return super::dask::run(a, interrupt_flag());
+    }
     let plan = match super::check::load(&a.pipeline, &a.resources) {
         Ok(p) => p,
         Err(code) => return code,
     };
     let interrupt = interrupt_flag();
-    match run_loaded(&plan, a, interrupt) {
+    match run_loaded(&plan, a, interrupt, None) {
         Ok(code) => code,
         Err(e) => {
             super::print_error(&*e);
@@ -75,13 +80,20 @@ pub fn run(a: &RunArgs) -> i32 {
     }
 }
 
-fn run_loaded(plan: &Plan, a: &RunArgs, interrupt: Arc<AtomicBool>) -> Result<i32, Box<dyn std::error::Error>> {
+/// Run a loaded plan; `dask` is the connected executor for `--executor dask`.
+pub(crate) fn run_loaded(
+    plan: &Plan,
+    a: &RunArgs,
+    interrupt: Arc<AtomicBool>,
+    dask: Option<DaskExecutor>,
+) -> Result<i32, Box<dyn std::error::Error>> {
     let store_dir = a.store.clone().unwrap_or_else(|| plan.base_dir.join(".engine-store"));
     let store: Arc<LocalStore> = Arc::new(
         LocalStore::open(&store_dir).map_err(|e| format!("cannot open the store at {}: {e}", store_dir.display()))?,
     );
-    let workers = match a.executor {
-        ExecutorKind::Sync => 1,
+    let workers = match (a.executor, &dask) {
+        (_, Some(d)) => d.workers(),
+        (ExecutorKind::Sync, _) => 1,
         _ => a.workers.map(|w| w as usize).unwrap_or_else(|| (plan.capacity.cpu_milli / 1000).max(1) as usize),
     }
     .max(1);
@@ -162,7 +174,34 @@ fn run_loaded(plan: &Plan, a: &RunArgs, interrupt: Arc<AtomicBool>) -> Result<i3
     };
     let dyn_store: Arc<dyn BlobStore> = store.clone();
     let mut progress = Progress::new(plan, tty, a.quiet);
+    let mut dask = dask;
     let out = match a.executor {
+        ExecutorKind::Dask => {
+            let Some(exec) = dask.as_mut() else { return Err("the Dask executor is not connected".into()) };
+            let store_abs = fs::canonicalize(&store_dir).unwrap_or_else(|_| store_dir.clone());
+            exec.prepare(
+                plan,
+                &run_id,
+                WorkerInit {
+                    protocol: PROTOCOL_VERSION,
+                    worker: 0,
+                    store_dir: store_abs,
+                    cache_dir: fs::canonicalize(cache_dir()).unwrap_or_else(|_| cache_dir()),
+                    max_task_memory,
+                    plugins: plan.plugins.iter().map(|p| p.path.clone()).collect(),
+                    run_start_unix_us: run_start_sys
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_micros() as u64)
+                        .unwrap_or(0),
+                    harden: true,
+                    read_only: mount_sources(plan),
+                },
+                run_start,
+            );
+            let mut out = driver::run_plan(plan, &digests, exec, &*store, &opts, &mut progress, run_start);
+            out.lane_names = exec.lane_names();
+            out
+        }
         ExecutorKind::Threads => {
             driver::run_plan_threads(plan, &digests, &runtime, workers, &*store, &opts, &mut progress, run_start)?
         }
@@ -218,9 +257,18 @@ fn run_loaded(plan: &Plan, a: &RunArgs, interrupt: Arc<AtomicBool>) -> Result<i3
         ExecutorKind::Sync => "sync",
         ExecutorKind::Threads => "threads",
         ExecutorKind::Processes => "processes",
+        ExecutorKind::Dask => "dask",
     };
     if let Some(path) = &a.report {
-        let r = report::build(plan, &out, exec_name, workers, &store_dir, plugin_reports);
+        let mut r = report::build(plan, &out, exec_name, workers, &store_dir, plugin_reports);
+        if let Some(d) = &dask {
+            r.scheduler = Some(d.cluster().scheduler.clone());
+            for (t, rec) in r.tasks.iter_mut().zip(&out.records) {
+                if t.worker.is_some() {
+                    t.dask_worker = d.slot(rec.worker).map(|(name, _)| name.clone());
+                }
+            }
+        }
         write_atomic_with(path, |w| serde_json::to_writer_pretty(w, &r).map_err(std::io::Error::other))
             .map_err(|e| format!("cannot write report {}: {e}", path.display()))?;
     }

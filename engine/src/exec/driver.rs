@@ -74,6 +74,8 @@ pub struct RunOutcome {
     /// Why the run was stopped by the engine itself (no worker could be
     /// started), if it was.
     pub aborted: Option<String>,
+    /// Names of the trace lanes by worker index (`worker N` when missing).
+    pub lane_names: Vec<String>,
 }
 
 /// What an observer (the progress display) is told.
@@ -229,6 +231,12 @@ impl<'a> RunState<'a> {
         self.core.unstart(t);
     }
 
+    /// An execution the executor lost and runs again: recorded for the
+    /// trace; the task stays running.
+    pub fn lost_execution(&mut self, rec: AttemptRecord) {
+        self.attempts.push(rec);
+    }
+
     /// Stop the run for a reason of the engine's own: every task not
     /// finished is cancelled.
     pub fn abort(&mut self, why: String) {
@@ -273,6 +281,7 @@ impl<'a> RunState<'a> {
             wall: self.run_start.elapsed(),
             interrupted: self.interrupted,
             aborted: self.aborted,
+            lane_names: Vec::new(),
         }
     }
 }
@@ -346,6 +355,9 @@ fn complete(st: &mut RunState<'_>, c: Completion) {
     match c {
         Completion::Done(res) => st.complete(res),
         Completion::Unstarted { task } => st.unstart(task),
+        Completion::Lost { task, attempt, worker, start_us, end_us, message: _ } => {
+            st.lost_execution(AttemptRecord { task, attempt, worker, start_us, end_us, outcome: "worker_lost" })
+        }
     }
 }
 
