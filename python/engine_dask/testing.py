@@ -57,6 +57,8 @@ def main(argv=None):
     ap.add_argument("--nanny", action="store_true")
     ap.add_argument("--workers", default=DEFAULT_WORKERS)
     args = ap.parse_args(argv)
+    # Tear down on SIGTERM too (the `finally` below), not only when stdin closes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     tmp = tempfile.mkdtemp(prefix="engine-dask-")
     sched_file = os.path.join(tmp, "scheduler.json")

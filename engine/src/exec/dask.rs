@@ -411,7 +411,7 @@ impl DaskExecutor {
                 Incoming::Frame(FromBridge::Fatal { message }, _) => return Err(DaskError::Bridge(message)),
                 Incoming::Gone(why) => {
                     let tail = ex.tail();
-                    if tail.contains("No module named engine_dask") {
+                    if tail.contains("No module named 'engine_dask'") {
                         return Err(DaskError::NoPackage { python });
                     }
                     return Err(DaskError::Bridge(ex.explain(&format!("the Dask bridge exited ({why})"))));

@@ -161,11 +161,7 @@ impl<'a> RunState<'a> {
     /// tasks the core started, including those that failed to start.
     pub fn next_tasks(&mut self, lane: Option<usize>, max: usize, out: &mut Vec<TaskMessage>) -> bool {
         let now = self.run_start.elapsed();
-        if !self.interrupted && self.opts.interrupt.load(Ordering::SeqCst) {
-            self.interrupted = true;
-            self.core.stop();
-            self.observer.event(Event::Interrupted, &shown(&self.core));
-        }
+        self.notice_interrupt();
         self.core.tick(now);
         self.starts.clear();
         match lane {
@@ -203,6 +199,26 @@ impl<'a> RunState<'a> {
                 }
             }
         }
+        if self.core.is_stopped() && !self.cancel_sent {
+            self.cancel_sent = true;
+            return true;
+        }
+        false
+    }
+
+    fn notice_interrupt(&mut self) {
+        if !self.interrupted && self.opts.interrupt.load(Ordering::SeqCst) {
+            self.interrupted = true;
+            self.core.stop();
+            self.observer.event(Event::Interrupted, &shown(&self.core));
+        }
+    }
+
+    /// Notice Ctrl-C when no worker has room (so [`RunState::next_tasks`] is
+    /// not called). Returns true when running tasks must now be cancelled,
+    /// exactly once per run.
+    pub fn check_interrupt(&mut self) -> bool {
+        self.notice_interrupt();
         if self.core.is_stopped() && !self.cancel_sent {
             self.cancel_sent = true;
             return true;
@@ -302,6 +318,10 @@ pub fn run_plan(
     let mut last_tick = Instant::now();
     loop {
         let mut started = false;
+        // Every worker may be busy with a long task: notice Ctrl-C anyway.
+        if st.check_interrupt() {
+            exec.cancel_all();
+        }
         // One task per worker per round, until no worker takes another.
         loop {
             let mut more = false;
