@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash xtask/setup.sh
 bash xtask/build-guests.sh
+# The Python venv (Dask, moto, maturin) of tests/all/dask.rs: target/pyenv.
+bash xtask/setup-python.sh
 # Guest-language toolchains (Zig, Go, AssemblyScript, C++) and their examples;
 # see docs/languages.md. A missing toolchain skips only its language here, but
 # the tests in tests/all/languages.rs then fail when CI is set.
