@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{engine, guests_dir, repo_root};
+use crate::util::{engine, plugins_dir, repo_root};
 
 const EXECUTORS: [&str; 3] = ["sync", "threads", "processes"];
 
@@ -22,8 +22,8 @@ fn example(name: &str) -> tempfile::TempDir {
             let mut text = std::fs::read(&p).unwrap();
             if p.file_name().unwrap() == "pipeline.toml" {
                 let s = String::from_utf8(text).unwrap();
-                let abs = format!("{}/", guests_dir().display());
-                text = s.replace("../../target/guests/wasm32-wasip1/release/", &abs).into_bytes();
+                let abs = format!("{}/", plugins_dir().display());
+                text = s.replace("../../target/plugins/", &abs).into_bytes();
             }
             std::fs::write(dir.path().join(p.file_name().unwrap()), text).unwrap();
         }
@@ -494,11 +494,6 @@ fn children_of(pid: u32) -> Vec<u32> {
     std::fs::read_to_string(path).unwrap_or_default().split_whitespace().filter_map(|s| s.parse().ok()).collect()
 }
 
-#[allow(dead_code)]
-fn engine_cmd() -> Command {
-    engine()
-}
-
 #[test]
 fn workers_that_cannot_restart_stop_the_run_instead_of_hanging() {
     // One worker; once it runs the first task, its cache directory becomes a
@@ -512,7 +507,7 @@ params = { ms = 2000 }
     );
     let cache = tempfile::tempdir().unwrap();
     let cache_dir = cache.path().join("cache");
-    let mut child = engine()
+    let child = engine()
         .env("ENGINE_CACHE_DIR", &cache_dir)
         .arg("run")
         .arg(dir.path().join("pipeline.toml"))
