@@ -12,8 +12,12 @@
 #   xtask/setup.sh to install them).
 # Idempotent: cargo, a byte comparison and the timestamp check make a second run
 # a no-op. Works from any current directory.
+#
+# Usage: xtask/build-guests.sh [--plugins-only]   (--plugins-only: no C example)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+plugins_only=0
+[ "${1:-}" = --plugins-only ] && plugins_only=1
 
 build_dir="$target_dir/guests"
 wasm_dir="$build_dir/wasm32-wasip1/release"
@@ -53,7 +57,9 @@ c_missing=""
 command -v clang >/dev/null 2>&1 || c_missing="clang"
 command -v wasm-ld >/dev/null 2>&1 || c_missing="$c_missing lld"
 [ -f /usr/include/wasm32-wasi/stdio.h ] || c_missing="$c_missing wasi-libc"
-if [ -n "$c_missing" ]; then
+if [ "$plugins_only" = 1 ]; then
+  :
+elif [ -n "$c_missing" ]; then
   echo "build-guests: WARNING: SKIPPING the C example ($c_out): missing${c_missing:+ }$c_missing; run xtask/setup.sh" >&2
 elif [ ! -f "$c_out" ] || [ "$c_src" -nt "$c_out" ] || [ "$root/sdk/c/engine.h" -nt "$c_out" ]; then
   clang --target=wasm32-wasi --sysroot=/usr -O2 -s -Wall -Wextra -Werror -mexec-model=reactor \
