@@ -12,6 +12,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+start=$SECONDS
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 fail() {
@@ -78,7 +79,7 @@ params = { k = 2 }
 EOF
 engine run -q pipeline.toml >run.log 2>&1 || { cat run.log >&2; fail "engine run of the std: pipeline"; }
 expect_file out/top.tsv "$(printf 'the\t3\ncat\t2')"
-echo "first-hour: installed engine ran a std: pipeline in an empty directory"
+echo "first-hour: installed (xtask/install.sh) and ran a std: pipeline in an empty directory ($((SECONDS - start))s)"
 
 # 3. sdk/rust/README.md, word for word. block LANG N: the Nth ```LANG block.
 readme="$root/sdk/rust/README.md"
@@ -91,4 +92,4 @@ block rust 1 >src/lib.rs
 block toml 2 >pipeline.toml
 bash -e -c "$(block sh 2)" >build.log 2>&1 || { cat build.log >&2; fail "the README's build-and-run commands"; }
 expect_file out/top.txt "$(block text 1)"
-echo "first-hour: a Rust task built outside the repository against the installed SDK ran next to std: plugins"
+echo "first-hour: built a Rust task outside the repository against the installed SDK and ran it with std: plugins ($((SECONDS - start))s)"

@@ -6,4 +6,5 @@ mod plugins;
 mod programs;
 mod run;
 mod runtime;
+mod stock;
 mod util;

@@ -21,7 +21,9 @@ pub fn plugins(a: &PluginsArgs) -> i32 {
     let mut status = EXIT_OK;
     let mut listed = Vec::new();
     for (name, path) in &stock {
-        let info = read_module(path).map_err(|e| e.to_string()).and_then(|b| inspect_bytes(&b));
+        let info = read_module(path).map_err(|e| e.to_string()).and_then(|b| {
+            if b.starts_with(b"\0asm") { inspect_bytes(&b) } else { Err("not a WebAssembly module".into()) }
+        });
         match info {
             Ok(info) => listed.push((name, path, info)),
             Err(e) => {

@@ -331,6 +331,7 @@ impl<'d, 's> Cx<'d, 's> {
             }
         }
         self.plugins_table();
+        self.std_task_plugins();
         if let Some(e) = self.doc.get(ROOT, "defaults")
             && let Some(t) = self.as_table(&"`defaults`", e.value)
         {
@@ -398,28 +399,82 @@ impl<'d, 's> Cx<'d, 's> {
                 self.broken_plugins.push(name);
                 continue;
             }
-            let path = self.base_dir.join(rel);
-            let id = self.plugins.len() as u32;
-            let check = if self.opts.check_plugins {
-                let r = plugins::check_file(name, rel, &path, sha.as_ref().map(|(s, _)| s.as_str()));
-                for problem in &r.problems {
-                    let span = match problem.at {
-                        plugins::At::Path => self.span(path_node),
-                        plugins::At::Sha => sha.as_ref().map(|(_, n)| self.span(*n)).unwrap_or(self.span(path_node)),
-                    };
-                    let mut d = Diagnostic::error(problem.message.clone()).primary(span, problem.label.clone());
-                    for n in &problem.notes {
-                        d = d.note(n.clone());
+            let path = if rel.starts_with(plugins::STD_PREFIX) {
+                match plugins::resolve_stock(rel) {
+                    Ok(path) => path,
+                    Err(problem) => {
+                        self.plugin_problems(&[problem], path_node, None);
+                        self.broken_plugins.push(name);
+                        continue;
                     }
-                    self.err(d);
                 }
-                Some(r)
             } else {
-                None
+                self.base_dir.join(rel)
             };
-            self.plugin_ids.insert(name, id);
-            self.checks.push(check);
-            self.plugins.push(PluginSpec { name: name.to_string(), path, sha256: sha.map(|(s, _)| s) });
+            self.add_plugin(name, rel, path, path_node, sha);
+        }
+    }
+
+    /// Tasks may name a stock plugin directly (`plugin = "std:NAME"`, see
+    /// [`plugins::resolve_stock`]): each distinct such name becomes a plugin of
+    /// that name, as if `[plugins]` had declared it.
+    fn std_task_plugins(&mut self) {
+        let Some(tasks) = self.doc.get(ROOT, "tasks") else { return };
+        for e in self.doc.entries(tasks.value) {
+            let Some(p) = self.doc.get(e.value, "plugin") else { continue };
+            let Val::Str(s) = self.doc.node(p.value).val else { continue };
+            let name = self.doc.str(s);
+            if !name.starts_with(plugins::STD_PREFIX)
+                || self.plugin_ids.contains_key(name)
+                || self.broken_plugins.contains(&name)
+            {
+                continue;
+            }
+            match plugins::resolve_stock(name) {
+                Ok(path) => self.add_plugin(name, name, path, p.value, None),
+                Err(problem) => {
+                    self.plugin_problems(&[problem], p.value, None);
+                    self.broken_plugins.push(name);
+                }
+            }
+        }
+    }
+
+    /// Declare plugin `name`, written `rel` at `path_node` and found at `path`:
+    /// check the file (unless the options say not to) and give it the next id.
+    fn add_plugin(
+        &mut self,
+        name: &'d str,
+        rel: &str,
+        path: PathBuf,
+        path_node: NodeId,
+        sha: Option<(String, NodeId)>,
+    ) {
+        let id = self.plugins.len() as u32;
+        let check = if self.opts.check_plugins {
+            let r = plugins::check_file(name, rel, &path, sha.as_ref().map(|(s, _)| s.as_str()));
+            self.plugin_problems(&r.problems, path_node, sha.as_ref().map(|(_, n)| *n));
+            Some(r)
+        } else {
+            None
+        };
+        self.plugin_ids.insert(name, id);
+        self.checks.push(check);
+        self.plugins.push(PluginSpec { name: name.to_string(), path, sha256: sha.map(|(s, _)| s) });
+    }
+
+    /// Report problems with a plugin file at its path (or sha256) in the pipeline.
+    fn plugin_problems(&mut self, problems: &[plugins::Problem], path_node: NodeId, sha_node: Option<NodeId>) {
+        for problem in problems {
+            let span = match problem.at {
+                plugins::At::Path => self.span(path_node),
+                plugins::At::Sha => sha_node.map(|n| self.span(n)).unwrap_or(self.span(path_node)),
+            };
+            let mut d = Diagnostic::error(problem.message.clone()).primary(span, problem.label.clone());
+            for n in &problem.notes {
+                d = d.note(n.clone());
+            }
+            self.err(d);
         }
     }
 
