@@ -218,7 +218,7 @@ impl Resources {
 
 /// Format thousandths as a short decimal: 1500 -> "1.5", 2000 -> "2".
 pub fn fmt_milli(v: u64) -> String {
-    if v % 1000 == 0 {
+    if v.is_multiple_of(1000) {
         (v / 1000).to_string()
     } else {
         let s = format!("{}.{:03}", v / 1000, v % 1000);

@@ -17,7 +17,8 @@ fn out(run: &GuestRun) -> String {
 #[test]
 fn every_stock_plugin_embeds_its_metadata() {
     // (name, inputs, outputs, params)
-    let table: &[(&str, &[&str], &[&str], &[&str])] = &[
+    type Row<'a> = (&'a str, &'a [&'a str], &'a [&'a str], &'a [&'a str]);
+    let table: &[Row<'_>] = &[
         ("split", &["text"], &["*"], &["chunks"]),
         ("wordcount", &["text"], &["out"], &["lowercase", "min_len"]),
         ("merge", &["parts"], &["out"], &[]),

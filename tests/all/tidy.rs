@@ -221,8 +221,8 @@ fn strip_literals(line: &str) -> String {
             '\'' => {
                 // A char literal such as '{' or '\n'; a lifetime has no closing quote.
                 let rest: String = chars.clone().take(3).collect();
-                if rest.starts_with('\\') {
-                    if let Some(k) = rest[1..].find('\'') {
+                if let Some(esc) = rest.strip_prefix('\\') {
+                    if let Some(k) = esc.find('\'') {
                         for _ in 0..k + 2 {
                             chars.next();
                         }

@@ -270,6 +270,8 @@ pub fn run_measured(mut cmd: Command, kill_after: std::time::Duration) -> Measur
 
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();
+    // Reaped below with wait4 (to read its rusage), not `Child::wait`.
+    #[allow(clippy::zombie_processes)]
     let mut child = cmd.spawn().expect("spawn the child");
     let pid = child.id() as libc::pid_t;
     let pipe = |mut r: Box<dyn Read + Send>| {

@@ -106,16 +106,16 @@ fn scan<'v>(s: &str, mut f: impl FnMut(&str) -> Option<&'v str>) -> String {
     while let Some(i) = rest.find(['{', '}']) {
         out.push_str(&rest[..i]);
         let tail = &rest[i..];
-        if tail.starts_with("{{") {
+        if let Some(after) = tail.strip_prefix("{{") {
             out.push('{');
-            rest = &tail[2..];
-        } else if tail.starts_with("}}") {
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("}}") {
             out.push('}');
-            rest = &tail[2..];
-        } else if tail.starts_with('{') {
-            match tail[1..].find('}') {
-                Some(end) if valid_var(&tail[1..1 + end]) => {
-                    let name = &tail[1..1 + end];
+            rest = after;
+        } else if let Some(inner) = tail.strip_prefix('{') {
+            match inner.find('}') {
+                Some(end) if valid_var(&inner[..end]) => {
+                    let name = &inner[..end];
                     match f(name) {
                         Some(v) => out.push_str(v),
                         None => out.push_str(&tail[..end + 2]),
