@@ -84,6 +84,10 @@ pub struct TaskSpec {
     /// Fixed clock and seeded random.
     #[serde(default)]
     pub deterministic: bool,
+    /// Whether the task's results may come from, and go to, the action cache
+    /// (`cache = false` turns it off for this task).
+    #[serde(default = "yes")]
+    pub cache: bool,
     /// Optional fuel budget (wasm instructions, roughly).
     #[serde(default)]
     pub fuel: Option<u64>,
@@ -96,6 +100,10 @@ pub struct TaskSpec {
     pub fs: Option<Box<CommandFs>>,
     /// Distinct upstream tasks, sorted; derived from `inputs`.
     pub deps: Vec<TaskId>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The filesystem and exit-status settings of a command task.

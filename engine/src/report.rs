@@ -50,6 +50,8 @@ pub struct Counts {
     pub failed: u32,
     pub skipped: u32,
     pub cancelled: u32,
+    /// Succeeded tasks that came from the action cache.
+    pub cached: u32,
 }
 
 #[derive(Serialize)]
@@ -58,6 +60,11 @@ pub struct TaskReport<'a> {
     /// `succeeded`, `failed`, `skipped` or `cancelled`.
     pub state: &'static str,
     pub attempts: u32,
+    /// True when the task was completed from the action cache (0 attempts).
+    pub cached: bool,
+    /// The task's action-cache key (sha256 hex), when it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -108,6 +115,8 @@ pub fn build<'a>(
                 id: &t.id,
                 state: state_name(out.states[i]),
                 attempts: r.attempts,
+                cached: r.cached,
+                cache_key: r.key.as_ref().map(|k| k.key.to_hex()),
                 worker: ran.then_some(r.worker),
                 duration_us: ran.then(|| r.end_us.saturating_sub(r.start_us)),
                 exit_code: r.exit_code,
@@ -131,6 +140,7 @@ pub fn build<'a>(
             failed: out.counts.failed,
             skipped: out.counts.skipped,
             cancelled: out.counts.cancelled,
+            cached: out.cached as u32,
         },
         plugins,
         tasks,
@@ -171,6 +181,19 @@ pub fn write_trace(plan: &Plan, out: &RunOutcome, w: &mut dyn Write) -> std::io:
             a.outcome
         )?;
     }
+    // Cached tasks ran no attempt: an instant event each, on lane 0.
+    for (i, r) in out.records.iter().enumerate().filter(|(_, r)| r.cached) {
+        if !first {
+            write!(w, ",")?;
+        }
+        first = false;
+        let name = serde_json::to_string(&plan.tasks[i].id).unwrap_or_else(|_| "\"?\"".into());
+        write!(
+            w,
+            "{{\"name\":{name},\"cat\":\"cached\",\"ph\":\"i\",\"s\":\"t\",\"pid\":1,\"tid\":0,\"ts\":{},\"args\":{{\"cached\":true}}}}",
+            r.start_us
+        )?;
+    }
     writeln!(w, "]}}")
 }
 
@@ -180,7 +203,7 @@ pub fn slowest<'a>(plan: &'a Plan, out: &RunOutcome, n: usize) -> Vec<(&'a str, 
         .tasks
         .iter()
         .enumerate()
-        .filter(|(i, _)| out.states[*i] == TaskState::Succeeded)
+        .filter(|(i, _)| out.states[*i] == TaskState::Succeeded && !out.records[*i].cached)
         .map(|(i, t)| (t.id.as_str(), out.records[i].end_us.saturating_sub(out.records[i].start_us)))
         .collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));

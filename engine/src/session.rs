@@ -7,15 +7,16 @@
 //! [`RunStatus`] to an exit code), and how progress is shown (an [`Observer`]
 //! is told what happens). See [`Session`] for an example.
 
+use std::collections::HashMap;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::exec::Executor;
-use crate::exec::driver::{self, NoObserver, Observer, RunOptions};
+use crate::exec::driver::{self, CacheOptions, NoObserver, Observer, RunOptions};
 use crate::exec::processes::{ProcessesConfig, ProcessesExecutor};
 use crate::exec::sync::SyncExecutor;
 use crate::plan::Plan;
@@ -208,6 +209,8 @@ pub struct Session {
     interrupt: Arc<AtomicBool>,
     observer: Box<dyn Observer + Send>,
     on_plugin: Box<dyn FnMut(PluginEvent<'_>)>,
+    use_cache: bool,
+    rerun: Vec<String>,
 }
 
 impl Session {
@@ -226,7 +229,22 @@ impl Session {
             interrupt: Arc::new(AtomicBool::new(false)),
             observer: Box::new(NoObserver),
             on_plugin: Box::new(|_| {}),
+            use_cache: true,
+            rerun: Vec::new(),
         }
+    }
+
+    /// Use the action cache (the default): skip tasks whose record is in the
+    /// store, and record the tasks that succeed. `false` is `--no-cache`.
+    pub fn use_cache(mut self, yes: bool) -> Self {
+        self.use_cache = yes;
+        self
+    }
+    /// Run the tasks whose id matches one of `patterns` even if they have a
+    /// record (`*` matches any run of characters, e.g. `count[*]`).
+    pub fn rerun(mut self, patterns: Vec<String>) -> Self {
+        self.rerun = patterns;
+        self
     }
 
     pub fn store(mut self, spec: StoreSpec) -> Self {
@@ -283,6 +301,7 @@ impl Session {
     /// outcome with [`RunStatus::Failed`].
     pub fn run(mut self) -> Result<RunOutcome, SessionError> {
         let workers = self.worker_count()?;
+        let rerun = rerun_flags(&self.plan, &self.rerun)?;
         let spec = self.store.clone().unwrap_or_else(|| StoreSpec::Local(self.plan.base_dir.join(".engine-store")));
         let store = spec.open().map_err(|error| SessionError::Store { location: spec.to_string(), error })?;
         let cache_dir = self.cache_dir.clone().unwrap_or_else(default_cache_dir);
@@ -310,6 +329,11 @@ impl Session {
             log_dir: log_dir.clone(),
             interrupt: self.interrupt.clone(),
             limits: Limits::default(),
+            cache: CacheOptions {
+                enabled: self.use_cache,
+                rerun,
+                mounts: if self.use_cache { mount_digests(&self.plan) } else { HashMap::new() },
+            },
         };
         let plan = &self.plan;
         let observer = &mut *self.observer;
@@ -494,4 +518,131 @@ fn mount_sources(plan: &Plan) -> Vec<PathBuf> {
     v.sort();
     v.dedup();
     v
+}
+
+/// Per task: whether it matches a `--rerun` pattern. A pattern that matches
+/// no task is an error (a typo would otherwise silently rerun nothing).
+fn rerun_flags(plan: &Plan, patterns: &[String]) -> Result<Vec<bool>, SessionError> {
+    if patterns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut flags = vec![false; plan.tasks.len()];
+    for p in patterns {
+        let mut any = false;
+        for (i, t) in plan.tasks.iter().enumerate() {
+            if glob_match(p, &t.id) {
+                flags[i] = true;
+                any = true;
+            }
+        }
+        if !any {
+            return Err(SessionError::InvalidOptions(format!("--rerun `{p}` matches no task of the pipeline")));
+        }
+    }
+    Ok(flags)
+}
+
+/// `*` matches any run of characters; everything else (including `[`) is
+/// literal, so `count[*]` matches every expansion of `count`.
+pub fn glob_match(pattern: &str, s: &str) -> bool {
+    let (p, s) = (pattern.as_bytes(), s.as_bytes());
+    let (mut pi, mut si, mut star, mut mark) = (0, 0, None, 0);
+    while si < s.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some(pi);
+            mark = si;
+            pi += 1;
+        } else if pi < p.len() && p[pi] == s[si] {
+            pi += 1;
+            si += 1;
+        } else if let Some(st) = star {
+            pi = st + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
+}
+
+/// The content digest of every mount's host path: for an archive, its bytes;
+/// for a directory, every entry's relative path, kind and contents, in
+/// sorted order. A path that cannot be read is left out (its tasks are not
+/// cached; the runtime reports the mount itself).
+fn mount_digests(plan: &Plan) -> HashMap<PathBuf, crate::store::Digest> {
+    let mut out = HashMap::new();
+    for t in &plan.tasks {
+        for m in t.fs.iter().flat_map(|f| f.mounts.iter()) {
+            if !out.contains_key(&m.host)
+                && let Ok(d) = content_digest(&m.host)
+            {
+                out.insert(m.host.clone(), d);
+            }
+        }
+    }
+    out
+}
+
+fn content_digest(path: &Path) -> std::io::Result<crate::store::Digest> {
+    use sha2::Digest as _;
+    fn walk(h: &mut sha2::Sha256, root: &Path, dir: &Path) -> std::io::Result<()> {
+        let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap_or(&p).to_string_lossy().into_owned();
+            let ty = e.file_type()?;
+            h.update((rel.len() as u64).to_le_bytes());
+            h.update(rel.as_bytes());
+            if ty.is_dir() {
+                h.update(b"d");
+                walk(h, root, &p)?;
+            } else if ty.is_symlink() {
+                h.update(b"l");
+                h.update(fs::read_link(&p)?.to_string_lossy().as_bytes());
+            } else {
+                h.update(b"f");
+                hash_file(h, &p)?;
+            }
+        }
+        Ok(())
+    }
+    fn hash_file(h: &mut sha2::Sha256, p: &Path) -> std::io::Result<()> {
+        let mut f = fs::File::open(p)?;
+        h.update(f.metadata()?.len().to_le_bytes());
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            h.update(&buf[..n]);
+        }
+    }
+    let mut h = sha2::Sha256::new();
+    if fs::metadata(path)?.is_dir() {
+        h.update(b"dir\0");
+        walk(&mut h, path, path)?;
+    } else {
+        h.update(b"file\0");
+        hash_file(&mut h, path)?;
+    }
+    Ok(crate::store::Digest(h.finalize().into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn rerun_patterns() {
+        assert!(glob_match("count[*]", "count[3]"));
+        assert!(!glob_match("count[*]", "count"));
+        assert!(glob_match("a", "a"));
+        assert!(!glob_match("a", "ab"));
+        assert!(glob_match("*", "anything"));
+        assert!(glob_match("c*t[1*]", "count[12]"));
+        assert!(!glob_match("c*t[1*]", "count[2]"));
+    }
 }

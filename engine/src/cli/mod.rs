@@ -134,6 +134,17 @@ pub struct RunArgs {
     /// Print no progress, only the summary and errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Do not use the action cache: run every task, and record nothing.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Run these tasks even if the cache has them (repeatable; `*` matches any
+    /// characters, so `count[*]` names every expansion of `count`).
+    #[arg(long, value_name = "TASK", num_args = 1..)]
+    pub rerun: Vec<String>,
+    /// Run nothing: print, per task, whether the cache has it (`hit`) or not
+    /// (`miss`, with the reason), then the number of each.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, clap::Args)]

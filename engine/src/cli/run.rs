@@ -58,6 +58,8 @@ pub fn run(a: &RunArgs) -> i32 {
             ExecutorKind::Processes => session::ExecutorKind::Processes,
         })
         .fail_fast(a.fail_fast)
+        .use_cache(!a.no_cache)
+        .rerun(a.rerun.clone())
         .backoff_base(backoff_base())
         .interrupt(interrupt_flag())
         .observer(Box::new(Progress::new(tty, a.quiet)))
@@ -152,10 +154,11 @@ fn print_summary(out: &RunOutcome) {
     let r = &out.records;
     let c = &r.counts;
     say!(
-        "{}: {} tasks: {} succeeded, {} failed, {} skipped, {} cancelled in {}",
+        "{}: {} tasks: {} succeeded ({} cached), {} failed, {} skipped, {} cancelled in {}",
         out.status.name(),
         c.total,
         c.succeeded,
+        r.cached,
         c.failed,
         c.skipped,
         c.cancelled,
@@ -166,6 +169,9 @@ fn print_summary(out: &RunOutcome) {
         let list: Vec<String> =
             slow.iter().map(|(id, us)| format!("{id} {}", format_duration(Duration::from_micros(*us)))).collect();
         say!("slowest: {}", list.join(", "));
+    }
+    for e in &r.record_errors {
+        say!("warning: not recorded in the cache: {e}");
     }
     for w in &out.written {
         say!("wrote {}", w.display());
@@ -184,6 +190,7 @@ fn print_summary(out: &RunOutcome) {
 /// The progress display: a live bar on a terminal, plain lines otherwise.
 struct Progress {
     bar: Option<ProgressBar>,
+    cached: usize,
     quiet: bool,
     last_line: Instant,
 }
@@ -199,7 +206,7 @@ impl Progress {
             b.enable_steady_tick(Duration::from_millis(200));
             b
         });
-        Progress { bar, quiet, last_line: Instant::now() }
+        Progress { bar, cached: 0, quiet, last_line: Instant::now() }
     }
 
     fn say(&self, line: &str) {
@@ -226,10 +233,13 @@ impl Observer for Progress {
     fn event(&mut self, plan: &Plan, ev: Event<'_>, c: &Counts) {
         let done = (c.succeeded + c.failed + c.skipped + c.cancelled) as u64;
         let id = |t: TaskId| plan.tasks[t as usize].id.as_str();
+        if let Event::Cached { .. } = ev {
+            self.cached += 1;
+        }
         if let Some(b) = &self.bar {
             b.set_length(c.total as u64);
             b.set_position(done);
-            b.set_message(format!("done, {} running, {} failed", c.running, c.failed));
+            b.set_message(format!("done ({} cached), {} running, {} failed", self.cached, c.running, c.failed));
         }
         match ev {
             Event::Failed { task, attempt, failure, decision, log_tail } => {
@@ -261,10 +271,17 @@ impl Observer for Progress {
                 self.say(&line);
             }
             Event::Interrupted => self.say("interrupted: cancelling running tasks"),
-            Event::Tick | Event::Started { .. } | Event::Succeeded { .. } | Event::Cancelled { .. } => {
+            Event::Tick
+            | Event::Started { .. }
+            | Event::Succeeded { .. }
+            | Event::Cached { .. }
+            | Event::Cancelled { .. } => {
                 if self.bar.is_none() && !self.quiet && self.last_line.elapsed() >= Duration::from_secs(5) {
                     self.last_line = Instant::now();
-                    self.say(&format!("progress: {done}/{} done, {} running, {} failed", c.total, c.running, c.failed));
+                    self.say(&format!(
+                        "progress: {done}/{} done ({} cached), {} running, {} failed",
+                        c.total, self.cached, c.running, c.failed
+                    ));
                 }
             }
         }

@@ -10,7 +10,10 @@
 //! there to the core.
 //! A task's inputs are resolved to blob digests when it starts: upstream
 //! outputs by name, external `file:` inputs by copying the file into the store
-//! once per run.
+//! once per run. With the action cache on, the task's key is then looked up
+//! in the store: a hit whose outputs all exist completes the task there and
+//! then, without a worker; a task that succeeds leaves a record, written
+//! after its outputs.
 
 use std::collections::HashMap;
 use std::fs;
@@ -25,7 +28,8 @@ use serde::Serialize;
 use super::{Completion, Executor};
 use crate::plan::{Plan, Source, TaskId};
 use crate::sched::{Core, CoreOptions, Counts, FailureClass, FailureDecision, TaskState};
-use crate::store::{BlobRef, BlobStore};
+use crate::store::{BlobRef, BlobStore, Digest};
+use crate::task::cache::{ActionKey, ActionRecord};
 use crate::task::message::{
     CommandOpts, InfraKind, Limits, MsgInput, OutputBlob, PluginRef, TaskFailure, TaskMessage, TaskResult,
 };
@@ -38,6 +42,19 @@ pub struct RunOptions {
     /// Set from a signal handler to interrupt the run.
     pub interrupt: Arc<AtomicBool>,
     pub limits: Limits,
+    pub cache: CacheOptions,
+}
+
+/// How the action cache is used in a run.
+#[derive(Debug, Clone, Default)]
+pub struct CacheOptions {
+    /// Look tasks up and record them (`--no-cache` turns it off).
+    pub enabled: bool,
+    /// Per task: run it even if it has a record (`--rerun`). Empty: none.
+    pub rerun: Vec<bool>,
+    /// Content digest of each mount's host path (a missing one makes the
+    /// tasks that mount it uncacheable).
+    pub mounts: HashMap<PathBuf, Digest>,
 }
 
 /// One attempt of one task, as it appears in the report and the trace.
@@ -62,6 +79,10 @@ pub struct TaskRecord {
     pub start_us: u64,
     pub end_us: u64,
     pub worker: u32,
+    /// Completed from the action cache, without running.
+    pub cached: bool,
+    /// The task's cache key, when it had one.
+    pub key: Option<ActionKey>,
 }
 
 pub struct RunOutcome {
@@ -71,6 +92,10 @@ pub struct RunOutcome {
     pub attempts: Vec<AttemptRecord>,
     pub wall: Duration,
     pub interrupted: bool,
+    /// Tasks completed from the action cache.
+    pub cached: usize,
+    /// Action records that could not be written (the tasks still succeeded).
+    pub record_errors: Vec<String>,
     /// Why the run was stopped by the engine itself (no worker could be
     /// started), if it was.
     pub aborted: Option<String>,
@@ -78,10 +103,27 @@ pub struct RunOutcome {
 
 /// What an observer (the progress display) is told.
 pub enum Event<'a> {
-    Started { task: TaskId, attempt: u32 },
-    Succeeded { task: TaskId },
-    Failed { task: TaskId, attempt: u32, failure: &'a TaskFailure, decision: FailureDecision, log_tail: &'a str },
-    Cancelled { task: TaskId },
+    Started {
+        task: TaskId,
+        attempt: u32,
+    },
+    Succeeded {
+        task: TaskId,
+    },
+    /// Completed from the action cache.
+    Cached {
+        task: TaskId,
+    },
+    Failed {
+        task: TaskId,
+        attempt: u32,
+        failure: &'a TaskFailure,
+        decision: FailureDecision,
+        log_tail: &'a str,
+    },
+    Cancelled {
+        task: TaskId,
+    },
     Interrupted,
     Tick,
 }
@@ -117,6 +159,9 @@ pub struct RunState<'a> {
     interrupted: bool,
     aborted: Option<String>,
     cancel_sent: bool,
+    scheduled: usize,
+    cached: usize,
+    record_errors: Vec<String>,
 }
 
 impl<'a> RunState<'a> {
@@ -147,6 +192,9 @@ impl<'a> RunState<'a> {
             interrupted: false,
             aborted: None,
             cancel_sent: false,
+            scheduled: 0,
+            cached: 0,
+            record_errors: Vec::new(),
         }
     }
 
@@ -163,31 +211,24 @@ impl<'a> RunState<'a> {
             self.observer.event(self.plan, Event::Interrupted, &shown(&self.core));
         }
         self.core.tick(now);
-        self.starts.clear();
-        match lane {
-            Some(l) => self.core.schedule_lane(l, max, &mut self.starts),
-            None => self.core.schedule(max, &mut self.starts),
-        }
-        for i in 0..self.starts.len() {
-            let t = self.starts[i];
-            let attempt = self.core.attempt(t);
-            match self.build_message(t, attempt) {
-                Ok(msg) => {
-                    self.observer.event(self.plan, Event::Started { task: t, attempt }, &shown(&self.core));
-                    out.push(msg);
-                    self.in_flight += 1;
-                }
-                Err(failure) => {
-                    // Could not even start: not retryable (the inputs will not change).
-                    let decision = self.core.on_failure(t, FailureClass::Final, now);
-                    let rec = &mut self.records[t as usize];
-                    rec.attempts = attempt;
-                    self.observer.event(
-                        self.plan,
-                        Event::Failed { task: t, attempt, failure: &failure, decision, log_tail: "" },
-                        &shown(&self.core),
-                    );
-                    rec.failure = Some(failure);
+        self.scheduled = 0;
+        let mut pushed = 0;
+        // Cache hits complete at once and may make more tasks ready: keep
+        // scheduling until a task needs a worker or nothing more is ready.
+        while pushed < max {
+            self.starts.clear();
+            match lane {
+                Some(l) => self.core.schedule_lane(l, max - pushed, &mut self.starts),
+                None => self.core.schedule(max - pushed, &mut self.starts),
+            }
+            if self.starts.is_empty() {
+                break;
+            }
+            self.scheduled += self.starts.len();
+            for i in 0..self.starts.len() {
+                let t = self.starts[i];
+                if self.start(t, now, out) {
+                    pushed += 1;
                 }
             }
         }
@@ -196,6 +237,81 @@ impl<'a> RunState<'a> {
             return true;
         }
         false
+    }
+
+    /// Start task `t`: complete it from the cache, or append its message to
+    /// `out` (true), or fail it when it cannot even start.
+    fn start(&mut self, t: TaskId, now: Duration, out: &mut Vec<TaskMessage>) -> bool {
+        let attempt = self.core.attempt(t);
+        match self.build_message(t, attempt) {
+            Ok(msg) => {
+                if self.try_cached(t, &msg) {
+                    return false;
+                }
+                self.observer.event(self.plan, Event::Started { task: t, attempt }, &shown(&self.core));
+                out.push(msg);
+                self.in_flight += 1;
+                true
+            }
+            Err(failure) => {
+                // Could not even start: not retryable (the inputs will not change).
+                let decision = self.core.on_failure(t, FailureClass::Final, now);
+                let rec = &mut self.records[t as usize];
+                rec.attempts = attempt;
+                self.observer.event(
+                    self.plan,
+                    Event::Failed { task: t, attempt, failure: &failure, decision, log_tail: "" },
+                    &shown(&self.core),
+                );
+                rec.failure = Some(failure);
+                false
+            }
+        }
+    }
+
+    /// Compute the task's cache key and, on a hit whose outputs all exist,
+    /// complete the task from the record.
+    fn try_cached(&mut self, t: TaskId, msg: &TaskMessage) -> bool {
+        let cache = &self.opts.cache;
+        if !cache.enabled || !self.plan.tasks[t as usize].cache {
+            return false;
+        }
+        let Some(key) = crate::task::cache::action_key(msg, &|p| cache.mounts.get(p).copied()) else {
+            return false;
+        };
+        let rerun = cache.rerun.get(t as usize).copied().unwrap_or(false);
+        let hit = if rerun { None } else { self.lookup(&key.key) };
+        let rec = &mut self.records[t as usize];
+        rec.key = Some(key);
+        let Some(hit) = hit else { return false };
+        let now = self.run_start.elapsed().as_micros() as u64;
+        rec.outputs = hit.outputs;
+        rec.exit_code = hit.exit_code;
+        rec.cached = true;
+        rec.start_us = now;
+        rec.end_us = now;
+        self.cached += 1;
+        self.core.on_success(t);
+        self.observer.event(self.plan, Event::Cached { task: t }, &shown(&self.core));
+        true
+    }
+
+    /// The record under `key`, if it decodes and every blob it names exists
+    /// (a record whose blob is gone is a miss, and the task runs again).
+    fn lookup(&self, key: &Digest) -> Option<ActionRecord> {
+        let bytes = self.store.get_action(key).ok()??;
+        let rec = ActionRecord::decode(&bytes)?;
+        for o in &rec.outputs {
+            if self.store.size(&o.blob.digest).ok()? != Some(o.blob.len) {
+                return None;
+            }
+        }
+        Some(rec)
+    }
+
+    /// How many tasks were completed from the cache so far.
+    pub fn cached(&self) -> usize {
+        self.cached
     }
 
     /// Feed a finished attempt back.
@@ -217,9 +333,10 @@ impl<'a> RunState<'a> {
         self.aborted.get_or_insert(why);
     }
 
-    /// How many tasks the last [`RunState::next_tasks`] call started.
+    /// How many tasks the last [`RunState::next_tasks`] call started,
+    /// including those completed from the cache or failed to start.
     pub fn scheduled(&self) -> usize {
-        self.starts.len()
+        self.scheduled
     }
 
     /// Nothing is running and nothing more can start.
@@ -253,6 +370,8 @@ impl<'a> RunState<'a> {
             attempts: self.attempts,
             wall: self.run_start.elapsed(),
             interrupted: self.interrupted,
+            cached: self.cached,
+            record_errors: self.record_errors,
             aborted: self.aborted,
         }
     }
@@ -362,8 +481,13 @@ pub fn run_plan_threads(
                     let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
                     loop {
                         msgs.clear();
+                        let hits = st.cached();
                         if st.next_tasks(None, 1, &mut msgs) {
                             runtime.cancel_all();
+                        }
+                        if st.cached() != hits {
+                            // Hits may have made work ready for the others.
+                            wake.notify_all();
                         }
                         if let Some(msg) = msgs.pop() {
                             drop(st);
@@ -413,7 +537,7 @@ pub fn run_plan_threads(
 impl RunState<'_> {
     /// Record a finished attempt and tell the core and the observer.
     fn handle_result(&mut self, res: TaskResult) {
-        let RunState { plan, core, records, attempts, opts, observer, run_start, .. } = self;
+        let RunState { plan, core, records, attempts, opts, observer, run_start, store, record_errors, .. } = self;
         let (plan, opts, run_start) = (*plan, *opts, *run_start);
         let t = res.task;
         let m = &res.metrics;
@@ -439,6 +563,19 @@ impl RunState<'_> {
         }
         match res.outcome {
             Ok(outputs) => {
+                if let Some(key) = &rec.key {
+                    // The outputs are finished blobs by now; the record follows them.
+                    let r = ActionRecord {
+                        outputs: outputs.clone(),
+                        exit_code: m.exit_code,
+                        duration_us: m.end_us.saturating_sub(m.start_us),
+                        peak_memory: m.peak_memory,
+                        fuel_consumed: m.fuel_consumed,
+                    };
+                    if let Err(e) = store.put_action(&key.key, &r.encode()) {
+                        record_errors.push(format!("task `{}`: {e}", plan.tasks[t as usize].id));
+                    }
+                }
                 rec.outputs = outputs;
                 rec.failure = None;
                 core.on_success(t);

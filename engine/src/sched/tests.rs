@@ -29,6 +29,7 @@ fn plan(rows: &[(&str, &[&str], Resources)], capacity: Resources) -> Plan {
                 stdin: None,
                 stdout: None,
                 deterministic: false,
+                cache: true,
                 fuel: None,
                 max_output_bytes: None,
                 fs: None,

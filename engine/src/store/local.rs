@@ -24,6 +24,13 @@
 //! Blobs written in this process are also kept in memory until flushed, so a
 //! downstream task reads its input without touching the disk.
 //!
+//! Action-cache records go to the same packs, as records of their own kind
+//! (`magic | len | key | sha256(record) | record`), after the blobs they name
+//! in the same append stream; a torn or corrupt record is skipped like a torn
+//! blob. Records are looked up in memory only: the packs are scanned when the
+//! store is opened, so a record another process writes later is not seen by
+//! this one (both compute the task; the first record stays).
+//!
 //! Large blobs stream into a temp file that is fsynced and renamed to its
 //! digest, so a crash never leaves a half-written file under a real digest.
 //! `sync` fsyncs the pack and the directories: one fsync batch per call, not
@@ -50,6 +57,10 @@ const HOT_MAX: usize = 256 << 20;
 
 const MAGIC: u32 = 0x454e_4231; // "ENB1"
 const HEADER: usize = 4 + 4 + 32;
+const ACTION_MAGIC: u32 = 0x454e_4131; // "ENA1"
+const ACTION_HEADER: usize = 4 + 4 + 32 + 32;
+/// Largest action record accepted (a record names a task's outputs).
+const ACTION_MAX: usize = 16 << 20;
 
 #[derive(Clone)]
 enum Loc {
@@ -74,6 +85,10 @@ struct PackFile {
 
 struct Inner {
     index: HashMap<Digest, Loc>,
+    /// Action-cache records: `Hot` until written to our pack, then `Pack`.
+    actions: HashMap<Digest, Loc>,
+    /// Action records in `pending`: (key, offset within pending, len).
+    pending_actions: Vec<(Digest, usize, u32)>,
     packs: Vec<PackFile>,
     /// Index in `packs` of this process's own pack (created lazily).
     own: Option<u32>,
@@ -107,6 +122,8 @@ impl LocalStore {
             dir: dir.to_path_buf(),
             inner: Mutex::new(Inner {
                 index: HashMap::new(),
+                actions: HashMap::new(),
+                pending_actions: Vec::new(),
                 packs: Vec::new(),
                 own: None,
                 pending: Vec::new(),
@@ -180,29 +197,31 @@ impl LocalStore {
             }
             let mut buf = vec![0u8; (len - start) as usize];
             file.read_exact_at(&mut buf, start).map_err(|e| io_err(&path, e))?;
-            let mut pos = 0usize;
-            while pos + HEADER <= buf.len() {
-                let magic = u32::from_le_bytes(buf[pos..pos + 4].try_into().unwrap_or_default());
-                let n = u32::from_le_bytes(buf[pos + 4..pos + 8].try_into().unwrap_or_default()) as usize;
-                if magic != MAGIC || pos + HEADER + n > buf.len() {
-                    break; // torn or foreign tail: stop here, rescan later
-                }
-                let mut d = [0u8; 32];
-                d.copy_from_slice(&buf[pos + 8..pos + 40]);
-                let data = &buf[pos + HEADER..pos + HEADER + n];
-                if Digest::of(data) != Digest(d) {
-                    break;
-                }
-                inner.index.entry(Digest(d)).or_insert(Loc::Pack {
-                    pack: i as u32,
-                    offset: start + (pos + HEADER) as u64,
-                    len: n as u32,
-                });
-                pos += HEADER + n;
-            }
+            let pos = scan_records(&buf, start, i as u32, inner);
             inner.packs[i].scanned = start + pos as u64;
         }
         Ok(())
+    }
+
+    fn put_action_record(&self, key: &Digest, record: &[u8]) -> StoreResult<()> {
+        if record.len() > ACTION_MAX {
+            return Err(StoreError::Corrupt(format!("action record of {} bytes is too large", record.len())));
+        }
+        let mut inner = self.lock();
+        if inner.actions.contains_key(key) {
+            return Ok(());
+        }
+        let off = inner.pending.len();
+        inner.pending.extend_from_slice(&ACTION_MAGIC.to_le_bytes());
+        inner.pending.extend_from_slice(&(record.len() as u32).to_le_bytes());
+        inner.pending.extend_from_slice(&key.0);
+        inner.pending.extend_from_slice(&Digest::of(record).0);
+        inner.pending.extend_from_slice(record);
+        inner.pending_actions.push((*key, off + ACTION_HEADER, record.len() as u32));
+        inner.actions.insert(*key, Loc::Hot(record.into()));
+        // Written out at once, with the blobs before it: a finished task's
+        // record survives the engine being killed a moment later.
+        self.write_pending(&mut inner)
     }
 
     fn own_pack(&self, inner: &mut Inner) -> StoreResult<u32> {
@@ -255,6 +274,10 @@ impl LocalStore {
         for (d, off, len) in recs {
             inner.hot_written.push((d, own, base + off as u64, len));
         }
+        // Action records are rarely read in the run that wrote them.
+        for (key, off, len) in std::mem::take(&mut inner.pending_actions) {
+            inner.actions.insert(key, Loc::Pack { pack: own, offset: base + off as u64, len });
+        }
         if inner.hot_bytes > HOT_MAX {
             // Drop the in-memory copies; every one of them is in our pack now.
             for (d, pack, offset, len) in std::mem::take(&mut inner.hot_written) {
@@ -291,6 +314,46 @@ impl LocalStore {
         let inner = self.lock();
         inner.packs.get(pack as usize).map(|p| (p.file.clone(), p.path.clone()))
     }
+}
+
+/// Index the records of `buf`, which holds the bytes of pack `pack` from
+/// offset `start`; returns how many bytes of `buf` hold whole, valid records
+/// (a torn or foreign tail stops the scan, to be rescanned later).
+fn scan_records(buf: &[u8], start: u64, pack: u32, inner: &mut Inner) -> usize {
+    let word = |at: usize| u32::from_le_bytes(buf[at..at + 4].try_into().unwrap_or_default());
+    let digest = |at: usize| {
+        let mut d = [0u8; 32];
+        d.copy_from_slice(&buf[at..at + 32]);
+        Digest(d)
+    };
+    let mut pos = 0usize;
+    while pos + HEADER <= buf.len() {
+        let (magic, n) = (word(pos), word(pos + 4) as usize);
+        let header = match magic {
+            MAGIC => HEADER,
+            ACTION_MAGIC => ACTION_HEADER,
+            _ => break,
+        };
+        if pos + header + n > buf.len() {
+            break;
+        }
+        let data = &buf[pos + header..pos + header + n];
+        let loc = Loc::Pack { pack, offset: start + (pos + header) as u64, len: n as u32 };
+        if magic == MAGIC {
+            let d = digest(pos + 8);
+            if Digest::of(data) != d {
+                break;
+            }
+            inner.index.entry(d).or_insert(loc);
+        } else {
+            if Digest::of(data) != digest(pos + 40) {
+                break;
+            }
+            inner.actions.entry(digest(pos + 8)).or_insert(loc);
+        }
+        pos += header + n;
+    }
+    pos
 }
 
 /// Streams a blob: buffers up to SMALL_MAX in memory, then spills to a temp file.
@@ -441,6 +504,24 @@ impl BlobStore for LocalStore {
     fn flush(&self) -> StoreResult<()> {
         let mut inner = self.lock();
         self.write_pending(&mut inner)
+    }
+
+    fn get_action(&self, key: &Digest) -> StoreResult<Option<Vec<u8>>> {
+        let loc = self.lock().actions.get(key).cloned();
+        match loc {
+            None | Some(Loc::File { .. }) => Ok(None),
+            Some(Loc::Hot(data)) => Ok(Some(data.to_vec())),
+            Some(Loc::Pack { pack, offset, len }) => {
+                let Some((file, path)) = self.pack_file(pack) else { return Ok(None) };
+                let mut v = vec![0u8; len as usize];
+                file.read_exact_at(&mut v, offset).map_err(|e| io_err(&path, e))?;
+                Ok(Some(v))
+            }
+        }
+    }
+
+    fn put_action(&self, key: &Digest, record: &[u8]) -> StoreResult<()> {
+        self.put_action_record(key, record)
     }
 
     fn sync(&self) -> StoreResult<()> {

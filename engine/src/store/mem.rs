@@ -9,6 +9,7 @@ use super::{BlobRef, BlobStore, BlobWriter, Digest, Hasher, StoreResult};
 #[derive(Default)]
 pub struct MemStore {
     blobs: RwLock<HashMap<Digest, std::sync::Arc<Vec<u8>>>>,
+    actions: RwLock<HashMap<Digest, Vec<u8>>>,
 }
 
 impl MemStore {
@@ -82,6 +83,15 @@ impl BlobStore for MemStore {
     }
 
     fn sync(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
+    fn get_action(&self, key: &Digest) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.actions.read().unwrap_or_else(|e| e.into_inner()).get(key).cloned())
+    }
+
+    fn put_action(&self, key: &Digest, record: &[u8]) -> StoreResult<()> {
+        self.actions.write().unwrap_or_else(|e| e.into_inner()).entry(*key).or_insert_with(|| record.to_vec());
         Ok(())
     }
 }

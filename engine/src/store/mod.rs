@@ -12,6 +12,11 @@
 //! * Blobs are immutable; putting the same bytes twice is a no-op.
 //! * `sync` makes everything finished so far durable (one fsync batch, not
 //!   one per blob).
+//! * The action cache lives behind the same trait: `put_action` stores a
+//!   small record under a key (create-if-absent: the first record for a key
+//!   wins), `get_action` reads it. A record is only ever written after the
+//!   blobs it names are finished, and a reader checks that they exist, so a
+//!   record can never lead to missing bytes.
 
 pub mod local;
 pub mod mem;
@@ -144,6 +149,14 @@ pub trait BlobStore: Send + Sync {
     fn flush(&self) -> StoreResult<()> {
         Ok(())
     }
+
+    /// The action-cache record stored under `key`, if any. A record that was
+    /// torn or corrupted is `None` (a miss), never an error.
+    fn get_action(&self, key: &Digest) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Store `record` under `key` unless a record is already there. Visible to
+    /// other processes after the next `flush`, durable after the next `sync`.
+    fn put_action(&self, key: &Digest, record: &[u8]) -> StoreResult<()>;
 
     /// Convenience: store a whole buffer.
     fn put_bytes(&self, data: &[u8]) -> StoreResult<BlobRef> {

@@ -10,6 +10,8 @@
 //! * [`abi`]: the plugin ABI facts (plugin kinds, embedded metadata, the
 //!   `engine` function table, the WASI import list, the enabled wasm
 //!   features) and static inspection of a module's bytes, without wasmtime;
+//! * [`cache`]: the action-cache key of a task message and the record a
+//!   finished task leaves;
 //! * [`names`]: the one rule for output names, used at check time and at run
 //!   time.
 //!
@@ -17,5 +19,6 @@
 //! or on the pipeline file format.
 
 pub mod abi;
+pub mod cache;
 pub mod message;
 pub mod names;

@@ -26,6 +26,7 @@ const TASK_KEYS: &[&str] = &[
     "stdin",
     "stdout",
     "deterministic",
+    "cache",
     "fuel",
     "max_output_bytes",
     "foreach",

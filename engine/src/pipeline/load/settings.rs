@@ -23,6 +23,7 @@ pub(super) struct Settings {
     pub(super) timeout: Option<Duration>,
     pub(super) priority: Option<i32>,
     pub(super) deterministic: Option<bool>,
+    pub(super) cache: Option<bool>,
     pub(super) fuel: Option<u64>,
     pub(super) max_output_bytes: Option<u64>,
 }
@@ -158,6 +159,9 @@ impl Loader<'_, '_> {
         }
         if let Some(e) = f.get("deterministic") {
             s.deterministic = self.as_bool(&w("deterministic"), e.value);
+        }
+        if let Some(e) = f.get("cache") {
+            s.cache = self.as_bool(&w("cache"), e.value);
         }
         if let Some(e) = f.get("fuel")
             && let Some(v) = self.as_int(&w("fuel"), e.value)

@@ -19,7 +19,7 @@ const TOP_KEYS: &[&str] = &["pipeline", "plugins", "defaults", "resources", "tas
 const PIPELINE_KEYS: &[&str] = &["name", "description"];
 const PLUGIN_KEYS: &[&str] = &["path", "sha256"];
 const DEFAULTS_KEYS: &[&str] =
-    &["resources", "retries", "timeout", "priority", "deterministic", "fuel", "max_output_bytes"];
+    &["resources", "retries", "timeout", "priority", "deterministic", "cache", "fuel", "max_output_bytes"];
 
 /// A valid `[plugins]` entry whose file is still to be checked.
 struct PluginFile<'d> {

@@ -1,0 +1,292 @@
+//! The action cache's key and record: what makes two attempts of a task
+//! interchangeable, and what a finished one leaves behind.
+//!
+//! The key is a sha256 over a versioned, canonical encoding of everything that
+//! can change what a task produces: the plugin digest (which also fixes the
+//! task kind and its declared outputs), params, args, env, the stdin source
+//! and stdout capture, every input's name and blob digests, the command
+//! filesystem (mount contents, scratch size, success exit codes) and
+//! `deterministic`. The task id, priority, retries, timeout, fuel, output caps
+//! and resources are left out: renaming a task or giving it more memory does
+//! not change its result.
+//!
+//! Next to the key, each part gets a 64-bit fingerprint (FNV-1a, stable
+//! across builds) so that a later run can say which part changed.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::message::{OutputBlob, TaskMessage};
+use crate::store::Digest;
+
+/// Bumped whenever the encoding below changes, so that old records miss.
+const KEY_VERSION: &[u8] = b"engine action key v1\0";
+
+/// The parts of a key that a miss can be explained by, in encoding order.
+pub const PART_NAMES: [&str; 7] =
+    ["plugin", "params", "args", "env", "stdin/stdout", "mounts/scratch", "deterministic"];
+
+/// A task's cache key and the fingerprints of its parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionKey {
+    pub key: Digest,
+    pub parts: Fingerprints,
+}
+
+/// 64-bit fingerprints of each part of a key (see [`PART_NAMES`]), and one
+/// per input, by name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprints {
+    pub fixed: [u64; 7],
+    pub inputs: Vec<(String, u64)>,
+}
+
+impl Fingerprints {
+    /// What differs from `old`, as the words a user reads: `plugin`,
+    /// `params`, `input `x``, ... Empty when every part is the same.
+    pub fn changed_since(&self, old: &Fingerprints) -> Vec<String> {
+        let mut v: Vec<String> = PART_NAMES
+            .iter()
+            .zip(self.fixed.iter().zip(old.fixed.iter()))
+            .filter(|(_, (a, b))| a != b)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        for (name, fp) in &self.inputs {
+            match old.inputs.iter().find(|(n, _)| n == name) {
+                Some((_, o)) if o == fp => {}
+                Some(_) => v.push(format!("input `{name}`")),
+                None => v.push(format!("new input `{name}`")),
+            }
+        }
+        for (name, _) in &old.inputs {
+            if !self.inputs.iter().any(|(n, _)| n == name) {
+                v.push(format!("input `{name}` removed"));
+            }
+        }
+        v
+    }
+}
+
+/// Writes the canonical encoding into the key hash and the current part's
+/// fingerprint at once.
+struct Encoder {
+    sha: Sha256,
+    fnv: u64,
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+impl Encoder {
+    fn bytes(&mut self, b: &[u8]) {
+        self.raw(&(b.len() as u64).to_le_bytes());
+        self.raw(b);
+    }
+    fn raw(&mut self, b: &[u8]) {
+        self.sha.update(b);
+        for &x in b {
+            self.fnv = (self.fnv ^ x as u64).wrapping_mul(FNV_PRIME);
+        }
+    }
+    fn u64(&mut self, v: u64) {
+        self.raw(&v.to_le_bytes());
+    }
+    /// Start a new part (tagged), returning the fingerprint of the last one.
+    fn part(&mut self, tag: u8) -> u64 {
+        let fp = std::mem::replace(&mut self.fnv, FNV_OFFSET);
+        self.raw(&[tag]);
+        fp
+    }
+}
+
+/// The cache key of `msg`. `mount_digest` gives the content digest of a
+/// mount's host path; `None` from it (an unreadable mount) makes the task
+/// uncacheable, and so does `None` here.
+pub fn action_key(msg: &TaskMessage, mount_digest: &dyn Fn(&Path) -> Option<Digest>) -> Option<ActionKey> {
+    let mut e = Encoder { sha: Sha256::new(), fnv: FNV_OFFSET };
+    e.raw(KEY_VERSION);
+    let mut fixed = [0u64; 7];
+    e.part(0);
+    e.raw(&msg.plugin.digest.0);
+    fixed[0] = e.part(1);
+    e.bytes(msg.params.as_bytes());
+    fixed[1] = e.part(2);
+    e.u64(msg.command.args.len() as u64);
+    for a in &msg.command.args {
+        e.bytes(a.as_bytes());
+    }
+    fixed[2] = e.part(3);
+    e.u64(msg.command.env.len() as u64);
+    for (k, v) in &msg.command.env {
+        e.bytes(k.as_bytes());
+        e.bytes(v.as_bytes());
+    }
+    fixed[3] = e.part(4);
+    for s in [&msg.command.stdin, &msg.command.stdout] {
+        match s {
+            Some(s) => e.bytes(s.as_bytes()),
+            None => e.raw(&[0xff]),
+        }
+    }
+    fixed[4] = e.part(5);
+    match msg.command.fs.as_deref() {
+        None => e.raw(&[0]),
+        Some(fs) => {
+            e.raw(&[1]);
+            e.u64(fs.mounts.len() as u64);
+            for m in &fs.mounts {
+                e.bytes(m.guest.as_bytes());
+                e.raw(&mount_digest(&m.host)?.0);
+            }
+            e.u64(fs.scratch.map_or(u64::MAX, |s| s));
+            e.u64(fs.success_exit_codes.len() as u64);
+            for c in &fs.success_exit_codes {
+                e.raw(&c.to_le_bytes());
+            }
+        }
+    }
+    fixed[5] = e.part(6);
+    e.raw(&[msg.deterministic as u8]);
+    fixed[6] = e.part(7);
+    let mut inputs = Vec::with_capacity(msg.inputs.len());
+    e.sha.update((msg.inputs.len() as u64).to_le_bytes());
+    for i in &msg.inputs {
+        e.bytes(i.name.as_bytes());
+        e.raw(&[i.list as u8]);
+        e.u64(i.items.len() as u64);
+        for b in &i.items {
+            e.raw(&b.digest.0);
+            e.u64(b.len);
+        }
+        inputs.push((i.name.clone(), e.part(8)));
+    }
+    Some(ActionKey { key: Digest(e.sha.finalize().into()), parts: Fingerprints { fixed, inputs } })
+}
+
+/// What the action cache keeps for a task that succeeded: its outputs, its
+/// exit code, and the metrics of the attempt that produced them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    pub outputs: Vec<OutputBlob>,
+    pub exit_code: Option<i32>,
+    /// Wall time of the original attempt, microseconds.
+    pub duration_us: u64,
+    pub peak_memory: u64,
+    pub fuel_consumed: Option<u64>,
+}
+
+impl ActionRecord {
+    /// The stored form (JSON, so `engine store verify` and people can read it).
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+    /// `None` for anything that is not a record (a miss, never an error).
+    pub fn decode(bytes: &[u8]) -> Option<ActionRecord> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::message::{CommandOpts, Limits, MsgInput, PluginRef};
+    use std::path::PathBuf;
+
+    fn msg() -> TaskMessage {
+        TaskMessage {
+            task: 0,
+            name: "a".into(),
+            attempt: 1,
+            plugin: PluginRef { digest: Digest::of(b"plugin"), path: PathBuf::from("/p.wasm") },
+            inputs: vec![MsgInput {
+                name: "x".into(),
+                list: false,
+                items: vec![crate::store::BlobRef { digest: Digest::of(b"x"), len: 1 }],
+            }],
+            params: "{}".into(),
+            limits: Limits::default(),
+            command: CommandOpts::default(),
+            deterministic: false,
+        }
+    }
+
+    fn key(m: &TaskMessage) -> ActionKey {
+        action_key(m, &|_| Some(Digest::EMPTY)).expect("a key")
+    }
+
+    #[test]
+    fn identity_and_attempt_details_are_not_in_the_key() {
+        let a = key(&msg());
+        let mut m = msg();
+        m.task = 7;
+        m.name = "renamed".into();
+        m.attempt = 3;
+        m.limits.memory *= 2;
+        m.limits.fuel = Some(10);
+        assert_eq!(key(&m), a);
+    }
+
+    #[test]
+    fn each_part_changes_the_key_and_is_named() {
+        let base = key(&msg());
+        let mut cases: Vec<(TaskMessage, &str)> = Vec::new();
+        let mut m = msg();
+        m.plugin.digest = Digest::of(b"other");
+        cases.push((m, "plugin"));
+        let mut m = msg();
+        m.params = r#"{"k":1}"#.into();
+        cases.push((m, "params"));
+        let mut m = msg();
+        m.command.args = vec!["-v".into()];
+        cases.push((m, "args"));
+        let mut m = msg();
+        m.command.env = vec![("A".into(), "1".into())];
+        cases.push((m, "env"));
+        let mut m = msg();
+        m.command.stdin = Some("x".into());
+        cases.push((m, "stdin/stdout"));
+        let mut m = msg();
+        m.deterministic = true;
+        cases.push((m, "deterministic"));
+        let mut m = msg();
+        m.inputs[0].items[0].digest = Digest::of(b"y");
+        cases.push((m, "input `x`"));
+        for (m, part) in cases {
+            let k = key(&m);
+            assert_ne!(k.key, base.key, "{part}");
+            assert_eq!(k.parts.changed_since(&base.parts), vec![part.to_string()]);
+        }
+    }
+
+    #[test]
+    fn an_unreadable_mount_makes_the_task_uncacheable() {
+        let mut m = msg();
+        m.command.fs = Some(Box::new(crate::plan::CommandFs {
+            mounts: vec![crate::plan::Mount { guest: "/m".into(), host: PathBuf::from("/nowhere") }],
+            scratch: None,
+            success_exit_codes: vec![0],
+        }));
+        assert!(action_key(&m, &|_| None).is_none());
+        let a = action_key(&m, &|_| Some(Digest::of(b"1"))).expect("a key");
+        let b = action_key(&m, &|_| Some(Digest::of(b"2"))).expect("a key");
+        assert_eq!(b.parts.changed_since(&a.parts), vec!["mounts/scratch".to_string()]);
+    }
+
+    #[test]
+    fn records_round_trip_and_garbage_is_a_miss() {
+        let r = ActionRecord {
+            outputs: vec![OutputBlob {
+                name: "out".into(),
+                blob: crate::store::BlobRef { digest: Digest::of(b"o"), len: 1 },
+            }],
+            exit_code: Some(0),
+            duration_us: 12,
+            peak_memory: 65536,
+            fuel_consumed: None,
+        };
+        assert_eq!(ActionRecord::decode(&r.encode()), Some(r));
+        assert_eq!(ActionRecord::decode(b"{\"outputs\":"), None);
+    }
+}
