@@ -19,6 +19,7 @@
 pub mod cli;
 pub mod exec;
 pub mod graph;
+pub mod history;
 pub mod pipeline;
 pub mod plan;
 pub mod report;

@@ -19,6 +19,7 @@ use crate::exec::Executor;
 use crate::exec::driver::{self, CacheOptions, NoObserver, Observer, RunOptions};
 use crate::exec::processes::{ProcessesConfig, ProcessesExecutor};
 use crate::exec::sync::SyncExecutor;
+use crate::history::{RunHistory, Runs, TaskHistory};
 use crate::plan::Plan;
 use crate::report::{self, PluginReport};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
@@ -116,6 +117,9 @@ pub struct RunOutcome {
     pub missing: Vec<MissingOutput>,
     /// Why the engine itself stopped the run (no worker left), if it did.
     pub aborted: Option<String>,
+    /// Why the run's record (for `engine cat`, `logs`, `--dry-run`) could not
+    /// be written, if it could not.
+    pub history_error: Option<String>,
     /// What happened to each task and attempt.
     pub records: Records,
 }
@@ -317,12 +321,11 @@ impl Session {
         let plugins = self.prepare_plugins(&runtime)?;
 
         let run_start = Instant::now();
-        let run_id = format!(
-            "{}-{}",
-            SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-            std::process::id()
-        );
-        let log_dir = spec.local_dir().unwrap_or(&self.plan.base_dir).join("runs").join(&run_id).join("logs");
+        let run_id = new_run_id();
+        let runs = runs_of(&self.plan, &spec);
+        let log_dir = runs.run_dir(&run_id).join("logs");
+        // Best effort: without it `engine logs` cannot find this run's logs.
+        let _ = runs.started(&run_id);
         let opts = RunOptions {
             fail_fast: self.fail_fast,
             backoff_base: self.backoff_base,
@@ -352,9 +355,9 @@ impl Session {
             }
         };
         store.sync().map_err(SessionError::Sync)?;
-        // `[outputs]` are copied out only when every task succeeded.
-        let all_ok = !records.interrupted && records.counts.succeeded == records.counts.total;
-        let (written, missing) = if all_ok { write_outputs(plan, &records, &*store) } else { (Vec::new(), Vec::new()) };
+        let history = runs.finished(&history_of(plan, &records, &run_id, &spec)).err().map(|e| e.to_string());
+        // The outputs of every task that succeeded; the rest are listed as missing.
+        let (written, missing) = write_outputs(plan, &records, &*store);
         let status = if records.interrupted {
             RunStatus::Interrupted
         } else if records.counts.succeeded == records.counts.total && missing.is_empty() {
@@ -373,6 +376,7 @@ impl Session {
             written,
             missing,
             aborted: records.aborted.clone(),
+            history_error: history,
             records,
         })
     }
@@ -518,6 +522,215 @@ fn mount_sources(plan: &Plan) -> Vec<PathBuf> {
     v.sort();
     v.dedup();
     v
+}
+
+/// What `engine run --dry-run` found for one task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DryRunTask {
+    pub id: String,
+    /// The cache has the task: a run would not execute it.
+    pub hit: bool,
+    /// Why it is a miss (empty for a hit).
+    pub reason: String,
+}
+
+impl Session {
+    /// Run nothing: say, per task in dependency order, whether the action
+    /// cache has it, and for a miss why (what changed since the last run of
+    /// this pipeline, or why it has no record). A task whose upstream is a
+    /// miss is a miss too: its inputs are not known before that runs.
+    pub fn dry_run(mut self) -> Result<Vec<DryRunTask>, SessionError> {
+        let rerun = rerun_flags(&self.plan, &self.rerun)?;
+        let spec = self.store.clone().unwrap_or_else(|| StoreSpec::Local(self.plan.base_dir.join(".engine-store")));
+        let store = spec.open().map_err(|error| SessionError::Store { location: spec.to_string(), error })?;
+        for p in &mut self.plan.plugins {
+            if p.digest.is_none() {
+                let bytes = fs::read(&p.path).map_err(|e| SessionError::Plugin {
+                    name: p.name.clone(),
+                    error: RuntimeError::Read { path: p.path.clone(), source: e },
+                })?;
+                p.digest = Some(Digest::of(&bytes));
+            }
+        }
+        let plan = &self.plan;
+        let last = runs_of(plan, &spec).last().ok();
+        let mounts = if self.use_cache { mount_digests(plan) } else { HashMap::new() };
+        let mut outputs: Vec<Option<Vec<crate::task::message::OutputBlob>>> = vec![None; plan.tasks.len()];
+        let mut files: HashMap<PathBuf, Result<crate::store::BlobRef, String>> = HashMap::new();
+        let mut out = Vec::with_capacity(plan.tasks.len());
+        for t in dependency_order(plan) {
+            let spec_t = &plan.tasks[t as usize];
+            let (hit, reason) = match self.dry_run_one(t, &rerun, &outputs, &mut files, &mounts, &*store, last.as_ref())
+            {
+                Ok(rec) => {
+                    outputs[t as usize] = Some(rec);
+                    (true, String::new())
+                }
+                Err(why) => (false, why),
+            };
+            out.push(DryRunTask { id: spec_t.id.clone(), hit, reason });
+        }
+        Ok(out)
+    }
+
+    /// A dry-run hit's outputs, or why task `t` is a miss.
+    #[allow(clippy::too_many_arguments)]
+    fn dry_run_one(
+        &self,
+        t: crate::plan::TaskId,
+        rerun: &[bool],
+        outputs: &[Option<Vec<crate::task::message::OutputBlob>>],
+        files: &mut HashMap<PathBuf, Result<crate::store::BlobRef, String>>,
+        mounts: &HashMap<PathBuf, Digest>,
+        store: &dyn BlobStore,
+        last: Option<&RunHistory>,
+    ) -> Result<Vec<crate::task::message::OutputBlob>, String> {
+        use crate::plan::Source;
+        use crate::task::message::MsgInput;
+        let plan = &self.plan;
+        let spec = &plan.tasks[t as usize];
+        if !self.use_cache {
+            return Err("the cache is off (--no-cache)".into());
+        }
+        if !spec.cache {
+            return Err("cache = false".into());
+        }
+        if rerun.get(t as usize).copied().unwrap_or(false) {
+            return Err("--rerun".into());
+        }
+        let mut inputs = Vec::with_capacity(spec.inputs.len());
+        for input in &spec.inputs {
+            let mut items = Vec::with_capacity(input.sources.len());
+            for src in &input.sources {
+                let blob = match src {
+                    Source::Task { task, output } => {
+                        let up = &plan.tasks[*task as usize].id;
+                        let Some(outs) = &outputs[*task as usize] else {
+                            return Err(format!("input `{}` comes from `{up}`, which runs", input.name));
+                        };
+                        match outs.iter().find(|o| &o.name == output) {
+                            Some(o) => o.blob,
+                            None => return Err(format!("`{up}` recorded no output `{output}`")),
+                        }
+                    }
+                    Source::File { path } => files
+                        .entry(path.clone())
+                        .or_insert_with(|| hash_file(path))
+                        .clone()
+                        .map_err(|e| format!("input `{}`: {e}", input.name))?,
+                };
+                items.push(blob);
+            }
+            inputs.push(MsgInput { name: input.name.clone(), list: input.list, items });
+        }
+        let msg = driver::task_message(plan, t, 1, inputs, &Limits::default()).map_err(|e| e.to_string())?;
+        let Some(key) = crate::task::cache::action_key(&msg, &|p| mounts.get(p).copied()) else {
+            return Err("a mount cannot be read".into());
+        };
+        if let Some(bytes) = store.get_action(&key.key).ok().flatten()
+            && let Some(rec) = crate::task::cache::ActionRecord::decode(&bytes)
+        {
+            if rec.outputs.iter().all(|o| store.size(&o.blob.digest).ok().flatten() == Some(o.blob.len)) {
+                return Ok(rec.outputs);
+            }
+            return Err("a recorded output is no longer in the store".into());
+        }
+        let Some(last) = last else {
+            return Err("no earlier run of this pipeline".into());
+        };
+        let Some(prev) = last.tasks.iter().find(|h| h.id == spec.id) else {
+            return Err("not in the last run".into());
+        };
+        match &prev.parts {
+            Some(parts) => {
+                let changed = key.parts.changed_since(parts);
+                if !changed.is_empty() {
+                    Err(format!("changed since the last run: {}", changed.join(", ")))
+                } else if prev.state != "succeeded" {
+                    Err(format!("it {} in the last run", prev.state))
+                } else {
+                    Err("its record is no longer in the store".into())
+                }
+            }
+            None if prev.state != "succeeded" => Err(format!("it {} in the last run", prev.state)),
+            None => Err("the last run did not cache it".into()),
+        }
+    }
+}
+
+/// The tasks of `plan` with every task after the tasks it depends on.
+fn dependency_order(plan: &Plan) -> Vec<crate::plan::TaskId> {
+    let n = plan.tasks.len();
+    let mut indeg: Vec<usize> = plan.tasks.iter().map(|t| t.deps.len()).collect();
+    let mut users: Vec<Vec<crate::plan::TaskId>> = vec![Vec::new(); n];
+    for (i, t) in plan.tasks.iter().enumerate() {
+        for &d in &t.deps {
+            users[d as usize].push(i as crate::plan::TaskId);
+        }
+    }
+    let mut order: Vec<crate::plan::TaskId> =
+        (0..n as crate::plan::TaskId).filter(|&t| indeg[t as usize] == 0).collect();
+    let mut i = 0;
+    while i < order.len() {
+        let t = order[i];
+        for &u in &users[t as usize] {
+            indeg[u as usize] -= 1;
+            if indeg[u as usize] == 0 {
+                order.push(u);
+            }
+        }
+        i += 1;
+    }
+    order
+}
+
+/// The blob reference a file would get in the store, without storing it.
+fn hash_file(path: &Path) -> Result<crate::store::BlobRef, String> {
+    let mut f = fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut h = crate::store::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if n == 0 {
+            return Ok(h.finish());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// A run id: the start time in seconds, the process id and a sequence
+/// number (several runs in one process and second stay apart).
+fn new_run_id() -> String {
+    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if seq == 0 { format!("{secs}-{}", std::process::id()) } else { format!("{secs}-{}-{seq}", std::process::id()) }
+}
+
+/// Where the runs of `plan` on the store `spec` are recorded: `STORE/runs`
+/// for a local store, `runs/` next to the pipeline otherwise.
+pub fn runs_of(plan: &Plan, spec: &StoreSpec) -> Runs {
+    Runs::new(spec.local_dir().unwrap_or(&plan.base_dir).join("runs"), &plan.pipeline_file)
+}
+
+fn history_of(plan: &Plan, records: &Records, run_id: &str, spec: &StoreSpec) -> RunHistory {
+    RunHistory {
+        run_id: run_id.to_string(),
+        store: spec.to_string(),
+        tasks: plan
+            .tasks
+            .iter()
+            .zip(&records.records)
+            .zip(&records.states)
+            .map(|((t, r), s)| TaskHistory {
+                id: t.id.clone(),
+                state: crate::report::state_name(*s).to_string(),
+                key: r.key.as_ref().map(|k| k.key),
+                parts: r.key.as_ref().map(|k| k.parts.clone()),
+                outputs: r.outputs.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// Per task: whether it matches a `--rerun` pattern. A pattern that matches

@@ -1,4 +1,5 @@
 //! The one integration-test binary. Shared helpers live in `util`.
+mod cache;
 mod hostile;
 mod languages;
 mod pipeline;

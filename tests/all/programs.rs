@@ -168,8 +168,9 @@ success_exit_codes = [0, 10, 20]
         task(&r, "three")["error"]["message"],
         "task error: exited with code 3, which is not one of success_exit_codes [0, 10, 20]"
     );
-    // [outputs] are written only after a successful run.
-    assert!(!dir.path().join("show.txt").exists());
+    // [outputs] of the tasks that succeeded are written even so.
+    assert_eq!(read(dir.path().join("show.txt")), "10\nfound");
+    std::fs::remove_file(dir.path().join("show.txt")).unwrap();
 
     // Without the failing task, the exit code reaches the downstream task.
     let body = std::fs::read_to_string(dir.path().join("pipeline.toml")).unwrap();

@@ -40,7 +40,7 @@ fn example(name: &str) -> tempfile::TempDir {
 fn run_in(dir: &Path, args: &[&str]) -> Output {
     engine()
         .env("ENGINE_RETRY_BACKOFF", "10ms")
-        .arg("run")
+        .args(["run", "--no-cache"])
         .arg(dir.join("pipeline.toml"))
         .args(args)
         .arg("--report")
@@ -183,7 +183,9 @@ params = { ms = 50 }
         stderr.contains("error: task `bad` failed: task error: failing as asked (2 dependent tasks skipped)"),
         "{stderr}"
     );
-    assert!(text(&o.stdout).starts_with("failed: 4 tasks: 1 succeeded, 1 failed, 2 skipped, 0 cancelled in "));
+    assert!(
+        text(&o.stdout).starts_with("failed: 4 tasks: 1 succeeded (0 cached), 1 failed, 2 skipped, 0 cancelled in ")
+    );
     let r = report(dir.path());
     assert_eq!(r["status"], "failed");
     assert_eq!(task(&r, "bad")["state"], "failed");
@@ -303,7 +305,7 @@ foreach = { i = { range = [0, 4] } }
 "#,
     );
     let child = engine()
-        .arg("run")
+        .args(["run", "--no-cache"])
         .arg(dir.path().join("pipeline.toml"))
         .args(["--report", dir.path().join("report.json").to_str().unwrap()])
         .stdout(Stdio::piped())
@@ -331,7 +333,7 @@ params = { ms = 40 }
 "#,
     );
     let mut child = engine()
-        .arg("run")
+        .args(["run", "--no-cache"])
         .arg(dir.path().join("pipeline.toml"))
         .args(["--executor", "processes", "--workers", "2"])
         .args(["--report", dir.path().join("report.json").to_str().unwrap()])
@@ -374,7 +376,7 @@ params = { ms = 20 }
     );
     let o = engine()
         .env("ENGINE_TEST_WORKER_ABORT_ON", "crash")
-        .arg("run")
+        .args(["run", "--no-cache"])
         .arg(dir.path().join("pipeline.toml"))
         .args(["--executor", "processes", "--workers", "2"])
         .args(["--report", dir.path().join("report.json").to_str().unwrap()])
@@ -412,7 +414,7 @@ params = { ms = 0 }
     );
     let o = engine()
         .env("ENGINE_TEST_WORKER_ABORT_ON", "crash")
-        .arg("run")
+        .args(["run", "--no-cache"])
         .arg(dir.path().join("pipeline.toml"))
         .args(["--executor", "processes", "--workers", "2"])
         .args(["--report", dir.path().join("report.json").to_str().unwrap()])
@@ -442,7 +444,7 @@ params = {{ ms = 0 }}
 "#
     ));
     let mut child = engine()
-        .arg("run")
+        .args(["run", "--no-cache"])
         .arg(dir.path().join("pipeline.toml"))
         .args(["--executor", "processes", "--workers", "2", "--quiet"])
         .args(["--report", dir.path().join("report.json").to_str().unwrap()])
@@ -514,7 +516,7 @@ params = { ms = 2000 }
     let cache_dir = cache.path().join("cache");
     let child = engine()
         .env("ENGINE_CACHE_DIR", &cache_dir)
-        .arg("run")
+        .args(["run", "--no-cache"])
         .arg(dir.path().join("pipeline.toml"))
         .args(["--executor", "processes", "--workers", "1"])
         .args(["--report", dir.path().join("report.json").to_str().unwrap()])

@@ -186,6 +186,12 @@ impl BlobStore for SyntheticStore {
     fn sync(&self) -> StoreResult<()> {
         Ok(())
     }
+    fn get_action(&self, key: &Digest) -> StoreResult<Option<Vec<u8>>> {
+        self.out.get_action(key)
+    }
+    fn put_action(&self, key: &Digest, record: &[u8]) -> StoreResult<()> {
+        self.out.put_action(key, record)
+    }
 }
 
 #[test]

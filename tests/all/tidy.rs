@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["pipeline"],
     &["runtime"],
     &["exec"],
-    &["report"],
+    &["report", "history"],
     &["session"],
     &["cli"],
     &["main"],

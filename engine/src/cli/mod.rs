@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod inspect;
+mod look;
 pub mod run;
 
 use std::path::PathBuf;
@@ -55,12 +56,20 @@ pub enum Command {
     /// running tasks leave free. A failed task is retried `retries` times (backoff 100ms,
     /// doubling, capped at 10s; $ENGINE_RETRY_BACKOFF sets the first delay); when it fails
     /// for good its dependents are skipped and independent tasks run on. Outputs are stored
-    /// by sha256 in the store; `[outputs]` are copied out atomically only if every task
-    /// succeeded. Per-task logs go to STORE/runs/RUN/logs/TASK.log. The summary goes to
+    /// by sha256 in the store; `[outputs]` of the tasks that succeeded are copied out
+    /// atomically. A task whose action-cache record is in the store (same plugin,
+    /// params, args, env, inputs, mounts) completes without running. Per-task logs go to STORE/runs/RUN/logs/TASK.log. The summary goes to
     /// stdout, progress and failures to stderr. Ctrl-C cancels running tasks and exits 130.
     #[command(after_help = "Exit status: 0 every task succeeded, 1 some task failed or was skipped, \
 2 invalid pipeline/plugin/arguments (nothing ran), 3 internal or I/O error, 130 interrupted.")]
     Run(RunArgs),
+    /// Print a stored blob to stdout: an output of the latest finished run of the
+    /// pipeline (`TASK` for its output `out` or its only output, `TASK.OUTPUT`), or
+    /// any blob by its sha256 (64 hex digits).
+    Cat(CatArgs),
+    /// Print a task's log from the latest run of the pipeline (the last attempt,
+    /// or `--attempt N`).
+    Logs(LogsArgs),
     /// Print a plugin's kind, metadata, imports and exports.
     Inspect(InspectArgs),
     /// Internal: a worker subprocess of the processes executor (speaks the framed protocol on stdio).
@@ -148,6 +157,33 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct CatArgs {
+    /// `TASK`, `TASK.OUTPUT`, or a blob's sha256.
+    pub target: String,
+    /// The pipeline file whose latest run is meant.
+    #[arg(long, short, value_name = "FILE", default_value = "pipeline.toml")]
+    pub pipeline: PathBuf,
+    /// The store (default: the one the latest run used).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// The task id, e.g. `count[3]`.
+    pub task: String,
+    /// The pipeline file whose latest run is meant.
+    #[arg(long, short, value_name = "FILE", default_value = "pipeline.toml")]
+    pub pipeline: PathBuf,
+    /// The store the run used (default: `.engine-store` next to the pipeline file).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<String>,
+    /// Print only attempt N (1 is the first).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub attempt: Option<u32>,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct InspectArgs {
     /// The plugin module.
     pub plugin: PathBuf,
@@ -171,6 +207,8 @@ pub fn main() -> i32 {
         Command::Graph(a) => check::graph(&a),
         Command::Run(a) => run::run(&a),
         Command::Inspect(a) => inspect::inspect(&a),
+        Command::Cat(a) => look::cat(&a),
+        Command::Logs(a) => look::logs(&a),
         Command::Worker(a) => run::worker(&a),
     }
 }

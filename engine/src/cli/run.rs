@@ -70,6 +70,9 @@ pub fn run(a: &RunArgs) -> i32 {
     if let Some(w) = a.workers {
         session = session.workers(w as usize);
     }
+    if a.dry_run {
+        return dry_run(session);
+    }
     let out = match session.run() {
         Ok(out) => out,
         Err(e) => {
@@ -82,6 +85,9 @@ pub fn run(a: &RunArgs) -> i32 {
             };
         }
     };
+    if let Some(e) = &out.history_error {
+        eprintln!("warning: cannot record this run for `engine cat`, `engine logs` and --dry-run: {e}");
+    }
     if let Some(why) = &out.aborted {
         eprintln!("error: the run was stopped, no worker is left to run tasks: {why}");
     }
@@ -106,6 +112,26 @@ pub fn run(a: &RunArgs) -> i32 {
         RunStatus::Interrupted => EXIT_INTERRUPTED,
         RunStatus::Failed => EXIT_TASKS_FAILED,
     }
+}
+
+fn dry_run(session: Session) -> i32 {
+    let tasks = match session.dry_run() {
+        Ok(t) => t,
+        Err(e) => {
+            super::print_error(&e);
+            return match e {
+                SessionError::InvalidOptions(_) | SessionError::Plugin { .. } => EXIT_INVALID,
+                _ => EXIT_INTERNAL,
+            };
+        }
+    };
+    let mut o = std::io::stdout().lock();
+    let hits = tasks.iter().filter(|t| t.hit).count();
+    for t in &tasks {
+        let _ = if t.hit { writeln!(o, "hit   {}", t.id) } else { writeln!(o, "miss  {}: {}", t.id, t.reason) };
+    }
+    let _ = writeln!(o, "dry run: {} tasks: {hits} hits, {} misses", tasks.len(), tasks.len() - hits);
+    EXIT_OK
 }
 
 /// A spinner while a large plugin compiles, and a line when preparing one

@@ -675,31 +675,43 @@ impl RunState<'_> {
             }
             inputs.push(MsgInput { name: input.name.clone(), list: input.list, items });
         }
-        let plugin = &plan.plugins[spec.plugin as usize];
-        let Some(digest) = plugin.digest else {
-            return Err(TaskFailure::infra(
-                InfraKind::PluginLoad,
-                format!("plugin `{}` was not prepared before the run", plugin.name),
-            ));
-        };
-        Ok(TaskMessage {
-            task: t,
-            name: spec.id.clone(),
-            attempt,
-            plugin: PluginRef { digest, path: plugin.path.clone() },
-            inputs,
-            params: spec.params.clone(),
-            limits: Limits::for_task(spec, limits),
-            command: CommandOpts {
-                args: spec.args.clone(),
-                env: spec.env.clone(),
-                stdin: spec.stdin.clone(),
-                stdout: spec.stdout.clone(),
-                fs: spec.fs.clone(),
-            },
-            deterministic: spec.deterministic,
-        })
+        task_message(plan, t, attempt, inputs, limits)
     }
+}
+
+/// The message for attempt `attempt` of task `t` with its inputs resolved.
+pub fn task_message(
+    plan: &Plan,
+    t: TaskId,
+    attempt: u32,
+    inputs: Vec<MsgInput>,
+    limits: &Limits,
+) -> Result<TaskMessage, TaskFailure> {
+    let spec = &plan.tasks[t as usize];
+    let plugin = &plan.plugins[spec.plugin as usize];
+    let Some(digest) = plugin.digest else {
+        return Err(TaskFailure::infra(
+            InfraKind::PluginLoad,
+            format!("plugin `{}` was not prepared before the run", plugin.name),
+        ));
+    };
+    Ok(TaskMessage {
+        task: t,
+        name: spec.id.clone(),
+        attempt,
+        plugin: PluginRef { digest, path: plugin.path.clone() },
+        inputs,
+        params: spec.params.clone(),
+        limits: Limits::for_task(spec, limits),
+        command: CommandOpts {
+            args: spec.args.clone(),
+            env: spec.env.clone(),
+            stdin: spec.stdin.clone(),
+            stdout: spec.stdout.clone(),
+            fs: spec.fs.clone(),
+        },
+        deterministic: spec.deterministic,
+    })
 }
 
 fn put_file(store: &dyn BlobStore, path: &Path) -> Result<BlobRef, String> {

@@ -217,21 +217,21 @@ impl Read for BlobReader<'_> {
     }
 }
 
-/// Incremental hasher shared by the store implementations.
-pub(crate) struct Hasher {
+/// Incremental hasher: what a blob's [`BlobRef`] will be.
+pub struct Hasher {
     h: Sha256,
     n: u64,
 }
 
 impl Hasher {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Hasher { h: Sha256::new(), n: 0 }
     }
-    pub(crate) fn update(&mut self, b: &[u8]) {
+    pub fn update(&mut self, b: &[u8]) {
         self.h.update(b);
         self.n += b.len() as u64;
     }
-    pub(crate) fn finish(self) -> BlobRef {
+    pub fn finish(self) -> BlobRef {
         BlobRef { digest: Digest(self.h.finalize().into()), len: self.n }
     }
 }

@@ -1,0 +1,146 @@
+//! `engine cat` and `engine logs`: read what the latest run of a pipeline left
+//! in its store, without loading (or even validating) the pipeline again.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::{CatArgs, EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, LogsArgs};
+use crate::history::{self, Runs};
+use crate::store::{BlobReader, Digest, StoreSpec};
+
+/// The canonical pipeline path, its store and its runs directory.
+fn locate(pipeline: &std::path::Path, store: &Option<String>) -> Result<(PathBuf, StoreSpec, Runs), String> {
+    let abs = std::path::absolute(pipeline).unwrap_or_else(|_| pipeline.to_path_buf());
+    let file = abs.canonicalize().map_err(|e| format!("cannot read pipeline {}: {e}", pipeline.display()))?;
+    let base = file.parent().map(PathBuf::from).unwrap_or_default();
+    let spec = match store {
+        Some(s) => StoreSpec::parse(s).map_err(|e| format!("--store: {e}"))?,
+        None => StoreSpec::Local(base.join(".engine-store")),
+    };
+    let runs = Runs::new(spec.local_dir().unwrap_or(&base).join("runs"), &file);
+    Ok((file, spec, runs))
+}
+
+fn fail(msg: impl std::fmt::Display, code: i32) -> i32 {
+    eprintln!("error: {msg}");
+    code
+}
+
+pub fn cat(a: &CatArgs) -> i32 {
+    if let Some(d) = (a.target.len() == 64).then(|| Digest::from_hex(&a.target)).flatten() {
+        let spec = match &a.store {
+            Some(s) => match StoreSpec::parse(s) {
+                Ok(s) => s,
+                Err(e) => return fail(format!("--store: {e}"), EXIT_INVALID),
+            },
+            None => match locate(&a.pipeline, &None) {
+                Ok((_, spec, _)) => spec,
+                Err(e) => return fail(e, EXIT_INVALID),
+            },
+        };
+        return print_blob(&spec, &d);
+    }
+    let (_, spec, runs) = match locate(&a.pipeline, &a.store) {
+        Ok(x) => x,
+        Err(e) => return fail(e, EXIT_INVALID),
+    };
+    let h = match runs.last() {
+        Ok(h) => h,
+        Err(e) => return fail(e, EXIT_INVALID),
+    };
+    let (task, output) = match h.tasks.iter().find(|t| t.id == a.target) {
+        Some(t) => (t, None),
+        None => match a.target.rsplit_once('.').and_then(|(t, o)| Some((h.tasks.iter().find(|x| x.id == t)?, o))) {
+            Some((t, o)) => (t, Some(o)),
+            None => {
+                return fail(
+                    format!("no task `{}` in the latest run ({}) of this pipeline", a.target, h.run_id),
+                    EXIT_INVALID,
+                );
+            }
+        },
+    };
+    if task.state != "succeeded" {
+        return fail(
+            format!("task `{}` {} in the latest run ({}): it has no outputs", task.id, task.state, h.run_id),
+            EXIT_INVALID,
+        );
+    }
+    let mut names: Vec<&str> = task.outputs.iter().map(|o| o.name.as_str()).collect();
+    names.sort_unstable();
+    let chosen = match output {
+        Some(o) => task.outputs.iter().find(|x| x.name == o),
+        None => task
+            .outputs
+            .iter()
+            .find(|x| x.name == crate::plan::DEFAULT_OUTPUT)
+            .or_else(|| (task.outputs.len() == 1).then(|| &task.outputs[0])),
+    };
+    let Some(chosen) = chosen else {
+        let what = match output {
+            Some(o) => format!("task `{}` has no output `{o}`", task.id),
+            None => format!("task `{}` has several outputs; name one as `{}.OUTPUT`", task.id, task.id),
+        };
+        let list = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+        return fail(format!("{what} (its outputs: {list})"), EXIT_INVALID);
+    };
+    let spec = if a.store.is_some() { spec } else { StoreSpec::parse(&h.store).unwrap_or(spec) };
+    print_blob(&spec, &chosen.blob.digest)
+}
+
+fn print_blob(spec: &StoreSpec, d: &Digest) -> i32 {
+    let store = match spec.open() {
+        Ok(s) => s,
+        Err(e) => return fail(format!("cannot open the store at {spec}: {e}"), EXIT_INTERNAL),
+    };
+    let mut r = match BlobReader::for_store(&*store, d) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("{e} (store {spec})"), EXIT_INVALID),
+    };
+    let mut out = std::io::stdout().lock();
+    match std::io::copy(&mut r, &mut out).and_then(|_| out.flush()) {
+        Ok(()) => EXIT_OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
+        Err(e) => fail(format!("cannot print blob {d}: {e}"), EXIT_INTERNAL),
+    }
+}
+
+pub fn logs(a: &LogsArgs) -> i32 {
+    let (_, _, runs) = match locate(&a.pipeline, &a.store) {
+        Ok(x) => x,
+        Err(e) => return fail(e, EXIT_INVALID),
+    };
+    let run = match runs.latest("started") {
+        Ok(r) => r,
+        Err(e) => return fail(e, EXIT_INVALID),
+    };
+    let path = runs.run_dir(&run).join("logs").join(format!("{}.log", a.task));
+    let text = match std::fs::read(&path) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return fail(
+                format!(
+                    "no log for task `{}` in the latest run ({run}): it logged nothing, or there is no such task",
+                    a.task
+                ),
+                EXIT_INVALID,
+            );
+        }
+        Err(e) => return fail(format!("cannot read {}: {e}", path.display()), EXIT_INTERNAL),
+    };
+    let text = match a.attempt {
+        None => text,
+        Some(n) => match history::attempt_log(&text, n) {
+            Some(t) => t,
+            None => {
+                return fail(
+                    format!("task `{}` has no log of attempt {n} in the latest run ({run})", a.task),
+                    EXIT_INVALID,
+                );
+            }
+        },
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    EXIT_OK
+}

@@ -1,0 +1,418 @@
+//! The action cache end to end: which changes are hits and which are misses,
+//! the cache controls, `--dry-run`, `engine cat` / `engine logs`, and resuming
+//! after the engine is killed at random points.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::util::{engine, guest, run_engine};
+
+/// A command task `a` (args, env, a mount, a `file:` input) feeding an SDK
+/// task `b` (params). `edit` rewrites the pipeline text before it is written.
+fn setup(edit: impl Fn(String) -> String) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.txt"), "hello\n").unwrap();
+    std::fs::create_dir(dir.path().join("mnt")).unwrap();
+    std::fs::write(dir.path().join("mnt/m.txt"), "mounted\n").unwrap();
+    std::fs::copy(guest("echo"), dir.path().join("echo.wasm")).unwrap();
+    write_pipeline(dir.path(), &edit(base_pipeline()));
+    dir
+}
+
+fn base_pipeline() -> String {
+    format!(
+        r#"[pipeline]
+name = "cached"
+
+[plugins]
+probe = "{}"
+echo = "echo.wasm"
+
+[tasks.a]
+plugin = "probe"
+inputs = {{ x = "file:x.txt" }}
+args = ["cat", "/in/x", "cat", "/m/m.txt"]
+env = {{ MODE = "one" }}
+mounts = {{ "/m" = "file:mnt" }}
+stdout = "out"
+priority = 0
+
+[tasks.b]
+plugin = "echo"
+inputs = {{ x = "a" }}
+params = {{ text = "b" }}
+
+[outputs]
+"b.txt" = "b.x"
+"#,
+        guest("cmd_probe").display()
+    )
+}
+
+fn write_pipeline(dir: &Path, text: &str) {
+    std::fs::write(dir.join("pipeline.toml"), text).unwrap();
+}
+
+/// Run the pipeline in `dir`; return the report.
+fn run(dir: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["run", "pipeline.toml", "--report", "report.json"];
+    args.extend_from_slice(extra);
+    let o = run_engine(dir, &args);
+    assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}", o.stdout, o.stderr);
+    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
+}
+
+fn cached(r: &Value, id: &str) -> bool {
+    let t = r["tasks"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap();
+    t["cached"].as_bool().unwrap()
+}
+
+/// After a first run, apply `change` and run again: is task `a` a hit?
+fn a_is_hit_after(change: impl Fn(&Path)) -> bool {
+    let dir = setup(|s| s);
+    let first = run(dir.path(), &[]);
+    assert!(!cached(&first, "a") && !cached(&first, "b"));
+    change(dir.path());
+    let second = run(dir.path(), &[]);
+    assert!(std::fs::read_to_string(dir.path().join("b.txt")).unwrap().starts_with("h"));
+    cached(&second, "a")
+}
+
+fn edit(dir: &Path, from: &str, to: &str) {
+    let p = dir.join("pipeline.toml");
+    let s = std::fs::read_to_string(&p).unwrap();
+    assert!(s.contains(from), "{from} not in the pipeline");
+    std::fs::write(&p, s.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn an_unchanged_rerun_is_all_hits_with_the_same_outputs() {
+    let dir = setup(|s| s);
+    let first = run(dir.path(), &[]);
+    let out1 = std::fs::read(dir.path().join("b.txt")).unwrap();
+    assert_eq!(out1, b"hello\nmounted\n");
+    std::fs::remove_file(dir.path().join("b.txt")).unwrap();
+    let o = run_engine(dir.path(), &["run", "pipeline.toml", "--report", "report.json"]);
+    assert!(
+        o.stdout.starts_with("succeeded: 2 tasks: 2 succeeded (2 cached), 0 failed, 0 skipped, 0 cancelled in "),
+        "{}",
+        o.stdout
+    );
+    assert!(!o.stdout.contains("slowest:"), "{}", o.stdout);
+    let second: Value = serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(second["counts"]["cached"], 2);
+    for id in ["a", "b"] {
+        let t1 = first["tasks"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap();
+        let t2 = second["tasks"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap();
+        assert_eq!(t1["outputs"], t2["outputs"], "{id}");
+        assert_eq!(t1["cache_key"], t2["cache_key"], "{id}");
+        assert_eq!((t2["cached"].as_bool(), t2["attempts"].as_u64()), (Some(true), Some(0)));
+        assert!(t2.get("worker").is_none());
+    }
+    // The `[outputs]` of a fully cached run are written all the same.
+    assert_eq!(std::fs::read(dir.path().join("b.txt")).unwrap(), out1);
+}
+
+#[test]
+fn changed_params_are_a_miss() {
+    let dir = setup(|s| s);
+    run(dir.path(), &[]);
+    edit(dir.path(), r#"text = "b""#, r#"text = "c""#);
+    let r = run(dir.path(), &[]);
+    assert!(cached(&r, "a"));
+    assert!(!cached(&r, "b"));
+}
+
+#[test]
+fn changed_plugin_bytes_are_a_miss() {
+    let dir = setup(|s| s);
+    run(dir.path(), &[]);
+    // Append a custom section: a different, still valid module.
+    let mut bytes = std::fs::read(dir.path().join("echo.wasm")).unwrap();
+    bytes.extend_from_slice(b"\x00\x04\x03abc");
+    std::fs::write(dir.path().join("echo.wasm"), bytes).unwrap();
+    let r = run(dir.path(), &[]);
+    assert!(cached(&r, "a"));
+    assert!(!cached(&r, "b"));
+}
+
+#[test]
+fn changed_input_bytes_are_a_miss() {
+    assert!(!a_is_hit_after(|d| std::fs::write(d.join("x.txt"), "hullo\n").unwrap()));
+}
+
+#[test]
+fn changed_args_are_a_miss() {
+    assert!(!a_is_hit_after(|d| edit(d, r#""cat", "/m/m.txt"]"#, r#""cat", "/m/m.txt", "cat", "/m/m.txt"]"#)));
+}
+
+#[test]
+fn changed_env_is_a_miss() {
+    assert!(!a_is_hit_after(|d| edit(d, r#"MODE = "one""#, r#"MODE = "two""#)));
+}
+
+#[test]
+fn changed_mount_contents_are_a_miss() {
+    assert!(!a_is_hit_after(|d| std::fs::write(d.join("mnt/m.txt"), "MOUNTED\n").unwrap()));
+}
+
+#[test]
+fn changed_priority_is_a_hit() {
+    assert!(a_is_hit_after(|d| edit(d, "priority = 0", "priority = 5")));
+}
+
+#[test]
+fn changed_retries_are_a_hit() {
+    assert!(a_is_hit_after(|d| edit(d, "priority = 0", "retries = 3")));
+}
+
+#[test]
+fn changed_timeout_is_a_hit() {
+    assert!(a_is_hit_after(|d| edit(d, "priority = 0", r#"timeout = "1m""#)));
+}
+
+#[test]
+fn changed_resources_are_a_hit() {
+    assert!(a_is_hit_after(|d| edit(d, "priority = 0", r#"resources = { cpu = 1, memory = "512MiB" }"#)));
+}
+
+#[test]
+fn a_renamed_task_is_a_hit() {
+    let dir = setup(|s| s);
+    run(dir.path(), &[]);
+    edit(dir.path(), "[tasks.a]", "[tasks.first]");
+    edit(dir.path(), r#"x = "a""#, r#"x = "first""#);
+    let r = run(dir.path(), &[]);
+    assert!(cached(&r, "first"));
+    assert!(cached(&r, "b"));
+}
+
+#[test]
+fn cache_false_no_cache_and_rerun_run_the_task_again() {
+    let dir = setup(|s| s.replace("priority = 0", "cache = false"));
+    run(dir.path(), &[]);
+    let r = run(dir.path(), &[]);
+    assert!(!cached(&r, "a"), "cache = false");
+    assert!(r["tasks"][0].get("cache_key").is_none());
+    // `b`'s input is the same bytes, so it is still a hit.
+    assert!(cached(&r, "b"));
+    let r = run(dir.path(), &["--no-cache"]);
+    assert!(!cached(&r, "b"), "--no-cache");
+    let r = run(dir.path(), &["--rerun", "b"]);
+    assert!(!cached(&r, "b"), "--rerun");
+    let o = run_engine(dir.path(), &["run", "pipeline.toml", "--rerun", "nope*"]);
+    assert_eq!(o.code, 2);
+    assert_eq!(o.stderr, "error: --rerun `nope*` matches no task of the pipeline\n");
+}
+
+#[test]
+fn default_cache_false_applies_to_every_task() {
+    let dir = setup(|s| s.replace("[tasks.a]", "[defaults]\ncache = false\n\n[tasks.a]"));
+    run(dir.path(), &[]);
+    let r = run(dir.path(), &[]);
+    assert!(!cached(&r, "a") && !cached(&r, "b"));
+    assert_eq!(r["counts"]["cached"], 0);
+}
+
+#[test]
+fn dry_run_names_what_changed() {
+    let dir = setup(|s| s);
+    let o = run_engine(dir.path(), &["run", "pipeline.toml", "--dry-run"]);
+    assert_eq!(
+        o.stdout,
+        "miss  a: no earlier run of this pipeline\nmiss  b: input `x` comes from `a`, which runs\ndry run: 2 tasks: 0 hits, 2 misses\n"
+    );
+    run(dir.path(), &[]);
+    let o = run_engine(dir.path(), &["run", "pipeline.toml", "--dry-run"]);
+    assert_eq!(o.stdout, "hit   a\nhit   b\ndry run: 2 tasks: 2 hits, 0 misses\n");
+    edit(dir.path(), r#"MODE = "one""#, r#"MODE = "two""#);
+    edit(dir.path(), r#"text = "b""#, r#"text = "c""#);
+    let o = run_engine(dir.path(), &["run", "pipeline.toml", "--dry-run"]);
+    assert_eq!(
+        o.stdout,
+        "miss  a: changed since the last run: env\nmiss  b: input `x` comes from `a`, which runs\ndry run: 2 tasks: 0 hits, 2 misses\n"
+    );
+    // Env back: `a` is a hit, and `b` is a miss for its params alone.
+    edit(dir.path(), r#"MODE = "two""#, r#"MODE = "one""#);
+    let o = run_engine(dir.path(), &["run", "pipeline.toml", "--dry-run", "--rerun", "zz*"]);
+    assert_eq!(o.code, 2);
+    let o = run_engine(dir.path(), &["run", "pipeline.toml", "--dry-run"]);
+    assert_eq!(o.stdout, "hit   a\nmiss  b: changed since the last run: params\ndry run: 2 tasks: 1 hits, 1 misses\n");
+    // Nothing ran: the real run still finds `b` changed.
+    let r = run(dir.path(), &[]);
+    assert!(cached(&r, "a") && !cached(&r, "b"));
+}
+
+#[test]
+fn cat_and_logs_read_the_latest_run() {
+    let dir = setup(|s| s.replace(r#"text = "b""#, r#"text = "b", log = "hello from b""#));
+    run(dir.path(), &[]);
+    let o = run_engine(dir.path(), &["cat", "a"]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "hello\nmounted\n"));
+    let o = run_engine(dir.path(), &["cat", "b.out"]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "b"));
+    let o = run_engine(dir.path(), &["cat", "b"]);
+    assert_eq!(o.stdout, "b");
+    let o = run_engine(dir.path(), &["cat", "b.nope"]);
+    assert_eq!((o.code, o.stderr.as_str()), (2, "error: task `b` has no output `nope` (its outputs: out, x)\n"));
+    let r: Value = serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
+    let digest = r["tasks"][0]["outputs"]["out"]["digest"].as_str().unwrap().to_string();
+    let o = run_engine(dir.path(), &["cat", &digest]);
+    assert_eq!(o.stdout, "hello\nmounted\n");
+    let o = run_engine(dir.path(), &["logs", "b"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("hello from b"), "{}", o.stdout);
+    let o = run_engine(dir.path(), &["logs", "b", "--attempt", "2"]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.starts_with("error: task `b` has no log of attempt 2 in the latest run ("), "{}", o.stderr);
+    let o = run_engine(dir.path(), &["cat", "zz"]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.starts_with("error: no task `zz` in the latest run ("), "{}", o.stderr);
+}
+
+#[test]
+fn outputs_of_succeeded_tasks_are_written_when_another_fails() {
+    let dir = setup(|s| {
+        s + r#"
+[tasks.bad]
+plugin = "probe"
+args = ["exit", "3"]
+
+[tasks.after]
+plugin = "echo"
+inputs = { x = "bad.out" }
+
+"#
+    });
+    // `[outputs]` must stay the last table: add the failing pair's output to it.
+    let p = dir.path().join("pipeline.toml");
+    let s = std::fs::read_to_string(&p).unwrap().replace("[outputs]\n\"b.txt\" = \"b.x\"\n", "");
+    std::fs::write(&p, s + "[outputs]\n\"b.txt\" = \"b.x\"\n\"after.txt\" = \"after.x\"\n").unwrap();
+    let o = run_engine(dir.path(), &["run", "pipeline.toml"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert_eq!(std::fs::read_to_string(dir.path().join("b.txt")).unwrap(), "hello\nmounted\n");
+    assert!(!dir.path().join("after.txt").exists());
+    assert!(
+        o.stdout.contains(&format!("not written: {} (task `after` skipped)\n", dir.path().join("after.txt").display())),
+        "{}",
+        o.stdout
+    );
+}
+
+/// A small deterministic generator (the seed is printed, so a failure can be replayed).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+fn resume_pipeline(dir: &Path) {
+    let text = format!(
+        r#"[pipeline]
+name = "resume"
+
+[plugins]
+probe = "{probe}"
+echo = "{echo}"
+
+[tasks.gen]
+plugin = "echo"
+foreach = {{ i = {{ range = [0, 150] }} }}
+params = {{ text = "item {{i}}", log = "gen {{i}}" }}
+
+[tasks.cmd]
+plugin = "probe"
+foreach = {{ i = {{ range = [0, 150] }} }}
+inputs = {{ x = "gen[{{i}}]" }}
+args = ["cat", "/in/x", "write", "/out/r", "done {{i}}"]
+
+[tasks.all]
+plugin = "echo"
+inputs = {{ parts = "cmd[*].r" }}
+params = {{ log = "all" }}
+
+[outputs]
+"first.txt" = "cmd[0].r"
+"last.txt" = "cmd[149].r"
+"#,
+        probe = guest("cmd_probe").display(),
+        echo = guest("echo").display()
+    );
+    write_pipeline(dir, &text);
+}
+
+/// Completed attempts across every run in `store`: each task of the resume
+/// pipeline logs once per completed attempt.
+fn completed_attempts(store: &Path) -> usize {
+    let mut n = 0;
+    for run in std::fs::read_dir(store.join("runs")).into_iter().flatten().flatten() {
+        n += std::fs::read_dir(run.path().join("logs")).into_iter().flatten().count();
+    }
+    n
+}
+
+/// `KILLS` (default 10) kills of the engine with SIGKILL at random points,
+/// each followed by a resume; then a final run.
+#[test]
+fn killed_runs_resume_to_the_same_outputs() {
+    let kills: usize = std::env::var("KILLS").ok().and_then(|k| k.parse().ok()).unwrap_or(10);
+    let seed: u64 = std::env::var("SEED").ok().and_then(|k| k.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    eprintln!("killed_runs_resume_to_the_same_outputs: SEED={seed} KILLS={kills}");
+    let mut rng = Lcg(seed);
+    let total = 301;
+    let workers = 2;
+
+    // The reference: one uninterrupted run.
+    let reference = tempfile::tempdir().unwrap();
+    resume_pipeline(reference.path());
+    let want = run(reference.path(), &["--workers", "2", "--no-cache"]);
+    let t0 = Instant::now();
+    run(reference.path(), &["--workers", "2", "--no-cache"]);
+    let full = t0.elapsed().max(Duration::from_millis(50));
+
+    let dir = tempfile::tempdir().unwrap();
+    resume_pipeline(dir.path());
+    for k in 0..kills {
+        let mut child = engine()
+            .args(["run", "pipeline.toml", "--workers", "2", "--quiet"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let at = Duration::from_micros(rng.next(full.as_micros() as u64 + 1));
+        std::thread::sleep(at);
+        // SAFETY: killing the engine process we started.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+        eprintln!("kill {k} after {at:?}");
+    }
+    let got = run(dir.path(), &["--workers", "2"]);
+    assert_eq!(got["status"], "succeeded");
+    for (w, g) in want["tasks"].as_array().unwrap().iter().zip(got["tasks"].as_array().unwrap()) {
+        assert_eq!((&w["id"], &w["outputs"]), (&g["id"], &g["outputs"]), "SEED={seed}");
+    }
+    for f in ["first.txt", "last.txt"] {
+        assert_eq!(std::fs::read(dir.path().join(f)).unwrap(), std::fs::read(reference.path().join(f)).unwrap());
+    }
+    // Each task completed once, except at most the ones running at each kill.
+    let done = completed_attempts(&dir.path().join(".engine-store"));
+    assert!(done >= total, "{done} completed attempts for {total} tasks (SEED={seed})");
+    assert!(
+        done <= total + kills * workers,
+        "{done} completed attempts for {total} tasks and {kills} kills (SEED={seed})"
+    );
+    // No temp files are left to grow.
+    let tmp: Vec<_> = std::fs::read_dir(dir.path().join(".engine-store/tmp")).unwrap().collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
+    // A further run is all hits.
+    let again = run(dir.path(), &["--workers", "2"]);
+    assert_eq!(again["counts"]["cached"], total);
+}
