@@ -1,4 +1,5 @@
 //! The one integration-test binary. Shared helpers live in `util`.
+mod conformance;
 mod hostile;
 mod languages;
 mod pipeline;
@@ -8,3 +9,4 @@ mod run;
 mod runtime;
 mod tidy;
 mod util;
+mod workdir;
