@@ -3,9 +3,10 @@
 #   target/guests/wasm32-wasip1/release/<name>.wasm
 # - the stock plugins (plugins/*), the test guests (tests/guests/rust/*) and
 #   the Rust SDK: one cargo workspace rooted at plugins/Cargo.toml;
-# - the C SDK example sdk/c/examples/wordcount.c -> c_wordcount.wasm, with
-#   Debian's clang + wasi-libc (skipped, loudly, when they are missing; run
-#   xtask/setup.sh to install them).
+# - the C SDK example sdk/c/examples/wordcount.c -> c_wordcount.wasm and the
+#   C conformance guest tests/guests/c/fs_conformance.c -> c_fs_conformance.wasm,
+#   with Debian's clang + wasi-libc (skipped, loudly, when they are missing;
+#   run xtask/setup.sh to install them).
 # Idempotent: cargo and the timestamp check make a second run a no-op.
 set -euo pipefail
 
@@ -23,20 +24,25 @@ fi
 CARGO_TARGET_DIR="$target_dir" cargo build --release --locked --quiet \
   --target wasm32-wasip1 --manifest-path "$root/plugins/Cargo.toml" --workspace
 
-# C example.
-c_src="$root/sdk/c/examples/wordcount.c"
-c_out="$out_dir/c_wordcount.wasm"
+# C guests: the SDK example (a reactor) and the WASI filesystem conformance
+# command (tests/guests/c/fs_conformance.c -> c_fs_conformance.wasm).
 c_missing=""
 command -v clang >/dev/null 2>&1 || c_missing="clang"
 command -v wasm-ld >/dev/null 2>&1 || c_missing="$c_missing lld"
 [ -f /usr/include/wasm32-wasi/stdio.h ] || c_missing="$c_missing wasi-libc"
-if [ -n "$c_missing" ]; then
-  echo "build-guests: WARNING: SKIPPING the C example ($c_out): missing${c_missing:+ }$c_missing; run xtask/setup.sh" >&2
-elif [ ! -f "$c_out" ] || [ "$c_src" -nt "$c_out" ] || [ "$root/sdk/c/engine.h" -nt "$c_out" ]; then
-  clang --target=wasm32-wasi --sysroot=/usr -O2 -s -Wall -Wextra -Werror -mexec-model=reactor \
-    -I "$root/sdk/c" -o "$c_out.tmp" "$c_src"
-  mv "$c_out.tmp" "$c_out"
-fi
+# build_c OUT SRC [CLANG ARGS...]: rebuild OUT when SRC or engine.h is newer.
+build_c() {
+  local out="$1" src="$2"
+  shift 2
+  if [ -n "$c_missing" ]; then
+    echo "build-guests: WARNING: SKIPPING $out: missing${c_missing:+ }$c_missing; run xtask/setup.sh" >&2
+  elif [ ! -f "$out" ] || [ "$src" -nt "$out" ] || [ "$root/sdk/c/engine.h" -nt "$out" ]; then
+    clang --target=wasm32-wasi --sysroot=/usr -O2 -s -Wall -Wextra -Werror "$@" -o "$out.tmp" "$src"
+    mv "$out.tmp" "$out"
+  fi
+}
+build_c "$out_dir/c_wordcount.wasm" "$root/sdk/c/examples/wordcount.c" -mexec-model=reactor -I "$root/sdk/c"
+build_c "$out_dir/c_fs_conformance.wasm" "$root/tests/guests/c/fs_conformance.c"
 
 echo "build-guests: guests are in $out_dir:"
 (cd "$out_dir" && ls -- *.wasm | sed 's/^/  /')

@@ -13,3 +13,6 @@ bash xtask/build-languages.sh
 # PyPI, digests checked) for examples/fpga and tests/all/programs.rs.
 bash xtask/fetch-wasi-programs.sh
 cargo test --release --locked -p engine "$@"
+# The official WASI test suite, only with a checkout in WASI_TESTSUITE
+# (tests/wasi-testsuite/README.md); otherwise one line and exit 0.
+bash tests/wasi-testsuite/run.sh

@@ -510,14 +510,14 @@ pub fn write_atomic_with(dest: &Path, fill: impl FnOnce(&mut dyn Write) -> std::
     Ok(())
 }
 
-/// The distinct host paths of every task's mounts (what `processes` workers
-/// may read besides the store, the cache and the temp dir).
+/// The distinct host paths of every task's mounts and workdir seeds (what
+/// `processes` workers may read besides the store, the cache and the temp dir).
 fn mount_sources(plan: &Plan) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = plan
         .tasks
         .iter()
         .filter_map(|t| t.fs.as_deref())
-        .flat_map(|f| f.mounts.iter().map(|m| fs::canonicalize(&m.host).unwrap_or_else(|_| m.host.clone())))
+        .flat_map(|f| f.host_sources().map(|h| fs::canonicalize(h).unwrap_or_else(|_| h.to_path_buf())))
         .collect();
     v.sort();
     v.dedup();
@@ -779,18 +779,18 @@ pub fn glob_match(pattern: &str, s: &str) -> bool {
     p[pi..].iter().all(|&c| c == b'*')
 }
 
-/// The content digest of every mount's host path: for an archive, its bytes;
+/// The content digest of every mount's and workdir seed's host path: for an archive, its bytes;
 /// for a directory, every entry's relative path, kind and contents, in
 /// sorted order. A path that cannot be read is left out (its tasks are not
 /// cached; the runtime reports the mount itself).
 fn mount_digests(plan: &Plan) -> HashMap<PathBuf, crate::store::Digest> {
     let mut out = HashMap::new();
     for t in &plan.tasks {
-        for m in t.fs.iter().flat_map(|f| f.mounts.iter()) {
-            if !out.contains_key(&m.host)
-                && let Ok(d) = content_digest(&m.host)
+        for host in t.fs.iter().flat_map(|f| f.host_sources()) {
+            if !out.contains_key(host)
+                && let Ok(d) = content_digest(host)
             {
-                out.insert(m.host.clone(), d);
+                out.insert(host.to_path_buf(), d);
             }
         }
     }

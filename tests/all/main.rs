@@ -1,5 +1,6 @@
 //! The one integration-test binary. Shared helpers live in `util`.
 mod cache;
+mod conformance;
 mod hostile;
 mod languages;
 mod pipeline;
@@ -9,3 +10,4 @@ mod run;
 mod runtime;
 mod tidy;
 mod util;
+mod workdir;

@@ -5,7 +5,8 @@
 //! can change what a task produces: the plugin digest (which also fixes the
 //! task kind and its declared outputs), params, args, env, the stdin source
 //! and stdout capture, every input's name and blob digests, the command
-//! filesystem (mount contents, scratch size, success exit codes) and
+//! filesystem (mount contents, scratch size, success exit codes, the workdir's
+//! seed contents, place, size and publish globs) and
 //! `deterministic`. The task id, priority, retries, timeout, fuel, output caps
 //! and resources are left out: renaming a task or giving it more memory does
 //! not change its result.
@@ -145,6 +146,22 @@ pub fn action_key(msg: &TaskMessage, mount_digest: &dyn Fn(&Path) -> Option<Dige
             for c in &fs.success_exit_codes {
                 e.raw(&c.to_le_bytes());
             }
+            match &fs.workdir {
+                None => e.raw(&[0]),
+                Some(w) => {
+                    e.raw(&[1]);
+                    match &w.from {
+                        Some(from) => e.raw(&mount_digest(from)?.0),
+                        None => e.raw(&[0; 32]),
+                    }
+                    e.bytes(w.at.as_bytes());
+                    e.u64(w.size);
+                    e.u64(w.publish.len() as u64);
+                    for p in &w.publish {
+                        e.bytes(p.as_bytes());
+                    }
+                }
+            }
         }
     }
     fixed[5] = e.part(6);
@@ -267,6 +284,7 @@ mod tests {
             mounts: vec![crate::plan::Mount { guest: "/m".into(), host: PathBuf::from("/nowhere") }],
             scratch: None,
             success_exit_codes: vec![0],
+            workdir: None,
         }));
         assert!(action_key(&m, &|_| None).is_none());
         let a = action_key(&m, &|_| Some(Digest::of(b"1"))).expect("a key");
