@@ -104,6 +104,13 @@ impl BlobStore for BenchStore {
     fn sync(&self) -> StoreResult<()> {
         Ok(())
     }
+    // Tasks run straight on the runtime here: no action cache.
+    fn get_action(&self, _key: &Digest) -> StoreResult<Option<Vec<u8>>> {
+        Ok(None)
+    }
+    fn put_action(&self, _key: &Digest, _record: &[u8]) -> StoreResult<()> {
+        Ok(())
+    }
 }
 
 fn write_wat(dir: &Path, name: &str, text: &str) -> PathBuf {

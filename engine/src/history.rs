@@ -32,6 +32,8 @@ use crate::task::message::OutputBlob;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunHistory {
     pub run_id: String,
+    /// The pipeline file (absolute).
+    pub pipeline: String,
     /// The store it used (as `--store` would name it).
     pub store: String,
     pub tasks: Vec<TaskHistory>,
@@ -130,7 +132,7 @@ impl Runs {
             .filter(|e| e.path().join("tasks.bin").is_file())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
-        v.sort_by_key(|id| (id.split('-').next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0), id.clone()));
+        v.sort_by_key(|id| run_order(id));
         v
     }
 
@@ -144,6 +146,11 @@ impl Runs {
             message: format!("not a run record: {e}"),
         })
     }
+}
+
+/// Sort key of a run id: its start time first.
+pub fn run_order(id: &str) -> (u64, String) {
+    (id.split('-').next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0), id.to_string())
 }
 
 fn write_atomic(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -162,12 +169,12 @@ pub fn attempt_log(log: &str, attempt: u32) -> Option<String> {
     let mut out = String::new();
     let mut seen = attempt == 1;
     for line in log.split_inclusive('\n') {
-        if let Some(n) = line.trim_end().strip_prefix("--- attempt ").and_then(|r| r.strip_suffix(" ---")) {
-            if let Ok(n) = n.parse::<u32>() {
-                current = n;
-                seen |= n == attempt;
-                continue;
-            }
+        if let Some(n) = line.trim_end().strip_prefix("--- attempt ").and_then(|r| r.strip_suffix(" ---"))
+            && let Ok(n) = n.parse::<u32>()
+        {
+            current = n;
+            seen |= n == attempt;
+            continue;
         }
         if current == attempt {
             out.push_str(line);

@@ -29,3 +29,4 @@ pub mod session;
 pub mod store;
 pub mod task;
 pub mod units;
+pub mod upkeep;

@@ -716,6 +716,7 @@ pub fn runs_of(plan: &Plan, spec: &StoreSpec) -> Runs {
 fn history_of(plan: &Plan, records: &Records, run_id: &str, spec: &StoreSpec) -> RunHistory {
     RunHistory {
         run_id: run_id.to_string(),
+        pipeline: plan.pipeline_file.display().to_string(),
         store: spec.to_string(),
         tasks: plan
             .tasks

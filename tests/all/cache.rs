@@ -412,7 +412,96 @@ fn killed_runs_resume_to_the_same_outputs() {
     // No temp files are left to grow.
     let tmp: Vec<_> = std::fs::read_dir(dir.path().join(".engine-store/tmp")).unwrap().collect();
     assert!(tmp.is_empty(), "{tmp:?}");
-    // A further run is all hits.
+    // A further run is all hits, and the store checks out.
     let again = run(dir.path(), &["--workers", "2"]);
     assert_eq!(again["counts"]["cached"], total);
+    let v = run_engine(dir.path(), &["store", "verify"]);
+    assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
+    assert!(!v.stdout.contains("corrupt:"), "{}", v.stdout);
+}
+
+#[test]
+fn a_record_whose_blob_was_removed_by_hand_recomputes() {
+    // `a`'s output is large enough to be an object file of its own.
+    let dir = setup(|s| s);
+    std::fs::write(dir.path().join("x.txt"), "z".repeat(100_000)).unwrap();
+    let first = run(dir.path(), &[]);
+    let digest = first["tasks"][0]["outputs"]["out"]["digest"].as_str().unwrap().to_string();
+    let object = dir.path().join(".engine-store/objects").join(&digest[..2]).join(&digest);
+    std::fs::remove_file(&object).unwrap();
+    let v = run_engine(dir.path(), &["store", "verify"]);
+    assert_eq!(v.code, 1);
+    assert!(v.stdout.contains(&format!("names output `out` = {digest}, which is not in the store")), "{}", v.stdout);
+    let o = run_engine(dir.path(), &["run", "pipeline.toml", "--dry-run"]);
+    assert!(o.stdout.starts_with("miss  a: a recorded output is no longer in the store\n"), "{}", o.stdout);
+    let second = run(dir.path(), &[]);
+    assert!(!cached(&second, "a"));
+    assert!(cached(&second, "b"), "the same bytes again: `b` is a hit");
+    assert!(object.exists());
+    assert_eq!(run_engine(dir.path(), &["store", "verify"]).code, 0);
+}
+
+#[test]
+fn verify_names_a_corrupt_object() {
+    let dir = setup(|s| s);
+    std::fs::write(dir.path().join("x.txt"), "z".repeat(100_000)).unwrap();
+    let first = run(dir.path(), &[]);
+    let digest = first["tasks"][0]["outputs"]["out"]["digest"].as_str().unwrap().to_string();
+    let object = dir.path().join(".engine-store/objects").join(&digest[..2]).join(&digest);
+    let mut bytes = std::fs::read(&object).unwrap();
+    bytes[500] = b'y';
+    std::fs::write(&object, &bytes).unwrap();
+    let v = run_engine(dir.path(), &["store", "verify"]);
+    assert_eq!(v.code, 1);
+    let got = engine::store::Digest::of(&bytes);
+    assert!(v.stdout.contains(&format!("corrupt: {}: its bytes hash to {got}\n", object.display())), "{}", v.stdout);
+    // The object, and the two records (`a.out`, `b.x`) that name it.
+    assert!(v.stdout.ends_with(": 3 problems\n"), "{}", v.stdout);
+}
+
+#[test]
+fn gc_keeps_the_last_run_and_waits_for_a_running_one() {
+    let dir = setup(|s| s);
+    run(dir.path(), &[]);
+    edit(dir.path(), r#"text = "b""#, r#"text = "c""#);
+    run(dir.path(), &[]);
+    // Dry run first: nothing goes. What would: the first run's `b.out`,
+    // the copy of the `file:` input (stored again by each run that needs
+    // it), `b`'s first record and the first run's directory.
+    let o = run_engine(dir.path(), &["gc", "--dry-run"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.starts_with("would remove 2 blobs, 1 action records and 1 runs ("), "{}", o.stdout);
+    let o = run_engine(dir.path(), &["gc", "--dry-run"]);
+    assert!(o.stdout.starts_with("would remove 2 blobs, 1 action records and 1 runs ("), "{}", o.stdout);
+    // A slow run holds the store while gc is asked to run.
+    let slow = dir.path().join("slow");
+    std::fs::create_dir(&slow).unwrap();
+    std::fs::write(
+        slow.join("pipeline.toml"),
+        format!(
+            "[pipeline]\nname = \"slow\"\n[plugins]\nsleep = \"{}\"\n[tasks.s]\nplugin = \"sleep\"\nparams = {{ ms = 1500 }}\n",
+            guest("sleep_ms").display()
+        ),
+    )
+    .unwrap();
+    let store = dir.path().join(".engine-store");
+    let mut child = engine()
+        .args(["run", "pipeline.toml", "--store", store.to_str().unwrap(), "--report", "report.json"])
+        .current_dir(&slow)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let o = run_engine(dir.path(), &["gc"]);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(o.stderr, "waiting for the runs using the store to finish...\n");
+    // The slow run finished before gc started, so it is one of the pipelines kept.
+    assert!(o.stdout.starts_with("removed 2 blobs, 1 action records and 1 runs ("), "{}", o.stdout);
+    assert!(o.stdout.ends_with("; kept 2 runs\n"), "{}", o.stdout);
+    let r = run(dir.path(), &[]);
+    assert!(cached(&r, "a") && cached(&r, "b"));
+    assert_eq!(run_engine(&slow, &["cat", "s", "--store", store.to_str().unwrap()]).stdout, "slept 1500\n");
+    assert_eq!(run_engine(dir.path(), &["store", "verify"]).code, 0);
 }

@@ -20,7 +20,7 @@ const LAYERS: &[&[&str]] = &[
     &["pipeline"],
     &["runtime"],
     &["exec"],
-    &["report", "history"],
+    &["report", "history", "upkeep"],
     &["session"],
     &["cli"],
     &["main"],

@@ -1,10 +1,11 @@
-//! `engine cat` and `engine logs`: read what the latest run of a pipeline left
-//! in its store, without loading (or even validating) the pipeline again.
+//! `engine cat`, `engine logs`, `engine gc` and `engine store verify`: read
+//! and tend what runs of a pipeline left in its store, without loading (or
+//! even validating) the pipeline again.
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::{CatArgs, EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, LogsArgs};
+use super::{CatArgs, EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, EXIT_TASKS_FAILED, GcArgs, LogsArgs, VerifyArgs};
 use crate::history::{self, Runs};
 use crate::store::{BlobReader, Digest, StoreSpec};
 
@@ -143,4 +144,67 @@ pub fn logs(a: &LogsArgs) -> i32 {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
     EXIT_OK
+}
+
+/// The local store directory named by `--store` or next to the pipeline.
+fn local_store(pipeline: &std::path::Path, store: &Option<String>) -> Result<PathBuf, String> {
+    let spec = match store {
+        Some(s) => StoreSpec::parse(s).map_err(|e| format!("--store: {e}"))?,
+        None => locate(pipeline, &None)?.1,
+    };
+    let Some(dir) = spec.local_dir() else {
+        return Err(format!("{spec} is not a local store directory"));
+    };
+    if !dir.join("packs").is_dir() {
+        return Err(format!("{} is not a store (no packs/ directory)", dir.display()));
+    }
+    Ok(dir.to_path_buf())
+}
+
+pub fn gc(a: &GcArgs) -> i32 {
+    let dir = match local_store(&a.pipeline, &a.store) {
+        Ok(d) => d,
+        Err(e) => return fail(e, EXIT_INVALID),
+    };
+    match crate::upkeep::gc(&dir, a.keep as usize, a.dry_run) {
+        Ok(r) => {
+            println!(
+                "{} {} blobs, {} action records and {} runs ({}); kept {} runs",
+                if a.dry_run { "would remove" } else { "removed" },
+                r.removed_blobs,
+                r.removed_actions,
+                r.removed_runs,
+                crate::units::format_size(r.removed_bytes),
+                r.kept_runs
+            );
+            EXIT_OK
+        }
+        Err(e) => fail(format!("gc of {}: {e}", dir.display()), EXIT_INTERNAL),
+    }
+}
+
+pub fn verify(a: &VerifyArgs) -> i32 {
+    let dir = match local_store(&a.pipeline, &a.store) {
+        Ok(d) => d,
+        Err(e) => return fail(e, EXIT_INVALID),
+    };
+    let r = match crate::upkeep::verify(&dir) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot verify {}: {e}", dir.display()), EXIT_INTERNAL),
+    };
+    for n in &r.notes {
+        println!("note: {n}");
+    }
+    for p in &r.problems {
+        println!("corrupt: {p}");
+    }
+    println!(
+        "{}: {} blobs, {} action records, {}: {}",
+        dir.display(),
+        r.blobs,
+        r.actions,
+        crate::units::format_size(r.bytes),
+        if r.problems.is_empty() { "ok".to_string() } else { format!("{} problems", r.problems.len()) }
+    );
+    if r.problems.is_empty() { EXIT_OK } else { EXIT_TASKS_FAILED }
 }

@@ -70,6 +70,14 @@ pub enum Command {
     /// Print a task's log from the latest run of the pipeline (the last attempt,
     /// or `--attempt N`).
     Logs(LogsArgs),
+    /// Remove from a local store what the last runs do not need: everything but the
+    /// outputs of the last N finished runs of each pipeline (default 1), the action-cache
+    /// records of their tasks and the blobs those name; older run directories (logs) go too.
+    /// Waits for runs using the store to finish; runs wait for it.
+    Gc(GcArgs),
+    /// Store maintenance: `engine store verify` re-hashes every blob and action record.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Print a plugin's kind, metadata, imports and exports.
     Inspect(InspectArgs),
     /// Internal: a worker subprocess of the processes executor (speaks the framed protocol on stdio).
@@ -157,6 +165,40 @@ pub struct RunArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct GcArgs {
+    /// The pipeline file, whose store is meant when `--store` is not given.
+    #[arg(long, short, value_name = "FILE", default_value = "pipeline.toml")]
+    pub pipeline: PathBuf,
+    /// The store directory (default: `.engine-store` next to the pipeline file).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<String>,
+    /// How many of the latest finished runs of each pipeline to keep, at least 1.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: u32,
+    /// Say what would be removed, and how many bytes, without removing it.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum StoreCommand {
+    /// Re-hash every blob and action record of a local store and check that every
+    /// record names blobs that exist. Exit status 0 when all is well, 1 when
+    /// something is corrupt (each problem is printed, naming its file).
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The pipeline file, whose store is meant when `--store` is not given.
+    #[arg(long, short, value_name = "FILE", default_value = "pipeline.toml")]
+    pub pipeline: PathBuf,
+    /// The store directory (default: `.engine-store` next to the pipeline file).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct CatArgs {
     /// `TASK`, `TASK.OUTPUT`, or a blob's sha256.
     pub target: String,
@@ -209,6 +251,8 @@ pub fn main() -> i32 {
         Command::Inspect(a) => inspect::inspect(&a),
         Command::Cat(a) => look::cat(&a),
         Command::Logs(a) => look::logs(&a),
+        Command::Gc(a) => look::gc(&a),
+        Command::Store(StoreCommand::Verify(a)) => look::verify(&a),
         Command::Worker(a) => run::worker(&a),
     }
 }

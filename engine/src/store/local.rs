@@ -6,6 +6,7 @@
 //! <dir>/objects/<2 hex>/<64 hex>   one file per large blob (>= SMALL_MAX bytes)
 //! <dir>/packs/<unique>.pack        append-only packs of small blobs, one per process
 //! <dir>/tmp/                       large blobs being written (renamed into objects/)
+//! <dir>/lock                       flock: shared while open, exclusive for `engine gc`
 //! ```
 //!
 //! # Why packs
@@ -55,10 +56,10 @@ const PACK_BATCH: usize = 1 << 20;
 /// Bytes of flushed small blobs kept in memory for fast reads.
 const HOT_MAX: usize = 256 << 20;
 
-const MAGIC: u32 = 0x454e_4231; // "ENB1"
-const HEADER: usize = 4 + 4 + 32;
-const ACTION_MAGIC: u32 = 0x454e_4131; // "ENA1"
-const ACTION_HEADER: usize = 4 + 4 + 32 + 32;
+pub(crate) const MAGIC: u32 = 0x454e_4231; // "ENB1"
+pub(crate) const HEADER: usize = 4 + 4 + 32;
+pub(crate) const ACTION_MAGIC: u32 = 0x454e_4131; // "ENA1"
+pub(crate) const ACTION_HEADER: usize = 4 + 4 + 32 + 32;
 /// Largest action record accepted (a record names a task's outputs).
 const ACTION_MAX: usize = 16 << 20;
 
@@ -103,6 +104,8 @@ struct Inner {
 
 pub struct LocalStore {
     dir: PathBuf,
+    /// Held shared while the store is open; `engine gc` takes it exclusively.
+    _lock: StoreLock,
     inner: Mutex<Inner>,
     tmp_seq: AtomicU64,
 }
@@ -118,8 +121,10 @@ impl LocalStore {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(|e| io_err(&p, e))?;
         }
+        let lock = lock(dir, false).map_err(|e| io_err(&dir.join("lock"), e))?;
         let store = LocalStore {
             dir: dir.to_path_buf(),
+            _lock: lock,
             inner: Mutex::new(Inner {
                 index: HashMap::new(),
                 actions: HashMap::new(),
@@ -314,6 +319,34 @@ impl LocalStore {
         let inner = self.lock();
         inner.packs.get(pack as usize).map(|p| (p.file.clone(), p.path.clone()))
     }
+}
+
+/// The store's lock file, held shared by every open store and exclusively
+/// by `engine gc`.
+pub struct StoreLock(#[allow(dead_code)] File);
+
+/// Lock the store in `dir`: shared (a run) or exclusive (gc). Blocks until
+/// the lock is granted.
+pub fn lock(dir: &Path, exclusive: bool) -> io::Result<StoreLock> {
+    use std::os::unix::io::AsRawFd;
+    let f = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock"))?;
+    let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), op | libc::LOCK_NB) } != 0 {
+        eprintln!(
+            "{}",
+            if exclusive {
+                "waiting for the runs using the store to finish..."
+            } else {
+                "waiting for `engine gc` on the store to finish..."
+            }
+        );
+        // SAFETY: as above, blocking this time.
+        if unsafe { libc::flock(f.as_raw_fd(), op) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(StoreLock(f))
 }
 
 /// Index the records of `buf`, which holds the bytes of pack `pack` from
@@ -606,6 +639,62 @@ mod tests {
         let s = LocalStore::open(dir.path()).unwrap();
         assert_eq!(read_all(&s, &r.digest).unwrap(), b"kept");
         assert_eq!(s.size(&Digest::of(b"x")).unwrap(), None);
+    }
+
+    #[test]
+    fn action_records_survive_reopen_and_the_first_one_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Digest::of(b"key");
+        {
+            let s = LocalStore::open(dir.path()).unwrap();
+            assert_eq!(s.get_action(&key).unwrap(), None);
+            s.put_action(&key, b"first").unwrap();
+            s.put_action(&key, b"second").unwrap();
+            assert_eq!(s.get_action(&key).unwrap().as_deref(), Some(&b"first"[..]));
+        }
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(s.get_action(&key).unwrap().as_deref(), Some(&b"first"[..]));
+    }
+
+    #[test]
+    fn a_blob_written_without_its_record_is_a_miss() {
+        // The writer is killed between the blob and the record: the blob is
+        // in the pack, the record is not.
+        let dir = tempfile::tempdir().unwrap();
+        let r = {
+            let s = LocalStore::open(dir.path()).unwrap();
+            let r = put(&s, b"output");
+            s.flush().unwrap();
+            r
+        };
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(read_all(&s, &r.digest).unwrap(), b"output");
+        assert_eq!(s.get_action(&Digest::of(b"key")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_truncated_or_corrupt_record_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let (k1, k2) = (Digest::of(b"k1"), Digest::of(b"k2"));
+        {
+            let s = LocalStore::open(dir.path()).unwrap();
+            s.put_action(&k1, b"kept record").unwrap();
+            s.put_action(&k2, b"torn record").unwrap();
+        }
+        let pack = fs::read_dir(dir.path().join("packs")).unwrap().next().unwrap().unwrap().path();
+        let len = fs::metadata(&pack).unwrap().len();
+        // Cut the last record short, as a crash mid-write would.
+        OpenOptions::new().write(true).open(&pack).unwrap().set_len(len - 3).unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(s.get_action(&k1).unwrap().as_deref(), Some(&b"kept record"[..]));
+        assert_eq!(s.get_action(&k2).unwrap(), None);
+        drop(s);
+        // Flip a byte inside the first record's value: it no longer checks out.
+        let mut bytes = fs::read(&pack).unwrap();
+        bytes[ACTION_HEADER + 2] ^= 0xff;
+        fs::write(&pack, bytes).unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(s.get_action(&k1).unwrap(), None);
     }
 
     #[test]

@@ -218,6 +218,7 @@ impl Read for BlobReader<'_> {
 }
 
 /// Incremental hasher: what a blob's [`BlobRef`] will be.
+#[derive(Default)]
 pub struct Hasher {
     h: Sha256,
     n: u64,
@@ -225,7 +226,7 @@ pub struct Hasher {
 
 impl Hasher {
     pub fn new() -> Self {
-        Hasher { h: Sha256::new(), n: 0 }
+        Self::default()
     }
     pub fn update(&mut self, b: &[u8]) {
         self.h.update(b);
