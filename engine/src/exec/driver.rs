@@ -317,7 +317,23 @@ impl<'a> RunState<'a> {
     /// Feed a finished attempt back.
     pub fn complete(&mut self, res: TaskResult) {
         self.in_flight -= 1;
-        self.handle_result(res);
+        self.handle_result(res, false);
+    }
+
+    /// Like [`RunState::complete`], for a result whose action record the
+    /// caller already wrote (see [`write_record`]) or tried to: `recorded`
+    /// holds the error of that write, if any.
+    pub fn complete_recorded(&mut self, res: TaskResult, recorded: Result<(), String>) {
+        self.in_flight -= 1;
+        if let Err(e) = recorded {
+            self.record_errors.push(e);
+        }
+        self.handle_result(res, true);
+    }
+
+    /// The cache key of task `t`, once it was started with the cache on.
+    pub fn key_of(&self, t: TaskId) -> Option<Digest> {
+        self.records[t as usize].key.as_ref().map(|k| k.key)
     }
 
     /// A task queued on a worker that died before starting it: back to ready.
@@ -490,10 +506,18 @@ pub fn run_plan_threads(
                             wake.notify_all();
                         }
                         if let Some(msg) = msgs.pop() {
+                            let key = st.key_of(msg.task);
                             drop(st);
                             let res = super::threads::run_one(runtime, &msg, store, w as u32, run_start);
+                            // The record is written outside the lock, so the
+                            // other workers do not wait for its write.
+                            let recorded = match (&key, &res.outcome) {
+                                (Some(k), Ok(outputs)) => write_record(store, k, &res.metrics, outputs)
+                                    .map_err(|e| format!("task `{}`: {e}", msg.name)),
+                                _ => Ok(()),
+                            };
                             st = state.lock().unwrap_or_else(|e| e.into_inner());
-                            st.complete(res);
+                            st.complete_recorded(res, recorded);
                             // New tasks may be ready for the others.
                             wake.notify_all();
                             continue;
@@ -536,7 +560,7 @@ pub fn run_plan_threads(
 
 impl RunState<'_> {
     /// Record a finished attempt and tell the core and the observer.
-    fn handle_result(&mut self, res: TaskResult) {
+    fn handle_result(&mut self, res: TaskResult, recorded: bool) {
         let RunState { plan, core, records, attempts, opts, observer, run_start, store, record_errors, .. } = self;
         let (plan, opts, run_start) = (*plan, *opts, *run_start);
         let t = res.task;
@@ -563,18 +587,11 @@ impl RunState<'_> {
         }
         match res.outcome {
             Ok(outputs) => {
-                if let Some(key) = &rec.key {
-                    // The outputs are finished blobs by now; the record follows them.
-                    let r = ActionRecord {
-                        outputs: outputs.clone(),
-                        exit_code: m.exit_code,
-                        duration_us: m.end_us.saturating_sub(m.start_us),
-                        peak_memory: m.peak_memory,
-                        fuel_consumed: m.fuel_consumed,
-                    };
-                    if let Err(e) = store.put_action(&key.key, &r.encode()) {
-                        record_errors.push(format!("task `{}`: {e}", plan.tasks[t as usize].id));
-                    }
+                if !recorded
+                    && let Some(key) = &rec.key
+                    && let Err(e) = write_record(*store, &key.key, &res.metrics, &outputs)
+                {
+                    record_errors.push(format!("task `{}`: {e}", plan.tasks[t as usize].id));
                 }
                 rec.outputs = outputs;
                 rec.failure = None;
@@ -604,6 +621,24 @@ impl RunState<'_> {
             }
         }
     }
+}
+
+/// Write the action record of a task that succeeded with `outputs`: after
+/// its outputs, which are finished blobs by the time a result exists.
+pub fn write_record(
+    store: &dyn BlobStore,
+    key: &Digest,
+    m: &crate::task::message::TaskMetrics,
+    outputs: &[OutputBlob],
+) -> Result<(), crate::store::StoreError> {
+    let r = ActionRecord {
+        outputs: outputs.to_vec(),
+        exit_code: m.exit_code,
+        duration_us: m.end_us.saturating_sub(m.start_us),
+        peak_memory: m.peak_memory,
+        fuel_consumed: m.fuel_consumed,
+    };
+    store.put_action(key, &r.encode())
 }
 
 /// The counts an observer is shown: tasks waiting in a worker's queue are

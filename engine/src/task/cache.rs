@@ -182,6 +182,8 @@ pub fn action_key(msg: &TaskMessage, mount_digest: &dyn Fn(&Path) -> Option<Dige
     Some(ActionKey { key: Digest(e.sha.finalize().into()), parts: Fingerprints { fixed, inputs } })
 }
 
+const RECORD_VERSION: u8 = 1;
+
 /// What the action cache keeps for a task that succeeded: its outputs, its
 /// exit code, and the metrics of the attempt that produced them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -195,13 +197,23 @@ pub struct ActionRecord {
 }
 
 impl ActionRecord {
-    /// The stored form (JSON, so `engine store verify` and people can read it).
+    /// The stored form: a version byte, then postcard (compact: a record is
+    /// written for every task that succeeds).
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        let v = vec![RECORD_VERSION];
+        match postcard::to_extend(self, v) {
+            Ok(v) => v,
+            Err(_) => Vec::new(),
+        }
     }
-    /// `None` for anything that is not a record (a miss, never an error).
+    /// `None` for anything that is not a record of this version (a miss,
+    /// never an error).
     pub fn decode(bytes: &[u8]) -> Option<ActionRecord> {
-        serde_json::from_slice(bytes).ok()
+        let (&version, rest) = bytes.split_first()?;
+        if version != RECORD_VERSION {
+            return None;
+        }
+        postcard::from_bytes(rest).ok()
     }
 }
 
@@ -304,7 +316,10 @@ mod tests {
             peak_memory: 65536,
             fuel_consumed: None,
         };
-        assert_eq!(ActionRecord::decode(&r.encode()), Some(r));
+        assert_eq!(ActionRecord::decode(&r.encode()), Some(r.clone()));
         assert_eq!(ActionRecord::decode(b"{\"outputs\":"), None);
+        let mut torn = r.encode();
+        torn.truncate(torn.len() - 3);
+        assert_eq!(ActionRecord::decode(&torn), None);
     }
 }
