@@ -6,5 +6,6 @@ mod plugins;
 mod programs;
 mod run;
 mod runtime;
+mod stock;
 mod tidy;
 mod util;

@@ -3,31 +3,21 @@
 //! traces, and worker crashes under the processes executor.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{engine, guests_dir, repo_root};
+use crate::util::{engine, repo_root};
 
 const EXECUTORS: [&str; 3] = ["sync", "threads", "processes"];
 
-/// Copy an example into a temp dir, pointing its plugins at the built guests.
+/// Copy an example into a temp dir. Its plugins are stock plugins (`std:NAME`),
+/// which the engine under test finds in `TARGET/plugins`.
 fn example(name: &str) -> tempfile::TempDir {
     let src = repo_root().join("examples").join(name);
     let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_file() {
-            let mut text = std::fs::read(&p).unwrap();
-            if p.file_name().unwrap() == "pipeline.toml" {
-                let s = String::from_utf8(text).unwrap();
-                let abs = format!("{}/", guests_dir().display());
-                text = s.replace("../../target/guests/wasm32-wasip1/release/", &abs).into_bytes();
-            }
-            std::fs::write(dir.path().join(p.file_name().unwrap()), text).unwrap();
-        }
-    }
+    crate::util::copy_files(&src, dir.path());
     // Make sure every plugin the example names is built.
     for p in ["split", "wordcount", "merge", "topk", "csv_aggregate", "concat", "sha256"] {
         crate::util::guest(p);
@@ -492,11 +482,6 @@ resources = { gpu = 1 }
 fn children_of(pid: u32) -> Vec<u32> {
     let path = PathBuf::from(format!("/proc/{pid}/task/{pid}/children"));
     std::fs::read_to_string(path).unwrap_or_default().split_whitespace().filter_map(|s| s.parse().ok()).collect()
-}
-
-#[allow(dead_code)]
-fn engine_cmd() -> Command {
-    engine()
 }
 
 #[test]
