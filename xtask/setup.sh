@@ -3,6 +3,7 @@
 # size. Idempotent: when everything is in place it prints nothing.
 #  - the wasm32-wasip1 Rust target (guest plugins), with rustup, into
 #    $(rustc --print sysroot)/lib/rustlib (~96 MB)
+#  - rustfmt and clippy (xtask/test.sh's gates), when rustup lacks them
 #  - Debian's clang, lld, wasi-libc and libclang-rt-dev-wasm32 (the C SDK
 #    example, the C and C++ language examples), with apt-get, as root (~250 MB
 #    with their dependencies on a Debian bookworm without clang)
@@ -15,6 +16,16 @@ if command -v rustup >/dev/null 2>&1 && ! have_target wasm32-wasip1; then
   echo "setup: rustup target add wasm32-wasip1 (into $(rustc --print sysroot)/lib/rustlib)"
   rustup target add wasm32-wasip1
   echo "setup: wasm32-wasip1 target installed ($(size_of "$(rustc --print sysroot)/lib/rustlib/wasm32-wasip1"))"
+fi
+
+# rustfmt and clippy: the gates of xtask/test.sh (in rustup's default profile).
+if command -v rustup >/dev/null 2>&1; then
+  for c in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$c"; then
+      echo "setup: rustup component add $c"
+      rustup component add "$c"
+    fi
+  done
 fi
 
 apt_pkgs=(clang lld wasi-libc libclang-rt-dev-wasm32)

@@ -4,6 +4,15 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bash "$root/xtask/setup.sh"
+# Gates first, failing fast: formatting of every Rust workspace (the engine, the
+# guests in plugins/, fuzz/), then clippy with warnings as errors. Clippy runs
+# in the release profile so its proc macros are shared with the release
+# test build; see docs/performance.md for what the gates cost.
+for manifest in Cargo.toml plugins/Cargo.toml fuzz/Cargo.toml; do
+  cargo fmt --all --check --manifest-path "$root/$manifest" ||
+    { echo "test: \`cargo fmt --all --manifest-path $manifest\` fixes the formatting above" >&2; exit 1; }
+done
+cargo clippy --manifest-path "$root/Cargo.toml" --release --locked -p engine --all-targets -- -D warnings
 bash "$root/xtask/build-guests.sh"
 # Guest-language toolchains (Zig, Go, AssemblyScript, C++) and their examples;
 # see docs/languages.md. A missing toolchain skips only its language here, but
