@@ -38,7 +38,7 @@ pub fn test_guests_dir() -> PathBuf {
 
 /// The path of guest module `name`: a stock plugin such as `wordcount` (in
 /// [`plugins_dir`], when `plugins/<name>` exists) or a test guest such as
-/// `flaky`, `cmd_cat` or the C example `c_wordcount` (in [`test_guests_dir`]).
+/// `flaky`, `hog` or the C example `c_wordcount` (in [`test_guests_dir`]).
 /// Runs `xtask/build-guests.sh` once per test process if the file is missing.
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
