@@ -4,19 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::util::{engine, guest, plugins_dir, repo_root, run_engine, target_dir, write_test_plugins};
-
-/// The stock plugin names, from the crates in `plugins/`.
-fn stock_names() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(repo_root().join("plugins"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("Cargo.toml").exists())
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
+use crate::util::{engine, guest, plugins_dir, repo_root, run_engine, stock_names, target_dir, write_test_plugins};
 
 /// `engine ARGS` in `dir` with `ENGINE_PLUGIN_PATH` set to `path`.
 fn engine_with_path(dir: &Path, path: &str, args: &[&str]) -> std::process::Output {

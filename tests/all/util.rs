@@ -30,6 +30,18 @@ pub fn plugins_dir() -> PathBuf {
     target_dir().join("plugins")
 }
 
+/// The stock plugin names, from the crates in `plugins/`, sorted.
+pub fn stock_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo_root().join("plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Cargo.toml").exists())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Where `xtask/build-guests.sh` puts the test-only guests (`tests/guests/rust/*`)
 /// and the C SDK example.
 pub fn test_guests_dir() -> PathBuf {
