@@ -3,17 +3,19 @@
 # target directory (see xtask/lib.sh; $CARGO_TARGET_DIR is honoured):
 #   TARGET/plugins/<name>.wasm      the stock plugins (plugins/*): what `std:<name>`
 #                                   names when the engine runs from TARGET/release
-#   TARGET/test-guests/<name>.wasm  test-only guests (tests/guests/rust/*) and the
-#                                   C SDK example (c_wordcount.wasm); never plugins
+#   TARGET/test-guests/<name>.wasm  test-only guests: the Rust ones
+#                                   (tests/guests/rust/*), the C ones
+#                                   (tests/guests/c/NAME.c -> c_NAME.wasm, WASI
+#                                   commands) and the C SDK example
+#                                   (c_wordcount.wasm, a reactor); never plugins
 # - Rust: one cargo workspace rooted at plugins/Cargo.toml (stock plugins, test
 #   guests, the Rust SDK), compiled once into TARGET/guests/, then copied;
-# - the C SDK example sdk/c/examples/wordcount.c -> c_wordcount.wasm, with
-#   Debian's clang + wasi-libc (skipped, loudly, when they are missing; run
-#   xtask/setup.sh to install them).
+# - C: with Debian's clang + wasi-libc (skipped, loudly, when they are missing;
+#   run xtask/setup.sh to install them).
 # Idempotent: cargo, a byte comparison and the timestamp check make a second run
 # a no-op. Works from any current directory.
 #
-# Usage: xtask/build-guests.sh [--plugins-only]   (--plugins-only: no C example)
+# Usage: xtask/build-guests.sh [--plugins-only]   (--plugins-only: no C guests)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 plugins_only=0
@@ -50,21 +52,29 @@ copy_crates() {
 copy_crates "$plugins_dir" "$root"/plugins/*/
 copy_crates "$tests_dir" "$root"/tests/guests/rust/*/
 
-# C example.
-c_src="$root/sdk/c/examples/wordcount.c"
-c_out="$tests_dir/c_wordcount.wasm"
+# C guests: the SDK example (a reactor, against sdk/c/engine.h) and every
+# tests/guests/c/NAME.c (a WASI command, plain wasi-libc) -> c_NAME.wasm.
 c_missing=""
 command -v clang >/dev/null 2>&1 || c_missing="clang"
 command -v wasm-ld >/dev/null 2>&1 || c_missing="$c_missing lld"
 [ -f /usr/include/wasm32-wasi/stdio.h ] || c_missing="$c_missing wasi-libc"
-if [ "$plugins_only" = 1 ]; then
-  :
-elif [ -n "$c_missing" ]; then
-  echo "build-guests: WARNING: SKIPPING the C example ($c_out): missing${c_missing:+ }$c_missing; run xtask/setup.sh" >&2
-elif [ ! -f "$c_out" ] || [ "$c_src" -nt "$c_out" ] || [ "$root/sdk/c/engine.h" -nt "$c_out" ]; then
-  clang --target=wasm32-wasi --sysroot=/usr -O2 -s -Wall -Wextra -Werror -mexec-model=reactor \
-    -I "$root/sdk/c" -o "$c_out.tmp" "$c_src"
-  mv "$c_out.tmp" "$c_out"
+# build_c OUT SRC [CLANG ARGS...]: rebuild OUT when SRC or engine.h is newer.
+build_c() {
+  local out="$1" src="$2"
+  shift 2
+  if [ -n "$c_missing" ]; then
+    echo "build-guests: WARNING: SKIPPING $out: missing${c_missing:+ }$c_missing; run xtask/setup.sh" >&2
+  elif [ ! -f "$out" ] || [ "$src" -nt "$out" ] || [ "$root/sdk/c/engine.h" -nt "$out" ]; then
+    clang --target=wasm32-wasi --sysroot=/usr -O2 -s -Wall -Wextra -Werror "$@" -o "$out.tmp" "$src"
+    mv "$out.tmp" "$out"
+  fi
+}
+if [ "$plugins_only" = 0 ]; then
+  build_c "$tests_dir/c_wordcount.wasm" "$root/sdk/c/examples/wordcount.c" -mexec-model=reactor -I "$root/sdk/c"
+  for c_src in "$root"/tests/guests/c/*.c; do
+    [ -f "$c_src" ] || continue
+    build_c "$tests_dir/c_$(basename "$c_src" .c).wasm" "$c_src"
+  done
 fi
 
 list() { (cd "$1" && ls -- *.wasm | sed 's/\.wasm$//' | paste -sd' '); }

@@ -24,6 +24,9 @@ bash "$root/xtask/build-languages.sh"
 bash "$root/xtask/fetch-wasi-programs.sh"
 cd "$root"
 cargo test --release --locked -p engine "$@"
+# The official WASI test suite, only with a checkout in WASI_TESTSUITE
+# (tests/wasi-testsuite/README.md); otherwise one line and exit 0.
+bash "$root/tests/wasi-testsuite/run.sh"
 # The first hour of a new user, against the binary the tests just built:
 # install into a temp prefix, run std: plugins and an SDK task made outside the repo.
 bash "$root/xtask/first-hour.sh"

@@ -482,14 +482,14 @@ pub fn write_atomic_with(dest: &Path, fill: impl FnOnce(&mut dyn Write) -> std::
     Ok(())
 }
 
-/// The distinct host paths of every task's mounts (what `processes` workers
-/// may read besides the store, the cache and the temp dir).
+/// The distinct host paths of every task's mounts and workdir seeds (what
+/// `processes` workers may read besides the store, the cache and the temp dir).
 fn mount_sources(plan: &Plan) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = plan
         .tasks
         .iter()
         .filter_map(|t| t.fs.as_deref())
-        .flat_map(|f| f.mounts.iter().map(|m| fs::canonicalize(&m.host).unwrap_or_else(|_| m.host.clone())))
+        .flat_map(|f| f.host_sources().map(|h| fs::canonicalize(h).unwrap_or_else(|_| h.to_path_buf())))
         .collect();
     v.sort();
     v.dedup();

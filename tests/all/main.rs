@@ -1,4 +1,5 @@
 //! The one integration-test binary. Shared helpers live in `util`.
+mod conformance;
 mod hostile;
 mod languages;
 mod pipeline;
@@ -9,3 +10,4 @@ mod runtime;
 mod stock;
 mod tidy;
 mod util;
+mod workdir;

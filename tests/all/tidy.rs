@@ -276,14 +276,17 @@ fn the_function_length_check_measures_bodies() {
 
 /// The kinds of test guest under `tests/guests/`, each reached through its own
 /// loaders: a guest counts as used when its name is a string literal (`"NAME"`)
-/// in a test file that uses one of its kind's loaders, or, for a Rust guest
-/// (built to `TARGET/test-guests/NAME.wasm`), when `NAME.wasm` appears in a
-/// test, script or example. Tying a name to a loader keeps a WAT `echo` from
-/// counting as a use of the Rust `echo`.
+/// in a test file that uses one of its kind's loaders, or, for a Rust or C
+/// guest (built by `xtask/build-guests.sh` to `TARGET/test-guests/NAME.wasm`),
+/// when `NAME.wasm` appears in a test, script or example. Tying a name to a
+/// loader keeps a WAT `echo` from counting as a use of the Rust `echo`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum GuestKind {
     /// `tests/guests/rust/<dir>/`, named by its `Cargo.toml` package name.
     Rust,
+    /// `tests/guests/c/NAME.c`, a WASI command built to `c_NAME.wasm`, so
+    /// named `c_NAME`.
+    C,
     /// `tests/guests/wat/NAME.wat`.
     Wat,
     /// `tests/guests/hostile/NAME.wat`, loaded by the file that names that directory.
@@ -297,13 +300,29 @@ impl GuestKind {
     fn dir_and_loaders(self) -> (&'static str, &'static [&'static str]) {
         match self {
             GuestKind::Rust => ("rust", &["guest(", "run_guest(", "run_guest_with("]),
+            GuestKind::C => ("c", &["guest(", "run_guest(", "run_guest_with("]),
             GuestKind::Wat => ("wat", &["wat_guest(", "run_wat("]),
             GuestKind::Hostile => ("hostile", &["tests/guests/hostile"]),
         }
     }
+
+    /// Whether `xtask/build-guests.sh` builds this kind to
+    /// `TARGET/test-guests/NAME.wasm`, so a script may use it by that file name.
+    fn built_to_wasm(self) -> bool {
+        matches!(self, GuestKind::Rust | GuestKind::C)
+    }
+
+    /// What an entry of this kind's directory must be, for the failure message.
+    fn entry(self) -> &'static str {
+        match self {
+            GuestKind::Rust => "a crate directory with a Cargo.toml",
+            GuestKind::C => "a .c file",
+            GuestKind::Wat | GuestKind::Hostile => "a .wat file",
+        }
+    }
 }
 
-const GUEST_KINDS: [GuestKind; 3] = [GuestKind::Rust, GuestKind::Wat, GuestKind::Hostile];
+const GUEST_KINDS: [GuestKind; 4] = [GuestKind::Rust, GuestKind::C, GuestKind::Wat, GuestKind::Hostile];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Guest {
@@ -330,7 +349,7 @@ fn guest_inventory(guests_dir: &Path) -> (Vec<Guest>, Vec<String>) {
     for top in list(guests_dir) {
         let top_name = top.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let Some(kind) = GUEST_KINDS.into_iter().find(|k| k.dir_and_loaders().0 == top_name && top.is_dir()) else {
-            stray.push(format!("{}: not a guest directory (rust/, wat/ or hostile/)", rel(&top)));
+            stray.push(format!("{}: not a guest directory (rust/, c/, wat/ or hostile/)", rel(&top)));
             continue;
         };
         for p in list(&top) {
@@ -338,20 +357,18 @@ fn guest_inventory(guests_dir: &Path) -> (Vec<Guest>, Vec<String>) {
                 GuestKind::Rust => fs::read_to_string(p.join("Cargo.toml")).ok().and_then(|t| {
                     t.lines().find_map(|l| Some(l.trim().strip_prefix("name = \"")?.strip_suffix('"')?.to_string()))
                 }),
-                GuestKind::Wat | GuestKind::Hostile => p
-                    .extension()
-                    .is_some_and(|x| x == "wat")
-                    .then(|| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-                    .flatten()
-                    .filter(|_| p.is_file()),
+                GuestKind::C | GuestKind::Wat | GuestKind::Hostile => {
+                    let (ext, prefix) = if kind == GuestKind::C { ("c", "c_") } else { ("wat", "") };
+                    p.extension()
+                        .is_some_and(|x| x == ext)
+                        .then(|| p.file_stem().map(|s| format!("{prefix}{}", s.to_string_lossy())))
+                        .flatten()
+                        .filter(|_| p.is_file())
+                }
             };
             match name {
                 Some(name) => guests.push(Guest { kind, name, path: rel(&p) }),
-                None => stray.push(format!(
-                    "{}: not a guest ({})",
-                    rel(&p),
-                    if kind == GuestKind::Rust { "a crate directory with a Cargo.toml" } else { "a .wat file" }
-                )),
+                None => stray.push(format!("{}: not a guest ({})", rel(&p), kind.entry())),
             }
         }
     }
@@ -374,7 +391,7 @@ fn unused_guests(guests: &[Guest], sources: &[(String, String)]) -> Vec<String> 
         sources.iter().any(|(path, text)| {
             let loads_kind = path.ends_with(".rs") && g.kind.dir_and_loaders().1.iter().any(|l| has_mark(text, l));
             let by_name = loads_kind && text.contains(&quoted);
-            let by_file = g.kind == GuestKind::Rust
+            let by_file = g.kind.built_to_wasm()
                 && text.match_indices(&wasm).any(|(i, _)| {
                     !text[..i].chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
                 });
@@ -389,8 +406,9 @@ fn unused_guests(guests: &[Guest], sources: &[(String, String)]) -> Vec<String> 
 }
 
 /// The texts a guest may be used from: `tests/all/*.rs` (but this file, whose
-/// self-tests name made-up guests), `xtask/*.sh`, and the `.toml`, `.sh` and
-/// `.md` files under `examples/`.
+/// self-tests name made-up guests), `xtask/*.sh` (but `build-guests.sh`:
+/// building a guest is no use of it), and the `.toml`, `.sh` and `.md` files
+/// under `examples/`.
 fn guest_user_sources() -> Vec<(String, String)> {
     let root = repo_root();
     let mut files: Vec<PathBuf> =
@@ -400,7 +418,9 @@ fn guest_user_sources() -> Vec<(String, String)> {
         for e in fs::read_dir(&d).unwrap_or_else(|e| panic!("cannot list {}: {e}", d.display())) {
             let p = e.expect("a directory entry").path();
             let in_xtask = d == root.join("xtask");
-            if p.is_dir() && !in_xtask {
+            if p == root.join("xtask/build-guests.sh") {
+                continue;
+            } else if p.is_dir() && !in_xtask {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "sh" || (!in_xtask && (x == "toml" || x == "md"))) {
                 files.push(p);
@@ -429,24 +449,31 @@ fn the_guest_inventory_sees_unused_and_misplaced_guests() {
     // The check itself must be able to fail.
     let dir = tempfile::tempdir().unwrap();
     let g = dir.path();
-    for d in ["rust/echo/src", "rust/no_manifest", "wat", "hostile", "extra"] {
+    for d in ["rust/echo/src", "rust/no_manifest", "c", "wat", "hostile", "extra"] {
         fs::create_dir_all(g.join(d)).unwrap();
     }
     fs::write(g.join("rust/echo/Cargo.toml"), "[package]\nname = \"echo\"\n").unwrap();
-    for f in ["wat/echo.wat", "wat/spare.wat", "wat/notes.txt", "hostile/loop.wat", "README.md"] {
+    for f in ["c/wc.c", "c/wc.h", "wat/echo.wat", "wat/spare.wat", "wat/notes.txt", "hostile/loop.wat", "README.md"] {
         fs::write(g.join(f), "").unwrap();
     }
     let (guests, stray) = guest_inventory(g);
     let found: Vec<(GuestKind, &str)> = guests.iter().map(|g| (g.kind, g.name.as_str())).collect();
     assert_eq!(
         found,
-        [(GuestKind::Hostile, "loop"), (GuestKind::Rust, "echo"), (GuestKind::Wat, "echo"), (GuestKind::Wat, "spare")]
+        [
+            (GuestKind::C, "c_wc"),
+            (GuestKind::Hostile, "loop"),
+            (GuestKind::Rust, "echo"),
+            (GuestKind::Wat, "echo"),
+            (GuestKind::Wat, "spare")
+        ]
     );
     assert_eq!(
         stray,
         [
-            "tests/guests/README.md: not a guest directory (rust/, wat/ or hostile/)",
-            "tests/guests/extra: not a guest directory (rust/, wat/ or hostile/)",
+            "tests/guests/README.md: not a guest directory (rust/, c/, wat/ or hostile/)",
+            "tests/guests/c/wc.h: not a guest (a .c file)",
+            "tests/guests/extra: not a guest directory (rust/, c/, wat/ or hostile/)",
             "tests/guests/rust/no_manifest: not a guest (a crate directory with a Cargo.toml)",
             "tests/guests/wat/notes.txt: not a guest (a .wat file)",
         ]
@@ -462,6 +489,7 @@ fn the_guest_inventory_sees_unused_and_misplaced_guests() {
     assert_eq!(
         unused,
         [
+            "tests/guests/c/wc.c: `c_wc` is used by no test or script",
             "tests/guests/hostile/loop.wat: `loop` is used by no test or script",
             "tests/guests/rust/echo: `echo` is used by no test or script",
             "tests/guests/wat/spare.wat: `spare` is used by no test or script",
@@ -469,11 +497,20 @@ fn the_guest_inventory_sees_unused_and_misplaced_guests() {
     );
     // A Rust guest is used by a loader call or as `NAME.wasm` in a script, not as `my_echo.wasm`.
     let script = |t: &str| src("xtask/demo.sh", t);
-    assert_eq!(unused_guests(&guests[1..2], &[script("cp my_echo.wasm x")]).len(), 1);
-    assert!(unused_guests(&guests[1..2], &[script("cp \"$dir/echo.wasm\" x")]).is_empty());
-    assert!(unused_guests(&guests[1..2], &[src("tests/all/run.rs", "guest(\"echo\")")]).is_empty());
+    assert_eq!(unused_guests(&guests[2..3], &[script("cp my_echo.wasm x")]).len(), 1);
+    assert!(unused_guests(&guests[2..3], &[script("cp \"$dir/echo.wasm\" x")]).is_empty());
+    assert!(unused_guests(&guests[2..3], &[src("tests/all/run.rs", "guest(\"echo\")")]).is_empty());
+    // A C guest `tests/guests/c/wc.c` is `c_wc` (its built file `c_wc.wasm`):
+    // used by `guest("c_wc")` or `c_wc.wasm` in a script, not by `"wc"` nor by
+    // `"c_wc"` in a file that loads only WAT guests.
+    let c_wc = &guests[..1];
+    assert!(unused_guests(c_wc, &[src("tests/all/conformance.rs", "check(\"c_wc\"); guest(name)")]).is_empty());
+    assert!(unused_guests(c_wc, &[script("cp \"$dir/c_wc.wasm\" x")]).is_empty());
+    assert_eq!(unused_guests(c_wc, &[src("tests/all/run.rs", "guest(\"wc\")")]).len(), 1);
+    assert_eq!(unused_guests(c_wc, &[src("tests/all/runtime.rs", "wat_guest(\"c_wc\")")]).len(), 1);
+    assert_eq!(unused_guests(c_wc, &[script("cp wc.wasm x")]).len(), 1);
     assert!(
-        unused_guests(&guests[..1], &[src("tests/all/hostile.rs", "join(\"tests/guests/hostile\"); wat(\"loop\")")])
+        unused_guests(&guests[1..2], &[src("tests/all/hostile.rs", "join(\"tests/guests/hostile\"); wat(\"loop\")")])
             .is_empty()
     );
 }

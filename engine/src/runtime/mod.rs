@@ -22,6 +22,10 @@ mod log;
 mod mounts;
 mod poll;
 mod sdk;
+mod watch;
+mod workdir;
+
+pub use watch::{MAX_DEPTH, MAX_PATH_BYTES, MAX_SCRATCH_ENTRIES};
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -134,8 +138,9 @@ pub(crate) struct TaskState {
     pub(crate) limiter: TaskLimiter,
     pub(crate) log: SharedLog,
     pub(crate) sdk: SdkState,
-    /// Command tasks: the live check of `/out` against the output limits.
-    pub(crate) out_watch: Option<command::OutWatch>,
+    /// Command tasks: the live check of `/out`, scratch and the workdir
+    /// against their limits.
+    pub(crate) out_watch: Option<watch::OutWatch>,
     /// When the attempt times out, and the run's cancel flag: checked by the
     /// interruptible `poll_oneoff` (see `poll`).
     pub(crate) deadline: Option<Instant>,
@@ -181,7 +186,8 @@ fn engine_config(max_instances: u32, max_memory: u64) -> Config {
     let mut pool = PoolingAllocationConfig::new();
     // A task that uses exceptions gets a GC heap (for its exception objects),
     // which takes a second memory slot.
-    pool.total_core_instances(n)
+    // Each task may also make one small forwarding instance (see `poll`).
+    pool.total_core_instances(2 * n)
         .total_memories(2 * n)
         .total_gc_heaps(n)
         .total_tables(n)
