@@ -8,6 +8,7 @@ mod plugins;
 mod programs;
 mod run;
 mod runtime;
+mod stock;
 mod tidy;
 mod util;
 mod workdir;

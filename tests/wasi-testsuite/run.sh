@@ -6,7 +6,8 @@
 #
 # DIR is a checkout of the suite's `prod/testsuite-base` branch (prebuilt
 # tests). ENGINE_EXECUTOR picks the executor (sync, threads, processes;
-# default threads); ENGINE the engine binary (default target/release/engine);
+# default threads); ENGINE the engine binary (default TARGET/release/engine,
+# TARGET being cargo's target directory, see xtask/lib.sh);
 # PYTHON the interpreter (default python3; the runner needs Python 3.12 or
 # newer with colorama and requests).
 # Extra arguments go to the runner (e.g. --json-output-location FILE).
@@ -18,9 +19,12 @@ if [ -z "${WASI_TESTSUITE:-}" ]; then
 fi
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 suite=$(cd "$WASI_TESTSUITE" && pwd)
-export ENGINE="${ENGINE:-$root/target/release/engine}"
+if [ -z "${ENGINE:-}" ]; then
+    source "$here/../../xtask/lib.sh"
+    ENGINE="$target_dir/release/engine"
+fi
+export ENGINE
 export ENGINE_EXECUTOR="${ENGINE_EXECUTOR:-threads}"
 
 dirs=()

@@ -168,7 +168,12 @@ fn step_rw_seek() {
     let _ = f.seek(SeekFrom::Start(10));
     let mut hole = Vec::new();
     let _ = f.read_to_end(&mut hole);
-    say(format!("hole: {} bytes, {} zero, last {:?}", hole.len(), hole.iter().filter(|b| **b == 0).count(), hole.last()));
+    say(format!(
+        "hole: {} bytes, {} zero, last {:?}",
+        hole.len(),
+        hole.iter().filter(|b| **b == 0).count(),
+        hole.last()
+    ));
     say(format!("pread 5@2: {}", pread(&f, 5, 2)));
     say(format!("pread past end: {}", pread(&f, 5, 1000)));
     say(format!("pwrite XY@1: {}", pwrite(&f, b"XY", 1)));
@@ -193,7 +198,13 @@ fn step_sizes() {
     for p in ["/out/a.txt", "/out", "/in", "/in/data", "/tmp", "/out/missing"] {
         let m = fs::metadata(p);
         let line = match m {
-            Ok(m) => format!("file={} dir={} symlink={} len={}", m.is_file(), m.is_dir(), m.file_type().is_symlink(), if m.is_file() { m.len() } else { 0 }),
+            Ok(m) => format!(
+                "file={} dir={} symlink={} len={}",
+                m.is_file(),
+                m.is_dir(),
+                m.file_type().is_symlink(),
+                if m.is_file() { m.len() } else { 0 }
+            ),
             Err(e) => err(&e),
         };
         say(format!("stat {p}: {line}"));
@@ -258,7 +269,10 @@ fn step_rename_unlink() {
         say(format!("{base} rename r4 over open r2: {}", res(fs::rename(format!("{base}/r4"), format!("{base}/r2")))));
         let mut s = String::new();
         let _ = (&open).read_to_string(&mut s);
-        say(format!("{base} the open r2 still reads: {s:?}; the path reads {:?}", fs::read_to_string(format!("{base}/r2")).unwrap_or_default()));
+        say(format!(
+            "{base} the open r2 still reads: {s:?}; the path reads {:?}",
+            fs::read_to_string(format!("{base}/r2")).unwrap_or_default()
+        ));
         say(format!("{base} rename missing: {}", res(fs::rename(format!("{base}/nope"), format!("{base}/x")))));
         let _ = fs::create_dir(format!("{base}/rd"));
         say(format!("{base} rename file into dir: {}", res(fs::rename(format!("{base}/r2"), format!("{base}/rd/r2")))));
