@@ -201,10 +201,7 @@ impl ActionRecord {
     /// written for every task that succeeds).
     pub fn encode(&self) -> Vec<u8> {
         let v = vec![RECORD_VERSION];
-        match postcard::to_extend(self, v) {
-            Ok(v) => v,
-            Err(_) => Vec::new(),
-        }
+        postcard::to_extend::<_, Vec<u8>>(self, v).unwrap_or_default()
     }
     /// `None` for anything that is not a record of this version (a miss,
     /// never an error).
