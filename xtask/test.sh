@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash xtask/setup.sh
+# The pinned Python venv ($TARGET/pyenv): moto_server for the S3 store tests, Dask.
+bash xtask/setup-python.sh
 bash xtask/build-guests.sh
 # Guest-language toolchains (Zig, Go, AssemblyScript, C++) and their examples;
 # see docs/languages.md. A missing toolchain skips only its language here, but

@@ -25,6 +25,9 @@ use crate::store::{BlobReader, BlobStore, Digest, StoreError, StoreSpec};
 use crate::task::message::Limits;
 
 pub use crate::exec::driver::RunOutcome as Records;
+/// The engine's cache directory (compiled modules, unpacked mounts, the read
+/// cache of remote stores).
+pub use crate::store::spec::default_cache_dir;
 
 /// Where tasks run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,8 +79,9 @@ impl RunStatus {
 pub enum SessionError {
     #[error("{0}")]
     InvalidOptions(String),
-    #[error("cannot open the store at {location}: {error}")]
-    Store { location: String, error: StoreError },
+    /// The store could not be opened (the error names the store).
+    #[error(transparent)]
+    Store(StoreError),
     #[error(transparent)]
     Runtime(RuntimeError),
     #[error("plugin `{name}`: {error}")]
@@ -205,6 +209,7 @@ pub struct Session {
     fail_fast: bool,
     backoff_base: Duration,
     cache_dir: Option<PathBuf>,
+    log_dir: Option<PathBuf>,
     interrupt: Arc<AtomicBool>,
     observer: Box<dyn Observer + Send>,
     on_plugin: Box<dyn FnMut(PluginEvent<'_>)>,
@@ -223,6 +228,7 @@ impl Session {
             fail_fast: false,
             backoff_base: Duration::from_millis(100),
             cache_dir: None,
+            log_dir: None,
             interrupt: Arc::new(AtomicBool::new(false)),
             observer: Box::new(NoObserver),
             on_plugin: Box::new(|_| {}),
@@ -257,6 +263,13 @@ impl Session {
         self.cache_dir = Some(dir);
         self
     }
+    /// The root of per-task logs, written as `DIR/RUN/logs/TASK.log` (default:
+    /// `STORE/runs` for a directory store, `.engine-runs` next to the pipeline
+    /// file for `file://` and `s3://` stores).
+    pub fn log_dir(mut self, dir: PathBuf) -> Self {
+        self.log_dir = Some(dir);
+        self
+    }
     /// A flag that, once set (e.g. from a Ctrl-C handler), interrupts the run.
     pub fn interrupt(mut self, flag: Arc<AtomicBool>) -> Self {
         self.interrupt = flag;
@@ -284,8 +297,8 @@ impl Session {
     pub fn run(mut self) -> Result<RunOutcome, SessionError> {
         let workers = self.worker_count()?;
         let spec = self.store.clone().unwrap_or_else(|| StoreSpec::Local(self.plan.base_dir.join(".engine-store")));
-        let store = spec.open().map_err(|error| SessionError::Store { location: spec.to_string(), error })?;
         let cache_dir = self.cache_dir.clone().unwrap_or_else(default_cache_dir);
+        let store = spec.open_with_cache(&cache_dir).map_err(SessionError::Store)?;
         let max_task_memory = Limits::max_task_memory(&self.plan);
         let runtime = Arc::new(
             Runtime::new(RuntimeConfig {
@@ -303,7 +316,7 @@ impl Session {
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             std::process::id()
         );
-        let log_dir = spec.local_dir().unwrap_or(&self.plan.base_dir).join("runs").join(&run_id).join("logs");
+        let log_dir = self.log_root(&spec).join(&run_id).join("logs");
         let opts = RunOptions {
             fail_fast: self.fail_fast,
             backoff_base: self.backoff_base,
@@ -353,6 +366,16 @@ impl Session {
         })
     }
 
+    /// Per-task logs: inside a directory store, else beside the pipeline (a
+    /// shared or remote store is no place for one machine's logs).
+    fn log_root(&self, spec: &StoreSpec) -> PathBuf {
+        match (&self.log_dir, spec) {
+            (Some(dir), _) => dir.clone(),
+            (None, StoreSpec::Local(dir)) => dir.join("runs"),
+            (None, StoreSpec::File(_) | StoreSpec::S3 { .. }) => self.plan.base_dir.join(".engine-runs"),
+        }
+    }
+
     fn worker_count(&self) -> Result<usize, SessionError> {
         if self.workers == Some(0) {
             return Err(SessionError::InvalidOptions("--workers must be at least 1".into()));
@@ -400,14 +423,10 @@ fn processes_executor(
 ) -> Result<Box<dyn Executor>, SessionError> {
     let fail = |message: String| SessionError::Executor { executor: "processes", message };
     let exe = std::env::current_exe().map_err(|e| fail(format!("cannot find the engine binary: {e}")))?;
-    let Some(dir) = spec.local_dir() else {
-        return Err(fail(format!("the store {spec} is not a directory on this machine")));
-    };
-    let store_dir = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let exec = ProcessesExecutor::new(ProcessesConfig {
         workers,
         exe,
-        store_dir,
+        store: spec.absolute(),
         cache_dir,
         max_task_memory,
         plugins: plan.plugins.iter().map(|p| p.path.clone()).collect(),
@@ -417,21 +436,6 @@ fn processes_executor(
     })
     .map_err(|e| fail(e.to_string()))?;
     Ok(Box::new(exec))
-}
-
-/// The engine's compiled-module cache directory: `$ENGINE_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/engine`, else `~/.cache/engine`, else a temp dir.
-pub fn default_cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("ENGINE_CACHE_DIR") {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("engine");
-    }
-    if let Some(h) = std::env::var_os("HOME") {
-        return PathBuf::from(h).join(".cache").join("engine");
-    }
-    std::env::temp_dir().join("engine-cache")
 }
 
 /// Copy every `[outputs]` entry out of the store, each atomically and

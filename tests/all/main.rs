@@ -6,5 +6,8 @@ mod plugins;
 mod programs;
 mod run;
 mod runtime;
+#[cfg(feature = "s3")]
+mod s3;
+mod store;
 mod tidy;
 mod util;

@@ -13,7 +13,7 @@ use crate::util::{engine, guests_dir, repo_root};
 const EXECUTORS: [&str; 3] = ["sync", "threads", "processes"];
 
 /// Copy an example into a temp dir, pointing its plugins at the built guests.
-fn example(name: &str) -> tempfile::TempDir {
+pub(crate) fn example(name: &str) -> tempfile::TempDir {
     let src = repo_root().join("examples").join(name);
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(&src).unwrap() {
@@ -81,7 +81,7 @@ fn examples_give_the_expected_bytes_on_every_executor() {
 }
 
 /// A pipeline in a temp dir, with the test guests as plugins.
-fn pipeline(body: &str) -> tempfile::TempDir {
+pub(crate) fn pipeline(body: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut plugins = String::from("[plugins]\n");
     for g in ["sleep_ms", "flaky", "spin", "noop", "echo"] {

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::store::StoreSpec;
+
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_TASKS_FAILED: i32 = 1;
 pub const EXIT_INVALID: i32 = 2;
@@ -56,7 +58,7 @@ pub enum Command {
     /// doubling, capped at 10s; $ENGINE_RETRY_BACKOFF sets the first delay); when it fails
     /// for good its dependents are skipped and independent tasks run on. Outputs are stored
     /// by sha256 in the store; `[outputs]` are copied out atomically only if every task
-    /// succeeded. Per-task logs go to STORE/runs/RUN/logs/TASK.log. The summary goes to
+    /// succeeded. Per-task logs go to STORE/runs/RUN/logs/TASK.log (see --log-dir). The summary goes to
     /// stdout, progress and failures to stderr. Ctrl-C cancels running tasks and exits 130.
     #[command(after_help = "Exit status: 0 every task succeeded, 1 some task failed or was skipped, \
 2 invalid pipeline/plugin/arguments (nothing ran), 3 internal or I/O error, 130 interrupted.")]
@@ -119,9 +121,16 @@ pub struct RunArgs {
     /// Override machine capacity, e.g. `cpu=4,memory=8GiB,gpu=1,licence=2`.
     #[arg(long, value_name = "LIST")]
     pub resources: Option<String>,
-    /// Blob store directory (default: `.engine-store` next to the pipeline file).
+    /// Where blobs are stored: a directory (default: `.engine-store` next to the pipeline
+    /// file), `file:///abs/dir` (a directory shared between hosts, one file per blob) or
+    /// `s3://bucket/prefix` (an S3-compatible object store; settings from the AWS_*
+    /// environment variables, see docs/cluster.md).
+    #[arg(long, value_name = "STORE")]
+    pub store: Option<StoreSpec>,
+    /// Directory for per-task logs, written as LOG_DIR/RUN/logs/TASK.log (default: STORE/runs
+    /// for a directory store, `.engine-runs` next to the pipeline file for file:// and s3://).
     #[arg(long, value_name = "DIR")]
-    pub store: Option<String>,
+    pub log_dir: Option<PathBuf>,
     /// Stop dispatching at the first failed task (running tasks are cancelled).
     #[arg(long)]
     pub fail_fast: bool,

@@ -17,7 +17,6 @@ use crate::plan::{Plan, TaskId};
 use crate::report;
 use crate::sched::{Counts, FailureDecision};
 use crate::session::{self, PluginEvent, RunOutcome, RunStatus, Session, SessionError};
-use crate::store::StoreSpec;
 use crate::units::{format_duration, format_size};
 
 /// The interrupt flag set by the Ctrl-C handler (installed once per process).
@@ -43,13 +42,6 @@ pub fn run(a: &RunArgs) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
-    let store = match a.store.as_deref().map(StoreSpec::parse).transpose() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: --store: {e}");
-            return EXIT_INVALID;
-        }
-    };
     let tty = std::io::stderr().is_terminal() && !a.quiet;
     let mut session = Session::new(plan)
         .executor(match a.executor {
@@ -62,8 +54,11 @@ pub fn run(a: &RunArgs) -> i32 {
         .interrupt(interrupt_flag())
         .observer(Box::new(Progress::new(tty, a.quiet)))
         .on_plugin(plugin_progress(tty, a.quiet));
-    if let Some(s) = store {
-        session = session.store(s);
+    if let Some(s) = &a.store {
+        session = session.store(s.clone());
+    }
+    if let Some(dir) = &a.log_dir {
+        session = session.log_dir(dir.clone());
     }
     if let Some(w) = a.workers {
         session = session.workers(w as usize);
