@@ -3,7 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash xtask/setup.sh
-# The pinned Python venv ($TARGET/pyenv): moto_server for the S3 store tests, Dask.
+# The pinned Python venv ($TARGET/pyenv): moto_server for the S3 store tests, Dask
+# (tests/all/dask.rs).
 bash xtask/setup-python.sh
 bash xtask/build-guests.sh
 # Guest-language toolchains (Zig, Go, AssemblyScript, C++) and their examples;

@@ -15,9 +15,12 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::exec::Executor;
+use crate::exec::dask::{Cluster, DaskConfig, DaskError, DaskExecutor};
 use crate::exec::driver::{self, NoObserver, Observer, RunOptions};
 use crate::exec::processes::{ProcessesConfig, ProcessesExecutor};
+use crate::exec::proto::{PROTOCOL_VERSION, WorkerInit};
 use crate::exec::sync::SyncExecutor;
+use crate::pipeline::LoadOptions;
 use crate::plan::Plan;
 use crate::report::{self, PluginReport};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
@@ -30,7 +33,7 @@ pub use crate::exec::driver::RunOutcome as Records;
 pub use crate::store::spec::default_cache_dir;
 
 /// Where tasks run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecutorKind {
     /// One task at a time on the calling thread, in a deterministic order.
     Sync,
@@ -38,17 +41,113 @@ pub enum ExecutorKind {
     Threads,
     /// A pool of `engine worker` subprocesses.
     Processes,
+    /// A Dask cluster, in `engine worker` processes on its workers (see
+    /// `docs/cluster.md`). The session connects when it runs, unless it was
+    /// given a cluster connected beforehand ([`Session::on_dask`]).
+    Dask(DaskOptions),
 }
 
 impl ExecutorKind {
     /// The name used on the command line and in the report.
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             ExecutorKind::Sync => "sync",
             ExecutorKind::Threads => "threads",
             ExecutorKind::Processes => "processes",
+            ExecutorKind::Dask(_) => "dask",
         }
     }
+}
+
+/// How to reach a Dask cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaskOptions {
+    /// `tcp://HOST:PORT`, `local:N` for a new local cluster of N workers, or
+    /// `None` for a local cluster (like `distributed.Client()`).
+    pub scheduler: Option<String>,
+    /// Most tasks in Dask at once (default: the cluster's threads).
+    pub window: Option<usize>,
+    /// The Python with `engine_dask` installed, which runs the bridge.
+    pub python: PathBuf,
+    /// How long to try to reach the scheduler.
+    pub connect_timeout: Duration,
+}
+
+impl Default for DaskOptions {
+    fn default() -> Self {
+        DaskOptions {
+            scheduler: None,
+            window: None,
+            python: PathBuf::from("python3"),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A Dask cluster connected before its pipeline is loaded: its workers'
+/// resources are the capacity the pipeline is validated against
+/// ([`DaskCluster::load_options`]), and the session that runs the plan
+/// ([`Session::on_dask`]) refuses a task no single worker can hold.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use engine::pipeline;
+/// use engine::session::{DaskCluster, DaskOptions, Session};
+///
+/// let opts = DaskOptions { scheduler: Some("tcp://10.0.0.5:8786".into()), ..DaskOptions::default() };
+/// let cluster = DaskCluster::connect(opts)?;
+/// let plan = pipeline::load("pipeline.toml".as_ref(), &cluster.load_options()).map_err(|d| d.to_string())?;
+/// let outcome = Session::new(plan).on_dask(cluster).run()?;
+/// # Ok(()) }
+/// ```
+pub struct DaskCluster {
+    options: DaskOptions,
+    exec: DaskExecutor,
+}
+
+impl DaskCluster {
+    /// Start the bridge (`python -m engine_dask.bridge`) and connect to the
+    /// scheduler. Local cluster workers run this process's own binary.
+    pub fn connect(options: DaskOptions) -> Result<DaskCluster, SessionError> {
+        if options.window == Some(0) {
+            return Err(SessionError::InvalidOptions("the Dask window must be at least 1".into()));
+        }
+        let engine_exe = std::env::current_exe().map_err(|e| SessionError::Executor {
+            executor: "dask",
+            message: format!("cannot find the engine binary: {e}"),
+        })?;
+        let exec = DaskExecutor::connect(&DaskConfig {
+            python: options.python.clone(),
+            scheduler: options.scheduler.clone(),
+            connect_timeout: options.connect_timeout,
+            window: options.window,
+            engine_exe,
+        })
+        .map_err(SessionError::Dask)?;
+        Ok(DaskCluster { options, exec })
+    }
+
+    /// What the cluster looks like: the scheduler, versions, the workers and
+    /// their resources.
+    pub fn info(&self) -> &Cluster {
+        self.exec.cluster()
+    }
+
+    /// Load options whose capacity no request exceeds on the kinds the
+    /// workers declare: whether a task fits is checked per worker when the
+    /// session runs.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions { capacity_override: Some(self.info().load_capacity()), ..LoadOptions::default() }
+    }
+}
+
+/// Where the tasks of a Dask run ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaskPlacement {
+    /// The scheduler's address.
+    pub scheduler: String,
+    /// The Dask worker of each trace lane (a lane is one of its thread slots).
+    pub lane_workers: Vec<String>,
 }
 
 /// How a run ended, as a whole.
@@ -92,6 +191,9 @@ pub enum SessionError {
     Executor { executor: &'static str, message: String },
     #[error("cannot make the store durable: {0}")]
     Sync(StoreError),
+    /// The Dask cluster cannot be used, or cannot run the plan.
+    #[error(transparent)]
+    Dask(DaskError),
 }
 
 /// An `[outputs]` entry that was not written, and why.
@@ -119,6 +221,8 @@ pub struct RunOutcome {
     pub missing: Vec<MissingOutput>,
     /// Why the engine itself stopped the run (no worker left), if it did.
     pub aborted: Option<String>,
+    /// Where each task ran, on the Dask executor.
+    pub dask: Option<DaskPlacement>,
     /// What happened to each task and attempt.
     pub records: Records,
 }
@@ -126,7 +230,7 @@ pub struct RunOutcome {
 impl RunOutcome {
     /// The JSON report (docs/pipeline.md, "Run report").
     pub fn report(&self) -> report::Report<'_> {
-        report::build(
+        let mut r = report::build(
             &self.plan,
             &self.records,
             self.status.name(),
@@ -134,7 +238,16 @@ impl RunOutcome {
             self.workers,
             &self.store,
             self.plugins.clone(),
-        )
+        );
+        if let Some(d) = &self.dask {
+            r.scheduler = Some(d.scheduler.clone());
+            for (t, rec) in r.tasks.iter_mut().zip(&self.records.records) {
+                if t.worker.is_some() {
+                    t.dask_worker = d.lane_workers.get(rec.worker as usize).cloned();
+                }
+            }
+        }
+        r
     }
 
     /// Write the JSON report to `path`, atomically.
@@ -213,6 +326,8 @@ pub struct Session {
     interrupt: Arc<AtomicBool>,
     observer: Box<dyn Observer + Send>,
     on_plugin: Box<dyn FnMut(PluginEvent<'_>)>,
+    /// A Dask cluster connected before the plan was loaded.
+    dask: Option<DaskExecutor>,
 }
 
 impl Session {
@@ -232,6 +347,7 @@ impl Session {
             interrupt: Arc::new(AtomicBool::new(false)),
             observer: Box::new(NoObserver),
             on_plugin: Box::new(|_| {}),
+            dask: None,
         }
     }
 
@@ -241,6 +357,13 @@ impl Session {
     }
     pub fn executor(mut self, kind: ExecutorKind) -> Self {
         self.executor = kind;
+        self
+    }
+    /// Run on a Dask cluster connected beforehand (the executor becomes
+    /// [`ExecutorKind::Dask`] with its options).
+    pub fn on_dask(mut self, cluster: DaskCluster) -> Self {
+        self.executor = ExecutorKind::Dask(cluster.options);
+        self.dask = Some(cluster.exec);
         self
     }
     /// Number of workers (at least 1; the sync executor always has 1).
@@ -295,7 +418,11 @@ impl Session {
     /// (bad options, store, plugins, executor); failed tasks are an `Ok`
     /// outcome with [`RunStatus::Failed`].
     pub fn run(mut self) -> Result<RunOutcome, SessionError> {
-        let workers = self.worker_count()?;
+        let mut dask = self.connect_dask()?;
+        let workers = match &dask {
+            Some(d) => d.workers(),
+            None => self.worker_count()?,
+        };
         let spec = self.store.clone().unwrap_or_else(|| StoreSpec::Local(self.plan.base_dir.join(".engine-store")));
         let cache_dir = self.cache_dir.clone().unwrap_or_else(default_cache_dir);
         let store = spec.open_with_cache(&cache_dir).map_err(SessionError::Store)?;
@@ -326,7 +453,17 @@ impl Session {
         };
         let plan = &self.plan;
         let observer = &mut *self.observer;
-        let records = match self.executor {
+        let records = match &self.executor {
+            ExecutorKind::Dask(_) => {
+                let Some(exec) = dask.as_mut() else {
+                    return Err(SessionError::Executor { executor: "dask", message: "not connected".into() });
+                };
+                let init = worker_init(plan, &spec, &cache_dir, max_task_memory);
+                exec.prepare(plan, &run_id, init, run_start);
+                let mut records = driver::run_plan(plan, exec, &*store, &opts, observer, run_start);
+                records.lane_names = exec.lane_names();
+                records
+            }
             ExecutorKind::Threads => {
                 driver::run_plan_threads(plan, &runtime, workers, &*store, &opts, observer, run_start)
                     .map_err(|e| SessionError::Executor { executor: "threads", message: e.to_string() })?
@@ -340,6 +477,10 @@ impl Session {
                 driver::run_plan(plan, &mut *exec, &*store, &opts, observer, run_start)
             }
         };
+        let dask = dask.map(|d| DaskPlacement {
+            scheduler: d.cluster().scheduler.clone(),
+            lane_workers: d.slots().iter().map(|(worker, _)| worker.clone()).collect(),
+        });
         store.sync().map_err(SessionError::Sync)?;
         // `[outputs]` are copied out only when every task succeeded.
         let all_ok = !records.interrupted && records.counts.succeeded == records.counts.total;
@@ -362,6 +503,7 @@ impl Session {
             written,
             missing,
             aborted: records.aborted.clone(),
+            dask,
             records,
         })
     }
@@ -374,6 +516,25 @@ impl Session {
             (None, StoreSpec::Local(dir)) => dir.join("runs"),
             (None, StoreSpec::File(_) | StoreSpec::S3 { .. }) => self.plan.base_dir.join(".engine-runs"),
         }
+    }
+
+    /// On the Dask executor: connect (unless connected beforehand), make
+    /// sure every task fits on some single worker, and take the cluster's
+    /// totals as the plan's capacity.
+    fn connect_dask(&mut self) -> Result<Option<DaskExecutor>, SessionError> {
+        let ExecutorKind::Dask(opts) = &self.executor else { return Ok(None) };
+        if self.workers.is_some() {
+            return Err(SessionError::InvalidOptions(
+                "the number of workers does not apply to the Dask executor: set its window".into(),
+            ));
+        }
+        let exec = match self.dask.take() {
+            Some(exec) => exec,
+            None => DaskCluster::connect(opts.clone())?.exec,
+        };
+        exec.cluster().check_fit(&self.plan).map_err(SessionError::Dask)?;
+        self.plan.capacity = exec.cluster().capacity();
+        Ok(Some(exec))
     }
 
     fn worker_count(&self) -> Result<usize, SessionError> {
@@ -436,6 +597,25 @@ fn processes_executor(
     })
     .map_err(|e| fail(e.to_string()))?;
     Ok(Box::new(exec))
+}
+
+/// The `Init` frame every `engine worker` of a Dask run starts with (on
+/// whatever machine its Dask worker runs).
+fn worker_init(plan: &Plan, spec: &StoreSpec, cache_dir: &Path, max_task_memory: u64) -> WorkerInit {
+    WorkerInit {
+        protocol: PROTOCOL_VERSION,
+        worker: 0,
+        store: spec.absolute(),
+        cache_dir: fs::canonicalize(cache_dir).unwrap_or_else(|_| cache_dir.to_path_buf()),
+        max_task_memory,
+        plugins: plan.plugins.iter().map(|p| p.path.clone()).collect(),
+        run_start_unix_us: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0),
+        harden: true,
+        read_only: mount_sources(plan),
+    }
 }
 
 /// Copy every `[outputs]` entry out of the store, each atomically and

@@ -1,4 +1,5 @@
 //! The one integration-test binary. Shared helpers live in `util`.
+mod dask;
 mod hostile;
 mod languages;
 mod pipeline;

@@ -92,11 +92,11 @@ pub(crate) fn pipeline(body: &str) -> tempfile::TempDir {
     dir
 }
 
-fn report(dir: &Path) -> Value {
+pub(crate) fn report(dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
 }
 
-fn task<'a>(r: &'a Value, id: &str) -> &'a Value {
+pub(crate) fn task<'a>(r: &'a Value, id: &str) -> &'a Value {
     r["tasks"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap()
 }
 

@@ -7,6 +7,7 @@
 //! Only this module knows about terminals and exit codes.
 
 pub mod check;
+pub mod dask;
 pub mod inspect;
 pub mod run;
 
@@ -62,7 +63,7 @@ pub enum Command {
     /// stdout, progress and failures to stderr. Ctrl-C cancels running tasks and exits 130.
     #[command(after_help = "Exit status: 0 every task succeeded, 1 some task failed or was skipped, \
 2 invalid pipeline/plugin/arguments (nothing ran), 3 internal or I/O error, 130 interrupted.")]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print a plugin's kind, metadata, imports and exports.
     Inspect(InspectArgs),
     /// Internal: a worker subprocess of the processes executor (speaks the framed protocol on stdio).
@@ -106,6 +107,8 @@ pub enum ExecutorKind {
     Threads,
     /// A pool of `engine worker` subprocesses: a second wall around untrusted code.
     Processes,
+    /// A Dask cluster (`--scheduler`), in `engine worker` processes on its workers.
+    Dask,
 }
 
 #[derive(Debug, clap::Args)]
@@ -143,6 +146,20 @@ pub struct RunArgs {
     /// Print no progress, only the summary and errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// With `--executor dask`: the scheduler, `tcp://HOST:PORT`, or `local:N` for a
+    /// new local cluster of N workers (default: a local cluster, like `distributed.Client()`).
+    #[arg(long, value_name = "ADDRESS")]
+    pub scheduler: Option<String>,
+    /// With `--executor dask`: most tasks in Dask at once (default: the cluster's threads).
+    #[arg(long, value_name = "N")]
+    pub dask_window: Option<u32>,
+    /// With `--executor dask`: the Python with `engine_dask` installed (default:
+    /// $ENGINE_DASK_PYTHON, else `python3`).
+    #[arg(long, value_name = "PYTHON")]
+    pub dask_python: Option<PathBuf>,
+    /// With `--executor dask`: how long to try to reach the scheduler.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub dask_connect_timeout: String,
 }
 
 #[derive(Debug, clap::Args)]

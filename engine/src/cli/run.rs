@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{
     EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_TASKS_FAILED, ExecutorKind, RunArgs, WorkerArgs,
 };
+use crate::exec::dask::DaskError;
 use crate::exec::driver::{Event, Observer};
 use crate::plan::{Plan, TaskId};
 use crate::report;
@@ -38,17 +39,27 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 }
 
 pub fn run(a: &RunArgs) -> i32 {
-    let plan = match super::check::load(&a.pipeline, &a.resources) {
-        Ok(p) => p,
+    let kind = match a.executor {
+        ExecutorKind::Sync => session::ExecutorKind::Sync,
+        ExecutorKind::Threads => session::ExecutorKind::Threads,
+        ExecutorKind::Processes => session::ExecutorKind::Processes,
+        ExecutorKind::Dask => match super::dask::options(a) {
+            Ok(opts) => session::ExecutorKind::Dask(opts),
+            Err(code) => return code,
+        },
+    };
+    // On Dask the cluster's workers are the capacity: connect first.
+    let loaded = match &kind {
+        session::ExecutorKind::Dask(opts) => super::dask::connect_and_load(a, opts.clone()).map(|(p, c)| (p, Some(c))),
+        _ => super::check::load(&a.pipeline, &a.resources).map(|p| (p, None)),
+    };
+    let (plan, dask) = match loaded {
+        Ok(x) => x,
         Err(code) => return code,
     };
     let tty = std::io::stderr().is_terminal() && !a.quiet;
     let mut session = Session::new(plan)
-        .executor(match a.executor {
-            ExecutorKind::Sync => session::ExecutorKind::Sync,
-            ExecutorKind::Threads => session::ExecutorKind::Threads,
-            ExecutorKind::Processes => session::ExecutorKind::Processes,
-        })
+        .executor(kind)
         .fail_fast(a.fail_fast)
         .backoff_base(backoff_base())
         .interrupt(interrupt_flag())
@@ -63,16 +74,14 @@ pub fn run(a: &RunArgs) -> i32 {
     if let Some(w) = a.workers {
         session = session.workers(w as usize);
     }
+    if let Some(cluster) = dask {
+        session = session.on_dask(cluster);
+    }
     let out = match session.run() {
         Ok(out) => out,
         Err(e) => {
             super::print_error(&e);
-            return match e {
-                SessionError::InvalidOptions(_) | SessionError::Plugin { .. } | SessionError::PluginChanged { .. } => {
-                    EXIT_INVALID
-                }
-                _ => EXIT_INTERNAL,
-            };
+            return exit_code(&e);
         }
     };
     if let Some(why) = &out.aborted {
@@ -98,6 +107,19 @@ pub fn run(a: &RunArgs) -> i32 {
         RunStatus::Succeeded => EXIT_OK,
         RunStatus::Interrupted => EXIT_INTERRUPTED,
         RunStatus::Failed => EXIT_TASKS_FAILED,
+    }
+}
+
+/// The exit code of a run that could not be carried out: 2 when nothing
+/// could run as asked (options, plugins, a task no Dask worker can hold),
+/// else 3.
+pub(crate) fn exit_code(e: &SessionError) -> i32 {
+    match e {
+        SessionError::InvalidOptions(_)
+        | SessionError::Plugin { .. }
+        | SessionError::PluginChanged { .. }
+        | SessionError::Dask(DaskError::NoWorkerFits(_)) => EXIT_INVALID,
+        _ => EXIT_INTERNAL,
     }
 }
 

@@ -120,7 +120,12 @@ pub fn serve() -> i32 {
                 eprintln!("engine worker: unexpected second `init` frame");
                 return 2;
             }
-            Err(super::proto::FrameError::Closed) => break 0,
+            // The parent is gone (a killed Dask worker, a killed engine):
+            // nobody waits for the running task's result.
+            Err(super::proto::FrameError::Closed) => {
+                runtime.cancel_all();
+                break 0;
+            }
             Err(e) => {
                 eprintln!("engine worker: {e}");
                 return 2;
