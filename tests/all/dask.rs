@@ -188,6 +188,47 @@ fn dask_wordcount_gives_the_expected_bytes_and_names_each_dask_worker() {
     assert!(lanes.iter().all(|l| l == "\"w-gpu slot 0\"" || l == "\"w-cpu slot 0\""), "{lanes:?}");
 }
 
+/// Dask with intermediates in S3 (moto): the workers' `engine worker`s open
+/// the bucket themselves, the outputs are the local bytes, and every blob in
+/// the bucket re-hashes to its key.
+#[cfg(feature = "s3")]
+#[test]
+fn dask_wordcount_on_s3_gives_the_expected_bytes_and_every_blob_hashes_to_its_key() {
+    use engine::store::Digest;
+    use object_store::path::Path as Key;
+    use object_store::{ObjectStore, ObjectStoreExt};
+
+    use crate::util::{Moto, block_on};
+
+    let Some(moto) = Moto::start(false) else { return };
+    moto.create_bucket("engine-dask");
+    let Some(c) = Cluster::start(&moto.vars()) else { return };
+    let dir = example("wordcount");
+    let cache = tempfile::tempdir().unwrap();
+    let mut cmd = c.command(dir.path(), &["--store", "s3://engine-dask/run"]);
+    moto.env(&mut cmd);
+    let o = cmd.env("ENGINE_CACHE_DIR", cache.path()).output().unwrap();
+    assert_exit(&o, 0);
+    for f in ["counts.tsv", "top.tsv"] {
+        let got = std::fs::read(dir.path().join("out").join(f)).unwrap();
+        let want = std::fs::read(repo_root().join("examples/wordcount/expected").join(f)).unwrap();
+        assert!(got == want, "wordcount/{f} on dask + s3 differs:\n{}", text(&got));
+    }
+    assert!(!dir.path().join(".engine-store").exists(), "a local .engine-store was created");
+    let r = report(dir.path());
+    assert_eq!(r["executor"], "dask");
+    assert_eq!(r["store"], "s3://engine-dask/run");
+    assert!(r["tasks"].as_array().unwrap().iter().all(|t| t["dask_worker"].is_string()), "{r}");
+    let client = moto.client("engine-dask");
+    let list = block_on(client.list_with_delimiter(Some(&Key::from("run/blobs")))).unwrap();
+    // The input file and the outputs of the pipeline's tasks.
+    assert!(list.objects.len() >= 5, "only {} blobs in the bucket", list.objects.len());
+    for obj in &list.objects {
+        let bytes = block_on(async { client.get(&obj.location).await.unwrap().bytes().await.unwrap() });
+        assert_eq!(Digest::of(&bytes).to_hex(), obj.location.filename().unwrap(), "{}", obj.location);
+    }
+}
+
 #[test]
 fn dask_gpu_tasks_run_on_the_gpu_worker() {
     let Some(c) = shared() else { return };

@@ -497,12 +497,20 @@ impl Moto {
         {
             cmd.env_remove(k);
         }
-        cmd.env("AWS_ENDPOINT_URL", &self.endpoint)
-            .env("AWS_ACCESS_KEY_ID", MOTO_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", MOTO_KEY)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+        cmd.envs(self.vars());
+    }
+
+    /// The variables [`Moto::env`] sets (for processes started by others,
+    /// such as Dask workers).
+    pub fn vars(&self) -> [(&'static str, &str); 6] {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", MOTO_KEY),
+            ("AWS_SECRET_ACCESS_KEY", MOTO_KEY),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_CONFIG_FILE", "/dev/null"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ]
     }
 
     /// An `object_store` client of `bucket` on this server (for checking and
