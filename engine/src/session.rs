@@ -366,7 +366,8 @@ impl Session {
         self.dask = Some(cluster.exec);
         self
     }
-    /// Number of workers (at least 1; the sync executor always has 1).
+    /// Number of workers (at least 1; the sync executor always has 1; on
+    /// Dask, the window of [`DaskOptions`] applies instead).
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self
@@ -430,7 +431,8 @@ impl Session {
         let runtime = Arc::new(
             Runtime::new(RuntimeConfig {
                 cache_dir: cache_dir.clone(),
-                max_instances: workers as u32 + 1,
+                // On Dask this process only compiles plugins; tasks run elsewhere.
+                max_instances: if dask.is_some() { 2 } else { workers as u32 + 1 },
                 max_task_memory,
             })
             .map_err(SessionError::Runtime)?,
