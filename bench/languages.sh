@@ -7,7 +7,8 @@
 # Needs the engine (`cargo build --release -p engine`; $ENGINE overrides the
 # path), the stock plugins (xtask/build-guests.sh) and the language modules
 # (xtask/toolchains.sh && xtask/build-languages.sh); a missing module is
-# reported as `missing` in its row. Works in target/bench/languages/.
+# reported as `missing` in its row. Works in TARGET/bench/languages/ (TARGET:
+# cargo's target directory, see xtask/lib.sh), from any current directory.
 #
 # Method (all with `--executor sync`, one task at a time, times from the
 # report's per-task `duration_us`, which covers instantiation and `run`):
@@ -20,11 +21,11 @@
 #    repeated, cut at a line end), default params; MiB/s = 64 / seconds.
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/../xtask/lib.sh"
 runs="${1:-21}"
-engine="${ENGINE:-${CARGO_TARGET_DIR:-$root/target}/release/engine}"
+engine="${ENGINE:-$target_dir/release/engine}"
 [ -x "$engine" ] || { echo "bench: no engine at $engine (cargo build --release -p engine, or set ENGINE)" >&2; exit 2; }
-work="$root/target/bench/languages"
+work="$target_dir/bench/languages"
 mkdir -p "$work"
 export ENGINE_CACHE_DIR="$work/module-cache"
 
@@ -44,8 +45,8 @@ printf 'x' >"$work/tiny.txt"
 # module path for a language ("rust" = the stock plugin)
 module() {
   case "$1" in
-    rust) echo "$root/target/guests/wasm32-wasip1/release/wordcount.wasm" ;;
-    *) echo "$root/target/languages/$1_wordcount.wasm" ;;
+    rust) echo "$target_dir/plugins/wordcount.wasm" ;;
+    *) echo "$target_dir/languages/$1_wordcount.wasm" ;;
   esac
 }
 

@@ -3,12 +3,14 @@
 # examples/fpga (docs/performance.md, "Real WASI programs"). Prints a table.
 #
 #   bash bench/programs.sh            # builds the engine, fetches the programs
-#   ENGINE=target/release/engine bash bench/programs.sh
+#   ENGINE=/path/to/engine bash bench/programs.sh
+# Works from any current directory; honours $CARGO_TARGET_DIR (see xtask/lib.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "${BASH_SOURCE[0]}")/../xtask/lib.sh"
+cd "$root"
 if [ -z "${ENGINE:-}" ]; then
   cargo build --release --locked -p engine --quiet
-  ENGINE=target/release/engine
+  ENGINE="$target_dir/release/engine"
 fi
 bash xtask/fetch-wasi-programs.sh
 work=$(mktemp -d)

@@ -14,7 +14,7 @@
 # Scratch files (generated pipelines, stores, logs) go to bench/.work/.
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/../xtask/lib.sh"
 cd "$root"
 venv="$root/bench/.venv"
 
@@ -41,7 +41,7 @@ fi
 # 2. The engine and the guest plugins.
 echo "bench: cargo build --release -p engine" >&2
 cargo build --release -p engine
-engine="${CARGO_TARGET_DIR:-$root/target}/release/engine"
+engine="$target_dir/release/engine"
 if [ -f "$root/xtask/build-guests.sh" ]; then
   # The benchmark itself only needs bench/noop.wasm: a failure here is reported, not fatal.
   bash "$root/xtask/build-guests.sh" >&2 || echo "bench: WARNING: xtask/build-guests.sh failed (not needed for this benchmark)" >&2

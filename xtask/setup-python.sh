@@ -5,14 +5,12 @@
 # install. Called by xtask/test.sh; tests that need it (tests/all/s3.rs, Dask tests)
 # skip with a loud message when it is missing, and fail under CI.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root"
-target="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-venv="$target/pyenv"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+venv="$target_dir/pyenv"
 req="$root/python/requirements-test.txt"
 if [ ! -x "$venv/bin/python" ]; then
   echo "setup-python: creating $venv" >&2
-  mkdir -p "$target"
+  mkdir -p "$target_dir"
   python3 -m venv "$venv"
 fi
 if ! cmp -s "$req" "$venv/.requirements.installed"; then

@@ -1,16 +1,32 @@
 #!/usr/bin/env bash
-# Installs what building and testing need. Idempotent: running it twice does no harm.
-#  - the wasm32-wasip1 / wasm32-wasip2 Rust targets (guest plugins)
-#  - Debian's clang + wasi-libc (the C SDK example), when apt is available
+# Installs what building and testing need, one line per install step with its
+# size. Idempotent: when everything is in place it prints nothing.
+#  - the wasm32-wasip1 Rust target (guest plugins), with rustup, into
+#    $(rustc --print sysroot)/lib/rustlib (~96 MB)
+#  - rustfmt and clippy (xtask/test.sh's gates), when rustup lacks them
+#  - Debian's clang, lld, wasi-libc and libclang-rt-dev-wasm32 (the C SDK
+#    example, the C and C++ language examples), with apt-get, as root (~250 MB
+#    with their dependencies on a Debian bookworm without clang)
+# XTASK_NO_SYSTEM=1 skips the apt-get step and says what is skipped as a result.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 have_target() { rustup target list --installed 2>/dev/null | grep -qx "$1"; }
-for t in wasm32-wasip1 wasm32-wasip2; do
-  if ! have_target "$t"; then
-    echo "setup: rustup target add $t"
-    rustup target add "$t"
-  fi
-done
+if command -v rustup >/dev/null 2>&1 && ! have_target wasm32-wasip1; then
+  echo "setup: rustup target add wasm32-wasip1 (into $(rustc --print sysroot)/lib/rustlib)"
+  rustup target add wasm32-wasip1
+  echo "setup: wasm32-wasip1 target installed ($(size_of "$(rustc --print sysroot)/lib/rustlib/wasm32-wasip1"))"
+fi
+
+# rustfmt and clippy: the gates of xtask/test.sh (in rustup's default profile).
+if command -v rustup >/dev/null 2>&1; then
+  for c in rustfmt clippy; do
+    if ! rustup component list --installed 2>/dev/null | grep -q "^$c"; then
+      echo "setup: rustup component add $c"
+      rustup component add "$c"
+    fi
+  done
+fi
 
 apt_pkgs=(clang lld wasi-libc libclang-rt-dev-wasm32)
 missing=()
@@ -19,13 +35,22 @@ if command -v dpkg-query >/dev/null 2>&1; then
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
 fi
-if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: apt-get install ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  else
-    echo "setup: WARNING: missing ${missing[*]} (not root or no apt-get); the C SDK example will be skipped" >&2
-  fi
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+without="the C SDK example (build-guests) and the C and C++ language examples will be skipped"
+if [ "${XTASK_NO_SYSTEM:-}" = 1 ]; then
+  echo "setup: XTASK_NO_SYSTEM=1: not installing ${missing[*]}; $without" >&2
+elif [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "setup: WARNING: missing ${missing[*]} (not root or no apt-get); $without" >&2
+else
+  log="$target_dir/setup-apt.log"
+  mkdir -p "$target_dir"
+  echo "setup: apt-get install ${missing[*]} (as root; apt-get update first; log in $log)"
+  export DEBIAN_FRONTEND=noninteractive
+  # stdout (progress) goes to the log; apt's errors stay on stderr.
+  apt-get update -q >"$log"
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >>"$log"
+  used="$(sed -n 's/^After this operation, \(.*\) of additional disk space will be used\./\1/p' "$log" | tail -1)"
+  echo "setup: installed ${missing[*]} (${used:-no additional disk space})"
 fi

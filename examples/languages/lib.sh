@@ -1,16 +1,17 @@
 # Shared by examples/languages/*/build.sh (sourced, not run).
 #
-# Sets: root (the repository), out_dir (where the .wasm files go:
-# $ENGINE_LANG_OUT or target/languages), tc (the toolchains dir:
-# $ENGINE_TOOLCHAINS_DIR or target/toolchains, filled by xtask/toolchains.sh).
+# Sets: root (the repository), target_dir (cargo's target directory, see
+# xtask/lib.sh), out_dir (where the .wasm files go: $ENGINE_LANG_OUT or
+# TARGET/languages), tc (the toolchains dir: $ENGINE_TOOLCHAINS_DIR or
+# TARGET/toolchains, filled by xtask/toolchains.sh).
 # A build script that cannot find its toolchain calls `missing "<why>"`,
 # which exits with status 77: xtask/build-languages.sh prints
 # `SKIPPED <lang>: <why>` for it. Any other failure is a real build error.
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-out_dir="${ENGINE_LANG_OUT:-$root/target/languages}"
-tc="${ENGINE_TOOLCHAINS_DIR:-$root/target/toolchains}"
+source "$(dirname "${BASH_SOURCE[0]}")/../../xtask/lib.sh"
+out_dir="${ENGINE_LANG_OUT:-$target_dir/languages}"
+tc="${ENGINE_TOOLCHAINS_DIR:-$target_dir/toolchains}"
 mkdir -p "$out_dir"
 
 missing() {

@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::run::{example, pipeline, report, task};
-use crate::util::{engine, repo_root};
+use crate::util::{engine, guest, repo_root};
 
 /// The Python of the test venv, if it is there.
 fn pyenv() -> Option<PathBuf> {
-    let python = repo_root().join("target/pyenv/bin/python");
+    let python = crate::util::target_dir().join("pyenv/bin/python");
     if python.exists() {
         return Some(python);
     }
@@ -227,6 +227,34 @@ fn dask_wordcount_on_s3_gives_the_expected_bytes_and_every_blob_hashes_to_its_ke
         let bytes = block_on(async { client.get(&obj.location).await.unwrap().bytes().await.unwrap() });
         assert_eq!(Digest::of(&bytes).to_hex(), obj.location.filename().unwrap(), "{}", obj.location);
     }
+}
+
+/// A command task with a `workdir` on Dask: the hardened `engine worker`
+/// under the Dask worker reads the seed (its read-only paths include workdir
+/// seeds), gives the program its private copy and publishes the matching files.
+/// The pipeline lives outside the temp dir (which workers may always read), so
+/// only the seed's place in the read-only paths lets Landlock allow it.
+#[test]
+fn dask_a_command_task_gets_its_seeded_workdir_and_publishes_from_it() {
+    let Some(c) = shared() else { return };
+    let body = r#"args = ["cat", "/work/README", "write", "/work/top.hex", "ff", "write", "/work/README", "changed"]
+stdout = "log"
+workdir = { from = "file:seed", at = "/work", publish = ["*.hex"] }
+
+[outputs]
+"hex" = "t.top.hex"
+"log" = "t.log""#;
+    let dir = crate::workdir::setup_in(&crate::util::target_dir(), &guest("cmd_probe"), body);
+    let o = c.run(dir.path(), &[]);
+    assert_exit(&o, 0);
+    assert_eq!(std::fs::read_to_string(dir.path().join("hex")).unwrap(), "ff");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("log")).unwrap(),
+        "seed readme\nwrite /work/top.hex: ok\nwrite /work/README: ok\n"
+    );
+    crate::workdir::seed_unchanged(dir.path());
+    let r = report(dir.path());
+    assert!(task(&r, "t")["dask_worker"].is_string(), "{r}");
 }
 
 #[test]

@@ -473,7 +473,7 @@ fn an_import_that_is_not_wasi_preview_1_is_rejected_at_check() {
 }
 
 fn raw_module(name: &str, bytes: &[u8]) -> PathBuf {
-    let dir = repo_root().join("target/wat-guests");
+    let dir = crate::util::wat_guests_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(format!("hostile_{name}.wasm"));
     std::fs::write(&p, bytes).unwrap();
@@ -494,7 +494,7 @@ fn malformed_modules_are_rejected_at_check() {
 #[test]
 fn a_module_larger_than_256_mib_is_rejected_before_it_is_read() {
     // A sparse file: 256 MiB + 1 byte, never read by the engine.
-    let p = repo_root().join("target/wat-guests/hostile_too_large.wasm");
+    let p = crate::util::wat_guests_dir().join("hostile_too_large.wasm");
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     let f = std::fs::File::create(&p).unwrap();
     std::io::Write::write_all(&mut &f, b"\0asm\x01\0\0\0").unwrap();

@@ -14,7 +14,7 @@ use std::process::Output;
 
 use crate::util::{engine, guest, language_guest, repo_root};
 
-/// Every language with a word-count task, as named in `target/languages/<lang>_wordcount.wasm`.
+/// Every language with a word-count task, as named in `TARGET/languages/<lang>_wordcount.wasm`.
 const LANGUAGES: [&str; 5] = ["c", "cpp", "zig", "go", "assemblyscript"];
 
 /// The word-count module of each language whose toolchain is installed.
@@ -187,7 +187,7 @@ fn check_example(file: &str, outputs: &[&str], modules: &[&str]) {
     let root = repo_root();
     let body = std::fs::read_to_string(src.join(file))
         .unwrap()
-        .replace("\"../../target/", &format!("\"{}/target/", root.display()))
+        .replace("\"../../target/", &format!("\"{}/", crate::util::target_dir().display()))
         .replace("\"file:../wordcount/", &format!("\"file:{}/examples/wordcount/", root.display()));
     let dir = tempfile::tempdir().unwrap();
     let pipeline = dir.path().join(file);

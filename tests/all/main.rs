@@ -1,4 +1,5 @@
 //! The one integration-test binary. Shared helpers live in `util`.
+mod conformance;
 mod dask;
 mod hostile;
 mod languages;
@@ -9,6 +10,8 @@ mod run;
 mod runtime;
 #[cfg(feature = "s3")]
 mod s3;
+mod stock;
 mod store;
 mod tidy;
 mod util;
+mod workdir;

@@ -3,34 +3,24 @@
 //! traces, and worker crashes under the processes executor.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{engine, guests_dir, repo_root};
+use crate::util::{engine, repo_root};
 
 const EXECUTORS: [&str; 3] = ["sync", "threads", "processes"];
 
-/// Copy an example into a temp dir, pointing its plugins at the built guests.
+/// Copy an example into a temp dir. Its plugins are stock plugins (`std:NAME`),
+/// which the engine under test finds in `TARGET/plugins`.
 pub(crate) fn example(name: &str) -> tempfile::TempDir {
     let src = repo_root().join("examples").join(name);
     let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(&src).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_file() {
-            let mut text = std::fs::read(&p).unwrap();
-            if p.file_name().unwrap() == "pipeline.toml" {
-                let s = String::from_utf8(text).unwrap();
-                let abs = format!("{}/", guests_dir().display());
-                text = s.replace("../../target/guests/wasm32-wasip1/release/", &abs).into_bytes();
-            }
-            std::fs::write(dir.path().join(p.file_name().unwrap()), text).unwrap();
-        }
-    }
-    // Make sure every plugin the example names is built.
-    for p in ["split", "wordcount", "merge", "topk", "csv_aggregate", "concat", "sha256"] {
-        crate::util::guest(p);
+    crate::util::copy_files(&src, dir.path());
+    // Make sure every stock plugin is built.
+    for p in crate::util::stock_names() {
+        crate::util::guest(&p);
     }
     dir
 }
@@ -58,12 +48,72 @@ fn assert_success(o: &Output) {
     assert!(o.status.success(), "exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status, text(&o.stdout), text(&o.stderr));
 }
 
+/// Examples with an `expected/` directory that another test runs, and which.
+const EXAMPLES_CHECKED_ELSEWHERE: &[(&str, &str)] =
+    &[("languages", "tests/all/languages.rs, with the guest-language toolchains")];
+
+/// The examples that have an `expected/` directory (`EXAMPLES/NAME/expected/`), sorted.
+fn examples_with_expected(examples: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(examples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("expected").is_dir())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every file under `dir`, relative to it (`commands/counts.tsv`), sorted;
+/// none if `dir` does not exist.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// How the files under `out` differ from those under `expected`, one line
+/// per file missing, extra or with other bytes.
+fn output_differences(out: &Path, expected: &Path) -> Vec<String> {
+    let (got, want) = (files_under(out), files_under(expected));
+    let mut diff = Vec::new();
+    for f in &want {
+        if !got.contains(f) {
+            diff.push(format!("out/{f} was not written"));
+        } else if std::fs::read(out.join(f)).unwrap() != std::fs::read(expected.join(f)).unwrap() {
+            diff.push(format!("out/{f} differs from expected/{f}:\n{}", text(&std::fs::read(out.join(f)).unwrap())));
+        }
+    }
+    for f in got.iter().filter(|f| !want.contains(f)) {
+        diff.push(format!("out/{f} is not in expected/"));
+    }
+    diff
+}
+
+/// Every example with an `expected/` directory runs on every executor and
+/// writes exactly the files of `expected/`, byte for byte.
 #[test]
 fn examples_give_the_expected_bytes_on_every_executor() {
-    for (name, files) in [
-        ("wordcount", &["counts.tsv", "top.tsv"][..]),
-        ("analytics", &["qty_by_region.csv", "qty_by_product.csv", "report.csv", "report.sha256"][..]),
-    ] {
+    let examples = examples_with_expected(&repo_root().join("examples"));
+    for (name, by) in EXAMPLES_CHECKED_ELSEWHERE {
+        assert!(examples.iter().any(|e| e == name), "examples/{name}/expected/ (checked by {by}) is gone");
+    }
+    let here: Vec<&String> =
+        examples.iter().filter(|e| !EXAMPLES_CHECKED_ELSEWHERE.iter().any(|(n, _)| n == e)).collect();
+    assert!(!here.is_empty(), "no example has an expected/ directory");
+    for name in here {
         let expected_dir = repo_root().join("examples").join(name).join("expected");
         for ex in EXECUTORS {
             let dir = example(name);
@@ -71,13 +121,40 @@ fn examples_give_the_expected_bytes_on_every_executor() {
             assert_success(&o);
             let stdout = text(&o.stdout);
             assert!(stdout.starts_with("succeeded: "), "{stdout}");
-            for f in files {
-                let got = std::fs::read(dir.path().join("out").join(f)).unwrap();
-                let want = std::fs::read(expected_dir.join(f)).unwrap();
-                assert!(got == want, "{name}/{f} on {ex} differs:\n{}", text(&got));
-            }
+            let diff = output_differences(&dir.path().join("out"), &expected_dir);
+            assert!(diff.is_empty(), "examples/{name} on {ex}:\n{}", diff.join("\n"));
         }
     }
+}
+
+#[test]
+fn the_example_check_sees_missing_extra_and_different_outputs() {
+    // The check itself must be able to fail.
+    let t = tempfile::tempdir().unwrap();
+    let write = |p: &str, b: &str| {
+        let p = t.path().join(p);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b).unwrap();
+    };
+    write("examples/b/expected/x.txt", "x\n");
+    write("examples/b/expected/sub/z.txt", "z\n");
+    write("examples/a/pipeline.toml", "");
+    write("examples/c/expected/same.txt", "s\n");
+    assert_eq!(examples_with_expected(&t.path().join("examples")), ["b", "c"]);
+    write("out/x.txt", "y\n");
+    write("out/extra.txt", "e\n");
+    let expected = t.path().join("examples/b/expected");
+    assert_eq!(
+        output_differences(&t.path().join("out"), &expected),
+        [
+            "out/sub/z.txt was not written",
+            "out/x.txt differs from expected/x.txt:\ny\n",
+            "out/extra.txt is not in expected/",
+        ]
+    );
+    assert_eq!(output_differences(&t.path().join("nothing"), &expected).len(), 2);
+    write("same/same.txt", "s\n");
+    assert!(output_differences(&t.path().join("same"), &t.path().join("examples/c/expected")).is_empty());
 }
 
 /// A pipeline in a temp dir, with the test guests as plugins.
@@ -492,11 +569,6 @@ resources = { gpu = 1 }
 fn children_of(pid: u32) -> Vec<u32> {
     let path = PathBuf::from(format!("/proc/{pid}/task/{pid}/children"));
     std::fs::read_to_string(path).unwrap_or_default().split_whitespace().filter_map(|s| s.parse().ok()).collect()
-}
-
-#[allow(dead_code)]
-fn engine_cmd() -> Command {
-    engine()
 }
 
 #[test]

@@ -17,22 +17,55 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("engine/ has a parent").to_path_buf()
 }
 
-/// Where `xtask/build-guests.sh` puts every guest module.
-pub fn guests_dir() -> PathBuf {
-    repo_root().join("target/guests/wasm32-wasip1/release")
+/// Cargo's target directory of this build (`$CARGO_TARGET_DIR` or `target/`),
+/// found from the engine binary under test: `TARGET/release/engine`.
+pub fn target_dir() -> PathBuf {
+    let exe = Path::new(env!("CARGO_BIN_EXE_engine"));
+    exe.parent().and_then(Path::parent).expect("the engine binary is TARGET/<profile>/engine").to_path_buf()
 }
 
-/// The path of guest module `name` (a stock plugin such as `wordcount`, a test
-/// guest such as `flaky` or `cmd_cat`, or the C example `c_wordcount`).
+/// Where `xtask/build-guests.sh` puts the stock plugins (`plugins/*`): what
+/// `std:<name>` resolves to for the engine binary under test.
+pub fn plugins_dir() -> PathBuf {
+    target_dir().join("plugins")
+}
+
+/// The stock plugin names, from the crates in `plugins/`, sorted.
+pub fn stock_names() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo_root().join("plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Cargo.toml").exists())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Where `xtask/build-guests.sh` puts the test-only guests (`tests/guests/rust/*`)
+/// and the C SDK example.
+pub fn test_guests_dir() -> PathBuf {
+    target_dir().join("test-guests")
+}
+
+/// The path of guest module `name`: a stock plugin such as `wordcount` (in
+/// [`plugins_dir`], when `plugins/<name>` exists) or a test guest such as
+/// `flaky`, `hog` or the C example `c_wordcount` (in [`test_guests_dir`]).
 /// Runs `xtask/build-guests.sh` once per test process if the file is missing.
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let path = guests_dir().join(format!("{name}.wasm"));
+    let dir = if repo_root().join("plugins").join(name).join("Cargo.toml").exists() {
+        plugins_dir()
+    } else {
+        test_guests_dir()
+    };
+    let path = dir.join(format!("{name}.wasm"));
     if !path.exists() {
         let built = BUILT.get_or_init(|| {
             let script = repo_root().join("xtask/build-guests.sh");
             let out = Command::new("bash")
                 .arg(&script)
+                .env("CARGO_TARGET_DIR", target_dir())
                 .output()
                 .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
             if out.status.success() {
@@ -115,11 +148,11 @@ impl GuestRun {
 }
 
 /// A runtime shared by the tests of this process, with its compiled-module
-/// cache under `target/`.
+/// cache under the target directory.
 pub fn runtime() -> &'static Runtime {
     static RT: OnceLock<Runtime> = OnceLock::new();
     RT.get_or_init(|| {
-        let cache_dir = repo_root().join("target/test-module-cache");
+        let cache_dir = target_dir().join("test-module-cache");
         Runtime::new(RuntimeConfig { cache_dir, max_instances: 16, max_task_memory: 256 << 20 })
             .expect("runtime starts")
     })
@@ -143,18 +176,18 @@ pub fn run_guest_with(
     run_module(&guest(name), inputs, params, limits, command)
 }
 
-/// Compile `tests/guests/wat/<name>.wat` to `target/wat-guests/<name>.wasm`
+/// Compile `tests/guests/wat/<name>.wat` to `TARGET/wat-guests/<name>.wasm`
 /// and return that path.
 pub fn wat_guest(name: &str) -> PathBuf {
     wat_module(&repo_root().join("tests/guests/wat").join(format!("{name}.wat")), name)
 }
 
-/// Compile the WAT file `src` to `target/wat-guests/<name>.wasm` and return
+/// Compile the WAT file `src` to `TARGET/wat-guests/<name>.wasm` and return
 /// that path (`name` must be unique across fixture directories).
 pub fn wat_module(src: &Path, name: &str) -> PathBuf {
     let bytes = wat::parse_file(src).unwrap_or_else(|e| panic!("{}: {e}", src.display()));
-    let dir = repo_root().join("target/wat-guests");
-    std::fs::create_dir_all(&dir).expect("create target/wat-guests");
+    let dir = wat_guests_dir();
+    std::fs::create_dir_all(&dir).expect("create TARGET/wat-guests");
     let path = dir.join(format!("{name}.wasm"));
     // Write atomically: tests run in parallel and may share a fixture.
     static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -163,6 +196,11 @@ pub fn wat_module(src: &Path, name: &str) -> PathBuf {
     std::fs::write(&tmp, &bytes).expect("write wasm");
     std::fs::rename(&tmp, &path).expect("rename wasm");
     path
+}
+
+/// Where [`wat_module`] writes the modules it assembles.
+pub fn wat_guests_dir() -> PathBuf {
+    target_dir().join("wat-guests")
 }
 
 /// Run WAT fixture `name` (see [`wat_guest`]) like [`run_guest_with`].
@@ -202,17 +240,19 @@ pub fn run_module(path: &Path, inputs: Vec<TestInput>, params: &str, limits: Lim
     GuestRun { outcome, log: String::from_utf8_lossy(&result.log).into_owned(), metrics: result.metrics }
 }
 
-/// The `engine` binary under test, with its compiled-module cache under `target/`
-/// (so tests never touch the user's cache).
+/// The `engine` binary under test, with its compiled-module cache under the
+/// target directory (so tests never touch the user's cache) and no
+/// `$ENGINE_PLUGIN_PATH` (so `std:` names resolve to [`plugins_dir`]).
 pub fn engine() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_engine"));
-    c.env("ENGINE_CACHE_DIR", repo_root().join("target/test-module-cache"));
+    c.env("ENGINE_CACHE_DIR", target_dir().join("test-module-cache"));
+    c.env_remove("ENGINE_PLUGIN_PATH");
     c
 }
 
 /// Where `xtask/build-languages.sh` puts the guest-language examples.
 pub fn languages_dir() -> PathBuf {
-    repo_root().join("target/languages")
+    target_dir().join("languages")
 }
 
 /// The path of guest-language module `name` (e.g. `zig_wordcount`, `c_words`),
@@ -226,7 +266,7 @@ pub fn language_guest(name: &str) -> Option<PathBuf> {
     if !path.exists() {
         let log = BUILT.get_or_init(|| {
             let script = repo_root().join("xtask/build-languages.sh");
-            match Command::new("bash").arg(&script).output() {
+            match Command::new("bash").arg(&script).env("CARGO_TARGET_DIR", target_dir()).output() {
                 Ok(out) => format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
                 Err(e) => format!("cannot run {}: {e}", script.display()),
             }
@@ -394,12 +434,6 @@ pub fn write_test_plugins(dir: &Path) {
     std::fs::write(p.join("cmd.wasm"), wat::parse_str(cmd).unwrap()).unwrap();
     std::fs::write(p.join("badimport.wasm"), wat::parse_str(bad).unwrap()).unwrap();
     std::fs::write(p.join("notwasm.wasm"), "this is not wasm\n").unwrap();
-}
-
-/// Cargo's target directory (the binary under test is `TARGET/release/engine`).
-pub fn target_dir() -> PathBuf {
-    let exe = Path::new(env!("CARGO_BIN_EXE_engine"));
-    exe.parent().and_then(Path::parent).expect("the engine binary is in TARGET/release").to_path_buf()
 }
 
 /// A program of the tests' Python venv (`xtask/setup-python.sh` makes

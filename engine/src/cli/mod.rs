@@ -9,6 +9,7 @@
 pub mod check;
 pub mod dask;
 pub mod inspect;
+pub mod plugins;
 pub mod run;
 
 use std::path::PathBuf;
@@ -23,10 +24,21 @@ pub const EXIT_INVALID: i32 = 2;
 pub const EXIT_INTERNAL: i32 = 3;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
+/// What `engine --version` prints after `engine `: the crate version, the
+/// wasmtime it embeds and the git commit it was built from (see `engine/build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (wasmtime ",
+    env!("ENGINE_WASMTIME_VERSION"),
+    ", commit ",
+    env!("ENGINE_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "engine",
-    version,
+    version = VERSION,
     about = "Run data pipelines whose tasks are sandboxed WebAssembly plugins",
     long_about = "Run data pipelines whose tasks are sandboxed WebAssembly plugins.\n\n\
 A pipeline.toml names .wasm task plugins and wires their inputs and outputs into a graph \
@@ -66,6 +78,12 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Print a plugin's kind, metadata, imports and exports.
     Inspect(InspectArgs),
+    /// List the stock plugins (`plugin = "std:NAME"`) with their kind, inputs, outputs and params.
+    ///
+    /// Stock plugins are looked for in each directory of $ENGINE_PLUGIN_PATH (colon-separated),
+    /// then in <exe dir>/../share/engine/plugins (installed), then in <exe dir>/../plugins (a
+    /// build tree); the first directory holding NAME.wasm wins.
+    Plugins(PluginsArgs),
     /// Internal: a worker subprocess of the processes executor (speaks the framed protocol on stdio).
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -172,6 +190,13 @@ pub struct InspectArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct PluginsArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
     /// Worker index (a trace lane).
     #[arg(long, default_value_t = 0)]
@@ -186,6 +211,7 @@ pub fn main() -> i32 {
         Command::Graph(a) => check::graph(&a),
         Command::Run(a) => run::run(&a),
         Command::Inspect(a) => inspect::inspect(&a),
+        Command::Plugins(a) => plugins::plugins(&a),
         Command::Worker(a) => run::worker(&a),
     }
 }

@@ -3,7 +3,7 @@
 //! are ones the engine provides, and its embedded metadata (outputs, params),
 //! read with [`crate::task::abi::inspect_bytes`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -108,4 +108,72 @@ pub fn check_file(name: &str, rel: &str, path: &Path, sha256: Option<&str>) -> P
         }
     }
     c
+}
+
+/// The prefix that names a stock plugin instead of a file: `std:wordcount`.
+pub const STD_PREFIX: &str = "std:";
+
+/// Where stock plugins (`std:NAME` → `NAME.wasm`) are looked for, in order:
+/// each directory of `$ENGINE_PLUGIN_PATH` (colon-separated), then
+/// `<exe dir>/../share/engine/plugins` (an installed engine: `PREFIX/bin/engine`),
+/// then `<exe dir>/../plugins` (a build tree: `TARGET/release/engine` next to
+/// `TARGET/plugins/`, where `xtask/build-guests.sh` puts them).
+pub fn stock_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = match std::env::var_os("ENGINE_PLUGIN_PATH") {
+        Some(p) => std::env::split_paths(&p).filter(|d| !d.as_os_str().is_empty()).collect(),
+        None => Vec::new(),
+    };
+    if let Some(up) = std::env::current_exe().ok().and_then(|e| e.parent()?.parent().map(Path::to_path_buf)) {
+        dirs.push(up.join("share/engine/plugins"));
+        dirs.push(up.join("plugins"));
+    }
+    dirs
+}
+
+/// The stock plugins found in `dirs`: name → file, sorted by name; the first
+/// directory holding `NAME.wasm` wins. Names are the file stems that are valid
+/// plugin names (letters, digits, `_`, `-`).
+pub fn stock_plugins(dirs: &[PathBuf]) -> Vec<(String, PathBuf)> {
+    let mut found = std::collections::BTreeMap::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".wasm")) else {
+                continue;
+            };
+            if super::refs::valid_id(name) && path.is_file() {
+                found.entry(name.to_string()).or_insert(path);
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// Resolve `std:NAME` (the whole string, prefix included) to a file of the
+/// stock plugin directories ([`stock_dirs`]), or say why not: the problem
+/// lists the stock names, or the directories searched when there are none.
+pub fn resolve_stock(spec: &str) -> Result<PathBuf, Problem> {
+    let name = spec.strip_prefix(STD_PREFIX).unwrap_or(spec);
+    let dirs = stock_dirs();
+    let stock = stock_plugins(&dirs);
+    if let Some((_, path)) = stock.iter().find(|(n, _)| n == name) {
+        return Ok(path.clone());
+    }
+    let notes = if stock.is_empty() {
+        let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        vec![
+            format!("no stock plugins found in {}", searched.join(", ")),
+            "install them with `bash xtask/install.sh`, or name their directory in $ENGINE_PLUGIN_PATH".into(),
+        ]
+    } else {
+        let names: Vec<String> = stock.iter().map(|(n, _)| format!("{STD_PREFIX}{n}")).collect();
+        vec![format!("stock plugins: {}", names.join(", "))]
+    };
+    Err(Problem {
+        at: At::Path,
+        message: format!("unknown stock plugin `{spec}`"),
+        label: "no such stock plugin".into(),
+        notes,
+    })
 }

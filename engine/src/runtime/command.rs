@@ -12,24 +12,30 @@
 //! `exit_code` output; after any other ending nothing is stored. The temp dir
 //! is removed when the attempt ends, whatever the outcome.
 //!
-//! While the program runs, [`OutWatch`] holds `/out` to the output limits
-//! (entries and bytes) at epoch ticks, so a program cannot fill the disk or
-//! the inode table before its outputs are collected at exit.
+//! A task with a `workdir` also gets a private copy of its seed, preopened
+//! read-write at its guest path ([`super::workdir`]); files matching its
+//! `publish` globs become outputs after a successful exit.
+//!
+//! While the program runs, [`OutWatch`] holds `/out` to the output limits,
+//! and scratch and the workdir to theirs (entries, bytes, depth), at epoch
+//! ticks, so a program cannot fill the disk or the inode table before its
+//! outputs are collected at exit.
 
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use wasmtime_wasi::FsPerms;
 use wasmtime_wasi::cli::InputFile;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
-use super::failure::{Abort, Ended, classify};
+use super::failure::{Ended, classify};
 use super::log::{Capture, SharedCapture, SharedLog, Sink};
 use super::sdk::{SdkState, name_problem, show_name};
-use super::{Plugin, Runtime, wasi_builder, write_backtrace};
+use super::watch::{Area, Excess, MAX_SCRATCH_ENTRIES, OutWatch, Watched, walk};
+use super::{Plugin, Runtime, wasi_builder, workdir, write_backtrace};
+use crate::plan::{CommandFs, Workdir};
 use crate::store::{BlobReader, BlobStore};
 use crate::task::abi::EXIT_CODE_OUTPUT;
 use crate::task::message::{InfraKind, LimitKind, Limits, OutputBlob, TaskFailure, TaskMessage, TaskMetrics};
@@ -117,125 +123,15 @@ fn collect_outputs(out: &Path) -> Result<Vec<(String, PathBuf, u64)>, TaskFailur
     Ok(found)
 }
 
-/// The live check of a command task's `/out` while its program runs.
-///
-/// Called from the epoch callback (every [`super::EPOCH_TICK`] of wasm
-/// execution, on the task's own thread, with the guest paused). It walks
-/// `/out` and fails the task as soon as it holds more entries (files,
-/// directories, links: anything) than the output count limit, or its regular
-/// files total more bytes (by length, so sparse files count in full) than the
-/// output size limit. The walk stops at the first excess, so it costs at most
-/// `max_outputs` entries; to keep its overhead under about 10% of the task's
-/// time the next walk waits at least ten times as long as this one took.
-///
-/// The scratch directory (`/tmp`), when the task has one, is held the same
-/// way to its size (`scratch`) and to [`MAX_SCRATCH_ENTRIES`] entries.
-pub(crate) struct OutWatch {
-    dir: PathBuf,
-    max_entries: u64,
-    max_bytes: u64,
-    scratch: Option<(PathBuf, u64)>,
-    next: Instant,
-}
-
-/// Most entries (files, directories, links) a scratch directory may hold.
-pub const MAX_SCRATCH_ENTRIES: u64 = 100_000;
-
-/// What a watched directory exceeded.
-enum Excess {
-    Entries,
-    Bytes,
-}
-
-impl OutWatch {
-    fn new(dir: &Path, limits: &Limits, scratch: Option<(PathBuf, u64)>) -> OutWatch {
-        OutWatch {
-            dir: dir.to_path_buf(),
-            max_entries: u64::from(limits.max_outputs),
-            max_bytes: limits.max_output_bytes,
-            scratch,
-            next: Instant::now(),
-        }
-    }
-
-    pub(crate) fn check(&mut self) -> Result<(), Abort> {
-        let start = Instant::now();
-        if start < self.next {
-            return Ok(());
-        }
-        let r = self.walk_all();
-        let cost = start.elapsed();
-        self.next = Instant::now() + cost.saturating_mul(10).max(Duration::from_millis(1));
-        r
-    }
-
-    fn walk_all(&self) -> Result<(), Abort> {
-        match walk(&self.dir, self.max_entries, self.max_bytes) {
-            Some(Excess::Entries) => {
-                return Err(Abort::Limit {
-                    limit: LimitKind::OutputCount,
-                    detail: format!("the task created more than {} entries in /out", self.max_entries),
-                });
-            }
-            Some(Excess::Bytes) => return Err(Abort::output_size(self.max_bytes)),
-            None => {}
-        }
-        if let Some((dir, cap)) = &self.scratch
-            && let Some(excess) = walk(dir, MAX_SCRATCH_ENTRIES, *cap)
-        {
-            let (limit, detail) = scratch_excess(excess, *cap);
-            return Err(Abort::Limit { limit, detail });
-        }
-        Ok(())
-    }
-}
-
-fn scratch_excess(excess: Excess, cap: u64) -> (LimitKind, String) {
-    let detail = match excess {
-        Excess::Entries => format!("the task created more than {MAX_SCRATCH_ENTRIES} entries in /tmp"),
-        Excess::Bytes => format!("the task wrote more than {} to /tmp", crate::units::format_size(cap)),
-    };
-    (LimitKind::Scratch, detail)
-}
-
-fn scratch_failure(excess: Excess, cap: u64) -> TaskFailure {
-    let (limit, detail) = scratch_excess(excess, cap);
-    TaskFailure::Limit { limit, detail }
-}
-
-/// Walk `root`, stopping at the first excess of entries or bytes (regular
-/// files by length, so sparse files count in full).
-fn walk(root: &Path, max_entries: u64, max_bytes: u64) -> Option<Excess> {
-    let (mut entries, mut bytes) = (0u64, 0u64);
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        // An unreadable directory is reported when outputs are collected.
-        let Ok(list) = fs::read_dir(&dir) else { continue };
-        for entry in list.flatten() {
-            entries += 1;
-            if entries > max_entries {
-                return Some(Excess::Entries);
-            }
-            let Ok(meta) = fs::symlink_metadata(entry.path()) else { continue };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else if meta.is_file() {
-                bytes = bytes.saturating_add(meta.len());
-                if bytes > max_bytes {
-                    return Some(Excess::Bytes);
-                }
-            }
-        }
-    }
-    None
-}
-
 /// A command attempt set up and ready to start: its temp dir (holding `/in`,
-/// `/out`, scratch and captured stdout, deleted on drop) and WASI context.
+/// `/out`, scratch, the workdir and captured stdout, deleted on drop) and
+/// WASI context.
 struct Prepared {
     tmp: tempfile::TempDir,
     out_dir: PathBuf,
-    scratch: Option<(PathBuf, u64)>,
+    /// Scratch `/tmp` and the workdir, with their limits.
+    scratch: Option<Watched>,
+    work: Option<Watched>,
     capture: Option<(String, PathBuf, SharedCapture)>,
     wasi: WasiP1Ctx,
 }
@@ -251,7 +147,10 @@ pub(super) fn run(
     let p = prepare(rt, plugin, msg, store, log)?;
     let fs_opts = msg.command.fs.as_deref().cloned().unwrap_or_default();
     let (mut st, seen) = rt.new_store(msg, p.wasi, log, SdkState::default());
-    st.data_mut().out_watch = Some(OutWatch::new(&p.out_dir, &msg.limits, p.scratch.clone()));
+    let out_limits = out_watched(&p.out_dir, &msg.limits);
+    let after_exit: Vec<Watched> = p.scratch.iter().chain(&p.work).cloned().collect();
+    st.data_mut().out_watch =
+        Some(OutWatch::new(std::iter::once(out_limits.clone()).chain(after_exit.clone()).collect()));
     let result = (|| -> wasmtime::Result<()> {
         let instance = plugin.pre.instantiate(&mut st)?;
         let start = instance.get_typed_func::<(), ()>(&mut st, "_start")?;
@@ -273,22 +172,37 @@ pub(super) fn run(
         },
     };
     metrics.exit_code = Some(code);
-    // The watch runs at epoch ticks; a program can fill /tmp and exit in between.
-    if let Some((dir, cap)) = &p.scratch
-        && let Some(excess) = walk(dir, MAX_SCRATCH_ENTRIES, *cap)
-    {
-        return Err(scratch_failure(excess, *cap));
+    // The watch runs at epoch ticks; a program can fill /tmp or its workdir
+    // and exit in between.
+    for w in &after_exit {
+        w.check_failure()?;
+    }
+    // `/out` is counted and sized when it is collected; its depth is checked here.
+    if walk(&p.out_dir, u64::MAX, u64::MAX) == Some(Excess::Depth) {
+        let (limit, detail) = out_limits.describe(Excess::Depth);
+        return Err(TaskFailure::Limit { limit, detail });
     }
     check_success(code, &fs_opts.success_exit_codes)?;
-    let files = collect_files(msg, &p.out_dir, p.capture)?;
+    let workdir = fs_opts.workdir.as_ref().zip(p.work.as_ref().map(|w| w.dir.as_path()));
+    let files = collect_files(msg, &p.out_dir, p.capture, workdir)?;
     let blobs = publish(store, code, files);
     drop(p.tmp);
     blobs
 }
 
+/// The limits of `/out`, for the live watch and the depth check at exit.
+fn out_watched(out_dir: &Path, limits: &Limits) -> Watched {
+    Watched {
+        dir: out_dir.to_path_buf(),
+        max_entries: u64::from(limits.max_outputs),
+        max_bytes: limits.max_output_bytes,
+        area: Area::Out,
+    }
+}
+
 /// Create the attempt's temp dir, lay out `/in`, and build the WASI context:
-/// args, env, preopens (`/in`, `/out`, scratch `/tmp`, mounts), stdin and
-/// stdout capture.
+/// args, env, preopens (`/in`, `/out`, scratch `/tmp`, mounts, workdir),
+/// stdin and stdout capture.
 fn prepare(
     rt: &Runtime,
     plugin: &Plugin,
@@ -316,16 +230,42 @@ fn prepare(
         .map_err(|e| storage_failure(format!("cannot mount /in: {e}")))?;
     b.preopened_dir(&out_dir, "/out", FsPerms::ReadWrite)
         .map_err(|e| storage_failure(format!("cannot mount /out: {e}")))?;
+    let (scratch, work) = preopen_optional(rt, &mut b, msg, &fs_opts, tmp.path())?;
+    if let Some(name) = &msg.command.stdin {
+        b.stdin(stdin_file(msg, &in_dir, name)?);
+    }
+    let capture = match &msg.command.stdout {
+        Some(name) => {
+            let c = stdout_capture(msg, tmp.path(), name)?;
+            b.stdout(Sink(c.2.clone()));
+            Some(c)
+        }
+        None => None,
+    };
+    Ok(Prepared { wasi: b.build_p1(), tmp, out_dir, scratch, work, capture })
+}
+
+/// Preopen what the task asks for beyond `/in` and `/out`, in this order:
+/// scratch `/tmp`, the mounts, the workdir (seeded here, preopened last so
+/// that it may sit at `/` or `.` without hiding the others). Returns the
+/// limits of scratch and of the workdir.
+fn preopen_optional(
+    rt: &Runtime,
+    b: &mut wasmtime_wasi::WasiCtxBuilder,
+    msg: &TaskMessage,
+    fs_opts: &CommandFs,
+    tmp: &Path,
+) -> Result<(Option<Watched>, Option<Watched>), TaskFailure> {
     let scratch = match fs_opts.scratch {
         Some(cap) => {
-            let dir = tmp.path().join("scratch");
+            let dir = tmp.join("scratch");
             fs::create_dir(&dir).map_err(|e| storage_failure(format!("cannot create `{}`: {e}", dir.display())))?;
             b.preopened_dir(&dir, "/tmp", FsPerms::ReadWrite)
                 .map_err(|e| storage_failure(format!("cannot mount /tmp: {e}")))?;
             if !msg.command.env.iter().any(|(k, _)| k == "TMPDIR") {
                 b.env("TMPDIR", "/tmp");
             }
-            Some((dir, cap))
+            Some(Watched { dir, max_entries: MAX_SCRATCH_ENTRIES, max_bytes: cap, area: Area::Scratch })
         }
         None => None,
     };
@@ -338,18 +278,17 @@ fn prepare(
         b.preopened_dir(&dir, &m.guest, FsPerms::ReadOnly)
             .map_err(|e| storage_failure(format!("cannot mount `{}` at `{}`: {e}", dir.display(), m.guest)))?;
     }
-    if let Some(name) = &msg.command.stdin {
-        b.stdin(stdin_file(msg, &in_dir, name)?);
-    }
-    let capture = match &msg.command.stdout {
-        Some(name) => {
-            let c = stdout_capture(msg, tmp.path(), name)?;
-            b.stdout(Sink(c.2.clone()));
-            Some(c)
+    let work = match &fs_opts.workdir {
+        Some(wd) => {
+            let dir = tmp.join("work");
+            workdir::seed(rt, wd, &dir)?;
+            b.preopened_dir(&dir, &wd.at, FsPerms::ReadWrite)
+                .map_err(|e| storage_failure(format!("cannot mount the workdir at `{}`: {e}", wd.at)))?;
+            Some(workdir::watched(wd, &dir))
         }
         None => None,
     };
-    Ok(Prepared { wasi: b.build_p1(), tmp, out_dir, scratch, capture })
+    Ok((scratch, work))
 }
 
 /// The file under `/in` that feeds stdin.
@@ -395,12 +334,13 @@ fn check_success(code: i32, success_exit_codes: &[i32]) -> Result<(), TaskFailur
 }
 
 /// The outputs of a successful attempt, `(name, file, length)`: captured
-/// stdout and every file under `/out`, checked against the name rule and the
-/// output limits.
+/// stdout, every file under `/out` and the workdir's published files, checked
+/// against the name rule and the output limits.
 fn collect_files(
     msg: &TaskMessage,
     out_dir: &Path,
     capture: Option<(String, PathBuf, SharedCapture)>,
+    workdir: Option<(&Workdir, &Path)>,
 ) -> Result<Vec<(String, PathBuf, u64)>, TaskFailure> {
     let mut files = Vec::new();
     if let Some((name, path, cap)) = capture {
@@ -419,6 +359,23 @@ fn collect_files(
             });
         }
         files.push((rel, path, len));
+    }
+    if let Some((wd, dir)) = workdir {
+        for (rel, path, len) in workdir::published(wd, dir)? {
+            if let Some(p) = name_problem(rel.as_bytes()) {
+                return Err(TaskFailure::Error {
+                    message: format!("published file `{}` is not a valid output name: {p}", show_name(rel.as_bytes())),
+                });
+            }
+            if files.iter().any(|(n, _, _)| *n == rel) {
+                return Err(TaskFailure::Error {
+                    message: format!(
+                        "output `{rel}` is both published from the workdir and written to /out or captured from stdout"
+                    ),
+                });
+            }
+            files.push((rel, path, len));
+        }
     }
     if files.len() > msg.limits.max_outputs as usize {
         return Err(TaskFailure::Limit {

@@ -50,8 +50,10 @@ impl ResourceLimiter for TaskLimiter {
         Ok(maximum.is_none_or(|m| desired <= m))
     }
 
+    /// The task's module, plus the memory-less forwarding instance that
+    /// `poll` may make.
     fn instances(&self) -> usize {
-        1
+        2
     }
     fn memories(&self) -> usize {
         1

@@ -22,6 +22,10 @@ mod log;
 mod mounts;
 mod poll;
 mod sdk;
+mod watch;
+mod workdir;
+
+pub use watch::{MAX_DEPTH, MAX_PATH_BYTES, MAX_SCRATCH_ENTRIES};
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -60,7 +64,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct RuntimeConfig {
     /// The engine's own compiled-module cache. Never inside a task-visible dir.
     pub cache_dir: PathBuf,
-    /// Pool size: the most instances alive at once (workers plus slack).
+    /// Pool size: the most tasks alive at once (workers plus slack). Each
+    /// task may use two core instances (its module and the forwarding
+    /// instance of `poll`), so the pool holds twice this many.
     pub max_instances: u32,
     /// The largest memory limit of any task; the pool slot size (capped at 4 GiB).
     pub max_task_memory: u64,
@@ -134,8 +140,9 @@ pub(crate) struct TaskState {
     pub(crate) limiter: TaskLimiter,
     pub(crate) log: SharedLog,
     pub(crate) sdk: SdkState,
-    /// Command tasks: the live check of `/out` against the output limits.
-    pub(crate) out_watch: Option<command::OutWatch>,
+    /// Command tasks: the live check of `/out`, scratch and the workdir
+    /// against their limits.
+    pub(crate) out_watch: Option<watch::OutWatch>,
     /// When the attempt times out, and the run's cancel flag: checked by the
     /// interruptible `poll_oneoff` (see `poll`).
     pub(crate) deadline: Option<Instant>,
@@ -181,7 +188,8 @@ fn engine_config(max_instances: u32, max_memory: u64) -> Config {
     let mut pool = PoolingAllocationConfig::new();
     // A task that uses exceptions gets a GC heap (for its exception objects),
     // which takes a second memory slot.
-    pool.total_core_instances(n)
+    // Each task may also make one small forwarding instance (see `poll`).
+    pool.total_core_instances(2 * n)
         .total_memories(2 * n)
         .total_gc_heaps(n)
         .total_tables(n)
@@ -248,16 +256,22 @@ fn wasi_builder(msg: &TaskMessage, log: &SharedLog) -> WasiCtxBuilder {
     b
 }
 
+/// The host functions every task is linked against: WASI preview 1, the
+/// `engine` ABI ([`sdk`]) and the interruptible `poll_oneoff` ([`poll`]).
+fn task_linker(engine: &Engine) -> wasmtime::Result<Linker<TaskState>> {
+    let mut linker: Linker<TaskState> = Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut TaskState| &mut s.wasi)?;
+    sdk::add_to_linker(&mut linker)?;
+    poll::add_to_linker(&mut linker)?;
+    Ok(linker)
+}
+
 impl Runtime {
     pub fn new(cfg: RuntimeConfig) -> Result<Runtime, RuntimeError> {
         let max_memory = cfg.max_task_memory.clamp(64 << 10, MAX_SLOT_MEMORY);
         let engine = Engine::new(&engine_config(cfg.max_instances, max_memory))
             .map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
-        let mut linker: Linker<TaskState> = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut TaskState| &mut s.wasi)
-            .map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
-        sdk::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
-        poll::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
+        let linker = task_linker(&engine).map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
         let cache = cache::ModuleCache::new(&cfg.cache_dir, &engine)
             .map_err(|source| RuntimeError::Cache { path: cfg.cache_dir.clone(), source })?;
 
@@ -565,11 +579,10 @@ fn write_backtrace(log: &SharedLog, err: &wasmtime::Error) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_wasi_p1_function_list_is_exactly_what_wasmtime_links() {
-        let engine = Engine::default();
-        let mut linker: Linker<TaskState> = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut TaskState| &mut s.wasi).unwrap();
+    /// The functions `linker` defines in `module`, as `name` → `(params) -> results`
+    /// written like `engine inspect` writes signatures, sorted by name.
+    fn linked(linker: &Linker<TaskState>, module: &str) -> Vec<(String, String)> {
+        let engine = linker.engine().clone();
         let state = TaskState {
             wasi: WasiCtxBuilder::new().build_p1(),
             limiter: TaskLimiter::new(1 << 20, 10),
@@ -581,14 +594,93 @@ mod tests {
             poll_original: None,
         };
         let mut store = Store::new(&engine, state);
-        let mut linked: Vec<String> = linker
-            .iter(&mut store)
-            .filter(|(m, _, _)| *m == inspect::WASI_MODULE)
-            .map(|(_, n, _)| n.to_string())
+        let defined: Vec<(String, wasmtime::Extern)> =
+            linker.iter(&mut store).filter(|(m, _, _)| *m == module).map(|(_, n, e)| (n.to_string(), e)).collect();
+        let list =
+            |v: &mut dyn Iterator<Item = wasmtime::ValType>| v.map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
+        let mut out: Vec<(String, String)> = defined
+            .into_iter()
+            .map(|(name, ext)| {
+                let sig = match ext.ty(&store) {
+                    wasmtime::ExternType::Func(f) => {
+                        format!("({}) -> ({})", list(&mut f.params()), list(&mut f.results()))
+                    }
+                    other => format!("not a function: {other:?}"),
+                };
+                (name, sig)
+            })
             .collect();
-        linked.sort();
+        out.sort();
+        out
+    }
+
+    /// [`inspect::ABI_FUNCTIONS`] written like [`linked`], sorted by name.
+    fn abi_table(table: &[(&str, &[wasmparser::ValType], &[wasmparser::ValType])]) -> Vec<(String, String)> {
+        let list = |v: &[wasmparser::ValType]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ");
+        let mut out: Vec<(String, String)> =
+            table.iter().map(|(n, p, r)| (n.to_string(), format!("({}) -> ({})", list(p), list(r)))).collect();
+        out.sort();
+        out
+    }
+
+    /// What differs between the functions linked and those listed, one line each.
+    fn differences(linked: &[(String, String)], listed: &[(String, String)]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, sig) in linked {
+            match listed.iter().find(|(n, _)| n == name) {
+                None => out.push(format!("`{name}` {sig} is linked but not listed")),
+                Some((_, s)) if s != sig => out.push(format!("`{name}` is linked as {sig} but listed as {s}")),
+                Some(_) => {}
+            }
+        }
+        for (name, sig) in listed {
+            if !linked.iter().any(|(n, _)| n == name) {
+                out.push(format!("`{name}` {sig} is listed but not linked"));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_wasi_p1_function_list_is_exactly_what_wasmtime_links() {
+        let linker = task_linker(&Engine::default()).unwrap();
+        let linked: Vec<String> = linked(&linker, inspect::WASI_MODULE).into_iter().map(|(n, _)| n).collect();
         let mut listed: Vec<&str> = inspect::WASI_P1_FUNCTIONS.to_vec();
         listed.sort();
         assert_eq!(linked, listed);
+    }
+
+    #[test]
+    fn the_abi_function_table_is_exactly_what_the_engine_module_links() {
+        let linker = task_linker(&Engine::default()).unwrap();
+        let linked = linked(&linker, inspect::ENGINE_MODULE);
+        assert_eq!(linked.len(), inspect::ABI_FUNCTIONS.len(), "{linked:?}");
+        let diff = differences(&linked, &abi_table(inspect::ABI_FUNCTIONS));
+        assert!(diff.is_empty(), "engine module vs task::abi::ABI_FUNCTIONS:\n{}", diff.join("\n"));
+    }
+
+    #[test]
+    fn the_abi_table_check_sees_an_extra_a_missing_and_a_mistyped_function() {
+        // The check itself must be able to fail.
+        use wasmparser::ValType::{I32, I64};
+        let mut linker = task_linker(&Engine::default()).unwrap();
+        linker.func_wrap(inspect::ENGINE_MODULE, "extra", |_: i64| -> i32 { 0 }).unwrap();
+        let mut table: Vec<(&str, &[wasmparser::ValType], &[wasmparser::ValType])> =
+            inspect::ABI_FUNCTIONS.iter().filter(|(n, _, _)| *n != "attempt").copied().collect();
+        for entry in &mut table {
+            if entry.0 == "input_len" {
+                entry.2 = &[I32];
+            }
+        }
+        table.push(("gone", &[I64], &[]));
+        assert_eq!(
+            differences(&linked(&linker, inspect::ENGINE_MODULE), &abi_table(&table)),
+            [
+                "`attempt` () -> (i32) is linked but not listed",
+                "`extra` (i64) -> (i32) is linked but not listed",
+                "`input_len` is linked as (i32) -> (i64) but listed as (i32) -> (i32)",
+                "`gone` (i64) -> () is listed but not linked",
+            ]
+        );
     }
 }

@@ -16,11 +16,19 @@
 //!   and closed stdin a task can have, but an absolute-time clock wait is not
 //!   interrupted: the task fails with `timeout` when it returns
 //!   (docs/security.md, "Not protected against").
+//!
+//! wasmtime-wasi's functions find the guest's memory through the *calling
+//! instance* (its `memory` export), and a host function called from the host
+//! has no calling instance. So the original is reached through a tiny helper
+//! instance ([`HELPER_WAT`]), made once per task on its first non-sleep
+//! poll, that imports the guest's memory, exports it as `memory` and
+//! forwards `poll` to the original `poll_oneoff`.
 
+use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use wasmtime::{Caller, Linker};
+use wasmtime::{Caller, Func, Linker, Module};
 
 use super::TaskState;
 use super::failure::Abort;
@@ -29,6 +37,15 @@ use crate::task::abi::WASI_MODULE;
 /// Size of a WASI `subscription` and of an `event`.
 const SUBSCRIPTION_SIZE: u64 = 48;
 const EVENT_SIZE: u64 = 32;
+
+/// The forwarding instance: the guest's memory in, re-exported as `memory`,
+/// and `poll` calling wasmtime-wasi's `poll_oneoff` with it.
+const HELPER_WAT: &str = r#"(module
+  (import "env" "memory" (memory 0))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (export "memory" (memory 0))
+  (func (export "poll") (param i32 i32 i32 i32) (result i32)
+    (call $poll (local.get 0) (local.get 1) (local.get 2) (local.get 3))))"#;
 
 /// Stop the guest if its deadline passed or the run was cancelled.
 fn check(caller: &Caller<'_, TaskState>) -> wasmtime::Result<()> {
@@ -66,8 +83,35 @@ fn as_sleep(caller: &mut Caller<'_, TaskState>, subs: i32, events: i32, n: i32, 
     Some((u64_at(0), u64_at(24)))
 }
 
+/// Instantiate [`HELPER_WAT`] over the caller's memory; its `poll` export.
+fn forwarder(
+    caller: &mut Caller<'_, TaskState>,
+    original: &Linker<TaskState>,
+    helper: &OnceLock<Module>,
+) -> wasmtime::Result<Func> {
+    let no_memory = || wasmtime::Error::new(Abort::Trap("poll_oneoff: the module exports no memory `memory`".into()));
+    let mem = caller.get_export("memory").and_then(|e| e.into_memory()).ok_or_else(no_memory)?;
+    let module = match helper.get() {
+        Some(m) => m.clone(),
+        None => {
+            let m = Module::new(caller.engine(), HELPER_WAT)?;
+            helper.get_or_init(|| m).clone()
+        }
+    };
+    let mut linker = original.clone();
+    linker.define(&*caller, "env", "memory", mem)?;
+    let instance = linker.instantiate(&mut *caller, &module)?;
+    instance.get_func(&mut *caller, "poll").ok_or_else(|| {
+        wasmtime::Error::new(Abort::Infra(
+            crate::task::message::InfraKind::HostPanic,
+            "the poll_oneoff helper has no `poll`".into(),
+        ))
+    })
+}
+
 pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
     let original = linker.clone();
+    let helper = OnceLock::new();
     linker.allow_shadowing(true);
     linker.func_wrap(
         WASI_MODULE,
@@ -101,16 +145,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<
             let f = match caller.data().poll_original {
                 Some(f) => f,
                 None => {
-                    let f = original
-                        .get(&mut caller, WASI_MODULE, "poll_oneoff")
-                        .ok()
-                        .and_then(|e| e.into_func())
-                        .ok_or_else(|| {
-                            wasmtime::Error::new(Abort::Infra(
-                                crate::task::message::InfraKind::HostPanic,
-                                "WASI poll_oneoff is not linked".into(),
-                            ))
-                        })?;
+                    let f = forwarder(&mut caller, &original, &helper)?;
                     caller.data_mut().poll_original = Some(f);
                     f
                 }

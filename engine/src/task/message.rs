@@ -198,8 +198,12 @@ pub enum LimitKind {
     OutputBytes,
     /// The number of outputs (files in `/out`).
     OutputCount,
+    /// The depth of `/out`: path components and bytes of a path under it.
+    OutputDepth,
     /// `scratch`: the size of a command task's private `/tmp`.
     Scratch,
+    /// `workdir.size`: the size of a command task's writable working directory.
+    Workdir,
     /// The wasm call stack.
     Stack,
 }
@@ -211,7 +215,9 @@ impl LimitKind {
             LimitKind::Fuel => "fuel",
             LimitKind::OutputBytes => "output size",
             LimitKind::OutputCount => "output count",
+            LimitKind::OutputDepth => "output depth",
             LimitKind::Scratch => "scratch",
+            LimitKind::Workdir => "workdir",
             LimitKind::Stack => "stack",
         }
     }

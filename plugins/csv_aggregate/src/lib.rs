@@ -102,7 +102,10 @@ fn run(ctx: &mut Context) -> Result<()> {
             continue;
         }
         let Ok(v) = raw.parse::<f64>() else {
-            bail!("input `csv` line {line}: value `{raw}` in column `{}` is not a number", column.as_deref().unwrap_or(""));
+            bail!(
+                "input `csv` line {line}: value `{raw}` in column `{}` is not a number",
+                column.as_deref().unwrap_or("")
+            );
         };
         acc.values += 1;
         acc.sum += v;

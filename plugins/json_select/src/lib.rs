@@ -99,10 +99,13 @@ fn kind(v: &Value) -> &'static str {
 
 fn run(ctx: &mut Context) -> Result<()> {
     let p: Params = ctx.params()?;
-    let Some(path) = p.path else { bail!("param `path` is required (e.g. \"a.b[0]\", or \"\" for the whole document)") };
+    let Some(path) = p.path else {
+        bail!("param `path` is required (e.g. \"a.b[0]\", or \"\" for the whole document)")
+    };
     let steps = parse_path(&path)?;
     let bytes = ctx.input("json")?.read_all()?;
-    let doc: Value = serde_json::from_slice(&bytes).map_err(|e| Error::msg(format!("input `json` is not valid JSON: {e}")))?;
+    let doc: Value =
+        serde_json::from_slice(&bytes).map_err(|e| Error::msg(format!("input `json` is not valid JSON: {e}")))?;
     let value = select(&doc, &path, &steps)?;
     let mut text = if p.pretty { serde_json::to_string_pretty(value)? } else { serde_json::to_string(value)? };
     text.push('\n');

@@ -1,6 +1,6 @@
 //! Pass 3, the filesystem of a command task: `mounts` (guest paths, and host
-//! directories or archives that must exist), `scratch` and
-//! `success_exit_codes`.
+//! directories or archives that must exist), `scratch`, `success_exit_codes`
+//! and the `workdir` ([`super::workdir`]).
 
 use super::Loader;
 use super::access::{Field, Fields};
@@ -8,16 +8,19 @@ use crate::pipeline::diag::Diagnostic;
 use crate::pipeline::doc::Val;
 use crate::plan::{CommandFs, Mount};
 
-/// Guest paths a mount may not use (or be under).
-const RESERVED_GUEST_PATHS: &[&str] = &["/in", "/out", "/tmp"];
+/// Guest paths a mount (or a workdir) may not use (or be under).
+pub(super) const RESERVED_GUEST_PATHS: &[&str] = &["/in", "/out", "/tmp"];
 /// Scratch space of `scratch = true`.
 pub const DEFAULT_SCRATCH: u64 = 1 << 30;
 
 impl Loader<'_, '_> {
-    /// `mounts`, `scratch` and `success_exit_codes` of a command task.
+    /// `mounts`, `scratch`, `success_exit_codes` and `workdir` of a command task.
     pub(super) fn command_fs(&mut self, id: &str, f: &Fields) -> Option<Box<CommandFs>> {
         let mut fs = CommandFs::default();
         self.mounts(id, f, &mut fs.mounts);
+        if let Some(e) = f.get("workdir") {
+            fs.workdir = self.workdir(id, e, &fs.mounts);
+        }
         fs.scratch = self.scratch(id, f);
         self.exit_codes(id, f, &mut fs.success_exit_codes);
         if fs.success_exit_codes == [0] {

@@ -7,7 +7,8 @@
 //!    with tasks;
 //! 2. [`ids`]: every `[tasks.<id>]` gets its dense [`TaskId`]s, [`foreach`]
 //!    tasks one per expansion, so references can be resolved in any order;
-//! 3. [`task`]: each task table is read once ([`raw`], [`command_fs`]), then
+//! 3. [`task`]: each task table is read once ([`raw`], [`command_fs`] with its
+//!    [`workdir`]), then
 //!    instantiated per expansion with its references resolved ([`resolve`]);
 //!    large pipelines are built in parallel chunks, with the same result;
 //! 4. [`outputs`], then the graph (self-dependencies are caught in 3, cycles by
@@ -26,6 +27,7 @@ mod resolve;
 mod settings;
 mod task;
 mod top;
+mod workdir;
 
 use std::path::PathBuf;
 use std::sync::Arc;

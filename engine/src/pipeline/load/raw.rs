@@ -32,10 +32,11 @@ const TASK_KEYS: &[&str] = &[
     "mounts",
     "scratch",
     "success_exit_codes",
+    "workdir",
 ];
 
 /// Keys only command plugins take.
-const COMMAND_KEYS: &[&str] = &["args", "env", "stdin", "stdout", "mounts", "scratch", "success_exit_codes"];
+const COMMAND_KEYS: &[&str] = &["args", "env", "stdin", "stdout", "mounts", "scratch", "success_exit_codes", "workdir"];
 
 /// A task table read once, before instantiation.
 pub(super) struct RawTask<'d> {

@@ -1,6 +1,7 @@
 //! Pass 1, the top level: the keys of the file, `[pipeline]`, `[plugins]`
-//! (with the plugin files checked in parallel when asked), `[defaults]` and
-//! the machine capacity (`[resources]` and `--resources`).
+//! and the stock plugins tasks name directly (`std:NAME`), with the plugin
+//! files checked in parallel when asked, `[defaults]` and the machine
+//! capacity (`[resources]` and `--resources`).
 
 use std::path::PathBuf;
 
@@ -87,23 +88,17 @@ impl<'d> Loader<'d, '_> {
     /// once; their diagnostics are put where a sequential pass would have
     /// reported them, so the order is file order.
     fn plugins_table(&mut self) {
-        let Some(e) = self.doc.get(ROOT, "plugins") else { return };
-        let Some(t) = self.as_table(&"`plugins`", e.value) else { return };
+        let table = self.doc.get(ROOT, "plugins").and_then(|e| self.as_table(&"`plugins`", e.value));
         let mut files = Vec::new();
-        for e in self.doc.entries(t) {
+        for e in table.map(|t| self.doc.entries(t)).into_iter().flatten() {
             let Some(file) = self.plugin_entry(e) else {
                 self.broken_plugins.push(self.key(e));
                 continue;
             };
-            self.plugin_ids.insert(file.name, self.plugins.len() as u32);
-            self.plugins.push(PluginSpec {
-                name: file.name.to_string(),
-                path: file.path.clone(),
-                sha256: file.sha.as_ref().map(|(s, _)| s.clone()),
-                digest: None,
-            });
+            self.declare_plugin(&file);
             files.push(file);
         }
+        self.std_task_plugins(&mut files);
         if !self.opts.check_plugins {
             self.checks = vec![None; files.len()];
             return;
@@ -125,6 +120,54 @@ impl<'d> Loader<'d, '_> {
             p.digest = c.digest;
         }
         self.checks = checks.into_iter().map(Some).collect();
+    }
+
+    /// Give `file` the next plugin id.
+    fn declare_plugin(&mut self, file: &PluginFile<'d>) {
+        self.plugin_ids.insert(file.name, self.plugins.len() as u32);
+        self.plugins.push(PluginSpec {
+            name: file.name.to_string(),
+            path: file.path.clone(),
+            sha256: file.sha.as_ref().map(|(s, _)| s.clone()),
+            digest: None,
+        });
+    }
+
+    /// Tasks may name a stock plugin directly (`plugin = "std:NAME"`, see
+    /// [`plugins::resolve_stock`]): each distinct such name not declared in
+    /// `[plugins]` becomes a plugin of that name, as if `[plugins]` had
+    /// declared it, and its file is checked with the others.
+    fn std_task_plugins(&mut self, files: &mut Vec<PluginFile<'d>>) {
+        let Some(tasks) = self.doc.get(ROOT, "tasks") else { return };
+        for e in self.doc.entries(tasks.value) {
+            let Some(p) = self.doc.get(e.value, "plugin") else { continue };
+            let Val::Str(s) = self.doc.node(p.value).val else { continue };
+            let name = self.doc.str(s);
+            if !name.starts_with(plugins::STD_PREFIX)
+                || self.plugin_ids.contains_key(name)
+                || self.broken_plugins.contains(&name)
+            {
+                continue;
+            }
+            match plugins::resolve_stock(name) {
+                Ok(path) => {
+                    let file = PluginFile {
+                        name,
+                        rel: name,
+                        path,
+                        path_node: p.value,
+                        sha: None,
+                        diags_before: self.diags.len(),
+                    };
+                    self.declare_plugin(&file);
+                    files.push(file);
+                }
+                Err(problem) => {
+                    self.report_problems(&[problem], p.value, None);
+                    self.broken_plugins.push(name);
+                }
+            }
+        }
     }
 
     /// Validate one `[plugins]` entry; `None` if it is invalid (reported).
@@ -174,15 +217,30 @@ impl<'d> Loader<'d, '_> {
             self.value_error(&format_args!("`plugins.{name}` path"), path_node, "must not be empty");
             return None;
         }
-        let path = self.base_dir.join(rel);
+        let path = if rel.starts_with(plugins::STD_PREFIX) {
+            match plugins::resolve_stock(rel) {
+                Ok(path) => path,
+                Err(problem) => {
+                    self.report_problems(&[problem], path_node, sha.as_ref().map(|(_, n)| *n));
+                    return None;
+                }
+            }
+        } else {
+            self.base_dir.join(rel)
+        };
         Some(PluginFile { name, rel, path, path_node, sha, diags_before: self.diags.len() })
     }
 
     fn report_plugin_check(&mut self, file: &PluginFile<'_>, check: &PluginCheck) {
-        for problem in &check.problems {
+        self.report_problems(&check.problems, file.path_node, file.sha.as_ref().map(|(_, n)| *n));
+    }
+
+    /// Report problems with a plugin file at its path (or sha256) in the pipeline.
+    fn report_problems(&mut self, problems: &[plugins::Problem], path_node: NodeId, sha_node: Option<NodeId>) {
+        for problem in problems {
             let span = match problem.at {
-                plugins::At::Path => self.span(file.path_node),
-                plugins::At::Sha => file.sha.as_ref().map(|(_, n)| self.span(*n)).unwrap_or(self.span(file.path_node)),
+                plugins::At::Path => self.span(path_node),
+                plugins::At::Sha => sha_node.map(|n| self.span(n)).unwrap_or(self.span(path_node)),
             };
             let mut d = Diagnostic::error(problem.message.clone()).primary(span, problem.label.clone());
             for n in &problem.notes {

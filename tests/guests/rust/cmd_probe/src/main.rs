@@ -9,6 +9,9 @@
 //!   `write <path>: ok` or `write <path>: error`.
 //! * `tmp`: writes and reads back a file in `$TMPDIR`; prints `TMPDIR=<dir> ok`.
 //! * `fill <dir> <bytes>`: writes `<bytes>` bytes into `<dir>/fill`, 64 KiB at a time.
+//! * `mkdir <path>`: `create_dir_all`; prints `mkdir <path>: ok` or `mkdir <path>: error`.
+//! * `deep <dir> <n>`: creates `<dir>/d/d/...`, `<n>` levels; prints `deep <n>: ok` or
+//!   `deep <n>: error at <level>`.
 //! * `exit <code>`: exits with that code at once.
 
 use std::fs;
@@ -89,6 +92,28 @@ fn main() {
                     left -= k as u64;
                 }
                 writeln!(stdout, "filled {n}").unwrap();
+                i += 3;
+            }
+            "mkdir" => {
+                let r = fs::create_dir_all(arg(1));
+                writeln!(stdout, "mkdir {}: {}", arg(1), if r.is_ok() { "ok" } else { "error" }).unwrap();
+                i += 2;
+            }
+            "deep" => {
+                let n: usize = arg(2).parse().unwrap_or(0);
+                let mut p = std::path::PathBuf::from(arg(1));
+                let mut failed = None;
+                for level in 1..=n {
+                    p.push("d");
+                    if fs::create_dir(&p).is_err() {
+                        failed = Some(level);
+                        break;
+                    }
+                }
+                match failed {
+                    None => writeln!(stdout, "deep {n}: ok").unwrap(),
+                    Some(l) => writeln!(stdout, "deep {n}: error at {l}").unwrap(),
+                }
                 i += 3;
             }
             "exit" => {

@@ -35,7 +35,8 @@ fn run(ctx: &mut Context) -> Result<()> {
             Some(i) => format!("{}/{}", item.name, i),
             None => item.name.clone(),
         };
-        let mut input = ctx.input_list(&item.name).into_iter().find(|i| i.index() == item.index).context("input vanished")?;
+        let mut input =
+            ctx.input_list(&item.name).into_iter().find(|i| i.index() == item.index).context("input vanished")?;
         let mut out = ctx.output(&name)?;
         io::copy(&mut input, &mut out).with_context(|| format!("copying input `{}`", item.label()))?;
         out.finish()?;

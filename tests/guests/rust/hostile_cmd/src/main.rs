@@ -102,7 +102,10 @@ fn main() {
             // Creating a link may be allowed; following it out of /out must not be.
             let errno = |e: u16| if e == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(i32::from(e))) };
             a.check("symlink /out/abs -> /etc/passwd", errno(symlink_in_out("/etc/passwd", "abs")));
-            a.check("symlink /out/sentinel -> <sentinel>/keep.txt", errno(symlink_in_out(&format!("{s}/keep.txt"), "sentinel")));
+            a.check(
+                "symlink /out/sentinel -> <sentinel>/keep.txt",
+                errno(symlink_in_out(&format!("{s}/keep.txt"), "sentinel")),
+            );
             // A relative target is stored as is; what matters is that it cannot be followed.
             let made = symlink_in_out("../../../../../../etc/passwd", "rel");
             eprintln!("symlink /out/rel -> ../../../../../../etc/passwd: errno {made}");
@@ -154,22 +157,24 @@ fn main() {
             let env: Vec<(String, String)> = std::env::vars().collect();
             let mut root: Vec<String> = Vec::new();
             for d in ["/", "/in", "/out", "/tmp", "."] {
-                root.push(format!("{d}: {}", fs::read_dir(d).map(|_| "readable".to_string()).unwrap_or_else(|e| e.to_string())));
+                root.push(format!(
+                    "{d}: {}",
+                    fs::read_dir(d).map(|_| "readable".to_string()).unwrap_or_else(|e| e.to_string())
+                ));
             }
             let text = format!("args: {args:?}\nenv: {env:?}\n{}\n", root.join("\n"));
             fs::write("/out/out", text).unwrap_or_else(|e| fail(e));
         }
         "clock" => {
-            let wall = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros())
-                .unwrap_or(0);
+            let wall =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros()).unwrap_or(0);
             let t0 = std::time::Instant::now();
             let mut buf = [0u8; 16];
             // SAFETY: `buf` is a valid writable buffer of the given length.
             let errno = unsafe { random_get(buf.as_mut_ptr(), buf.len()) };
             let hex: String = buf.iter().map(|b| format!("{b:02x}")).collect();
-            let text = format!("wall_us {wall}\nelapsed_ns {}\nrandom {hex} (errno {errno})\n", t0.elapsed().as_nanos());
+            let text =
+                format!("wall_us {wall}\nelapsed_ns {}\nrandom {hex} (errno {errno})\n", t0.elapsed().as_nanos());
             fs::write("/out/out", text).unwrap_or_else(|e| fail(e));
         }
         "net" => {
@@ -179,7 +184,8 @@ fn main() {
                 let mut newfd = 0u32;
                 let mut sent = 0usize;
                 // SAFETY: out-pointers are valid; an empty iovec list is never read.
-                let (e1, e2) = unsafe { (sock_accept(fd, 0, &mut newfd), sock_send(fd, std::ptr::null(), 0, 0, &mut sent)) };
+                let (e1, e2) =
+                    unsafe { (sock_accept(fd, 0, &mut newfd), sock_send(fd, std::ptr::null(), 0, 0, &mut sent)) };
                 lines.push(format!("fd {fd}: sock_accept errno {e1}, sock_send errno {e2}"));
             }
             fs::write("/out/out", lines.join("\n") + "\n").unwrap_or_else(|e| fail(e));
