@@ -4,6 +4,9 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bash "$root/xtask/setup.sh"
+# The pinned Python venv ($CARGO_TARGET_DIR/pyenv): moto_server for the S3 store
+# tests, Dask (tests/all/dask.rs).
+bash "$root/xtask/setup-python.sh"
 # Gates first, failing fast: formatting of every Rust workspace (the engine, the
 # guests in plugins/, fuzz/), then clippy with warnings as errors. Clippy runs
 # in the release profile so its proc macros are shared with the release

@@ -21,6 +21,9 @@ pub struct Report<'a> {
     /// `succeeded`, `failed` or `interrupted`.
     pub status: &'a str,
     pub executor: &'a str,
+    /// The Dask scheduler's address (`--executor dask`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<String>,
     pub workers: usize,
     pub store: String,
     pub wall_ms: f64,
@@ -67,6 +70,9 @@ pub struct TaskReport<'a> {
     pub cache_key: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub worker: Option<u32>,
+    /// The Dask worker that ran the last attempt (`--executor dask`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dask_worker: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_us: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -118,6 +124,7 @@ pub fn build<'a>(
                 cached: r.cached,
                 cache_key: r.key.as_ref().map(|k| k.key.to_hex()),
                 worker: ran.then_some(r.worker),
+                dask_worker: None,
                 duration_us: ran.then(|| r.end_us.saturating_sub(r.start_us)),
                 exit_code: r.exit_code,
                 outputs: r.outputs.iter().map(|o| (o.name.as_str(), o.blob)).collect(),
@@ -131,6 +138,7 @@ pub fn build<'a>(
         pipeline_file: plan.pipeline_file.display().to_string(),
         status,
         executor,
+        scheduler: None,
         workers,
         store: store.to_string(),
         wall_ms: out.wall.as_secs_f64() * 1000.0,
@@ -160,10 +168,11 @@ pub fn write_trace(plan: &Plan, out: &RunOutcome, w: &mut dyn Write) -> std::io:
             write!(w, ",")?;
         }
         first = false;
-        write!(
-            w,
-            "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":{wk},\"args\":{{\"name\":\"worker {wk}\"}}}}"
-        )?;
+        let lane = match out.lane_names.get(*wk as usize) {
+            Some(n) => serde_json::to_string(n).unwrap_or_else(|_| "\"?\"".into()),
+            None => format!("\"worker {wk}\""),
+        };
+        write!(w, "{{\"name\":\"thread_name\",\"ph\":\"M\",\"pid\":1,\"tid\":{wk},\"args\":{{\"name\":{lane}}}}}")?;
     }
     for a in &out.attempts {
         if !first {

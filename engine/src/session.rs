@@ -16,10 +16,13 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::exec::Executor;
+use crate::exec::dask::{Cluster, DaskConfig, DaskError, DaskExecutor};
 use crate::exec::driver::{self, CacheOptions, NoObserver, Observer, RunOptions};
 use crate::exec::processes::{ProcessesConfig, ProcessesExecutor};
+use crate::exec::proto::{PROTOCOL_VERSION, WorkerInit};
 use crate::exec::sync::SyncExecutor;
 use crate::history::{RunHistory, Runs, TaskHistory};
+use crate::pipeline::LoadOptions;
 use crate::plan::Plan;
 use crate::report::{self, PluginReport};
 use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
@@ -27,9 +30,12 @@ use crate::store::{BlobReader, BlobStore, Digest, StoreError, StoreSpec};
 use crate::task::message::Limits;
 
 pub use crate::exec::driver::RunOutcome as Records;
+/// The engine's cache directory (compiled modules, unpacked mounts, the read
+/// cache of remote stores).
+pub use crate::store::spec::default_cache_dir;
 
 /// Where tasks run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecutorKind {
     /// One task at a time on the calling thread, in a deterministic order.
     Sync,
@@ -37,17 +43,113 @@ pub enum ExecutorKind {
     Threads,
     /// A pool of `engine worker` subprocesses.
     Processes,
+    /// A Dask cluster, in `engine worker` processes on its workers (see
+    /// `docs/cluster.md`). The session connects when it runs, unless it was
+    /// given a cluster connected beforehand ([`Session::on_dask`]).
+    Dask(DaskOptions),
 }
 
 impl ExecutorKind {
     /// The name used on the command line and in the report.
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             ExecutorKind::Sync => "sync",
             ExecutorKind::Threads => "threads",
             ExecutorKind::Processes => "processes",
+            ExecutorKind::Dask(_) => "dask",
         }
     }
+}
+
+/// How to reach a Dask cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaskOptions {
+    /// `tcp://HOST:PORT`, `local:N` for a new local cluster of N workers, or
+    /// `None` for a local cluster (like `distributed.Client()`).
+    pub scheduler: Option<String>,
+    /// Most tasks in Dask at once (default: the cluster's threads).
+    pub window: Option<usize>,
+    /// The Python with `engine_dask` installed, which runs the bridge.
+    pub python: PathBuf,
+    /// How long to try to reach the scheduler.
+    pub connect_timeout: Duration,
+}
+
+impl Default for DaskOptions {
+    fn default() -> Self {
+        DaskOptions {
+            scheduler: None,
+            window: None,
+            python: PathBuf::from("python3"),
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A Dask cluster connected before its pipeline is loaded: its workers'
+/// resources are the capacity the pipeline is validated against
+/// ([`DaskCluster::load_options`]), and the session that runs the plan
+/// ([`Session::on_dask`]) refuses a task no single worker can hold.
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use engine::pipeline;
+/// use engine::session::{DaskCluster, DaskOptions, Session};
+///
+/// let opts = DaskOptions { scheduler: Some("tcp://10.0.0.5:8786".into()), ..DaskOptions::default() };
+/// let cluster = DaskCluster::connect(opts)?;
+/// let plan = pipeline::load("pipeline.toml".as_ref(), &cluster.load_options()).map_err(|d| d.to_string())?;
+/// let outcome = Session::new(plan).on_dask(cluster).run()?;
+/// # Ok(()) }
+/// ```
+pub struct DaskCluster {
+    options: DaskOptions,
+    exec: DaskExecutor,
+}
+
+impl DaskCluster {
+    /// Start the bridge (`python -m engine_dask.bridge`) and connect to the
+    /// scheduler. Local cluster workers run this process's own binary.
+    pub fn connect(options: DaskOptions) -> Result<DaskCluster, SessionError> {
+        if options.window == Some(0) {
+            return Err(SessionError::InvalidOptions("the Dask window must be at least 1".into()));
+        }
+        let engine_exe = std::env::current_exe().map_err(|e| SessionError::Executor {
+            executor: "dask",
+            message: format!("cannot find the engine binary: {e}"),
+        })?;
+        let exec = DaskExecutor::connect(&DaskConfig {
+            python: options.python.clone(),
+            scheduler: options.scheduler.clone(),
+            connect_timeout: options.connect_timeout,
+            window: options.window,
+            engine_exe,
+        })
+        .map_err(SessionError::Dask)?;
+        Ok(DaskCluster { options, exec })
+    }
+
+    /// What the cluster looks like: the scheduler, versions, the workers and
+    /// their resources.
+    pub fn info(&self) -> &Cluster {
+        self.exec.cluster()
+    }
+
+    /// Load options whose capacity no request exceeds on the kinds the
+    /// workers declare: whether a task fits is checked per worker when the
+    /// session runs.
+    pub fn load_options(&self) -> LoadOptions {
+        LoadOptions { capacity_override: Some(self.info().load_capacity()), ..LoadOptions::default() }
+    }
+}
+
+/// Where the tasks of a Dask run ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaskPlacement {
+    /// The scheduler's address.
+    pub scheduler: String,
+    /// The Dask worker of each trace lane (a lane is one of its thread slots).
+    pub lane_workers: Vec<String>,
 }
 
 /// How a run ended, as a whole.
@@ -78,8 +180,9 @@ impl RunStatus {
 pub enum SessionError {
     #[error("{0}")]
     InvalidOptions(String),
-    #[error("cannot open the store at {location}: {error}")]
-    Store { location: String, error: StoreError },
+    /// The store could not be opened (the error names the store).
+    #[error(transparent)]
+    Store(StoreError),
     #[error(transparent)]
     Runtime(RuntimeError),
     #[error("plugin `{name}`: {error}")]
@@ -90,6 +193,9 @@ pub enum SessionError {
     Executor { executor: &'static str, message: String },
     #[error("cannot make the store durable: {0}")]
     Sync(StoreError),
+    /// The Dask cluster cannot be used, or cannot run the plan.
+    #[error(transparent)]
+    Dask(DaskError),
 }
 
 /// An `[outputs]` entry that was not written, and why.
@@ -120,6 +226,8 @@ pub struct RunOutcome {
     /// Why the run's record (for `engine cat`, `logs`, `--dry-run`) could not
     /// be written, if it could not.
     pub history_error: Option<String>,
+    /// Where each task ran, on the Dask executor.
+    pub dask: Option<DaskPlacement>,
     /// What happened to each task and attempt.
     pub records: Records,
 }
@@ -127,7 +235,7 @@ pub struct RunOutcome {
 impl RunOutcome {
     /// The JSON report (docs/pipeline.md, "Run report").
     pub fn report(&self) -> report::Report<'_> {
-        report::build(
+        let mut r = report::build(
             &self.plan,
             &self.records,
             self.status.name(),
@@ -135,7 +243,16 @@ impl RunOutcome {
             self.workers,
             &self.store,
             self.plugins.clone(),
-        )
+        );
+        if let Some(d) = &self.dask {
+            r.scheduler = Some(d.scheduler.clone());
+            for (t, rec) in r.tasks.iter_mut().zip(&self.records.records) {
+                if t.worker.is_some() {
+                    t.dask_worker = d.lane_workers.get(rec.worker as usize).cloned();
+                }
+            }
+        }
+        r
     }
 
     /// Write the JSON report to `path`, atomically.
@@ -210,11 +327,14 @@ pub struct Session {
     fail_fast: bool,
     backoff_base: Duration,
     cache_dir: Option<PathBuf>,
+    log_dir: Option<PathBuf>,
     interrupt: Arc<AtomicBool>,
     observer: Box<dyn Observer + Send>,
     on_plugin: Box<dyn FnMut(PluginEvent<'_>)>,
     use_cache: bool,
     rerun: Vec<String>,
+    /// A Dask cluster connected before the plan was loaded.
+    dask: Option<DaskExecutor>,
 }
 
 impl Session {
@@ -230,11 +350,13 @@ impl Session {
             fail_fast: false,
             backoff_base: Duration::from_millis(100),
             cache_dir: None,
+            log_dir: None,
             interrupt: Arc::new(AtomicBool::new(false)),
             observer: Box::new(NoObserver),
             on_plugin: Box::new(|_| {}),
             use_cache: true,
             rerun: Vec::new(),
+            dask: None,
         }
     }
 
@@ -259,7 +381,15 @@ impl Session {
         self.executor = kind;
         self
     }
-    /// Number of workers (at least 1; the sync executor always has 1).
+    /// Run on a Dask cluster connected beforehand (the executor becomes
+    /// [`ExecutorKind::Dask`] with its options).
+    pub fn on_dask(mut self, cluster: DaskCluster) -> Self {
+        self.executor = ExecutorKind::Dask(cluster.options);
+        self.dask = Some(cluster.exec);
+        self
+    }
+    /// Number of workers (at least 1; the sync executor always has 1; on
+    /// Dask, the window of [`DaskOptions`] applies instead).
     pub fn workers(mut self, n: usize) -> Self {
         self.workers = Some(n);
         self
@@ -277,6 +407,13 @@ impl Session {
     /// The compiled-module cache (default: [`default_cache_dir`]).
     pub fn cache_dir(mut self, dir: PathBuf) -> Self {
         self.cache_dir = Some(dir);
+        self
+    }
+    /// The root of per-task logs, written as `DIR/RUN/logs/TASK.log` (default:
+    /// `STORE/runs` for a directory store, `.engine-runs` next to the pipeline
+    /// file for `file://` and `s3://` stores).
+    pub fn log_dir(mut self, dir: PathBuf) -> Self {
+        self.log_dir = Some(dir);
         self
     }
     /// A flag that, once set (e.g. from a Ctrl-C handler), interrupts the run.
@@ -304,16 +441,23 @@ impl Session {
     /// (bad options, store, plugins, executor); failed tasks are an `Ok`
     /// outcome with [`RunStatus::Failed`].
     pub fn run(mut self) -> Result<RunOutcome, SessionError> {
-        let workers = self.worker_count()?;
+        let mut dask = self.connect_dask()?;
+        let workers = match &dask {
+            Some(d) => d.workers(),
+            None => self.worker_count()?,
+        };
         let rerun = rerun_flags(&self.plan, &self.rerun)?;
         let spec = self.store.clone().unwrap_or_else(|| StoreSpec::Local(self.plan.base_dir.join(".engine-store")));
-        let store = spec.open().map_err(|error| SessionError::Store { location: spec.to_string(), error })?;
         let cache_dir = self.cache_dir.clone().unwrap_or_else(default_cache_dir);
+        let store = spec.open_with_cache(&cache_dir).map_err(SessionError::Store)?;
         let max_task_memory = Limits::max_task_memory(&self.plan);
         let runtime = Arc::new(
             Runtime::new(RuntimeConfig {
                 cache_dir: cache_dir.clone(),
-                max_instances: workers as u32 + 1,
+                // On Dask this process only compiles plugins; tasks run elsewhere.
+                // Counted in tasks, like `engine worker`'s 2: the pool doubles it
+                // for each task's forwarding instance (see `runtime::engine_config`).
+                max_instances: if dask.is_some() { 2 } else { workers as u32 + 1 },
                 max_task_memory,
             })
             .map_err(SessionError::Runtime)?,
@@ -322,7 +466,7 @@ impl Session {
 
         let run_start = Instant::now();
         let run_id = new_run_id();
-        let runs = runs_of(&self.plan, &spec);
+        let runs = Runs::new(self.log_root(&spec), &self.plan.pipeline_file);
         let log_dir = runs.run_dir(&run_id).join("logs");
         // Best effort: without it `engine logs` cannot find this run's logs.
         let _ = runs.started(&run_id);
@@ -340,7 +484,17 @@ impl Session {
         };
         let plan = &self.plan;
         let observer = &mut *self.observer;
-        let records = match self.executor {
+        let records = match &self.executor {
+            ExecutorKind::Dask(_) => {
+                let Some(exec) = dask.as_mut() else {
+                    return Err(SessionError::Executor { executor: "dask", message: "not connected".into() });
+                };
+                let init = worker_init(plan, &spec, &cache_dir, max_task_memory);
+                exec.prepare(plan, &run_id, init, run_start);
+                let mut records = driver::run_plan(plan, exec, &*store, &opts, observer, run_start);
+                records.lane_names = exec.lane_names();
+                records
+            }
             ExecutorKind::Threads => {
                 driver::run_plan_threads(plan, &runtime, workers, &*store, &opts, observer, run_start)
                     .map_err(|e| SessionError::Executor { executor: "threads", message: e.to_string() })?
@@ -354,6 +508,10 @@ impl Session {
                 driver::run_plan(plan, &mut *exec, &*store, &opts, observer, run_start)
             }
         };
+        let dask = dask.map(|d| DaskPlacement {
+            scheduler: d.cluster().scheduler.clone(),
+            lane_workers: d.slots().iter().map(|(worker, _)| worker.clone()).collect(),
+        });
         store.sync().map_err(SessionError::Sync)?;
         let history = runs.finished(&history_of(plan, &records, &run_id, &spec)).err().map(|e| e.to_string());
         // The outputs of every task that succeeded; the rest are listed as missing.
@@ -377,8 +535,37 @@ impl Session {
             missing,
             aborted: records.aborted.clone(),
             history_error: history,
+            dask,
             records,
         })
+    }
+
+    /// Per-task logs: inside a directory store, else beside the pipeline (a
+    /// shared or remote store is no place for one machine's logs).
+    fn log_root(&self, spec: &StoreSpec) -> PathBuf {
+        match &self.log_dir {
+            Some(dir) => dir.clone(),
+            None => default_runs_dir(&self.plan.base_dir, spec),
+        }
+    }
+
+    /// On the Dask executor: connect (unless connected beforehand), make
+    /// sure every task fits on some single worker, and take the cluster's
+    /// totals as the plan's capacity.
+    fn connect_dask(&mut self) -> Result<Option<DaskExecutor>, SessionError> {
+        let ExecutorKind::Dask(opts) = &self.executor else { return Ok(None) };
+        if self.workers.is_some() {
+            return Err(SessionError::InvalidOptions(
+                "the number of workers does not apply to the Dask executor: set its window".into(),
+            ));
+        }
+        let exec = match self.dask.take() {
+            Some(exec) => exec,
+            None => DaskCluster::connect(opts.clone())?.exec,
+        };
+        exec.cluster().check_fit(&self.plan).map_err(SessionError::Dask)?;
+        self.plan.capacity = exec.cluster().capacity();
+        Ok(Some(exec))
     }
 
     fn worker_count(&self) -> Result<usize, SessionError> {
@@ -428,14 +615,10 @@ fn processes_executor(
 ) -> Result<Box<dyn Executor>, SessionError> {
     let fail = |message: String| SessionError::Executor { executor: "processes", message };
     let exe = std::env::current_exe().map_err(|e| fail(format!("cannot find the engine binary: {e}")))?;
-    let Some(dir) = spec.local_dir() else {
-        return Err(fail(format!("the store {spec} is not a directory on this machine")));
-    };
-    let store_dir = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let exec = ProcessesExecutor::new(ProcessesConfig {
         workers,
         exe,
-        store_dir,
+        store: spec.absolute(),
         cache_dir,
         max_task_memory,
         plugins: plan.plugins.iter().map(|p| p.path.clone()).collect(),
@@ -447,19 +630,23 @@ fn processes_executor(
     Ok(Box::new(exec))
 }
 
-/// The engine's compiled-module cache directory: `$ENGINE_CACHE_DIR`, else
-/// `$XDG_CACHE_HOME/engine`, else `~/.cache/engine`, else a temp dir.
-pub fn default_cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("ENGINE_CACHE_DIR") {
-        return PathBuf::from(d);
+/// The `Init` frame every `engine worker` of a Dask run starts with (on
+/// whatever machine its Dask worker runs).
+fn worker_init(plan: &Plan, spec: &StoreSpec, cache_dir: &Path, max_task_memory: u64) -> WorkerInit {
+    WorkerInit {
+        protocol: PROTOCOL_VERSION,
+        worker: 0,
+        store: spec.absolute(),
+        cache_dir: fs::canonicalize(cache_dir).unwrap_or_else(|_| cache_dir.to_path_buf()),
+        max_task_memory,
+        plugins: plan.plugins.iter().map(|p| p.path.clone()).collect(),
+        run_start_unix_us: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0),
+        harden: true,
+        read_only: mount_sources(plan),
     }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("engine");
-    }
-    if let Some(h) = std::env::var_os("HOME") {
-        return PathBuf::from(h).join(".cache").join("engine");
-    }
-    std::env::temp_dir().join("engine-cache")
 }
 
 /// Copy every `[outputs]` entry out of the store, each atomically and
@@ -542,7 +729,8 @@ impl Session {
     pub fn dry_run(mut self) -> Result<Vec<DryRunTask>, SessionError> {
         let rerun = rerun_flags(&self.plan, &self.rerun)?;
         let spec = self.store.clone().unwrap_or_else(|| StoreSpec::Local(self.plan.base_dir.join(".engine-store")));
-        let store = spec.open().map_err(|error| SessionError::Store { location: spec.to_string(), error })?;
+        let cache_dir = self.cache_dir.clone().unwrap_or_else(default_cache_dir);
+        let store = spec.open_with_cache(&cache_dir).map_err(SessionError::Store)?;
         for p in &mut self.plan.plugins {
             if p.digest.is_none() {
                 let bytes = fs::read(&p.path).map_err(|e| SessionError::Plugin {
@@ -553,7 +741,7 @@ impl Session {
             }
         }
         let plan = &self.plan;
-        let last = runs_of(plan, &spec).last().ok();
+        let last = Runs::new(self.log_root(&spec), &plan.pipeline_file).last().ok();
         let mounts = if self.use_cache { mount_digests(plan) } else { HashMap::new() };
         let mut outputs: Vec<Option<Vec<crate::task::message::OutputBlob>>> = vec![None; plan.tasks.len()];
         let mut files: HashMap<PathBuf, Result<crate::store::BlobRef, String>> = HashMap::new();
@@ -707,10 +895,14 @@ fn new_run_id() -> String {
     if seq == 0 { format!("{secs}-{}", std::process::id()) } else { format!("{secs}-{}-{seq}", std::process::id()) }
 }
 
-/// Where the runs of `plan` on the store `spec` are recorded: `STORE/runs`
-/// for a local store, `runs/` next to the pipeline otherwise.
-pub fn runs_of(plan: &Plan, spec: &StoreSpec) -> Runs {
-    Runs::new(spec.local_dir().unwrap_or(&plan.base_dir).join("runs"), &plan.pipeline_file)
+/// Where runs on the store `spec` of a pipeline in `base_dir` are recorded
+/// (logs and history) unless `--log-dir` says otherwise: `STORE/runs` for a
+/// directory store, `.engine-runs` next to the pipeline for the others.
+pub fn default_runs_dir(base_dir: &Path, spec: &StoreSpec) -> PathBuf {
+    match spec {
+        StoreSpec::Local(dir) => dir.join("runs"),
+        StoreSpec::File(_) | StoreSpec::S3 { .. } => base_dir.join(".engine-runs"),
+    }
 }
 
 fn history_of(plan: &Plan, records: &Records, run_id: &str, spec: &StoreSpec) -> RunHistory {

@@ -602,7 +602,7 @@ fn processes_workers_harden_themselves_with_landlock() {
     let ex = ProcessesExecutor::new(ProcessesConfig {
         workers: 2,
         exe: PathBuf::from(env!("CARGO_BIN_EXE_engine")),
-        store_dir: store.path().to_path_buf(),
+        store: engine::store::StoreSpec::Local(store.path().to_path_buf()),
         cache_dir: cache.path().to_path_buf(),
         max_task_memory: 64 << 20,
         plugins: vec![],

@@ -1,6 +1,7 @@
 //! The one integration-test binary. Shared helpers live in `util`.
 mod cache;
 mod conformance;
+mod dask;
 mod hostile;
 mod languages;
 mod pipeline;
@@ -8,7 +9,10 @@ mod plugins;
 mod programs;
 mod run;
 mod runtime;
+#[cfg(feature = "s3")]
+mod s3;
 mod stock;
+mod store;
 mod tidy;
 mod util;
 mod workdir;

@@ -14,7 +14,7 @@ const EXECUTORS: [&str; 3] = ["sync", "threads", "processes"];
 
 /// Copy an example into a temp dir. Its plugins are stock plugins (`std:NAME`),
 /// which the engine under test finds in `TARGET/plugins`.
-fn example(name: &str) -> tempfile::TempDir {
+pub(crate) fn example(name: &str) -> tempfile::TempDir {
     let src = repo_root().join("examples").join(name);
     let dir = tempfile::tempdir().unwrap();
     crate::util::copy_files(&src, dir.path());
@@ -158,7 +158,7 @@ fn the_example_check_sees_missing_extra_and_different_outputs() {
 }
 
 /// A pipeline in a temp dir, with the test guests as plugins.
-fn pipeline(body: &str) -> tempfile::TempDir {
+pub(crate) fn pipeline(body: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut plugins = String::from("[plugins]\n");
     for g in ["sleep_ms", "flaky", "spin", "noop", "echo"] {
@@ -169,11 +169,11 @@ fn pipeline(body: &str) -> tempfile::TempDir {
     dir
 }
 
-fn report(dir: &Path) -> Value {
+pub(crate) fn report(dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
 }
 
-fn task<'a>(r: &'a Value, id: &str) -> &'a Value {
+pub(crate) fn task<'a>(r: &'a Value, id: &str) -> &'a Value {
     r["tasks"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap()
 }
 

@@ -435,3 +435,154 @@ pub fn write_test_plugins(dir: &Path) {
     std::fs::write(p.join("badimport.wasm"), wat::parse_str(bad).unwrap()).unwrap();
     std::fs::write(p.join("notwasm.wasm"), "this is not wasm\n").unwrap();
 }
+
+/// A program of the tests' Python venv (`xtask/setup-python.sh` makes
+/// `TARGET/pyenv`). When the venv is missing: under CI (env `CI` set) that
+/// fails the test; locally it returns `None` after a loud message, and the
+/// caller skips.
+pub fn pyenv_program(name: &str) -> Option<PathBuf> {
+    let path = target_dir().join("pyenv/bin").join(name);
+    if path.exists() {
+        return Some(path);
+    }
+    let msg = format!("{} is missing: run `bash xtask/setup-python.sh`", path.display());
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg}");
+    }
+    eprintln!(
+        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\nSKIPPING: {msg}\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+    );
+    None
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; a server binds it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind 127.0.0.1:0").port()
+}
+
+/// A real S3-compatible server for a test: `moto_server` on 127.0.0.1 and a
+/// free port, data in memory. It runs under a small Python guard that kills
+/// it when its stdin closes, so the server goes away when this value is
+/// dropped (also when the test panics) and when the test process dies.
+pub struct Moto {
+    guard: std::process::Child,
+    pub endpoint: String,
+    log: PathBuf,
+}
+
+/// The credentials tests give moto (any key works unless authentication is on).
+pub const MOTO_KEY: &str = "testing";
+
+impl Moto {
+    /// Start a server; `auth` makes it check credentials from the first
+    /// request (it then knows no key at all). `None`: skipped, see [`pyenv_program`].
+    pub fn start(auth: bool) -> Option<Moto> {
+        use std::process::Stdio;
+        let python = pyenv_program("python")?;
+        let server = pyenv_program("moto_server")?;
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("engine-test-moto-{port}.log"));
+        let guard_py = "import subprocess, sys\n\
+            p = subprocess.Popen(sys.argv[1:], stdout=sys.stderr, stderr=sys.stderr)\n\
+            sys.stdin.read()\n\
+            p.kill(); p.wait()\n";
+        let mut cmd = Command::new(python);
+        cmd.arg("-c").arg(guard_py).arg(&server).args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(std::fs::File::create(&log).expect("moto log file"));
+        if auth {
+            cmd.env("INITIAL_NO_AUTH_ACTION_COUNT", "0");
+        } else {
+            cmd.env_remove("INITIAL_NO_AUTH_ACTION_COUNT");
+        }
+        let guard = cmd.spawn().expect("start moto_server");
+        let mut moto = Moto { guard, endpoint: format!("http://127.0.0.1:{port}"), log };
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        while moto.http("GET", "/").is_err() {
+            if let Ok(Some(status)) = moto.guard.try_wait() {
+                panic!("moto_server exited ({status}):\n{}", std::fs::read_to_string(&moto.log).unwrap_or_default());
+            }
+            assert!(Instant::now() < deadline, "moto_server did not answer on {} within 60s", moto.endpoint);
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Some(moto)
+    }
+
+    /// One unsigned HTTP/1.1 request; returns the status code.
+    pub fn http(&self, method: &str, path: &str) -> std::io::Result<u16> {
+        use std::io::{Read, Write};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+        write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp)?;
+        resp.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::Error::other(resp.clone()))
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        let status = self.http("PUT", &format!("/{bucket}")).expect("create bucket");
+        assert_eq!(status, 200, "creating bucket {bucket} on moto");
+    }
+
+    /// The environment an `engine` run needs to use this server.
+    pub fn env(&self, cmd: &mut Command) {
+        for k in
+            ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"]
+        {
+            cmd.env_remove(k);
+        }
+        cmd.envs(self.vars());
+    }
+
+    /// The variables [`Moto::env`] sets (for processes started by others,
+    /// such as Dask workers).
+    pub fn vars(&self) -> [(&'static str, &str); 6] {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", MOTO_KEY),
+            ("AWS_SECRET_ACCESS_KEY", MOTO_KEY),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_CONFIG_FILE", "/dev/null"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ]
+    }
+
+    /// An `object_store` client of `bucket` on this server (for checking and
+    /// tampering with what the engine stored).
+    #[cfg(feature = "s3")]
+    pub fn client(&self, bucket: &str) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_bucket_name(bucket)
+            .with_region("us-east-1")
+            .with_access_key_id(MOTO_KEY)
+            .with_secret_access_key(MOTO_KEY)
+            .build()
+            .expect("an S3 client for moto")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        // Closing the guard's stdin makes it kill the server; then make sure of the guard.
+        drop(self.guard.stdin.take());
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.guard.try_wait() {
+                let _ = std::fs::remove_file(&self.log);
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = self.guard.kill();
+        let _ = self.guard.wait();
+    }
+}
+
+/// Run an `object_store` future to completion (tests are synchronous).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap())
+        .block_on(f)
+}

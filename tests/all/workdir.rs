@@ -18,7 +18,12 @@ use crate::util::{guest, run_engine, wat_guest};
 /// A pipeline dir with a seed directory `seed/` (`README`, `src/main.c`,
 /// an empty `build/`) and one task whose table body is `task`.
 fn setup(plugin: &Path, task: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    setup_in(&std::env::temp_dir(), plugin, task)
+}
+
+/// [`setup`] in a new directory under `parent`.
+pub(crate) fn setup_in(parent: &Path, plugin: &Path, task: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir_in(parent).unwrap();
     let seed = dir.path().join("seed");
     fs::create_dir_all(seed.join("src")).unwrap();
     fs::create_dir_all(seed.join("build")).unwrap();
@@ -42,7 +47,7 @@ fn output_names(task: &Value) -> Vec<String> {
     task["outputs"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
 }
 
-fn seed_unchanged(dir: &Path) {
+pub(crate) fn seed_unchanged(dir: &Path) {
     let seed = dir.join("seed");
     let mut names: Vec<String> = walkdir(&seed);
     names.sort();

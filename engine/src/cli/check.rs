@@ -13,8 +13,12 @@ use crate::plan::Plan;
 
 /// Load and validate a pipeline; on failure print the diagnostics and return the exit code.
 pub(crate) fn load(path: &Path, resources: &Option<String>) -> Result<Plan, i32> {
-    let opts = LoadOptions { capacity_override: resources.clone(), check_plugins: true };
-    pipeline::load(path, &opts).map_err(|d| {
+    load_with(path, &LoadOptions { capacity_override: resources.clone(), check_plugins: true })
+}
+
+/// [`load`] with explicit options.
+pub(crate) fn load_with(path: &Path, opts: &LoadOptions) -> Result<Plan, i32> {
+    pipeline::load(path, opts).map_err(|d| {
         let text = if std::io::stderr().is_terminal() { d.to_colored_string() } else { d.to_string() };
         let mut err = std::io::stderr().lock();
         let _ = err.write_all(text.as_bytes());

@@ -18,7 +18,7 @@ fn locate(pipeline: &std::path::Path, store: &Option<String>) -> Result<(PathBuf
         Some(s) => StoreSpec::parse(s).map_err(|e| format!("--store: {e}"))?,
         None => StoreSpec::Local(base.join(".engine-store")),
     };
-    let runs = Runs::new(spec.local_dir().unwrap_or(&base).join("runs"), &file);
+    let runs = Runs::new(crate::session::default_runs_dir(&base, &spec), &file);
     Ok((file, spec, runs))
 }
 

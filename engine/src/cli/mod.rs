@@ -7,6 +7,7 @@
 //! Only this module knows about terminals and exit codes.
 
 pub mod check;
+pub mod dask;
 pub mod inspect;
 mod look;
 pub mod plugins;
@@ -15,6 +16,8 @@ pub mod run;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::store::StoreSpec;
 
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_TASKS_FAILED: i32 = 1;
@@ -70,11 +73,12 @@ pub enum Command {
     /// for good its dependents are skipped and independent tasks run on. Outputs are stored
     /// by sha256 in the store; `[outputs]` of the tasks that succeeded are copied out
     /// atomically. A task whose action-cache record is in the store (same plugin,
-    /// params, args, env, inputs, mounts) completes without running. Per-task logs go to STORE/runs/RUN/logs/TASK.log. The summary goes to
+    /// params, args, env, inputs, mounts) completes without running. Per-task logs go to
+    /// STORE/runs/RUN/logs/TASK.log (see --log-dir). The summary goes to
     /// stdout, progress and failures to stderr. Ctrl-C cancels running tasks and exits 130.
     #[command(after_help = "Exit status: 0 every task succeeded, 1 some task failed or was skipped, \
 2 invalid pipeline/plugin/arguments (nothing ran), 3 internal or I/O error, 130 interrupted.")]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print a stored blob to stdout: an output of the latest finished run of the
     /// pipeline (`TASK` for its output `out` or its only output, `TASK.OUTPUT`), or
     /// any blob by its sha256 (64 hex digits).
@@ -139,6 +143,8 @@ pub enum ExecutorKind {
     Threads,
     /// A pool of `engine worker` subprocesses: a second wall around untrusted code.
     Processes,
+    /// A Dask cluster (`--scheduler`), in `engine worker` processes on its workers.
+    Dask,
 }
 
 #[derive(Debug, clap::Args)]
@@ -154,9 +160,16 @@ pub struct RunArgs {
     /// Override machine capacity, e.g. `cpu=4,memory=8GiB,gpu=1,licence=2`.
     #[arg(long, value_name = "LIST")]
     pub resources: Option<String>,
-    /// Blob store directory (default: `.engine-store` next to the pipeline file).
+    /// Where blobs are stored: a directory (default: `.engine-store` next to the pipeline
+    /// file), `file:///abs/dir` (a directory shared between hosts, one file per blob) or
+    /// `s3://bucket/prefix` (an S3-compatible object store; settings from the AWS_*
+    /// environment variables, see docs/cluster.md).
+    #[arg(long, value_name = "STORE")]
+    pub store: Option<StoreSpec>,
+    /// Directory for per-task logs, written as LOG_DIR/RUN/logs/TASK.log (default: STORE/runs
+    /// for a directory store, `.engine-runs` next to the pipeline file for file:// and s3://).
     #[arg(long, value_name = "DIR")]
-    pub store: Option<String>,
+    pub log_dir: Option<PathBuf>,
     /// Stop dispatching at the first failed task (running tasks are cancelled).
     #[arg(long)]
     pub fail_fast: bool,
@@ -169,6 +182,20 @@ pub struct RunArgs {
     /// Print no progress, only the summary and errors.
     #[arg(long, short)]
     pub quiet: bool,
+    /// With `--executor dask`: the scheduler, `tcp://HOST:PORT`, or `local:N` for a
+    /// new local cluster of N workers (default: a local cluster, like `distributed.Client()`).
+    #[arg(long, value_name = "ADDRESS")]
+    pub scheduler: Option<String>,
+    /// With `--executor dask`: most tasks in Dask at once (default: the cluster's threads).
+    #[arg(long, value_name = "N")]
+    pub dask_window: Option<u32>,
+    /// With `--executor dask`: the Python with `engine_dask` installed (default:
+    /// $ENGINE_DASK_PYTHON, else `python3`).
+    #[arg(long, value_name = "PYTHON")]
+    pub dask_python: Option<PathBuf>,
+    /// With `--executor dask`: how long to try to reach the scheduler.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub dask_connect_timeout: String,
     /// Do not use the action cache: run every task, and record nothing.
     #[arg(long)]
     pub no_cache: bool,

@@ -12,12 +12,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{
     EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_TASKS_FAILED, ExecutorKind, RunArgs, WorkerArgs,
 };
+use crate::exec::dask::DaskError;
 use crate::exec::driver::{Event, Observer};
 use crate::plan::{Plan, TaskId};
 use crate::report;
 use crate::sched::{Counts, FailureDecision};
 use crate::session::{self, PluginEvent, RunOutcome, RunStatus, Session, SessionError};
-use crate::store::StoreSpec;
 use crate::units::{format_duration, format_size};
 
 /// The interrupt flag set by the Ctrl-C handler (installed once per process).
@@ -39,24 +39,27 @@ fn interrupt_flag() -> Arc<AtomicBool> {
 }
 
 pub fn run(a: &RunArgs) -> i32 {
-    let plan = match super::check::load(&a.pipeline, &a.resources) {
-        Ok(p) => p,
-        Err(code) => return code,
+    let kind = match a.executor {
+        ExecutorKind::Sync => session::ExecutorKind::Sync,
+        ExecutorKind::Threads => session::ExecutorKind::Threads,
+        ExecutorKind::Processes => session::ExecutorKind::Processes,
+        ExecutorKind::Dask => match super::dask::options(a) {
+            Ok(opts) => session::ExecutorKind::Dask(opts),
+            Err(code) => return code,
+        },
     };
-    let store = match a.store.as_deref().map(StoreSpec::parse).transpose() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: --store: {e}");
-            return EXIT_INVALID;
-        }
+    // On Dask the cluster's workers are the capacity: connect first.
+    let loaded = match &kind {
+        session::ExecutorKind::Dask(opts) => super::dask::connect_and_load(a, opts.clone()).map(|(p, c)| (p, Some(c))),
+        _ => super::check::load(&a.pipeline, &a.resources).map(|p| (p, None)),
+    };
+    let (plan, dask) = match loaded {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let tty = std::io::stderr().is_terminal() && !a.quiet;
     let mut session = Session::new(plan)
-        .executor(match a.executor {
-            ExecutorKind::Sync => session::ExecutorKind::Sync,
-            ExecutorKind::Threads => session::ExecutorKind::Threads,
-            ExecutorKind::Processes => session::ExecutorKind::Processes,
-        })
+        .executor(kind)
         .fail_fast(a.fail_fast)
         .use_cache(!a.no_cache)
         .rerun(a.rerun.clone())
@@ -64,11 +67,17 @@ pub fn run(a: &RunArgs) -> i32 {
         .interrupt(interrupt_flag())
         .observer(Box::new(Progress::new(tty, a.quiet)))
         .on_plugin(plugin_progress(tty, a.quiet));
-    if let Some(s) = store {
-        session = session.store(s);
+    if let Some(s) = &a.store {
+        session = session.store(s.clone());
+    }
+    if let Some(dir) = &a.log_dir {
+        session = session.log_dir(dir.clone());
     }
     if let Some(w) = a.workers {
         session = session.workers(w as usize);
+    }
+    if let Some(cluster) = dask {
+        session = session.on_dask(cluster);
     }
     if a.dry_run {
         return dry_run(session);
@@ -77,12 +86,7 @@ pub fn run(a: &RunArgs) -> i32 {
         Ok(out) => out,
         Err(e) => {
             super::print_error(&e);
-            return match e {
-                SessionError::InvalidOptions(_) | SessionError::Plugin { .. } | SessionError::PluginChanged { .. } => {
-                    EXIT_INVALID
-                }
-                _ => EXIT_INTERNAL,
-            };
+            return exit_code(&e);
         }
     };
     if let Some(e) = &out.history_error {
@@ -119,10 +123,7 @@ fn dry_run(session: Session) -> i32 {
         Ok(t) => t,
         Err(e) => {
             super::print_error(&e);
-            return match e {
-                SessionError::InvalidOptions(_) | SessionError::Plugin { .. } => EXIT_INVALID,
-                _ => EXIT_INTERNAL,
-            };
+            return exit_code(&e);
         }
     };
     let mut o = std::io::stdout().lock();
@@ -132,6 +133,19 @@ fn dry_run(session: Session) -> i32 {
     }
     let _ = writeln!(o, "dry run: {} tasks: {hits} hits, {} misses", tasks.len(), tasks.len() - hits);
     EXIT_OK
+}
+
+/// The exit code of a run that could not be carried out: 2 when nothing
+/// could run as asked (options, plugins, a task no Dask worker can hold),
+/// else 3.
+pub(crate) fn exit_code(e: &SessionError) -> i32 {
+    match e {
+        SessionError::InvalidOptions(_)
+        | SessionError::Plugin { .. }
+        | SessionError::PluginChanged { .. }
+        | SessionError::Dask(DaskError::NoWorkerFits(_)) => EXIT_INVALID,
+        _ => EXIT_INTERNAL,
+    }
 }
 
 /// A spinner while a large plugin compiles, and a line when preparing one

@@ -99,6 +99,8 @@ pub struct RunOutcome {
     /// Why the run was stopped by the engine itself (no worker could be
     /// started), if it was.
     pub aborted: Option<String>,
+    /// Names of the trace lanes by worker index (`worker N` when missing).
+    pub lane_names: Vec<String>,
 }
 
 /// What an observer (the progress display) is told.
@@ -205,11 +207,7 @@ impl<'a> RunState<'a> {
     /// tasks the core started, including those that failed to start.
     pub fn next_tasks(&mut self, lane: Option<usize>, max: usize, out: &mut Vec<TaskMessage>) -> bool {
         let now = self.run_start.elapsed();
-        if !self.interrupted && self.opts.interrupt.load(Ordering::SeqCst) {
-            self.interrupted = true;
-            self.core.stop();
-            self.observer.event(self.plan, Event::Interrupted, &shown(&self.core));
-        }
+        self.notice_interrupt();
         self.core.tick(now);
         self.scheduled = 0;
         let mut pushed = 0;
@@ -314,6 +312,26 @@ impl<'a> RunState<'a> {
         self.cached
     }
 
+    fn notice_interrupt(&mut self) {
+        if !self.interrupted && self.opts.interrupt.load(Ordering::SeqCst) {
+            self.interrupted = true;
+            self.core.stop();
+            self.observer.event(self.plan, Event::Interrupted, &shown(&self.core));
+        }
+    }
+
+    /// Notice Ctrl-C when no worker has room (so [`RunState::next_tasks`] is
+    /// not called). Returns true when running tasks must now be cancelled,
+    /// exactly once per run.
+    pub fn check_interrupt(&mut self) -> bool {
+        self.notice_interrupt();
+        if self.core.is_stopped() && !self.cancel_sent {
+            self.cancel_sent = true;
+            return true;
+        }
+        false
+    }
+
     /// Feed a finished attempt back.
     pub fn complete(&mut self, res: TaskResult) {
         self.in_flight -= 1;
@@ -340,6 +358,12 @@ impl<'a> RunState<'a> {
     pub fn unstart(&mut self, t: TaskId) {
         self.in_flight -= 1;
         self.core.unstart(t);
+    }
+
+    /// An execution the executor lost and runs again: recorded for the
+    /// trace; the task stays running.
+    pub fn lost_execution(&mut self, rec: AttemptRecord) {
+        self.attempts.push(rec);
     }
 
     /// Stop the run for a reason of the engine's own: every task not
@@ -389,6 +413,7 @@ impl<'a> RunState<'a> {
             cached: self.cached,
             record_errors: self.record_errors,
             aborted: self.aborted,
+            lane_names: Vec::new(),
         }
     }
 }
@@ -408,6 +433,10 @@ pub fn run_plan(
     let mut last_tick = Instant::now();
     loop {
         let mut started = false;
+        // Every worker may be busy with a long task: notice Ctrl-C anyway.
+        if st.check_interrupt() {
+            exec.cancel_all();
+        }
         // One task per worker per round, until no worker takes another.
         loop {
             let mut more = false;
@@ -461,6 +490,9 @@ fn complete(st: &mut RunState<'_>, c: Completion) {
     match c {
         Completion::Done(res) => st.complete(res),
         Completion::Unstarted { task } => st.unstart(task),
+        Completion::Lost { task, attempt, worker, start_us, end_us, message: _ } => {
+            st.lost_execution(AttemptRecord { task, attempt, worker, start_us, end_us, outcome: "worker_lost" })
+        }
     }
 }
 

@@ -6,9 +6,10 @@
 //! and feeds the [`TaskResult`]s back to the core. Executors know
 //! nothing about the graph: [`sync`] runs messages one at a time on the calling
 //! thread, [`threads`] on a pool of worker threads, [`processes`] on a pool of
-//! `engine worker` subprocesses ([`worker`], speaking [`proto`]). Any other
-//! executor (a distributed one) implements the same trait with the same messages.
+//! `engine worker` subprocesses ([`worker`], speaking [`proto`]), and [`dask`]
+//! on a Dask cluster, in the same `engine worker` processes.
 
+pub mod dask;
 pub mod driver;
 pub mod processes;
 pub mod proto;
@@ -54,4 +55,8 @@ pub enum Completion {
     /// It never started: its worker died while it was queued behind another
     /// task. It goes back to ready without counting as an attempt.
     Unstarted { task: TaskId },
+    /// An execution of a running attempt was lost (its Dask worker died) and
+    /// the executor runs it again by itself: a `worker_lost` slice in the
+    /// trace, not an attempt; the attempt's own result comes later.
+    Lost { task: TaskId, attempt: u32, worker: u32, start_us: u64, end_us: u64, message: String },
 }

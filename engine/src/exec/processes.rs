@@ -35,6 +35,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::proto::{FromWorker, PROTOCOL_VERSION, ToWorker, WorkerInit, decode_frame, encode_frame, truncated};
 use super::{Completion, Executor};
 use crate::plan::TaskId;
+use crate::store::StoreSpec;
 use crate::task::message::{TaskFailure, TaskMessage, TaskMetrics, TaskResult};
 
 /// Most tasks sent to one worker at once, while tasks are short.
@@ -46,7 +47,8 @@ pub struct ProcessesConfig {
     pub workers: usize,
     /// The `engine` binary to start (normally `std::env::current_exe()`).
     pub exe: PathBuf,
-    pub store_dir: PathBuf,
+    /// The store, as every worker opens it (a local directory is absolute).
+    pub store: StoreSpec,
     pub cache_dir: PathBuf,
     pub max_task_memory: u64,
     pub plugins: Vec<PathBuf>,
@@ -189,7 +191,7 @@ impl ProcessesExecutor {
         let init = ToWorker::Init(WorkerInit {
             protocol: PROTOCOL_VERSION,
             worker: index as u32,
-            store_dir: self.cfg.store_dir.clone(),
+            store: self.cfg.store.clone(),
             cache_dir: self.cfg.cache_dir.clone(),
             max_task_memory: self.cfg.max_task_memory,
             plugins: self.cfg.plugins.clone(),

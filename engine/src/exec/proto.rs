@@ -19,9 +19,10 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::store::StoreSpec;
 use crate::task::message::{TaskMessage, TaskResult};
 
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// Largest frame accepted (task messages are small: digests and params).
 pub const MAX_FRAME: usize = 64 << 20;
 
@@ -42,7 +43,8 @@ pub enum ToWorker {
 pub struct WorkerInit {
     pub protocol: u32,
     pub worker: u32,
-    pub store_dir: PathBuf,
+    /// The store to open (a local directory is absolute).
+    pub store: StoreSpec,
     pub cache_dir: PathBuf,
     pub max_task_memory: u64,
     /// Plugins to compile (or load from the shared cache) before the first task.

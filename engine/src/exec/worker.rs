@@ -15,12 +15,27 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::proto::{FromWorker, PROTOCOL_VERSION, ToWorker, WorkerInit, read_frame, write_frame};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::BlobStore;
-use crate::store::local::LocalStore;
 use crate::task::message::TaskMessage;
 
 /// Testing hook: a worker whose environment sets this to a task id aborts
 /// (SIGABRT) when asked to run that task, to exercise crash recovery.
 pub const ABORT_HOOK_ENV: &str = "ENGINE_TEST_WORKER_ABORT_ON";
+
+/// What a worker of a remote store reads after hardening: resolver
+/// configuration and TLS trust roots (paths that do not exist are skipped).
+const NETWORK_READ_ONLY: &[&str] = &[
+    "/etc/resolv.conf",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+    "/etc/gai.conf",
+    "/etc/host.conf",
+    "/run/systemd/resolve",
+    "/etc/ssl",
+    "/etc/pki",
+    "/etc/ca-certificates",
+    "/usr/share/ca-certificates",
+    "/usr/lib/ssl",
+];
 
 /// Serve requests until stdin closes or a `Shutdown` arrives. Returns the exit code.
 pub fn serve() -> i32 {
@@ -43,7 +58,7 @@ pub fn serve() -> i32 {
             return 2;
         }
     };
-    let (store, runtime, hardening) = match setup(&init) {
+    let Setup { store, runtime, hardening } = match setup(&init) {
         Ok(x) => x,
         Err(message) => {
             send(&FromWorker::Fatal { message });
@@ -105,7 +120,12 @@ pub fn serve() -> i32 {
                 eprintln!("engine worker: unexpected second `init` frame");
                 return 2;
             }
-            Err(super::proto::FrameError::Closed) => break 0,
+            // The parent is gone (a killed Dask worker, a killed engine):
+            // nobody waits for the running task's result.
+            Err(super::proto::FrameError::Closed) => {
+                runtime.cancel_all();
+                break 0;
+            }
             Err(e) => {
                 eprintln!("engine worker: {e}");
                 return 2;
@@ -121,14 +141,24 @@ pub fn serve() -> i32 {
     code
 }
 
+/// What a worker runs tasks with, once set up.
+struct Setup {
+    store: Arc<dyn BlobStore>,
+    runtime: Arc<Runtime>,
+    /// The hardening applied (sent in the `Ready` frame).
+    hardening: String,
+}
+
 /// Check the protocol, open the store, start the runtime, load every plugin
 /// and harden the process. Returns what the worker needs and the hardening
 /// it applied, or the message of a `Fatal` frame.
-fn setup(init: &WorkerInit) -> Result<(Arc<LocalStore>, Arc<Runtime>, String), String> {
+fn setup(init: &WorkerInit) -> Result<Setup, String> {
     if init.protocol != PROTOCOL_VERSION {
         return Err(format!("protocol {} requested, this worker speaks {PROTOCOL_VERSION}", init.protocol));
     }
-    let store = LocalStore::open(&init.store_dir).map_err(|e| format!("cannot open the store: {e}"))?;
+    // Opened before hardening: a remote store reads its credentials and
+    // settings (the AWS profile files) here.
+    let store = init.store.open_with_cache(&init.cache_dir).map_err(|e| e.to_string())?;
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: init.cache_dir.clone(),
         max_instances: 2,
@@ -142,12 +172,18 @@ fn setup(init: &WorkerInit) -> Result<(Arc<LocalStore>, Arc<Runtime>, String), S
     // module cache (compiled modules, unpacked mounts), the temp dir (command
     // tasks' /in, /out and /tmp) and, read-only, the tasks' mount sources.
     let hardening = if init.harden {
-        let rw = [init.store_dir.clone(), init.cache_dir.clone(), std::env::temp_dir()];
-        format!("{},{}", harden(), restrict_filesystem(&rw, &init.read_only))
+        let mut rw = vec![init.cache_dir.clone(), std::env::temp_dir()];
+        let mut ro = init.read_only.clone();
+        match init.store.local_dir() {
+            Some(dir) => rw.push(dir.to_path_buf()),
+            // A remote store also needs name resolution and TLS roots.
+            None => ro.extend(NETWORK_READ_ONLY.iter().map(std::path::PathBuf::from)),
+        }
+        format!("{},{}", harden(), restrict_filesystem(&rw, &ro))
     } else {
         "off".to_string()
     };
-    Ok((Arc::new(store), Arc::new(runtime), hardening))
+    Ok(Setup { store, runtime: Arc::new(runtime), hardening })
 }
 
 /// Tasks received and not yet started, in order. A mutex and a condition

@@ -64,7 +64,9 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct RuntimeConfig {
     /// The engine's own compiled-module cache. Never inside a task-visible dir.
     pub cache_dir: PathBuf,
-    /// Pool size: the most instances alive at once (workers plus slack).
+    /// Pool size: the most tasks alive at once (workers plus slack). Each
+    /// task may use two core instances (its module and the forwarding
+    /// instance of `poll`), so the pool holds twice this many.
     pub max_instances: u32,
     /// The largest memory limit of any task; the pool slot size (capped at 4 GiB).
     pub max_task_memory: u64,

@@ -35,11 +35,12 @@
 //! Large blobs stream into a temp file that is fsynced and renamed to its
 //! digest, so a crash never leaves a half-written file under a real digest.
 //! `sync` fsyncs the pack and the directories: one fsync batch per call, not
-//! one per blob. Another backend (S3, a shared filesystem) fits behind the same
-//! trait: `put` = multipart upload to a temp key then copy/rename, `read_at` =
-//! ranged GET.
+//! one per blob. An object file is checked against its digest the first time
+//! a process reads it (a mismatch is `StoreError::Corrupt`), so a tampered or
+//! bit-rotted file is never served as the blob. S3 and shared directories are
+//! [`super::object`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -108,6 +109,9 @@ pub struct LocalStore {
     _lock: StoreLock,
     inner: Mutex<Inner>,
     tmp_seq: AtomicU64,
+    /// Object files whose content this process has checked against their
+    /// digest (or written itself): each is hashed once, on its first read.
+    verified: Mutex<HashSet<Digest>>,
 }
 
 fn io_err(path: &Path, source: io::Error) -> StoreError {
@@ -138,6 +142,7 @@ impl LocalStore {
                 dirty_dirs: false,
             }),
             tmp_seq: AtomicU64::new(0),
+            verified: Mutex::new(HashSet::new()),
         };
         {
             let mut inner = store.lock();
@@ -457,6 +462,8 @@ impl BlobWriter for LocalWriter<'_> {
                         fs::remove_file(&tmp).map_err(|e| io_err(&tmp, e))?;
                     } else {
                         fs::rename(&tmp, &dest).map_err(|e| io_err(&dest, e))?;
+                        // Our own bytes, just hashed: no need to check them on read.
+                        self.store.verified.lock().unwrap_or_else(|e| e.into_inner()).insert(r.digest);
                     }
                     let mut inner = self.store.lock();
                     inner.index.insert(r.digest, Loc::File { len: r.len });
@@ -509,6 +516,10 @@ impl BlobStore for LocalStore {
                 }
                 let path = self.object_path(digest);
                 let f = File::open(&path).map_err(|e| io_err(&path, e))?;
+                if !self.verified.lock().unwrap_or_else(|e| e.into_inner()).contains(digest) {
+                    verify_file(&f, &path, digest)?;
+                    self.verified.lock().unwrap_or_else(|e| e.into_inner()).insert(*digest);
+                }
                 let n = buf.len().min((len - offset) as usize);
                 let mut got = 0;
                 while got < n {
@@ -577,6 +588,31 @@ impl BlobStore for LocalStore {
 }
 
 /// Read a whole blob (for small things such as `[outputs]` copies and tests).
+/// Check an object file against its digest (a mismatch is [`StoreError::Corrupt`]).
+fn verify_file(f: &File, path: &Path, digest: &Digest) -> StoreResult<()> {
+    let mut h = Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    loop {
+        let k = f.read_at(&mut buf, at).map_err(|e| io_err(path, e))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        at += k as u64;
+    }
+    let got = h.finish();
+    if got.digest != *digest {
+        return Err(StoreError::Corrupt(format!(
+            "blob {digest} at {} has other content (sha256 {}, {} bytes)",
+            path.display(),
+            got.digest,
+            got.len
+        )));
+    }
+    Ok(())
+}
+
 pub fn read_all(store: &dyn BlobStore, d: &Digest) -> StoreResult<Vec<u8>> {
     let mut r = super::BlobReader::for_store(store, d)?;
     let mut v = Vec::with_capacity(r.len() as usize);

@@ -1,8 +1,9 @@
 //! Content-addressed blob storage: the only way data moves between tasks.
 //!
 //! A blob is named by the sha256 of its bytes ([`Digest`]). The [`BlobStore`]
-//! trait is the seam for backends: the embedded local store ([`local`]) today,
-//! an S3-compatible object store or a shared filesystem later. The contract:
+//! trait is the seam for backends: the embedded local store ([`local`]), and
+//! through [`object`] an S3-compatible object store or a shared directory;
+//! [`spec`] turns a `--store` value into one of them. The contract:
 //!
 //! * `put` streams bytes through a [`BlobWriter`]; nothing is visible under a
 //!   digest until `finish` returns, and a writer dropped without `finish`
@@ -20,6 +21,8 @@
 
 pub mod local;
 pub mod mem;
+pub mod object;
+mod s3;
 pub mod spec;
 
 pub use spec::StoreSpec;
@@ -121,6 +124,15 @@ pub enum StoreError {
     },
     #[error("store is corrupt: {0}")]
     Corrupt(String),
+    /// A `--store` value that names no store.
+    #[error("invalid store `{spec}`: {why}")]
+    Spec { spec: String, why: String },
+    /// The store could not be opened (unreachable, no bucket, bad credentials, ...).
+    #[error("cannot open the store {store}: {message}")]
+    Open { store: String, message: String },
+    /// A request to a remote store failed (after its bounded retries).
+    #[error("store {store}: {message}")]
+    Remote { store: String, message: String },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -231,6 +243,9 @@ impl Hasher {
     pub fn update(&mut self, b: &[u8]) {
         self.h.update(b);
         self.n += b.len() as u64;
+    }
+    pub(crate) fn len(&self) -> u64 {
+        self.n
     }
     pub fn finish(self) -> BlobRef {
         BlobRef { digest: Digest(self.h.finalize().into()), len: self.n }

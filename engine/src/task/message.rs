@@ -239,6 +239,9 @@ pub enum InfraKind {
     Storage,
     /// The engine's own code failed (a panic while running the task).
     HostPanic,
+    /// A distributed executor could not run the task (Dask failed it, or its
+    /// bridge or `engine worker` broke down).
+    Executor,
 }
 
 impl TaskFailure {

@@ -1,0 +1,515 @@
+//! `engine run --executor dask` against real Dask processes on loopback: a
+//! `dask scheduler` and two `dask worker`s (`w-gpu` with `gpu=1,licence=1`,
+//! `w-cpu` with `licence=1`, one thread each) started by
+//! `python -m engine_dask.testing` from the venv of `xtask/setup-python.sh`.
+//!
+//! Tests that leave the cluster as they found it share one (a OnceLock); tests
+//! that kill a process or need a worker environment of their own start their
+//! own. Kill points are found by polling processes, never by sleeping. Without
+//! the venv the tests skip with a loud message, and fail under `CI`.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::run::{example, pipeline, report, task};
+use crate::util::{engine, guest, repo_root};
+
+/// The Python of the test venv, if it is there.
+fn pyenv() -> Option<PathBuf> {
+    let python = crate::util::target_dir().join("pyenv/bin/python");
+    if python.exists() {
+        return Some(python);
+    }
+    let msg = format!("{} is missing: run `bash xtask/setup-python.sh`", python.display());
+    if std::env::var_os("CI").is_some() {
+        panic!("{msg}");
+    }
+    eprintln!(
+        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\nSKIPPING the Dask tests: {msg}\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+    );
+    None
+}
+
+/// A running `engine_dask.testing` cluster; torn down (workers first) when
+/// dropped, or when this process ends and its stdin closes.
+struct Cluster {
+    harness: Child,
+    python: PathBuf,
+    scheduler: String,
+    /// Worker name -> (pid, address).
+    workers: BTreeMap<String, (u32, String)>,
+}
+
+impl Cluster {
+    fn start(env: &[(&str, &str)]) -> Option<Cluster> {
+        let python = pyenv()?;
+        let mut cmd = Command::new(&python);
+        cmd.args(["-m", "engine_dask.testing"])
+            .env("PYTHONPATH", repo_root().join("python"))
+            .env("ENGINE_DASK_ENGINE", env!("CARGO_BIN_EXE_engine"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut harness = cmd.spawn().expect("start python -m engine_dask.testing");
+        let mut line = String::new();
+        BufReader::new(harness.stdout.take().expect("piped")).read_line(&mut line).expect("read the harness line");
+        let info: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("harness said {line:?}: {e}"));
+        let workers = info["workers"]
+            .as_object()
+            .expect("workers")
+            .iter()
+            .map(|(k, v)| (k.clone(), (v["pid"].as_u64().unwrap() as u32, v["address"].as_str().unwrap().to_string())))
+            .collect();
+        Some(Cluster { harness, python, scheduler: info["scheduler"].as_str().unwrap().to_string(), workers })
+    }
+
+    fn pid(&self, name: &str) -> u32 {
+        self.workers[name].0
+    }
+
+    /// `engine run DIR/pipeline.toml --executor dask --scheduler ... ARGS --report DIR/report.json`.
+    fn command(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut c = engine();
+        c.env("ENGINE_RETRY_BACKOFF", "10ms")
+            .env("ENGINE_DASK_PYTHON", &self.python)
+            .env("PYTHONPATH", repo_root().join("python"))
+            .arg("run")
+            .arg(dir.join("pipeline.toml"))
+            .args(["--executor", "dask", "--scheduler", &self.scheduler])
+            .args(args)
+            .arg("--report")
+            .arg(dir.join("report.json"));
+        c
+    }
+
+    fn run(&self, dir: &Path, args: &[&str]) -> Output {
+        self.command(dir, args).output().unwrap()
+    }
+
+    /// The `started` events the engine's tasks logged on the scheduler.
+    fn started_events(&self) -> Vec<Value> {
+        let script = "import json, sys\nfrom distributed import Client\n\
+                      with Client(sys.argv[1], timeout=10) as c:\n    \
+                      print(json.dumps([m for _, m in c.get_events('engine-dask-started')]))";
+        let o = Command::new(&self.python).args(["-c", script, &self.scheduler]).output().unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        serde_json::from_slice::<Value>(&o.stdout).unwrap().as_array().unwrap().clone()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        drop(self.harness.stdin.take());
+        let _ = self.harness.wait();
+    }
+}
+
+/// The cluster shared by tests that leave it as they found it.
+fn shared() -> Option<&'static Cluster> {
+    static SHARED: OnceLock<Option<Cluster>> = OnceLock::new();
+    SHARED.get_or_init(|| Cluster::start(&[])).as_ref()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr));
+}
+
+fn trace(dir: &Path) -> Vec<Value> {
+    let v: Value = serde_json::from_slice(&std::fs::read(dir.join("trace.json")).unwrap()).unwrap();
+    v["traceEvents"].as_array().unwrap().clone()
+}
+
+/// The processes whose parent is `pid` (spawned by any of its threads).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        // `pid (comm) state ppid ...`; comm may hold spaces, so split after it.
+        let Some((_, rest)) = stat.rsplit_once(") ") else { continue };
+        if rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid)
+            && let Some(child) = e.file_name().to_str().and_then(|s| s.parse().ok())
+        {
+            v.push(child);
+        }
+    }
+    v
+}
+
+/// Poll until some `engine worker` runs under one of `pids` (a task reached
+/// that Dask worker); returns the Dask worker's pid.
+fn wait_for_engine_worker(pids: &[u32], within: Duration) -> u32 {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        for &p in pids {
+            if !children_of(p).is_empty() {
+                return p;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no engine worker started under {pids:?} within {within:?}");
+}
+
+#[test]
+fn dask_wordcount_gives_the_expected_bytes_and_names_each_dask_worker() {
+    let Some(c) = shared() else { return };
+    let dir = example("wordcount");
+    let o = c.run(dir.path(), &["--trace", dir.path().join("trace.json").to_str().unwrap()]);
+    assert_exit(&o, 0);
+    for f in ["counts.tsv", "top.tsv"] {
+        let got = std::fs::read(dir.path().join("out").join(f)).unwrap();
+        let want = std::fs::read(repo_root().join("examples/wordcount/expected").join(f)).unwrap();
+        assert!(got == want, "wordcount/{f} on dask differs:\n{}", text(&got));
+    }
+    let r = report(dir.path());
+    assert_eq!(r["executor"], "dask");
+    assert_eq!(r["scheduler"], c.scheduler.as_str());
+    for t in r["tasks"].as_array().unwrap() {
+        let w = t["dask_worker"].as_str().unwrap_or_else(|| panic!("no dask_worker in {t}"));
+        assert!(w == "w-gpu" || w == "w-cpu", "{t}");
+    }
+    // Trace lanes are named after the Dask worker and its thread.
+    let lanes: Vec<String> =
+        trace(dir.path()).iter().filter(|e| e["ph"] == "M").map(|e| e["args"]["name"].to_string()).collect();
+    assert!(lanes.iter().all(|l| l == "\"w-gpu slot 0\"" || l == "\"w-cpu slot 0\""), "{lanes:?}");
+}
+
+/// Dask with intermediates in S3 (moto): the workers' `engine worker`s open
+/// the bucket themselves, the outputs are the local bytes, and every blob in
+/// the bucket re-hashes to its key.
+#[cfg(feature = "s3")]
+#[test]
+fn dask_wordcount_on_s3_gives_the_expected_bytes_and_every_blob_hashes_to_its_key() {
+    use engine::store::Digest;
+    use object_store::path::Path as Key;
+    use object_store::{ObjectStore, ObjectStoreExt};
+
+    use crate::util::{Moto, block_on};
+
+    let Some(moto) = Moto::start(false) else { return };
+    moto.create_bucket("engine-dask");
+    let Some(c) = Cluster::start(&moto.vars()) else { return };
+    let dir = example("wordcount");
+    let cache = tempfile::tempdir().unwrap();
+    let mut cmd = c.command(dir.path(), &["--store", "s3://engine-dask/run"]);
+    moto.env(&mut cmd);
+    let o = cmd.env("ENGINE_CACHE_DIR", cache.path()).output().unwrap();
+    assert_exit(&o, 0);
+    for f in ["counts.tsv", "top.tsv"] {
+        let got = std::fs::read(dir.path().join("out").join(f)).unwrap();
+        let want = std::fs::read(repo_root().join("examples/wordcount/expected").join(f)).unwrap();
+        assert!(got == want, "wordcount/{f} on dask + s3 differs:\n{}", text(&got));
+    }
+    assert!(!dir.path().join(".engine-store").exists(), "a local .engine-store was created");
+    let r = report(dir.path());
+    assert_eq!(r["executor"], "dask");
+    assert_eq!(r["store"], "s3://engine-dask/run");
+    assert!(r["tasks"].as_array().unwrap().iter().all(|t| t["dask_worker"].is_string()), "{r}");
+    let client = moto.client("engine-dask");
+    let list = block_on(client.list_with_delimiter(Some(&Key::from("run/blobs")))).unwrap();
+    // The input file and the outputs of the pipeline's tasks.
+    assert!(list.objects.len() >= 5, "only {} blobs in the bucket", list.objects.len());
+    for obj in &list.objects {
+        let bytes = block_on(async { client.get(&obj.location).await.unwrap().bytes().await.unwrap() });
+        assert_eq!(Digest::of(&bytes).to_hex(), obj.location.filename().unwrap(), "{}", obj.location);
+    }
+}
+
+/// A command task with a `workdir` on Dask: the hardened `engine worker`
+/// under the Dask worker reads the seed (its read-only paths include workdir
+/// seeds), gives the program its private copy and publishes the matching files.
+/// The pipeline lives outside the temp dir (which workers may always read), so
+/// only the seed's place in the read-only paths lets Landlock allow it.
+#[test]
+fn dask_a_command_task_gets_its_seeded_workdir_and_publishes_from_it() {
+    let Some(c) = shared() else { return };
+    let body = r#"args = ["cat", "/work/README", "write", "/work/top.hex", "ff", "write", "/work/README", "changed"]
+stdout = "log"
+workdir = { from = "file:seed", at = "/work", publish = ["*.hex"] }
+
+[outputs]
+"hex" = "t.top.hex"
+"log" = "t.log""#;
+    let dir = crate::workdir::setup_in(&crate::util::target_dir(), &guest("cmd_probe"), body);
+    let o = c.run(dir.path(), &[]);
+    assert_exit(&o, 0);
+    assert_eq!(std::fs::read_to_string(dir.path().join("hex")).unwrap(), "ff");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("log")).unwrap(),
+        "seed readme\nwrite /work/top.hex: ok\nwrite /work/README: ok\n"
+    );
+    crate::workdir::seed_unchanged(dir.path());
+    let r = report(dir.path());
+    assert!(task(&r, "t")["dask_worker"].is_string(), "{r}");
+}
+
+#[test]
+fn dask_gpu_tasks_run_on_the_gpu_worker() {
+    let Some(c) = shared() else { return };
+    let dir = pipeline(
+        r#"[tasks.dgpu]
+plugin = "sleep_ms"
+foreach = { i = { range = [0, 3] } }
+params = { ms = 20 }
+resources = { gpu = 1 }
+
+[tasks.dcpu]
+plugin = "sleep_ms"
+foreach = { i = { range = [0, 3] } }
+params = { ms = 20 }
+"#,
+    );
+    let o = c.run(dir.path(), &[]);
+    assert_exit(&o, 0);
+    let r = report(dir.path());
+    for i in 0..3 {
+        assert_eq!(task(&r, &format!("dgpu[{i}]"))["dask_worker"], "w-gpu");
+        assert_eq!(task(&r, &format!("dcpu[{i}]"))["state"], "succeeded");
+    }
+}
+
+#[test]
+fn dask_a_task_no_single_worker_can_hold_fails_before_anything_runs() {
+    let Some(c) = shared() else { return };
+    let dir = pipeline(
+        r#"[tasks.fine]
+plugin = "sleep_ms"
+
+[tasks.twogpus]
+plugin = "sleep_ms"
+resources = { gpu = 2 }
+"#,
+    );
+    let o = c.run(dir.path(), &[]);
+    assert_exit(&o, 2);
+    let stderr = text(&o.stderr);
+    let (gpu, cpu) = (&c.workers["w-gpu"].1, &c.workers["w-cpu"].1);
+    assert!(
+        stderr.starts_with(
+            "error: task `twogpus` requests gpu = 2, which no single Dask worker has (Dask would leave it pending forever); the workers have: "
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("w-gpu ({gpu}): cpu=1, memory=")), "{stderr}");
+    assert!(stderr.contains(", gpu=1, licence=1"), "{stderr}");
+    assert!(stderr.contains(&format!("w-cpu ({cpu}): cpu=1, memory=")), "{stderr}");
+    assert!(stderr.contains(", gpu=0, licence=1"), "{stderr}");
+    // Nothing ran: no store, no report.
+    assert!(!dir.path().join(".engine-store").exists());
+    assert!(!dir.path().join("report.json").exists());
+}
+
+#[test]
+fn dask_retries_are_new_futures_with_distinct_keys() {
+    let Some(c) = shared() else { return };
+    let dir = pipeline(
+        r#"[tasks.dflaky]
+plugin = "flaky"
+params = { fail_attempts = 1 }
+retries = 1
+"#,
+    );
+    let o = c.run(dir.path(), &[]);
+    assert_exit(&o, 0);
+    let stderr = text(&o.stderr);
+    assert!(
+        stderr.contains("task `dflaky` failed (attempt 1 of 2): task error: failing attempt 1 as asked; retrying"),
+        "{stderr}"
+    );
+    let r = report(dir.path());
+    assert_eq!(task(&r, "dflaky")["attempts"], 2);
+    assert_eq!(task(&r, "dflaky")["state"], "succeeded");
+    // Both attempts reached Dask, each under its own key.
+    let keys: Vec<String> = c
+        .started_events()
+        .iter()
+        .filter_map(|e| e["key"].as_str())
+        .filter(|k| k.starts_with("dflaky-"))
+        .map(String::from)
+        .collect();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert!(keys[0].ends_with("-a1") && keys[1].ends_with("-a2"), "{keys:?}");
+    assert_eq!(keys[0].trim_end_matches("-a1"), keys[1].trim_end_matches("-a2"), "{keys:?}");
+}
+
+#[test]
+fn dask_a_timeout_stops_the_task_and_its_worker_runs_the_next_one() {
+    let Some(c) = shared() else { return };
+    let dir = pipeline(
+        r#"[tasks.dspin]
+plugin = "spin"
+timeout = "300ms"
+priority = 1
+resources = { gpu = 1 }
+
+[tasks.dafter]
+plugin = "sleep_ms"
+params = { ms = 10 }
+resources = { gpu = 1 }
+"#,
+    );
+    let o = c.run(dir.path(), &[]);
+    assert_exit(&o, 1);
+    let stderr = text(&o.stderr);
+    assert!(stderr.contains("error: task `dspin` failed: timed out after 300.0ms"), "{stderr}");
+    let r = report(dir.path());
+    assert_eq!(task(&r, "dspin")["error"]["kind"], "timeout");
+    assert_eq!(task(&r, "dspin")["dask_worker"], "w-gpu");
+    assert_eq!(task(&r, "dafter")["state"], "succeeded");
+    assert_eq!(task(&r, "dafter")["dask_worker"], "w-gpu");
+}
+
+#[test]
+fn dask_an_unreachable_scheduler_exits_3_within_the_connect_timeout() {
+    let Some(python) = pyenv() else { return };
+    let dir = pipeline("[tasks.x]\nplugin = \"noop\"\n");
+    let started = Instant::now();
+    let o = engine()
+        .env("PYTHONPATH", repo_root().join("python"))
+        .args(["run", dir.path().join("pipeline.toml").to_str().unwrap()])
+        .args(["--executor", "dask", "--scheduler", "tcp://127.0.0.1:1", "--dask-connect-timeout", "2s"])
+        .arg("--dask-python")
+        .arg(&python)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_exit(&o, 3);
+    let stderr = text(&o.stderr);
+    assert!(
+        stderr.starts_with("error: cannot connect to the Dask scheduler at tcp://127.0.0.1:1 within 2.0 s"),
+        "{stderr}"
+    );
+    // 2 s of trying, plus starting Python and importing distributed on a busy machine.
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+}
+
+#[test]
+fn dask_a_python_without_engine_dask_is_named_with_the_fix() {
+    let dir = pipeline("[tasks.x]\nplugin = \"noop\"\n");
+    let o = engine()
+        .env_remove("PYTHONPATH")
+        .args(["run", dir.path().join("pipeline.toml").to_str().unwrap()])
+        .args(["--executor", "dask", "--scheduler", "tcp://127.0.0.1:1", "--dask-python", "/usr/bin/python3"])
+        .output()
+        .unwrap();
+    assert_exit(&o, 3);
+    assert_eq!(
+        text(&o.stderr),
+        "error: /usr/bin/python3 cannot import engine_dask: install engine-dask==0.1.0 into it \
+         (pip install engine-dask==0.1.0), or name another Python with --dask-python or ENGINE_DASK_PYTHON\n"
+    );
+}
+
+#[test]
+fn dask_a_killed_dask_worker_reruns_its_task_elsewhere() {
+    let Some(c) = Cluster::start(&[]) else { return };
+    let dir = pipeline(
+        r#"[tasks.dlong]
+plugin = "sleep_ms"
+params = { ms = 2500 }
+
+[outputs]
+"long.txt" = "dlong.out"
+"#,
+    );
+    let child = c
+        .command(dir.path(), &["--trace", dir.path().join("trace.json").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (gpu, cpu) = (c.pid("w-gpu"), c.pid("w-cpu"));
+    let victim = wait_for_engine_worker(&[gpu, cpu], Duration::from_secs(60));
+    // SAFETY: killing a Dask worker process this test started.
+    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    let o = child.wait_with_output().unwrap();
+    assert_exit(&o, 0);
+    assert_eq!(std::fs::read_to_string(dir.path().join("long.txt")).unwrap(), "slept 2500\n");
+    let survivor = if victim == gpu { "w-cpu" } else { "w-gpu" };
+    let r = report(dir.path());
+    assert_eq!(task(&r, "dlong")["dask_worker"], survivor);
+    assert_eq!(task(&r, "dlong")["attempts"], 1);
+    let outcomes: Vec<String> = trace(dir.path())
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["name"] == "dlong")
+        .map(|e| e["args"]["outcome"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(outcomes, ["worker_lost", "ok"]);
+}
+
+#[test]
+fn dask_a_lost_engine_worker_is_retried_then_fails_as_worker_lost() {
+    let Some(c) = Cluster::start(&[("ENGINE_TEST_WORKER_ABORT_ON", "dcrash")]) else { return };
+    let dir = pipeline(
+        r#"[tasks.dcrash]
+plugin = "sleep_ms"
+params = { ms = 0 }
+
+[tasks.dafter]
+plugin = "echo"
+inputs = { in = "dcrash" }
+
+[tasks.dfine]
+plugin = "sleep_ms"
+foreach = { i = { range = [0, 3] } }
+params = { ms = 10 }
+"#,
+    );
+    let o = c.run(dir.path(), &[]);
+    assert_exit(&o, 1);
+    let r = report(dir.path());
+    let crash = task(&r, "dcrash");
+    assert_eq!(crash["state"], "failed");
+    assert_eq!(crash["attempts"], 3);
+    assert_eq!(crash["error"]["kind"], "worker_lost");
+    let msg = crash["error"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("worker lost: EngineWorkerLost: engine worker (pid "), "{msg}");
+    assert!(msg.ends_with(") was killed by signal 6"), "{msg}");
+    assert_eq!(task(&r, "dafter")["state"], "skipped");
+    assert_eq!(r["counts"]["succeeded"], 3);
+}
+
+#[test]
+fn dask_ctrl_c_cancels_the_futures_and_exits_130_quickly() {
+    let Some(c) = Cluster::start(&[]) else { return };
+    let dir = pipeline(
+        r#"[tasks.dspin]
+plugin = "spin"
+foreach = { i = { range = [0, 3] } }
+"#,
+    );
+    let child = c.command(dir.path(), &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (gpu, cpu) = (c.pid("w-gpu"), c.pid("w-cpu"));
+    wait_for_engine_worker(&[gpu], Duration::from_secs(60));
+    wait_for_engine_worker(&[cpu], Duration::from_secs(60));
+    let sent = Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let took = sent.elapsed();
+    assert_exit(&o, 130);
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(text(&o.stderr).contains("interrupted: cancelling running tasks"));
+    let r = report(dir.path());
+    assert_eq!(r["status"], "interrupted");
+    assert_eq!(r["counts"]["cancelled"], 3);
+    // The workers are free again: a new run on them succeeds.
+    let dir =
+        pipeline("[tasks.dnext]\nplugin = \"sleep_ms\"\nforeach = { i = { range = [0, 2] } }\nparams = { ms = 10 }\n");
+    let o = c.run(dir.path(), &[]);
+    assert_exit(&o, 0);
+}
