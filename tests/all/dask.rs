@@ -91,8 +91,10 @@ impl Cluster {
         c
     }
 
+    /// Run with the action cache off: these tests check where and how tasks
+    /// run, and identical tasks would otherwise be cache hits.
     fn run(&self, dir: &Path, args: &[&str]) -> Output {
-        self.command(dir, args).output().unwrap()
+        self.command(dir, args).arg("--no-cache").output().unwrap()
     }
 
     /// The `started` events the engine's tasks logged on the scheduler.
@@ -512,4 +514,27 @@ foreach = { i = { range = [0, 3] } }
         pipeline("[tasks.dnext]\nplugin = \"sleep_ms\"\nforeach = { i = { range = [0, 2] } }\nparams = { ms = 10 }\n");
     let o = c.run(dir.path(), &[]);
     assert_exit(&o, 0);
+}
+
+#[test]
+fn dask_reruns_come_from_the_action_cache() {
+    let Some(c) = shared() else { return };
+    let dir = pipeline(
+        r#"[tasks.s]
+plugin = "echo"
+foreach = { i = { range = [1, 4] } }
+params = { text = "{i}" }
+"#,
+    );
+    let first = c.command(dir.path(), &[]).output().unwrap();
+    assert_exit(&first, 0);
+    assert_eq!(report(dir.path())["counts"]["cached"], 0);
+    let again = c.command(dir.path(), &[]).output().unwrap();
+    assert_exit(&again, 0);
+    let r = report(dir.path());
+    assert_eq!(r["counts"]["cached"], 3);
+    for i in 1..4 {
+        let t = task(&r, &format!("s[{i}]"));
+        assert_eq!((t["cached"].as_bool(), t.get("dask_worker")), (Some(true), None), "{r}");
+    }
 }

@@ -203,7 +203,8 @@ params = { log = "hello from the task" }
     let custom = dir.path().join("my-logs");
     for (args, root) in [
         (vec!["--executor", "processes", "--store", &store], dir.path().join(".engine-runs")),
-        (vec!["--store", &store, "--log-dir", custom.to_str().unwrap()], custom.clone()),
+        // Same task and store: without --no-cache it would be a cache hit, and log nothing.
+        (vec!["--store", &store, "--log-dir", custom.to_str().unwrap(), "--no-cache"], custom.clone()),
     ] {
         let (code, stdout, stderr, _) = run(dir.path(), &args, |_| {});
         assert_eq!(code, 0, "{stdout}\n{stderr}");
@@ -216,4 +217,28 @@ params = { log = "hello from the task" }
         assert!(std::fs::read_to_string(&log).unwrap().contains("hello from the task"));
     }
     assert!(!shared.path().join("runs").exists(), "logs went into the shared store");
+}
+
+#[test]
+fn the_action_cache_lives_in_the_bucket_and_serves_another_machine() {
+    let Some(moto) = Moto::start(false) else { return };
+    moto.create_bucket("engine-test");
+    let store = "s3://engine-test/cached";
+    // Two checkouts with separate module and read caches: two machines
+    // sharing one bucket.
+    let (first, second) = (example("wordcount"), example("wordcount"));
+    for (dir, cached) in [(&first, 0), (&second, 7)] {
+        let cache = tempfile::tempdir().unwrap();
+        let (code, stdout, stderr, _) = run(dir.path(), &["--store", store], |c| {
+            moto.env(c);
+            c.env("ENGINE_CACHE_DIR", cache.path());
+        });
+        assert_eq!(code, 0, "{stdout}\n{stderr}");
+        assert!(stdout.starts_with(&format!("succeeded: 7 tasks: 7 succeeded ({cached} cached), ")), "{stdout}");
+        assert_wordcount_outputs(dir.path(), "cached");
+    }
+    // One record per task, under actions/.
+    let client = moto.client("engine-test");
+    let list = block_on(client.list_with_delimiter(Some(&Key::from("cached/actions")))).unwrap();
+    assert_eq!(list.objects.len(), 7);
 }
