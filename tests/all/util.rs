@@ -20,7 +20,9 @@ pub fn repo_root() -> PathBuf {
 /// Cargo's target directory of this build (`$CARGO_TARGET_DIR` or `target/`),
 /// found from the engine binary under test: `TARGET/release/engine`.
 pub fn target_dir() -> PathBuf {
+    // Canonical, as the engine sees its own path (`CARGO_TARGET_DIR` may hold `..`).
     let exe = Path::new(env!("CARGO_BIN_EXE_engine"));
+    let exe = std::fs::canonicalize(exe).unwrap_or_else(|_| exe.to_path_buf());
     exe.parent().and_then(Path::parent).expect("the engine binary is TARGET/<profile>/engine").to_path_buf()
 }
 
