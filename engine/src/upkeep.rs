@@ -50,6 +50,9 @@ fn scan_pack(bytes: &[u8]) -> PackScan {
         let header = match magic {
             MAGIC => HEADER,
             ACTION_MAGIC => ACTION_HEADER,
+            // The zeroed end of a region a killed process had allocated
+            // (records are written magic last): a torn tail, not corruption.
+            0 => break,
             _ => {
                 return PackScan { records, bad: Some((pos as u64, "unknown record kind".into())), torn_tail: 0 };
             }

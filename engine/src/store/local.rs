@@ -14,33 +14,41 @@
 //! Most intermediates in a pipeline of small tasks are tiny. A file plus an
 //! fsync per blob would cost tens of microseconds each and blow the per-task
 //! budget, so blobs under [`SMALL_MAX`] are appended to a pack file instead:
-//! each record is `magic | len | digest | bytes`, and records are written in
-//! batches. The in-memory index is only a cache of the packs: on a miss, packs
+//! each record is `magic | len | digest | bytes`. A process appends to its own
+//! pack through a shared mapping of a region allocated ahead of the writes
+//! (`posix_fallocate`, so a full disk is an error there, never a `SIGBUS`
+//! later): a record costs a copy, not a system call, and it is in the page
+//! cache, where a `kill -9` of the engine cannot take it back, as soon as the
+//! copy ends. The magic word is written last, so neither a reader in another
+//! process nor a kill mid-copy can see half a record as whole; the unused,
+//! zeroed end of the region is cut off when the store is closed (a killed
+//! process leaves it, and readers stop at it). The in-memory index is only a cache of the packs: on a miss, packs
 //! that grew since the last scan (for example written by a worker process
 //! sharing the store) are scanned from where the scan stopped: first the packs
 //! already open, and only if the blob is still missing is the directory
 //! listed for new packs. When the store
 //! is opened, every record is verified against its digest and a torn tail
 //! (from a crash mid-write) is ignored, so a digest never names wrong bytes.
-//! Blobs written in this process are also kept in memory until flushed, so a
-//! downstream task reads its input without touching the disk.
+//! Small blobs written in this process are also kept in memory (up to
+//! [`HOT_MAX`] bytes), so a downstream task reads its input without touching
+//! the disk.
 //!
 //! Action-cache records go to the same packs, as records of their own kind
 //! (`magic | len | key | sha256(record) | record`), after the blobs they name
-//! in the same append stream; a torn or corrupt record is skipped like a torn
+//! in the same append stream, so a record never outlives its blobs; a torn or corrupt record is skipped like a torn
 //! blob. Records are looked up in memory only: the packs are scanned when the
 //! store is opened, so a record another process writes later is not seen by
 //! this one (both compute the task; the first record stays).
 //!
 //! Large blobs stream into a temp file that is fsynced and renamed to its
 //! digest, so a crash never leaves a half-written file under a real digest.
-//! `sync` fsyncs the pack and the directories: one fsync batch per call, not
-//! one per blob. An object file is checked against its digest the first time
+//! `sync` msyncs and fsyncs the pack and the directories: one fsync batch per
+//! call, not one per blob. An object file is checked against its digest the first time
 //! a process reads it (a mismatch is `StoreError::Corrupt`), so a tampered or
 //! bit-rotted file is never served as the blob. S3 and shared directories are
 //! [`super::object`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
@@ -48,12 +56,19 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{BlobRef, BlobStore, BlobWriter, Digest, Hasher, StoreError, StoreResult};
+use memmap2::{MmapMut, MmapOptions};
+
+use super::{BlobRef, BlobStore, BlobWriter, Digest, DigestMap, Hasher, StoreError, StoreResult};
 
 /// Blobs smaller than this go to packs; larger ones get their own file.
 pub const SMALL_MAX: usize = 64 * 1024;
-/// Pending pack bytes written out in one go once this is exceeded.
-const PACK_BATCH: usize = 1 << 20;
+/// The first region of our pack allocated and mapped ahead of the writes;
+/// each next one is twice as large, up to [`REGION_MAX`].
+const REGION_MIN: u64 = 1 << 20;
+const REGION_MAX: u64 = 64 << 20;
+/// Other processes' packs are read in blocks of this size (a live pack ends
+/// in a zeroed region that is not read past its first word).
+const SCAN_BLOCK: usize = 1 << 20;
 /// Bytes of flushed small blobs kept in memory for fast reads.
 const HOT_MAX: usize = 256 << 20;
 
@@ -85,18 +100,84 @@ struct PackFile {
     scanned: u64,
 }
 
+/// This process's own pack, appended through a shared mapping.
+struct OwnPack {
+    /// Index in `Inner::packs`.
+    idx: u32,
+    file: Arc<File>,
+    path: PathBuf,
+    map: Option<MmapMut>,
+    /// File offset of the mapping's first byte (page-aligned).
+    map_start: u64,
+    /// End of the last whole record.
+    cursor: u64,
+    /// Size of the last region allocated.
+    region: u64,
+}
+
+impl OwnPack {
+    /// Allocate and map room for `n` more bytes at the cursor.
+    fn reserve(&mut self, n: u64) -> io::Result<()> {
+        let mapped_end = self.map_start + self.map.as_ref().map_or(0, |m| m.len() as u64);
+        if self.cursor + n <= mapped_end {
+            return Ok(());
+        }
+        // SAFETY: sysconf has no preconditions.
+        let page = (unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).max(4096) as u64;
+        let start = self.cursor / page * page;
+        self.region = (self.region * 2).clamp(REGION_MIN, REGION_MAX);
+        let len = (self.cursor - start + n).max(self.region).div_ceil(page) * page;
+        self.map = None;
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid descriptor of a file opened for writing.
+        let rc = unsafe { libc::posix_fallocate(self.file.as_raw_fd(), start as libc::off_t, len as libc::off_t) };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        // SAFETY: the file is this process's own pack (created with
+        // `create_new`); other processes only read it, and `engine gc`, the
+        // only other writer, cannot run while this store holds its shared lock.
+        let map = unsafe { MmapOptions::new().offset(start).len(len as usize).map_mut(&*self.file)? };
+        self.map = Some(map);
+        self.map_start = start;
+        Ok(())
+    }
+
+    /// Append one record: `magic`, then `head`, then `body`. The magic is
+    /// written last. Returns the record's offset in the pack.
+    fn append(&mut self, magic: u32, head: &[&[u8]], body: &[u8]) -> io::Result<u64> {
+        let total = 4 + head.iter().map(|h| h.len()).sum::<usize>() + body.len();
+        self.reserve(total as u64)?;
+        let at = (self.cursor - self.map_start) as usize;
+        let Some(map) = self.map.as_mut() else { return Err(io::Error::other("pack mapping missing")) };
+        let mut p = at + 4;
+        for part in head.iter().chain(std::iter::once(&body)) {
+            map[p..p + part.len()].copy_from_slice(part);
+            p += part.len();
+        }
+        std::sync::atomic::fence(Ordering::Release);
+        map[at..at + 4].copy_from_slice(&magic.to_le_bytes());
+        let start = self.cursor;
+        self.cursor += total as u64;
+        Ok(start)
+    }
+}
+
+impl Drop for OwnPack {
+    /// Cut off the allocated region past the last record.
+    fn drop(&mut self) {
+        self.map = None;
+        let _ = self.file.set_len(self.cursor);
+    }
+}
+
 struct Inner {
-    index: HashMap<Digest, Loc>,
-    /// Action-cache records: `Hot` until written to our pack, then `Pack`.
-    actions: HashMap<Digest, Loc>,
-    /// Action records in `pending`: (key, offset within pending, len).
-    pending_actions: Vec<(Digest, usize, u32)>,
+    index: DigestMap<Loc>,
+    /// Action-cache records.
+    actions: DigestMap<Loc>,
     packs: Vec<PackFile>,
-    /// Index in `packs` of this process's own pack (created lazily).
-    own: Option<u32>,
-    pending: Vec<u8>,
-    /// Records in `pending`: (digest, offset within pending, len).
-    pending_recs: Vec<(Digest, usize, u32)>,
+    /// This process's own pack (created on the first write).
+    own: Option<OwnPack>,
     hot_bytes: usize,
     /// Small blobs written to our pack but still served from memory.
     hot_written: Vec<(Digest, u32, u64, u32)>,
@@ -130,13 +211,10 @@ impl LocalStore {
             dir: dir.to_path_buf(),
             _lock: lock,
             inner: Mutex::new(Inner {
-                index: HashMap::new(),
-                actions: HashMap::new(),
-                pending_actions: Vec::new(),
+                index: DigestMap::default(),
+                actions: DigestMap::default(),
                 packs: Vec::new(),
                 own: None,
-                pending: Vec::new(),
-                pending_recs: Vec::new(),
                 hot_bytes: 0,
                 hot_written: Vec::new(),
                 dirty_dirs: false,
@@ -193,8 +271,9 @@ impl LocalStore {
     /// (no directory listing: the common miss is a blob another worker just
     /// appended to a pack this process already knows).
     fn scan_known_packs(&self, inner: &mut Inner) -> StoreResult<()> {
+        let own = inner.own.as_ref().map(|o| o.idx);
         for i in 0..inner.packs.len() {
-            if Some(i as u32) == inner.own {
+            if Some(i as u32) == own {
                 continue;
             }
             let (file, start, path) = {
@@ -202,15 +281,48 @@ impl LocalStore {
                 (p.file.clone(), p.scanned, p.path.clone())
             };
             let len = file.metadata().map_err(|e| io_err(&path, e))?.len();
-            if len <= start {
-                continue;
+            let mut pos = start;
+            let mut want = SCAN_BLOCK;
+            while pos < len {
+                let mut buf = vec![0u8; (len - pos).min(want as u64) as usize];
+                file.read_exact_at(&mut buf, pos).map_err(|e| io_err(&path, e))?;
+                let (used, stop) = scan_records(&buf, pos, i as u32, inner);
+                pos += used as u64;
+                match stop {
+                    Stop::End => want = SCAN_BLOCK,
+                    // A record that runs past this block: read it whole.
+                    Stop::Short(need) if pos + need as u64 <= len && need > buf.len() - used => {
+                        want = need.max(SCAN_BLOCK)
+                    }
+                    // A torn, corrupt or not yet written record: rescanned later.
+                    Stop::Short(_) | Stop::Bad => break,
+                }
             }
-            let mut buf = vec![0u8; (len - start) as usize];
-            file.read_exact_at(&mut buf, start).map_err(|e| io_err(&path, e))?;
-            let pos = scan_records(&buf, start, i as u32, inner);
-            inner.packs[i].scanned = start + pos as u64;
+            inner.packs[i].scanned = pos;
         }
         Ok(())
+    }
+
+    /// Append one record to our pack (created on the first write); returns
+    /// the pack's index and the record's offset.
+    fn append(&self, inner: &mut Inner, magic: u32, head: &[&[u8]], body: &[u8]) -> StoreResult<(u32, u64)> {
+        if inner.own.is_none() {
+            let nanos =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+            let path = self.dir.join("packs").join(format!("{}-{nanos}.pack", std::process::id()));
+            let file =
+                OpenOptions::new().create_new(true).read(true).write(true).open(&path).map_err(|e| io_err(&path, e))?;
+            let file = Arc::new(file);
+            inner.packs.push(PackFile { path: path.clone(), file: file.clone(), scanned: 0 });
+            let idx = inner.packs.len() as u32 - 1;
+            inner.own = Some(OwnPack { idx, file, path, map: None, map_start: 0, cursor: 0, region: 0 });
+            inner.dirty_dirs = true;
+        }
+        let Some(own) = inner.own.as_mut() else { return Err(StoreError::Corrupt("no pack to write".into())) };
+        let at = own.append(magic, head, body).map_err(|e| io_err(&own.path, e))?;
+        let idx = own.idx;
+        inner.packs[idx as usize].scanned = own.cursor;
+        Ok((idx, at))
     }
 
     fn put_action_record(&self, key: &Digest, record: &[u8]) -> StoreResult<()> {
@@ -221,33 +333,13 @@ impl LocalStore {
         if inner.actions.contains_key(key) {
             return Ok(());
         }
-        let off = inner.pending.len();
-        inner.pending.extend_from_slice(&ACTION_MAGIC.to_le_bytes());
-        inner.pending.extend_from_slice(&(record.len() as u32).to_le_bytes());
-        inner.pending.extend_from_slice(&key.0);
-        inner.pending.extend_from_slice(&Digest::of(record).0);
-        inner.pending.extend_from_slice(record);
-        inner.pending_actions.push((*key, off + ACTION_HEADER, record.len() as u32));
-        inner.actions.insert(*key, Loc::Hot(record.into()));
-        // Written out at once, with the blobs before it: a finished task's
-        // record survives the engine being killed a moment later.
-        self.write_pending(&mut inner)
-    }
-
-    fn own_pack(&self, inner: &mut Inner) -> StoreResult<u32> {
-        if let Some(i) = inner.own {
-            return Ok(i);
-        }
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        let path = self.dir.join("packs").join(format!("{}-{nanos}.pack", std::process::id()));
-        let file =
-            OpenOptions::new().create_new(true).append(true).read(true).open(&path).map_err(|e| io_err(&path, e))?;
-        inner.packs.push(PackFile { path, file: Arc::new(file), scanned: 0 });
-        let i = inner.packs.len() as u32 - 1;
-        inner.own = Some(i);
-        inner.dirty_dirs = true;
-        Ok(i)
+        // In the page cache when this returns, after the blobs it names: a
+        // finished task's record survives the engine being killed a moment later.
+        let len = (record.len() as u32).to_le_bytes();
+        let (pack, at) = self.append(&mut inner, ACTION_MAGIC, &[&len, &key.0, &Digest::of(record).0], record)?;
+        let loc = Loc::Pack { pack, offset: at + ACTION_HEADER as u64, len: record.len() as u32 };
+        inner.actions.insert(*key, loc);
+        Ok(())
     }
 
     fn put_small(&self, data: Vec<u8>, r: BlobRef) -> StoreResult<()> {
@@ -255,39 +347,11 @@ impl LocalStore {
         if inner.index.contains_key(&r.digest) {
             return Ok(());
         }
-        let off = inner.pending.len();
-        inner.pending.extend_from_slice(&MAGIC.to_le_bytes());
-        inner.pending.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        inner.pending.extend_from_slice(&r.digest.0);
-        inner.pending.extend_from_slice(&data);
-        inner.pending_recs.push((r.digest, off + HEADER, data.len() as u32));
+        let len = (data.len() as u32).to_le_bytes();
+        let (pack, at) = self.append(&mut inner, MAGIC, &[&len, &r.digest.0], &data)?;
+        inner.hot_written.push((r.digest, pack, at + HEADER as u64, data.len() as u32));
         inner.hot_bytes += data.len();
         inner.index.insert(r.digest, Loc::Hot(data.into()));
-        if inner.pending.len() >= PACK_BATCH {
-            self.write_pending(&mut inner)?;
-        }
-        Ok(())
-    }
-
-    /// Append pending records to our pack (no fsync).
-    fn write_pending(&self, inner: &mut Inner) -> StoreResult<()> {
-        if inner.pending.is_empty() {
-            return Ok(());
-        }
-        let own = self.own_pack(inner)?;
-        let pack = &inner.packs[own as usize];
-        let (file, base, path) = (pack.file.clone(), pack.scanned, pack.path.clone());
-        (&*file).write_all(&inner.pending).map_err(|e| io_err(&path, e))?;
-        inner.packs[own as usize].scanned = base + inner.pending.len() as u64;
-        let recs = std::mem::take(&mut inner.pending_recs);
-        inner.pending.clear();
-        for (d, off, len) in recs {
-            inner.hot_written.push((d, own, base + off as u64, len));
-        }
-        // Action records are rarely read in the run that wrote them.
-        for (key, off, len) in std::mem::take(&mut inner.pending_actions) {
-            inner.actions.insert(key, Loc::Pack { pack: own, offset: base + off as u64, len });
-        }
         if inner.hot_bytes > HOT_MAX {
             // Drop the in-memory copies; every one of them is in our pack now.
             for (d, pack, offset, len) in std::mem::take(&mut inner.hot_written) {
@@ -354,10 +418,23 @@ pub fn lock(dir: &Path, exclusive: bool) -> io::Result<StoreLock> {
     Ok(StoreLock(f))
 }
 
+/// Why [`scan_records`] stopped.
+enum Stop {
+    /// At the end of the buffer.
+    End,
+    /// At a record of this many bytes (header included) that the buffer does
+    /// not hold whole (or a header the buffer cuts).
+    Short(usize),
+    /// At something that is not a valid record: a zeroed region not written
+    /// yet, a torn write, corruption.
+    Bad,
+}
+
 /// Index the records of `buf`, which holds the bytes of pack `pack` from
 /// offset `start`; returns how many bytes of `buf` hold whole, valid records
-/// (a torn or foreign tail stops the scan, to be rescanned later).
-fn scan_records(buf: &[u8], start: u64, pack: u32, inner: &mut Inner) -> usize {
+/// and why the scan stopped (a torn or foreign tail stops it, to be rescanned
+/// later).
+fn scan_records(buf: &[u8], start: u64, pack: u32, inner: &mut Inner) -> (usize, Stop) {
     let word = |at: usize| u32::from_le_bytes(buf[at..at + 4].try_into().unwrap_or_default());
     let digest = |at: usize| {
         let mut d = [0u8; 32];
@@ -365,33 +442,36 @@ fn scan_records(buf: &[u8], start: u64, pack: u32, inner: &mut Inner) -> usize {
         Digest(d)
     };
     let mut pos = 0usize;
-    while pos + HEADER <= buf.len() {
+    while pos < buf.len() {
+        if pos + HEADER > buf.len() {
+            return (pos, if word(pos) == 0 { Stop::Bad } else { Stop::Short(ACTION_HEADER) });
+        }
         let (magic, n) = (word(pos), word(pos + 4) as usize);
         let header = match magic {
-            MAGIC => HEADER,
-            ACTION_MAGIC => ACTION_HEADER,
-            _ => break,
+            MAGIC if n < SMALL_MAX => HEADER,
+            ACTION_MAGIC if n <= ACTION_MAX => ACTION_HEADER,
+            _ => return (pos, Stop::Bad),
         };
         if pos + header + n > buf.len() {
-            break;
+            return (pos, Stop::Short(header + n));
         }
         let data = &buf[pos + header..pos + header + n];
         let loc = Loc::Pack { pack, offset: start + (pos + header) as u64, len: n as u32 };
         if magic == MAGIC {
             let d = digest(pos + 8);
             if Digest::of(data) != d {
-                break;
+                return (pos, Stop::Bad);
             }
             inner.index.entry(d).or_insert(loc);
         } else {
             if Digest::of(data) != digest(pos + 40) {
-                break;
+                return (pos, Stop::Bad);
             }
             inner.actions.entry(digest(pos + 8)).or_insert(loc);
         }
         pos += header + n;
     }
-    pos
+    (pos, Stop::End)
 }
 
 /// Streams a blob: buffers up to SMALL_MAX in memory, then spills to a temp file.
@@ -546,8 +626,8 @@ impl BlobStore for LocalStore {
     }
 
     fn flush(&self) -> StoreResult<()> {
-        let mut inner = self.lock();
-        self.write_pending(&mut inner)
+        // Every record is in the page cache as soon as it is appended.
+        Ok(())
     }
 
     fn get_action(&self, key: &Digest) -> StoreResult<Option<Vec<u8>>> {
@@ -570,10 +650,11 @@ impl BlobStore for LocalStore {
 
     fn sync(&self) -> StoreResult<()> {
         let mut inner = self.lock();
-        self.write_pending(&mut inner)?;
-        if let Some(own) = inner.own {
-            let p = &inner.packs[own as usize];
-            p.file.sync_data().map_err(|e| io_err(&p.path, e))?;
+        if let Some(own) = &inner.own {
+            if let Some(map) = &own.map {
+                map.flush().map_err(|e| io_err(&own.path, e))?;
+            }
+            own.file.sync_data().map_err(|e| io_err(&own.path, e))?;
         }
         if std::mem::take(&mut inner.dirty_dirs) {
             for sub in ["packs", "objects"] {
@@ -743,6 +824,33 @@ mod tests {
         }
         assert!(fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none());
         assert_eq!(s.size(&Digest::of(&vec![7u8; 300_000])).unwrap(), None);
+    }
+
+    #[test]
+    fn a_killed_writer_leaves_a_zeroed_tail_that_readers_stop_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        let r = put(&s, b"before the kill");
+        s.put_action(&Digest::of(b"key"), b"record").unwrap();
+        // A reader in another process sees both at once, through the page cache.
+        let other = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(read_all(&other, &r.digest).unwrap(), b"before the kill");
+        assert_eq!(other.get_action(&Digest::of(b"key")).unwrap().as_deref(), Some(&b"record"[..]));
+        // No destructor runs on `kill -9`: the allocated region stays, zeroed.
+        std::mem::forget(s);
+        let pack = fs::read_dir(dir.path().join("packs")).unwrap().next().unwrap().unwrap().path();
+        assert_eq!(fs::metadata(&pack).unwrap().len(), REGION_MIN);
+        let again = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(read_all(&again, &r.digest).unwrap(), b"before the kill");
+        let r2 = put(&again, b"after the kill");
+        drop(again);
+        // A store closed normally cuts its pack to its last record.
+        let packs: Vec<_> = fs::read_dir(dir.path().join("packs")).unwrap().map(|e| e.unwrap().path()).collect();
+        let sizes: Vec<u64> = packs.iter().map(|p| fs::metadata(p).unwrap().len()).collect();
+        assert!(sizes.contains(&(HEADER as u64 + 14)), "{sizes:?}");
+        let last = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(read_all(&last, &r2.digest).unwrap(), b"after the kill");
+        assert_eq!(last.get_action(&Digest::of(b"key")).unwrap().as_deref(), Some(&b"record"[..]));
     }
 
     #[test]

@@ -37,6 +37,32 @@ use sha2::{Digest as _, Sha256};
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Digest(pub [u8; 32]);
 
+/// Hashes a [`Digest`] by its first eight bytes: they are already uniformly
+/// distributed, so hashing them again (SipHash) would only cost time.
+#[derive(Default)]
+pub struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // A digest hashes as one 32-byte write; fold anything else in.
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(w);
+            if bytes.len() == 32 {
+                break;
+            }
+        }
+    }
+}
+
+/// A map keyed by digests.
+pub type DigestMap<V> = std::collections::HashMap<Digest, V, std::hash::BuildHasherDefault<DigestHasher>>;
+
 impl Digest {
     /// The digest of the empty blob (every store holds it implicitly).
     pub const EMPTY: Digest = Digest([
