@@ -56,7 +56,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use memmap2::{MmapMut, MmapOptions};
+use memmap2::{Mmap, MmapMut, MmapOptions};
 
 use super::{BlobRef, BlobStore, BlobWriter, Digest, DigestMap, Hasher, StoreError, StoreResult};
 
@@ -98,6 +98,10 @@ struct PackFile {
     file: Arc<File>,
     /// Bytes scanned so far (for packs written by others) or written (ours).
     scanned: u64,
+    /// A read-only mapping of the first bytes of a pack another process
+    /// wrote, all of them scanned whole records (so never cut off by its
+    /// writer): records are read from it without a system call.
+    view: Option<Arc<Mmap>>,
 }
 
 /// This process's own pack, appended through a shared mapping.
@@ -261,7 +265,7 @@ impl LocalStore {
             }
             if !inner.packs.iter().any(|p| p.path == path) {
                 let file = File::open(&path).map_err(|e| io_err(&path, e))?;
-                inner.packs.push(PackFile { path, file: Arc::new(file), scanned: 0 });
+                inner.packs.push(PackFile { path, file: Arc::new(file), scanned: 0, view: None });
             }
         }
         Ok(())
@@ -313,7 +317,7 @@ impl LocalStore {
             let file =
                 OpenOptions::new().create_new(true).read(true).write(true).open(&path).map_err(|e| io_err(&path, e))?;
             let file = Arc::new(file);
-            inner.packs.push(PackFile { path: path.clone(), file: file.clone(), scanned: 0 });
+            inner.packs.push(PackFile { path: path.clone(), file: file.clone(), scanned: 0, view: None });
             let idx = inner.packs.len() as u32 - 1;
             inner.own = Some(OwnPack { idx, file, path, map: None, map_start: 0, cursor: 0, region: 0 });
             inner.dirty_dirs = true;
@@ -384,9 +388,31 @@ impl LocalStore {
         Ok(inner.index.get(d).cloned())
     }
 
-    fn pack_file(&self, pack: u32) -> Option<(Arc<File>, PathBuf)> {
-        let inner = self.lock();
-        inner.packs.get(pack as usize).map(|p| (p.file.clone(), p.path.clone()))
+    /// Copy `buf.len()` bytes at `offset` of pack `pack` (which lie in its
+    /// scanned records) into `buf`: from the pack's mapping when another
+    /// process wrote it, else with `pread`.
+    fn read_pack(&self, pack: u32, offset: u64, buf: &mut [u8]) -> StoreResult<()> {
+        let end = offset + buf.len() as u64;
+        let (file, path, view) = {
+            let mut inner = self.lock();
+            let own = inner.own.as_ref().map(|o| o.idx);
+            let Some(p) = inner.packs.get_mut(pack as usize) else {
+                return Err(StoreError::Corrupt(format!("pack {pack} vanished")));
+            };
+            if Some(pack) != own && end <= p.scanned && p.view.as_ref().is_none_or(|v| (v.len() as u64) < end) {
+                // SAFETY: only the scanned part is mapped: whole records its
+                // writer never changes or cuts off (a writer only appends, and
+                // cuts its pack only past its last record).
+                p.view = unsafe { MmapOptions::new().len(p.scanned as usize).map(&*p.file) }.ok().map(Arc::new);
+            }
+            let view = p.view.clone().filter(|v| v.len() as u64 >= end);
+            (p.file.clone(), p.path.clone(), view)
+        };
+        match view {
+            Some(v) => buf.copy_from_slice(&v[offset as usize..end as usize]),
+            None => file.read_exact_at(buf, offset).map_err(|e| io_err(&path, e))?,
+        }
+        Ok(())
     }
 }
 
@@ -581,13 +607,11 @@ impl BlobStore for LocalStore {
                 Ok(n)
             }
             Loc::Pack { pack, offset: base, len } => {
-                let (file, path) =
-                    self.pack_file(pack).ok_or_else(|| StoreError::Corrupt(format!("pack {pack} vanished")))?;
                 if offset >= len as u64 {
                     return Ok(0);
                 }
                 let n = buf.len().min((len as u64 - offset) as usize);
-                file.read_exact_at(&mut buf[..n], base + offset).map_err(|e| io_err(&path, e))?;
+                self.read_pack(pack, base + offset, &mut buf[..n])?;
                 Ok(n)
             }
             Loc::File { len } => {
@@ -636,9 +660,8 @@ impl BlobStore for LocalStore {
             None | Some(Loc::File { .. }) => Ok(None),
             Some(Loc::Hot(data)) => Ok(Some(data.to_vec())),
             Some(Loc::Pack { pack, offset, len }) => {
-                let Some((file, path)) = self.pack_file(pack) else { return Ok(None) };
                 let mut v = vec![0u8; len as usize];
-                file.read_exact_at(&mut v, offset).map_err(|e| io_err(&path, e))?;
+                self.read_pack(pack, offset, &mut v)?;
                 Ok(Some(v))
             }
         }
