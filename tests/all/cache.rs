@@ -346,47 +346,73 @@ params = {{ log = "all" }}
     write_pipeline(dir, &text);
 }
 
-/// Completed attempts across every run in `store`: each task of the resume
-/// pipeline logs once per completed attempt.
-fn completed_attempts(store: &Path) -> usize {
+/// The run directories under `runs`.
+fn run_dirs(runs: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(runs).into_iter().flatten().flatten().map(|e| e.path()).collect()
+}
+
+/// Completed attempts across every run under `runs` but those in `before`:
+/// each task of the resume pipeline logs once per completed attempt.
+fn completed_attempts(runs: &Path, before: &[std::path::PathBuf]) -> usize {
     let mut n = 0;
-    for run in std::fs::read_dir(store.join("runs")).into_iter().flatten().flatten() {
-        n += std::fs::read_dir(run.path().join("logs")).into_iter().flatten().count();
+    for run in run_dirs(runs).into_iter().filter(|r| !before.contains(r)) {
+        n += std::fs::read_dir(run.join("logs")).into_iter().flatten().count();
     }
     n
 }
 
-/// `KILLS` (default 10) kills of the engine with SIGKILL at random points,
-/// each followed by a resume; then a final run.
-#[test]
-fn killed_runs_resume_to_the_same_outputs() {
-    let kills: usize = std::env::var("KILLS").ok().and_then(|k| k.parse().ok()).unwrap_or(10);
+/// Where a kill-and-resume test keeps its store: `args` name it, `env`
+/// prepares each `engine` command, `runs` is where the run history lands.
+pub(crate) struct Resumable<'a> {
+    pub args: &'a [&'a str],
+    pub env: &'a dyn Fn(&mut std::process::Command),
+    pub runs: &'a Path,
+}
+
+/// `engine run` in `dir` with the store of `r`; the report.
+fn run_on(dir: &Path, r: &Resumable, extra: &[&str]) -> Value {
+    let mut cmd = engine();
+    cmd.args(["run", "pipeline.toml", "--report", "report.json", "--workers", "2"]).args(r.args).args(extra);
+    (r.env)(&mut cmd);
+    let o = cmd.current_dir(dir).output().unwrap();
+    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
+}
+
+/// The resume pipeline killed with SIGKILL `kills` times at random points
+/// (the seed is printed; `SEED` replays it), each kill followed by a resume;
+/// then checked against an uninterrupted run: the same outputs, and every
+/// task completed once except at most the ones running at each kill. Returns
+/// the final report.
+pub(crate) fn kill_and_resume(r: &Resumable, kills: usize) -> Value {
     let seed: u64 = std::env::var("SEED").ok().and_then(|k| k.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
     });
-    eprintln!("killed_runs_resume_to_the_same_outputs: SEED={seed} KILLS={kills}");
+    eprintln!("kill_and_resume: SEED={seed} KILLS={kills}");
     let mut rng = Lcg(seed);
     let total = 301;
     let workers = 2;
 
-    // The reference: one uninterrupted run.
+    // The reference: one uninterrupted run, on a local store.
     let reference = tempfile::tempdir().unwrap();
     resume_pipeline(reference.path());
     let want = run(reference.path(), &["--workers", "2", "--no-cache"]);
+    // How long a run takes on this store, to spread the kills over it.
+    let timing = tempfile::tempdir().unwrap();
+    resume_pipeline(timing.path());
     let t0 = Instant::now();
-    run(reference.path(), &["--workers", "2", "--no-cache"]);
+    run_on(timing.path(), r, &["--no-cache"]);
     let full = t0.elapsed().max(Duration::from_millis(50));
 
     let dir = tempfile::tempdir().unwrap();
     resume_pipeline(dir.path());
+    // (A shared store directory also holds the timing run's history.)
+    let before = run_dirs(&dir.path().join(r.runs));
     for k in 0..kills {
-        let mut child = engine()
-            .args(["run", "pipeline.toml", "--workers", "2", "--quiet"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut cmd = engine();
+        cmd.args(["run", "pipeline.toml", "--workers", "2", "--quiet"]).args(r.args);
+        (r.env)(&mut cmd);
+        let mut child = cmd.current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let at = Duration::from_micros(rng.next(full.as_micros() as u64 + 1));
         std::thread::sleep(at);
         // SAFETY: killing the engine process we started.
@@ -394,7 +420,7 @@ fn killed_runs_resume_to_the_same_outputs() {
         let _ = child.wait();
         eprintln!("kill {k} after {at:?}");
     }
-    let got = run(dir.path(), &["--workers", "2"]);
+    let got = run_on(dir.path(), r, &[]);
     assert_eq!(got["status"], "succeeded");
     for (w, g) in want["tasks"].as_array().unwrap().iter().zip(got["tasks"].as_array().unwrap()) {
         assert_eq!((&w["id"], &w["outputs"]), (&g["id"], &g["outputs"]), "SEED={seed}");
@@ -403,19 +429,33 @@ fn killed_runs_resume_to_the_same_outputs() {
         assert_eq!(std::fs::read(dir.path().join(f)).unwrap(), std::fs::read(reference.path().join(f)).unwrap());
     }
     // Each task completed once, except at most the ones running at each kill.
-    let done = completed_attempts(&dir.path().join(".engine-store"));
+    let done = completed_attempts(&dir.path().join(r.runs), &before);
     assert!(done >= total, "{done} completed attempts for {total} tasks (SEED={seed})");
     assert!(
         done <= total + kills * workers,
         "{done} completed attempts for {total} tasks and {kills} kills (SEED={seed})"
     );
-    // No temp files are left to grow.
-    let tmp: Vec<_> = std::fs::read_dir(dir.path().join(".engine-store/tmp")).unwrap().collect();
-    assert!(tmp.is_empty(), "{tmp:?}");
-    // A further run is all hits, and the store checks out.
-    let again = run(dir.path(), &["--workers", "2"]);
+    // A further run is all hits.
+    let again = run_on(dir.path(), r, &[]);
     assert_eq!(again["counts"]["cached"], total);
-    let v = run_engine(dir.path(), &["store", "verify"]);
+    again
+}
+
+/// `KILLS` (default 10) kills of the engine with SIGKILL at random points,
+/// each followed by a resume; then a final run.
+#[test]
+fn killed_runs_resume_to_the_same_outputs() {
+    let kills: usize = std::env::var("KILLS").ok().and_then(|k| k.parse().ok()).unwrap_or(10);
+    let no_env = |_: &mut std::process::Command| {};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let store_arg = store.display().to_string();
+    let runs = store.join("runs");
+    kill_and_resume(&Resumable { args: &["--store", &store_arg], env: &no_env, runs: &runs }, kills);
+    // No temp files are left to grow, and the store checks out.
+    let tmp: Vec<_> = std::fs::read_dir(store.join("tmp")).unwrap().collect();
+    assert!(tmp.is_empty(), "{tmp:?}");
+    let v = run_engine(dir.path(), &["store", "verify", "--store", &store_arg]);
     assert_eq!(v.code, 0, "{}{}", v.stdout, v.stderr);
     assert!(!v.stdout.contains("corrupt:"), "{}", v.stdout);
 }

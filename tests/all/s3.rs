@@ -242,3 +242,25 @@ fn the_action_cache_lives_in_the_bucket_and_serves_another_machine() {
     let list = block_on(client.list_with_delimiter(Some(&Key::from("cached/actions")))).unwrap();
     assert_eq!(list.objects.len(), 7);
 }
+
+/// The kill-and-resume test of the action cache, on a bucket: each record is
+/// one create-if-absent PUT after the task's outputs, so a SIGKILL at any
+/// point loses at most the tasks that were running (`S3_KILLS`, default 4).
+#[test]
+fn killed_runs_on_s3_resume_to_the_same_outputs() {
+    let Some(moto) = Moto::start(false) else { return };
+    moto.create_bucket("engine-test");
+    let kills: usize = std::env::var("S3_KILLS").ok().and_then(|k| k.parse().ok()).unwrap_or(4);
+    let env = |c: &mut Command| moto.env(c);
+    let report = crate::cache::kill_and_resume(
+        &crate::cache::Resumable {
+            args: &["--store", "s3://engine-test/resume"],
+            env: &env,
+            runs: Path::new(".engine-runs"),
+        },
+        kills,
+    );
+    assert_eq!(report["counts"]["succeeded"], 301);
+    // Every blob in the bucket hashes to its name, and nothing was left in a local store.
+    assert!(check_blobs(&moto, "engine-test", "resume") > 0);
+}
