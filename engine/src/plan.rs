@@ -38,6 +38,19 @@ pub struct Plan {
     pub outputs: Vec<OutputSpec>,
     /// The machine's capacity (from `[resources]`, detected defaults, or the command line).
     pub capacity: Resources,
+    /// `[vars]` with their values (after `--vars` and `--set`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vars: Vec<VarValue>,
+}
+
+/// A pipeline parameter and the value it had.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VarValue {
+    pub name: String,
+    /// The value as TOML writes it (strings quoted).
+    pub value: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

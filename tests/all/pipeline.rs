@@ -1,7 +1,8 @@
 //! The pipeline format: every fixture under `tests/pipelines/invalid/` must be
 //! rejected by `engine check` with exactly the diagnostics in its `.stderr`
 //! file; every fixture under `tests/pipelines/valid/` must pass with exactly the
-//! summary in `.check` and draw exactly `.dot`, `.mermaid` and `.json`.
+//! summary in `.check` and draw exactly `.dot`, `.mermaid` and `.json`. A
+//! fixture's `.args` file, if any, holds more arguments, one per line.
 //! `UPDATE_EXPECT=1` rewrites the expected files.
 
 use std::path::Path;
@@ -18,6 +19,21 @@ fn fixture_dir(kind: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     copy_files(&src, tmp.path());
     write_test_plugins(tmp.path());
     (tmp, src)
+}
+
+/// `engine ARGS... FILE` plus the fixture's `.args`, if it has one.
+fn with_args(src: &Path, name: &str, args: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    if let Ok(text) = std::fs::read_to_string(src.join(format!("{name}.args"))) {
+        all.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
+    }
+    all
+}
+
+fn run_fixture(dir: &Path, src: &Path, name: &str, args: &[&str]) -> crate::util::Output {
+    let all = with_args(src, name, args);
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    run_engine(dir, &refs)
 }
 
 fn fixtures(src: &Path) -> Vec<String> {
@@ -40,7 +56,7 @@ fn invalid_pipelines_report_exact_diagnostics() {
     let mut failures = Vec::new();
     for name in &names {
         let file = format!("{name}.toml");
-        let out = run_engine(tmp.path(), &["check", &file]);
+        let out = run_fixture(tmp.path(), &src, name, &["check", &file]);
         if out.code != 2 || !out.stdout.is_empty() {
             failures
                 .push(format!("{file}: exit {} (want 2), stdout {:?}, stderr:\n{}", out.code, out.stdout, out.stderr));
@@ -62,7 +78,7 @@ fn valid_pipelines_check_and_draw_exactly() {
     let mut failures = Vec::new();
     for name in &names {
         let file = format!("{name}.toml");
-        let out = run_engine(tmp.path(), &["check", &file]);
+        let out = run_fixture(tmp.path(), &src, name, &["check", &file]);
         if out.code != 0 || !out.stderr.is_empty() {
             failures.push(format!("{file}: exit {}, stderr:\n{}", out.code, out.stderr));
             continue;
@@ -71,7 +87,7 @@ fn valid_pipelines_check_and_draw_exactly() {
             failures.push(e);
         }
         for format in ["dot", "mermaid", "json"] {
-            let out = run_engine(tmp.path(), &["graph", &file, "--format", format]);
+            let out = run_fixture(tmp.path(), &src, name, &["graph", &file, "--format", format]);
             let text = out.stdout.replace(&dir.display().to_string(), "$DIR");
             if out.code != 0 {
                 failures.push(format!("{file} graph {format}: exit {}: {}", out.code, out.stderr));
@@ -139,7 +155,7 @@ fn load_bytes(bytes: &[u8]) {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("p.toml");
     std::fs::write(&p, bytes).unwrap();
-    let opts = LoadOptions { capacity_override: None, check_plugins: false };
+    let opts = LoadOptions { capacity_override: None, check_plugins: false, vars: Vec::new() };
     if let Err(d) = pipeline::load(&p, &opts) {
         assert!(!d.is_empty());
         assert!(d.to_string().contains("error"));
@@ -179,4 +195,44 @@ proptest! {
     ) {
         load_bytes(lines.join("\n").as_bytes());
     }
+}
+
+#[test]
+fn vars_files_and_globs_over_awkward_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_test_plugins(tmp.path());
+    std::fs::create_dir_all(tmp.path().join("my data/sub")).unwrap();
+    for f in ["é t.csv", "b.csv", "c.txt", "sub/d.csv"] {
+        std::fs::write(tmp.path().join("my data").join(f), "x").unwrap();
+    }
+    let pipeline = "[pipeline]\nname = \"g\"\n[vars]\ndata = \"nowhere\"\nn = 1\n\
+                    [plugins]\ncmd = \"plugins/cmd.wasm\"\n\
+                    [tasks.a]\nplugin = \"cmd\"\nforeach = { f = { glob = \"{data}/*.csv\" } }\n\
+                    args = [\"{f}\", \"{f.name}\", \"{f.stem}\", \"{n}\"]\n";
+    std::fs::write(tmp.path().join("p.toml"), pipeline).unwrap();
+    std::fs::write(tmp.path().join("v.toml"), "data = \"my data\"\nn = 2\n").unwrap();
+    let out = run_engine(tmp.path(), &["graph", "p.toml", "--format", "json", "--vars", "v.toml", "--set", "n=3"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let tasks: Vec<(String, Vec<String>)> = plan["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap().to_string(), serde_json::from_value(t["args"].clone()).unwrap()))
+        .collect();
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        tasks,
+        [
+            ("a[b]".to_string(), args(&["my data/b.csv", "b.csv", "b", "3"])),
+            ("a[__t]".to_string(), args(&["my data/é t.csv", "é t.csv", "é t", "3"])),
+        ]
+    );
+    // A `--vars` file with a syntax error is reported against that file.
+    std::fs::write(tmp.path().join("bad.toml"), "data = \n").unwrap();
+    let out = run_engine(tmp.path(), &["check", "p.toml", "--vars", "bad.toml"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+    assert!(out.stderr.contains("┌─ bad.toml:1:"), "{}", out.stderr);
+    assert!(out.stderr.ends_with("error: `bad.toml` is invalid: 1 error\n"), "{}", out.stderr);
 }

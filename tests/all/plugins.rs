@@ -22,13 +22,18 @@ fn every_stock_plugin_embeds_its_metadata() {
         ("split", &["text"], &["*"], &["chunks"]),
         ("wordcount", &["text"], &["out"], &["lowercase", "min_len"]),
         ("merge", &["parts"], &["out"], &[]),
-        ("topk", &["counts"], &["out"], &["k"]),
-        ("concat", &["parts"], &["out"], &["separator"]),
+        ("topk", &["counts"], &["out"], &["k", "delimiter", "column"]),
+        ("concat", &["parts"], &["out"], &["separator", "skip_header"]),
         ("sha256", &["data"], &["out"], &[]),
         ("gzip", &["data"], &["out"], &["level"]),
         ("gunzip", &["data"], &["out"], &[]),
         ("json_select", &["json"], &["out"], &["path", "pretty"]),
-        ("csv_aggregate", &["csv"], &["out"], &["group_by", "op", "column", "delimiter"]),
+        (
+            "csv_aggregate",
+            &["csv"],
+            &["out"],
+            &["group_by", "op", "column", "delimiter", "input_delimiter", "output_delimiter", "header"],
+        ),
         ("c_wordcount", &["text"], &["out"], &["lowercase", "min_len"]),
     ];
     for &(name, inputs, outputs, params) in table {
@@ -218,6 +223,21 @@ fn topk_orders_by_count_then_word() {
     assert_eq!(run.error(), "input `counts` line 4: expected `word<TAB>count`");
 }
 
+#[test]
+fn topk_ranks_any_column_of_a_delimited_table() {
+    let csv = "pear,3,x\nfig,10,y\napple,3,z\nkiwi,7,w\n";
+    let run = run_guest("topk", vec![input("counts", csv)], r#"{"k":3,"delimiter":",","column":2}"#);
+    assert_eq!(out(&run), "fig,10,y\nkiwi,7,w\napple,3,z\n");
+    let run = run_guest("topk", vec![input("counts", "a,2\nb,9\n")], r#"{"k":1,"delimiter":","}"#);
+    assert_eq!(out(&run), "b,9\n");
+    let run = run_guest("topk", vec![input("counts", csv)], r#"{"delimiter":",","column":3}"#);
+    assert_eq!(run.error(), "input `counts` line 1: count `x` is not a non-negative integer");
+    let run = run_guest("topk", vec![input("counts", csv)], r#"{"delimiter":";","column":2}"#);
+    assert_eq!(run.error(), "input `counts` line 1: no column 2 with delimiter `;`");
+    let run = run_guest("topk", vec![input("counts", csv)], r#"{"column":0}"#);
+    assert_eq!(run.error(), "param `column` counts from 1");
+}
+
 // ---- concat, sha256 -----------------------------------------------------
 
 #[test]
@@ -229,6 +249,15 @@ fn concat_joins_in_index_order() {
     assert_eq!(run.outputs()["out"], [&b"x"[..], &big, b"y"].concat());
     let run = run_guest("concat", vec![], r#"{"separator":","}"#);
     assert_eq!(out(&run), "");
+}
+
+#[test]
+fn concat_skip_header_keeps_only_the_first_header() {
+    let parts = ["h1,h2\na,1\n", "h1,h2\nb,2\n", "h1,h2\n", "h1,h2"];
+    let run = run_guest("concat", vec![list_input("parts", &parts)], r#"{"skip_header":true}"#);
+    assert_eq!(out(&run), "h1,h2\na,1\nb,2\n");
+    let run = run_guest("concat", vec![list_input("parts", &parts[..2])], "{}");
+    assert_eq!(out(&run), "h1,h2\na,1\nh1,h2\nb,2\n");
 }
 
 #[test]
@@ -352,6 +381,30 @@ fn csv_aggregate_groups_and_aggregates() {
         r#"{"group_by":"a","op":"sum","column":"b","delimiter":";"}"#,
     );
     assert_eq!(out(&run), "a;sum\n\"x;y\";0.30000000000000004\nz;1000\n");
+}
+
+#[test]
+fn csv_aggregate_feeds_topk_integers_without_a_header() {
+    let csv = "product;units\npear;2\nfig;-3\npear;40\nfig;9007199254740993\n";
+    let run = run_guest(
+        "csv_aggregate",
+        vec![input("csv", csv)],
+        r#"{"group_by":"product","op":"sum","column":"units","input_delimiter":";","output_delimiter":",","header":false}"#,
+    );
+    // Integers stay exact: 9007199254740993 - 3 is not representable as f64.
+    assert_eq!(out(&run), "fig,9007199254740990\npear,42\n");
+    let run = run_guest(
+        "csv_aggregate",
+        vec![input("csv", "k,v\na,1\na,2.5\nb,2\nb,-7\n")],
+        r#"{"group_by":"k","op":"min","column":"v","header":false}"#,
+    );
+    assert_eq!(out(&run), "a,1\nb,-7\n");
+    let run = run_guest(
+        "csv_aggregate",
+        vec![input("csv", csv)],
+        r#"{"group_by":"product","input_delimiter":"ab","delimiter":";"}"#,
+    );
+    assert_eq!(run.error(), "param `input_delimiter` must be a single ASCII character, got `ab`");
 }
 
 #[test]

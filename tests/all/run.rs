@@ -625,3 +625,26 @@ params = { ms = 2000 }
     assert_eq!(task(&r, "s[0]")["error"]["kind"], "worker_lost");
     assert_eq!(r["counts"]["cancelled"], 2);
 }
+
+/// `examples/sales` takes its data directory and its top-k from `--set`; a
+/// directory without `*.csv.gz` files is a check-time error.
+#[test]
+fn the_sales_example_takes_vars_from_the_command_line() {
+    let dir = example("sales");
+    std::fs::create_dir_all(dir.path().join("more")).unwrap();
+    for m in ["a", "b"] {
+        std::fs::copy(dir.path().join("data/2024-mar.csv.gz"), dir.path().join(format!("more/{m}.csv.gz"))).unwrap();
+    }
+    let o = run_in(dir.path(), &["--set", "data=more", "--set", "top=3", "--set", "column=units"]);
+    assert_success(&o);
+    assert_eq!(std::fs::read_to_string(dir.path().join("out/top.csv")).unwrap(), "kiwi,40\npear,22\nfig,12\n");
+    std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+    let o = run_in(dir.path(), &["--set", "data=empty"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr)
+            .starts_with("error: glob `empty/*.csv.gz` of foreach variable `month` of task `unzip` matches no files\n"),
+        "{}",
+        text(&o.stderr)
+    );
+}

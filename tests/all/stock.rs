@@ -57,8 +57,9 @@ fn engine_plugins_lists_exactly_the_stock_plugins_of_the_build_tree() {
         assert!(!plugins_dir().join(format!("{g}.wasm")).exists(), "{g} is in {}", plugins_dir().display());
     }
     let concat = format!(
-        "std:concat (sdk task): concatenate the list input `parts` in index order, with `separator` between items\n  \
-         inputs: parts; outputs: out; params: separator\n  file: {}\n",
+        "std:concat (sdk task): concatenate the list input `parts` in index order, with `separator` between items; \
+         `skip_header` drops the first line of every item after the first\n  \
+         inputs: parts; outputs: out; params: separator, skip_header\n  file: {}\n",
         plugins_dir().join("concat.wasm").display()
     );
     assert!(out.stdout.starts_with(&concat), "{}", out.stdout);
@@ -66,7 +67,7 @@ fn engine_plugins_lists_exactly_the_stock_plugins_of_the_build_tree() {
         serde_json::from_str(&run_engine(&repo_root(), &["plugins", "--json"]).stdout).unwrap();
     assert_eq!(json[0]["name"], "std:concat");
     assert_eq!(json[0]["kind"], "sdk");
-    assert_eq!(json[0]["meta"]["params"], serde_json::json!(["separator"]));
+    assert_eq!(json[0]["meta"]["params"], serde_json::json!(["separator", "skip_header"]));
 }
 
 #[test]

@@ -400,13 +400,16 @@ pub fn check_expect_file(expected: &Path, actual: &str) -> Result<(), String> {
     }
 }
 
-/// Copy the files (not subdirectories) of `src` into `dst`.
+/// Copy the files of `src` into `dst`, and its subdirectories but `expected/`.
 pub fn copy_files(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).unwrap();
     for e in std::fs::read_dir(src).unwrap() {
         let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
+        let t = e.file_type().unwrap();
+        if t.is_file() {
             std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        } else if t.is_dir() && e.file_name() != "expected" {
+            copy_files(&e.path(), &dst.join(e.file_name()));
         }
     }
 }

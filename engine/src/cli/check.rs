@@ -8,22 +8,35 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 use super::{CheckArgs, EXIT_INVALID, EXIT_OK, GraphArgs, GraphFormat};
-use crate::pipeline::{self, LoadOptions};
+use crate::pipeline::{self, LoadOptions, VarSetting};
 use crate::plan::Plan;
 
 /// Load and validate a pipeline; on failure print the diagnostics and return the exit code.
-pub(crate) fn load(path: &Path, resources: &Option<String>) -> Result<Plan, i32> {
-    load_with(path, &LoadOptions { capacity_override: resources.clone(), check_plugins: true })
+pub(crate) fn load(path: &Path, resources: &Option<String>, vars: &[VarSetting]) -> Result<Plan, i32> {
+    let opts = LoadOptions { capacity_override: resources.clone(), check_plugins: true, vars: vars.to_vec() };
+    load_with(path, &opts)
+}
+
+/// The var values a command was given: those of `--vars FILE`, then `--set`.
+pub(crate) fn given_vars(file: &Option<std::path::PathBuf>, set: &[VarSetting]) -> Result<Vec<VarSetting>, i32> {
+    let mut vars = match file {
+        Some(f) => pipeline::read_vars_file(f).map_err(|d| print_diagnostics(&d))?,
+        None => Vec::new(),
+    };
+    vars.extend(set.iter().cloned());
+    Ok(vars)
 }
 
 /// [`load`] with explicit options.
 pub(crate) fn load_with(path: &Path, opts: &LoadOptions) -> Result<Plan, i32> {
-    pipeline::load(path, opts).map_err(|d| {
-        let text = if std::io::stderr().is_terminal() { d.to_colored_string() } else { d.to_string() };
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(text.as_bytes());
-        EXIT_INVALID
-    })
+    pipeline::load(path, opts).map_err(|d| print_diagnostics(&d))
+}
+
+fn print_diagnostics(d: &pipeline::Diagnostics) -> i32 {
+    let text = if std::io::stderr().is_terminal() { d.to_colored_string() } else { d.to_string() };
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(text.as_bytes());
+    EXIT_INVALID
 }
 
 /// The summary `engine check` prints for a valid pipeline.
@@ -44,11 +57,28 @@ pub fn summary(plan: &Plan) -> String {
         plan.plugins.len(),
         longest,
         pipeline::resources::format_resources(&plan.capacity),
-    )
+    ) + &vars_summary(plan)
+}
+
+/// The `vars:` lines of the summary (none for a pipeline without vars).
+fn vars_summary(plan: &Plan) -> String {
+    if plan.vars.is_empty() {
+        return String::new();
+    }
+    let width = plan.vars.iter().map(|v| v.name.len()).max().unwrap_or(0);
+    let mut s = String::from("  vars:\n");
+    for v in &plan.vars {
+        s.push_str(&format!("    {:width$} = {}\n", v.name, v.value));
+    }
+    s
 }
 
 pub fn check(a: &CheckArgs) -> i32 {
-    match load(&a.pipeline, &a.resources) {
+    let vars = match given_vars(&a.vars_file, &a.set) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    match load(&a.pipeline, &a.resources, &vars) {
         Ok(plan) => {
             print!("{}", summary(&plan));
             // The process exits next; freeing a million-task plan would only cost time.
@@ -60,7 +90,11 @@ pub fn check(a: &CheckArgs) -> i32 {
 }
 
 pub fn graph(a: &GraphArgs) -> i32 {
-    match load(&a.pipeline, &a.resources) {
+    let vars = match given_vars(&a.vars_file, &a.set) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    match load(&a.pipeline, &a.resources, &vars) {
         Ok(plan) => {
             let s = match a.format {
                 GraphFormat::Dot => crate::graph::to_dot(&plan),

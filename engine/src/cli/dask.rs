@@ -41,11 +41,15 @@ pub(crate) fn options(a: &RunArgs) -> Result<DaskOptions, i32> {
 }
 
 /// Connect to the cluster, then load the pipeline against its workers.
-pub(crate) fn connect_and_load(a: &RunArgs, opts: DaskOptions) -> Result<(Plan, DaskCluster), i32> {
+pub(crate) fn connect_and_load(
+    a: &RunArgs,
+    opts: DaskOptions,
+    vars: Vec<crate::pipeline::VarSetting>,
+) -> Result<(Plan, DaskCluster), i32> {
     let cluster = DaskCluster::connect(opts).map_err(|e| {
         super::print_error(&e);
         super::run::exit_code(&e)
     })?;
-    let plan = super::check::load_with(&a.pipeline, &cluster.load_options())?;
+    let plan = super::check::load_with(&a.pipeline, &crate::pipeline::LoadOptions { vars, ..cluster.load_options() })?;
     Ok((plan, cluster))
 }

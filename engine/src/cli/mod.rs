@@ -114,6 +114,12 @@ pub struct CheckArgs {
     /// Override machine capacity, e.g. `cpu=4,memory=8GiB,gpu=1,licence=2`.
     #[arg(long, value_name = "LIST")]
     pub resources: Option<String>,
+    /// Set a var of `[vars]`: `--set name=value` (repeatable; wins over `--vars`).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = crate::pipeline::parse_set)]
+    pub set: Vec<crate::pipeline::VarSetting>,
+    /// Read var values from a TOML file of `name = value` lines.
+    #[arg(long = "vars", value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -133,6 +139,12 @@ pub struct GraphArgs {
     /// Override machine capacity, e.g. `cpu=4,memory=8GiB`.
     #[arg(long, value_name = "LIST")]
     pub resources: Option<String>,
+    /// Set a var of `[vars]`: `--set name=value` (repeatable; wins over `--vars`).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = crate::pipeline::parse_set)]
+    pub set: Vec<crate::pipeline::VarSetting>,
+    /// Read var values from a TOML file of `name = value` lines.
+    #[arg(long = "vars", value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -160,6 +172,12 @@ pub struct RunArgs {
     /// Override machine capacity, e.g. `cpu=4,memory=8GiB,gpu=1,licence=2`.
     #[arg(long, value_name = "LIST")]
     pub resources: Option<String>,
+    /// Set a var of `[vars]`: `--set name=value` (repeatable; wins over `--vars`).
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = crate::pipeline::parse_set)]
+    pub set: Vec<crate::pipeline::VarSetting>,
+    /// Read var values from a TOML file of `name = value` lines.
+    #[arg(long = "vars", value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
     /// Where blobs are stored: a directory (default: `.engine-store` next to the pipeline
     /// file), `file:///abs/dir` (a directory shared between hosts, one file per blob) or
     /// `s3://bucket/prefix` (an S3-compatible object store; settings from the AWS_*

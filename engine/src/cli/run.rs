@@ -48,10 +48,16 @@ pub fn run(a: &RunArgs) -> i32 {
             Err(code) => return code,
         },
     };
+    let vars = match super::check::given_vars(&a.vars_file, &a.set) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
     // On Dask the cluster's workers are the capacity: connect first.
     let loaded = match &kind {
-        session::ExecutorKind::Dask(opts) => super::dask::connect_and_load(a, opts.clone()).map(|(p, c)| (p, Some(c))),
-        _ => super::check::load(&a.pipeline, &a.resources).map(|p| (p, None)),
+        session::ExecutorKind::Dask(opts) => {
+            super::dask::connect_and_load(a, opts.clone(), vars).map(|(p, c)| (p, Some(c)))
+        }
+        _ => super::check::load(&a.pipeline, &a.resources, &vars).map(|p| (p, None)),
     };
     let (plan, dask) = match loaded {
         Ok(x) => x,

@@ -275,6 +275,39 @@ impl<'s> Doc<'s> {
         }
     }
 
+    /// Replace a scalar node's value by a string (the node keeps its span):
+    /// how `[vars]` substitution rewrites the document before the passes read it.
+    pub fn set_str(&mut self, id: NodeId, s: String) {
+        let i = self.owned.len() as u32;
+        self.owned.push(s);
+        if let Some(n) = self.nodes.get_mut(id as usize) {
+            n.val = Val::Str(Str { start: OWNED, len: i });
+        }
+    }
+
+    /// Rename the key of entry `i` of a table node (as [`Doc::set_str`] does
+    /// for values); the table's index is dropped, so lookups stay right.
+    pub fn set_key(&mut self, table: NodeId, i: usize, key: String) {
+        let Val::Table(t) = self.node(table).val else { return };
+        let k = self.owned.len() as u32;
+        self.owned.push(key);
+        if let Some(t) = self.tables.get_mut(t as usize)
+            && let Some(e) = t.entries.get_mut(i)
+        {
+            e.key = Str { start: OWNED, len: k };
+            t.index = None;
+        }
+    }
+
+    /// Replace a scalar node's value by an integer, float or boolean.
+    pub fn set_scalar(&mut self, id: NodeId, val: Val) {
+        if matches!(val, Val::Int(_) | Val::Float(_) | Val::Bool(_))
+            && let Some(n) = self.nodes.get_mut(id as usize)
+        {
+            n.val = val;
+        }
+    }
+
     /// A short name for the node's type, for "expected X, found Y" messages.
     pub fn type_name(&self, id: NodeId) -> &'static str {
         match self.node(id).val {

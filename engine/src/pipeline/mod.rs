@@ -32,12 +32,96 @@ pub struct LoadOptions {
     pub capacity_override: Option<String>,
     /// Read plugin files: existence, sha256 pins, imports and metadata.
     pub check_plugins: bool,
+    /// Values for `[vars]`, applied in order (`--vars FILE`, then `--set`).
+    pub vars: Vec<VarSetting>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { capacity_override: None, check_plugins: true }
+        LoadOptions { capacity_override: None, check_plugins: true, vars: Vec::new() }
     }
+}
+
+/// A value for a var given from outside the pipeline file.
+#[derive(Debug, Clone)]
+pub struct VarSetting {
+    pub name: String,
+    pub value: SetValue,
+    /// Where it was given, for messages: `` `--set n=3` `` or `` `vars.toml:2:1` ``.
+    pub from: String,
+}
+
+/// A var value as given: text from `--set` (parsed as the var's type), or a
+/// typed TOML value from `--vars`.
+#[derive(Debug, Clone)]
+pub enum SetValue {
+    Text(String),
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+/// Parse one `--set name=value`.
+pub fn parse_set(s: &str) -> Result<VarSetting, String> {
+    let Some((name, value)) = s.split_once('=') else {
+        return Err(format!("`{s}` is not `name=value`"));
+    };
+    let name = name.trim();
+    if !refs::valid_var(name) {
+        return Err(format!("`{name}` is not a valid var name"));
+    }
+    Ok(VarSetting { name: name.to_string(), value: SetValue::Text(value.to_string()), from: format!("`--set {s}`") })
+}
+
+/// Read a `--vars` file: a TOML table of `name = value` (strings, integers,
+/// floats, booleans). Its own syntax and type errors are reported against it.
+pub fn read_vars_file(path: &Path) -> Result<Vec<VarSetting>, Diagnostics> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics::new(
+            file.clone(),
+            String::new(),
+            vec![Diagnostic::error(format!("cannot read `{file}`: {}", io_message(&e)))],
+        )
+    })?;
+    let (d, syntax, mut items) = doc::Doc::parse(&text);
+    for s in syntax {
+        let span = s.span.start.min(text.len())..s.span.end.min(text.len());
+        let label = if s.label.is_empty() { "here".to_string() } else { s.label };
+        items.push(Diagnostic::error(s.message).primary(span, label));
+    }
+    let mut out = Vec::new();
+    if items.is_empty() {
+        let line_col = |at: usize| {
+            let before = &text[..at.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("`{file}:{line}:{col}`")
+        };
+        for e in d.entries(doc::ROOT) {
+            let node = d.node(e.value);
+            let value = match node.val {
+                doc::Val::Str(s) => SetValue::Str(d.str(s).to_string()),
+                doc::Val::Int(i) => SetValue::Int(i),
+                doc::Val::Float(f) if f.is_finite() => SetValue::Float(f),
+                doc::Val::Bool(b) => SetValue::Bool(b),
+                _ => {
+                    items.push(
+                        Diagnostic::error(format!(
+                            "var `{}` must be a string, integer, float or boolean",
+                            d.str(e.key)
+                        ))
+                        .primary(node.span.range(), format!("found {}", d.type_name(e.value))),
+                    );
+                    continue;
+                }
+            };
+            let from = line_col(e.key_span.start as usize);
+            out.push(VarSetting { name: d.str(e.key).to_string(), value, from });
+        }
+    }
+    if items.is_empty() { Ok(out) } else { Err(Diagnostics::new(file, text, items)) }
 }
 
 /// Whether a load may use other threads: the parser's helper thread (for
@@ -122,9 +206,21 @@ fn load_str(
         items.extend(structural);
         return Err(items);
     }
-    let document = document;
+    let mut document = document;
+    let (vars, var_diags) = if load::wants_vars(&document, &opts.vars) {
+        let mut cx = load::Loader::new(&document, opts, base_dir.clone());
+        let (vars, edits) = cx.vars();
+        let diags = std::mem::take(&mut cx.diags);
+        load::apply_vars(&mut document, edits);
+        (vars, diags)
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    phases.lap("vars");
     let mut cx = load::Loader::new(&document, opts, base_dir);
+    cx.vars = vars;
     cx.diags.extend(structural);
+    cx.diags.extend(var_diags);
     let (name, description) = cx.top_level();
     phases.lap("top level and plugins");
     cx.assign_ids();
@@ -203,7 +299,7 @@ mod tests {
 
     /// Load `text` on one thread, then with rayon pools of 2, 3 and 4 threads.
     fn load_all(text: &str) -> Vec<Result<Plan, Vec<Diagnostic>>> {
-        let opts = LoadOptions { capacity_override: None, check_plugins: false };
+        let opts = LoadOptions { capacity_override: None, check_plugins: false, vars: Vec::new() };
         let run = |threads| load_str(text, "/p/big.toml".into(), "/p".into(), &opts, threads);
         let mut all = vec![run(Threads::One)];
         for n in [2, 3, 4] {
@@ -268,7 +364,7 @@ mod tests {
         let text = "[pipeline]\nname = \"p\"\n[plugins]\na = \"missing-a.wasm\"\n\
                     b = { path = \"text.wasm\", colour = 1 }\nc = 3\nd = \"missing-d.wasm\"\n\
                     [tasks.t]\nplugin = \"a\"\n";
-        let opts = LoadOptions { capacity_override: None, check_plugins: true };
+        let opts = LoadOptions { capacity_override: None, check_plugins: true, vars: Vec::new() };
         let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().expect("a thread pool");
         let run = || load_str(text, dir.path().join("p.toml"), dir.path().to_path_buf(), &opts, Threads::Auto);
         let Err(diags) = pool.install(run) else { panic!("the pipeline is invalid") };

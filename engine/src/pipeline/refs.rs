@@ -101,23 +101,37 @@ pub fn substitute<'a>(s: &'a str, vars: &[String], values: &[String]) -> Cow<'a,
 /// Walk `s`, calling `f` for each `{name}` placeholder; returns the text with
 /// placeholders replaced by what `f` returns (left as written when `None`).
 fn scan<'v>(s: &str, mut f: impl FnMut(&str) -> Option<&'v str>) -> String {
+    scan_all(s, false, |name| f(name).map(str::to_string))
+}
+
+/// A placeholder name: a variable, or a variable and a part (`f.stem`).
+pub fn valid_placeholder(s: &str) -> bool {
+    match s.split_once('.') {
+        Some((a, b)) => valid_var(a) && valid_var(b),
+        None => valid_var(s),
+    }
+}
+
+/// [`scan`] with owned replacements; with `keep_escapes`, `{{` and `}}` are
+/// copied as written (for a later expansion) instead of becoming braces.
+pub fn scan_all(s: &str, keep_escapes: bool, mut f: impl FnMut(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find(['{', '}']) {
         out.push_str(&rest[..i]);
         let tail = &rest[i..];
         if let Some(after) = tail.strip_prefix("{{") {
-            out.push('{');
+            out.push_str(if keep_escapes { "{{" } else { "{" });
             rest = after;
         } else if let Some(after) = tail.strip_prefix("}}") {
-            out.push('}');
+            out.push_str(if keep_escapes { "}}" } else { "}" });
             rest = after;
         } else if let Some(inner) = tail.strip_prefix('{') {
             match inner.find('}') {
-                Some(end) if valid_var(&inner[..end]) => {
+                Some(end) if valid_placeholder(&inner[..end]) => {
                     let name = &inner[..end];
                     match f(name) {
-                        Some(v) => out.push_str(v),
+                        Some(v) => out.push_str(&v),
                         None => out.push_str(&tail[..end + 2]),
                     }
                     rest = &tail[end + 2..];

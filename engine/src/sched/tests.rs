@@ -46,6 +46,7 @@ fn plan(rows: &[(&str, &[&str], Resources)], capacity: Resources) -> Plan {
         tasks,
         outputs: vec![],
         capacity,
+        vars: vec![],
     }
 }
 

@@ -1,6 +1,9 @@
 //! `topk`: the k most frequent entries of a `word<TAB>count` table, by count
-//! descending then word ascending (see docs/plugins.md#topk). Streams the
-//! input and keeps only k entries in a heap.
+//! descending then word ascending (see docs/plugins.md#topk). With
+//! `delimiter` and `column` it ranks the lines of any delimited table (such as
+//! `csv_aggregate` output) by the integer in that column (1-based; default:
+//! the last), ties by the line. Streams the input and keeps only k entries in
+//! a heap.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -12,19 +15,30 @@ use engine_sdk::{Context, Result, ResultExt, bail};
 #[serde(default, deny_unknown_fields)]
 struct Params {
     k: u64,
+    delimiter: String,
+    column: Option<usize>,
 }
 
 impl Default for Params {
     fn default() -> Self {
-        Params { k: 10 }
+        Params { k: 10, delimiter: "\t".to_owned(), column: None }
     }
 }
 
 fn run(ctx: &mut Context) -> Result<()> {
     let p: Params = ctx.params()?;
+    let delim = match p.delimiter.as_bytes() {
+        [b] => *b,
+        _ => bail!("param `delimiter` must be a single ASCII character, got `{}`", p.delimiter),
+    };
+    if p.column == Some(0) {
+        bail!("param `column` counts from 1");
+    }
     let mut input = ctx.input("counts")?;
     // Ordered best-first: (Reverse(count), word). The max-heap keeps the
     // worst of the k best on top, ready to be evicted.
+    // The line is kept whole; the default table is `word<TAB>count`, so
+    // ties by line are ties by word.
     let mut heap: BinaryHeap<(Reverse<u64>, Vec<u8>)> = BinaryHeap::new();
     let mut line = Vec::new();
     let mut lineno = 0u64;
@@ -39,20 +53,34 @@ fn run(ctx: &mut Context) -> Result<()> {
         if text.is_empty() {
             continue;
         }
-        let Some(tab) = text.iter().rposition(|&b| b == b'\t') else {
-            bail!("input `counts` line {lineno}: expected `word<TAB>count`");
+        let field = match p.column {
+            None => match text.iter().rposition(|&b| b == delim) {
+                Some(at) => Some(&text[at + 1..]),
+                None => None,
+            },
+            Some(c) => text.split(|&b| b == delim).nth(c - 1).filter(|_| text.contains(&delim)),
         };
-        let count = std::str::from_utf8(&text[tab + 1..]).ok().and_then(|s| s.parse::<u64>().ok());
+        let Some(field) = field else {
+            if p.delimiter == "\t" && p.column.is_none() {
+                bail!("input `counts` line {lineno}: expected `word<TAB>count`");
+            }
+            bail!(
+                "input `counts` line {lineno}: no column {} with delimiter `{}`",
+                p.column.map_or("last".to_string(), |c| c.to_string()),
+                p.delimiter
+            );
+        };
+        let count = std::str::from_utf8(field).ok().and_then(|s| s.trim().parse::<u64>().ok());
         let Some(count) = count else {
             bail!(
                 "input `counts` line {lineno}: count `{}` is not a non-negative integer",
-                String::from_utf8_lossy(&text[tab + 1..])
+                String::from_utf8_lossy(field)
             );
         };
         if p.k == 0 {
             continue;
         }
-        let entry = (Reverse(count), text[..tab].to_vec());
+        let entry = (Reverse(count), text.to_vec());
         if (heap.len() as u64) < p.k {
             heap.push(entry);
         } else if heap.peek().is_some_and(|worst| entry < *worst) {
@@ -61,9 +89,9 @@ fn run(ctx: &mut Context) -> Result<()> {
         }
     }
     let mut out = ctx.output("out")?;
-    for (Reverse(count), word) in heap.into_sorted_vec() {
-        out.write_all(&word)?;
-        writeln!(out, "\t{count}")?;
+    for (_, line) in heap.into_sorted_vec() {
+        out.write_all(&line)?;
+        out.write_all(b"\n")?;
     }
     out.finish()
 }
@@ -71,9 +99,9 @@ fn run(ctx: &mut Context) -> Result<()> {
 engine_sdk::task!(
     name = "topk",
     version = "0.1.0",
-    description = "the `k` (default 10) largest entries of a `word<TAB>count` table, by count then word",
+    description = "the `k` (default 10) largest entries of a `word<TAB>count` table (or of any `delimiter`-separated table, by the integer in `column`), by count then line",
     inputs = ["counts"],
     outputs = ["out"],
-    params = ["k"],
+    params = ["k", "delimiter", "column"],
     run = run,
 );

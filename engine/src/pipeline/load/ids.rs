@@ -130,7 +130,7 @@ impl<'d> Loader<'d, '_> {
     fn entry_slot(&mut self, id: &str, e: &Entry, first: TaskId, foreach: &mut Vec<Foreach>) -> (Slot, usize) {
         let Some(f) = self.doc.get(e.value, "foreach") else { return (Slot::Single(first), 1) };
         let slot = Slot::Foreach(foreach.len() as u32);
-        match self.foreach(id, f.value) {
+        match self.foreach(id, e.value, f.value) {
             Some(mut fe) => {
                 fe.first = first;
                 let n = fe.values.len();
@@ -139,7 +139,7 @@ impl<'d> Loader<'d, '_> {
             }
             None => {
                 // Keep the id known so references to it do not cascade.
-                foreach.push(Foreach { first, vars: vec![], values: vec![], keys: HashMap::new() });
+                foreach.push(Foreach::empty(first));
                 (slot, 0)
             }
         }

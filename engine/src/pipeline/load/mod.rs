@@ -1,6 +1,8 @@
 //! The validation passes that turn a parsed document into a [`Plan`]. One
 //! [`Loader`] carries what each pass learns to the next; each pass has a file:
 //!
+//! 0. [`vars`]: `[vars]`, the values given from outside, and `{name}`
+//!    substitution (only for a pipeline with vars);
 //! 1. [`top`]: `[pipeline]`, `[plugins]` (and, when asked, the plugin files:
 //!    existence, sha256 pins, imports, metadata, checked in parallel),
 //!    `[defaults]` and `[resources]`, with the per-task [`settings`] they share
@@ -27,6 +29,7 @@ mod resolve;
 mod settings;
 mod task;
 mod top;
+mod vars;
 mod workdir;
 
 use std::path::PathBuf;
@@ -36,11 +39,12 @@ use super::LoadOptions;
 use super::diag::Diagnostic;
 use super::doc::{Doc, NodeId, ROOT};
 use super::plugins::PluginCheck;
-use crate::plan::{OutputSpec, Plan, PluginSpec, Resources, TaskId, TaskSpec};
+use crate::plan::{OutputSpec, Plan, PluginSpec, Resources, TaskId, TaskSpec, VarValue};
 
 use foreach::Foreach;
 use ids::Slot;
 use settings::Settings;
+pub(super) use vars::{apply as apply_vars, wanted as wants_vars};
 
 /// What the passes know about a pipeline, and the diagnostics they reported.
 ///
@@ -71,6 +75,10 @@ pub(super) struct Loader<'d, 's> {
     /// Tasks that capture stdout, and the output name.
     task_stdout: Arc<std::collections::HashMap<TaskId, &'d str>>,
     task_count: usize,
+    /// `[vars]` entries and the node of each default (pass 0).
+    declared: Vec<(String, NodeId)>,
+    /// The vars and their values, for the plan.
+    pub(super) vars: Vec<VarValue>,
 }
 
 impl<'d, 's> Loader<'d, 's> {
@@ -93,6 +101,8 @@ impl<'d, 's> Loader<'d, 's> {
             task_plugin: Default::default(),
             task_stdout: Default::default(),
             task_count: 0,
+            declared: Vec::new(),
+            vars: Vec::new(),
         }
     }
 
@@ -114,6 +124,7 @@ impl<'d, 's> Loader<'d, 's> {
                 tasks,
                 outputs,
                 capacity: self.capacity,
+                vars: self.vars,
             },
             self.diags,
         )

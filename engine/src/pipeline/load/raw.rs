@@ -30,6 +30,7 @@ const TASK_KEYS: &[&str] = &[
     "fuel",
     "max_output_bytes",
     "foreach",
+    "foreach_mode",
     "mounts",
     "scratch",
     "success_exit_codes",

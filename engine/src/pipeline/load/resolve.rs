@@ -126,7 +126,7 @@ impl<'d, 's> Loader<'d, 's> {
                 if fe.values.is_empty() {
                     return false;
                 }
-                let example = fe.values.first().map(|v| v.join(",")).unwrap_or_default();
+                let example = fe.key(0).into_owned();
                 self.err(Diagnostic::error(format!("{user} refers to `{task}`, which is a foreach task")).primary(
                     sp.range(),
                     format!("use `{task}[*]` for all its tasks or one of them such as `{task}[{example}]`"),
@@ -172,8 +172,8 @@ impl<'d, 's> Loader<'d, 's> {
             out.push(Source::Task { task: fe.first + i, output: output.to_string() });
             return true;
         }
-        let first = fe.values.first().map(|v| v.join(",")).unwrap_or_default();
-        let last = fe.values.last().map(|v| v.join(",")).unwrap_or_default();
+        let first = fe.key(0).into_owned();
+        let last = fe.key(fe.values.len() - 1).into_owned();
         let range = if fe.values.len() == 1 {
             format!("`{task}[{first}]`")
         } else {

@@ -110,9 +110,10 @@ impl<'d> Loader<'d, '_> {
                 }
                 Slot::Foreach(f) => {
                     let fe = &foreach[f as usize];
-                    let raw = self.raw_task(id, e, Some(&fe.vars));
+                    // An invalid `foreach` (no vars) was reported: check no placeholders.
+                    let raw = self.raw_task(id, e, (!fe.vars.is_empty()).then_some(&fe.vars[..]));
                     for (k, values) in fe.values.iter().enumerate() {
-                        let tid = format!("{id}[{}]", values.join(","));
+                        let tid = format!("{id}[{}]", fe.key(k));
                         out(self.instantiate(tid, fe.first + k as u32, &raw, &fe.vars, values));
                     }
                 }

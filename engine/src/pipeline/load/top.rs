@@ -16,7 +16,7 @@ use crate::pipeline::refs;
 use crate::pipeline::resources;
 use crate::plan::{PluginSpec, Resources};
 
-const TOP_KEYS: &[&str] = &["pipeline", "plugins", "defaults", "resources", "tasks", "outputs"];
+const TOP_KEYS: &[&str] = &["pipeline", "vars", "plugins", "defaults", "resources", "tasks", "outputs"];
 const PIPELINE_KEYS: &[&str] = &["name", "description"];
 const PLUGIN_KEYS: &[&str] = &["path", "sha256"];
 const DEFAULTS_KEYS: &[&str] =
