@@ -614,3 +614,47 @@ fn processes_workers_harden_themselves_with_landlock() {
     let want = format!("no_new_privs,rlimit_core=0,rlimit_nofile=4096,rlimit_fsize=64GiB,{landlock}");
     assert_eq!(ex.hardening(), [want.clone(), want]);
 }
+
+// ---- host files a pipeline names ------------------------------------------
+
+/// Make a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+}
+
+#[test]
+fn a_fifo_as_plugin_is_refused_at_check_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("plugin.wasm");
+    mkfifo(&fifo);
+    rejected_at_check(&fifo, &format!("plugin `hostile`: `{}` is a FIFO, not a regular file", fifo.display()));
+}
+
+#[test]
+fn fifos_and_devices_as_inputs_or_mounts_are_refused_without_blocking() {
+    let s = Setup::new(
+        &cmd(),
+        r#"inputs = { a = "file:fifo", b = "file:/dev/zero" }
+mounts = { "/pipe" = "file:fifo.tar", "/null" = "file:/dev/null" }"#,
+    );
+    mkfifo(&s.root().join("fifo"));
+    mkfifo(&s.root().join("fifo.tar"));
+    for sub in ["check", "run"] {
+        let m = s.engine(sub, &[]);
+        let stderr = text(&m.output.stderr);
+        assert_eq!(m.output.status.code(), Some(2), "{sub}: {stderr}");
+        assert!(m.elapsed < TIME_BOUND, "{sub} took {:?}", m.elapsed);
+        for message in [
+            "error: input file `fifo` is a FIFO, not a regular file\n",
+            "error: input file `/dev/zero` is a character device, not a regular file\n",
+            "error: mount `/pipe` of task `hostile`: `fifo.tar` is a FIFO, not a directory or an archive\n",
+            "error: mount `/null` of task `hostile`: `/dev/null` is a character device, not a directory or an archive\n",
+        ] {
+            assert!(stderr.contains(message), "{sub}: expected `{message}` in:\n{stderr}");
+        }
+        assert!(stderr.ends_with("/pipeline.toml` is invalid: 4 errors\n"), "{sub}: {stderr}");
+        assert!(!s.root().join(".engine-store").exists(), "{sub}: a store was created");
+    }
+}

@@ -400,13 +400,15 @@ pub fn check_expect_file(expected: &Path, actual: &str) -> Result<(), String> {
     }
 }
 
-/// Copy the files (not subdirectories) of `src` into `dst`.
+/// Copy the files of `src` into `dst`, and its subdirectories recursively.
 pub fn copy_files(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).unwrap();
     for e in std::fs::read_dir(src).unwrap() {
         let e = e.unwrap();
         if e.file_type().unwrap().is_file() {
             std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        } else if e.file_type().unwrap().is_dir() {
+            copy_files(&e.path(), &dst.join(e.file_name()));
         }
     }
 }
