@@ -1,8 +1,9 @@
 //! `engine check` (validate and summarise) and `engine graph` (draw the plan).
 //!
 //! Both load the pipeline with plugin checks on; an invalid pipeline prints all
-//! its diagnostics on stderr (coloured only when stderr is a terminal) and exits
-//! with [`EXIT_INVALID`].
+//! its diagnostics on stderr (coloured only when stderr is a terminal, and
+//! with control characters escaped, see [`super::escape`]) and exits with
+//! [`EXIT_INVALID`].
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -18,7 +19,8 @@ pub(crate) fn load(path: &Path, resources: &Option<String>) -> Result<Plan, i32>
 
 /// [`load`] with explicit options.
 pub(crate) fn load_with(path: &Path, opts: &LoadOptions) -> Result<Plan, i32> {
-    pipeline::load(path, opts).map_err(|d| {
+    pipeline::load(path, opts).map_err(|mut d| {
+        d.map_text(|t| super::escape::one(t).into_owned());
         let text = if std::io::stderr().is_terminal() { d.to_colored_string() } else { d.to_string() };
         let mut err = std::io::stderr().lock();
         let _ = err.write_all(text.as_bytes());

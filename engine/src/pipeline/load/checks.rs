@@ -92,7 +92,8 @@ impl Loader<'_, '_> {
             if declared.iter().any(|d| d == name) {
                 continue;
             }
-            let d = Diagnostic::error(format!("task `{id}` has input `{name}`, which plugin `{pname}` does not declare"));
+            let d =
+                Diagnostic::error(format!("task `{id}` has input `{name}`, which plugin `{pname}` does not declare"));
             let d = match suggest(name, declared.iter().map(String::as_str)) {
                 Some(s) => d.primary(e.key_span.range(), format!("did you mean `{s}`?")),
                 None => d.primary(e.key_span.range(), "unknown input"),
@@ -108,11 +109,8 @@ impl Loader<'_, '_> {
         let Some(Some(min)) = self.checks.get(pid as usize).map(|c| c.as_ref().and_then(|c| c.min_memory)) else {
             return;
         };
-        let memory = st.resources.over(&self.defaults.resources).resolve(
-            1000,
-            crate::task::message::DEFAULT_TASK_MEMORY,
-            0,
-        );
+        let memory =
+            st.resources.over(&self.defaults.resources).resolve(1000, crate::task::message::DEFAULT_TASK_MEMORY, 0);
         if min <= memory.memory {
             return;
         }
