@@ -614,3 +614,149 @@ fn processes_workers_harden_themselves_with_landlock() {
     let want = format!("no_new_privs,rlimit_core=0,rlimit_nofile=4096,rlimit_fsize=64GiB,{landlock}");
     assert_eq!(ex.hardening(), [want.clone(), want]);
 }
+
+// ---- host files a pipeline names ------------------------------------------
+
+/// Make a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+}
+
+#[test]
+fn a_fifo_as_plugin_is_refused_at_check_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("plugin.wasm");
+    mkfifo(&fifo);
+    rejected_at_check(&fifo, &format!("plugin `hostile`: `{}` is a FIFO, not a regular file", fifo.display()));
+}
+
+#[test]
+fn fifos_and_devices_as_inputs_or_mounts_are_refused_without_blocking() {
+    let s = Setup::new(
+        &cmd(),
+        r#"inputs = { a = "file:fifo", b = "file:/dev/zero" }
+mounts = { "/pipe" = "file:fifo.tar", "/null" = "file:/dev/null" }"#,
+    );
+    mkfifo(&s.root().join("fifo"));
+    mkfifo(&s.root().join("fifo.tar"));
+    for sub in ["check", "run"] {
+        let m = s.engine(sub, &[]);
+        let stderr = text(&m.output.stderr);
+        assert_eq!(m.output.status.code(), Some(2), "{sub}: {stderr}");
+        assert!(m.elapsed < TIME_BOUND, "{sub} took {:?}", m.elapsed);
+        for message in [
+            "error: input file `fifo` is a FIFO, not a regular file\n",
+            "error: input file `/dev/zero` is a character device, not a regular file\n",
+            "error: mount `/pipe` of task `hostile`: `fifo.tar` is a FIFO, not a directory or an archive\n",
+            "error: mount `/null` of task `hostile`: `/dev/null` is a character device, not a directory or an archive\n",
+        ] {
+            assert!(stderr.contains(message), "{sub}: expected `{message}` in:\n{stderr}");
+        }
+        assert!(stderr.ends_with("/pipeline.toml` is invalid: 4 errors\n"), "{sub}: {stderr}");
+        assert!(!s.root().join(".engine-store").exists(), "{sub}: a store was created");
+    }
+}
+
+// ---- terminal escapes ------------------------------------------------------
+
+/// The error message of `escapes.wat` in the report: the exact bytes.
+const ESCAPES_ERROR: &str = "task error: bad \x1b]0;pwned\x07 title\rsucceeded: 2 tasks";
+
+#[test]
+fn plugin_text_reaches_the_terminal_escaped_on_threads_and_processes() {
+    for executor in ["threads", "processes"] {
+        let s = Setup::new(&wat("escapes"), "");
+        let report_path = s.root().join("report.json");
+        let m = s.engine("run", &["--executor", executor, "--report", report_path.to_str().unwrap()]);
+        let (stdout, stderr) = (text(&m.output.stdout), text(&m.output.stderr));
+        assert_eq!(m.output.status.code(), Some(1), "{executor}: {stderr}");
+        // A log line ends at `\n` (a `\r` before it goes with it); each is
+        // indented, so none can pass for a summary line.
+        let want = "error: task `hostile` failed: task error: bad \\x1b]0;pwned\\x07 title\\rsucceeded: 2 tasks\n  \
+                    last lines of its log:\n    \
+                    [info] \\x1b]52;c;cHduZWQ=\\x07clip\n    succeeded: forged\\x1b[2J\\u{9b}\n";
+        assert!(stderr.contains(want), "{executor}: expected\n{want}\nin:\n{stderr}");
+        for out in [&m.output.stdout, &m.output.stderr] {
+            assert!(!out.iter().any(|&b| b == 0x1b || b == 0x07 || b == b'\r'), "{executor}: raw control byte");
+        }
+        assert!(stdout.starts_with("failed: 2 tasks: 1 succeeded"), "{executor}: {stdout}");
+        // The report keeps the exact bytes.
+        let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
+        let hostile = report["tasks"].as_array().unwrap().iter().find(|t| t["id"] == "hostile").unwrap();
+        assert_eq!(hostile["error"]["message"], ESCAPES_ERROR);
+    }
+}
+
+#[test]
+fn plugin_metadata_and_import_names_are_escaped_by_inspect_plugins_and_check() {
+    let m = run_measured(
+        {
+            let mut c = engine();
+            c.arg("inspect").arg(wat("escapes"));
+            c
+        },
+        TIME_BOUND,
+    );
+    let stdout = text(&m.output.stdout);
+    assert_eq!(m.output.status.code(), Some(0), "{}", text(&m.output.stderr));
+    for line in [
+        "  name:        esc\\x1b[31m\n",
+        "  version:     1\\x07\n",
+        "  description: title \\x1b]0;pwned\\x07 \\r done\n",
+        "  outputs:     out\\x1b\n",
+    ] {
+        assert!(stdout.contains(line), "expected `{line}` in:\n{stdout}");
+    }
+    assert!(!m.output.stdout.contains(&0x1b), "raw ESC in:\n{stdout}");
+    // `--json` keeps the exact strings.
+    let m = run_measured(
+        {
+            let mut c = engine();
+            c.arg("inspect").arg("--json").arg(wat("escapes"));
+            c
+        },
+        TIME_BOUND,
+    );
+    let v: Value = serde_json::from_slice(&m.output.stdout).unwrap();
+    assert_eq!(v["meta"]["description"], "title \x1b]0;pwned\x07 \r done");
+    // `engine plugins` lists stock plugins found on ENGINE_PLUGIN_PATH.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(wat("escapes"), dir.path().join("esc.wasm")).unwrap();
+    let m = run_measured(
+        {
+            let mut c = engine();
+            c.arg("plugins").env("ENGINE_PLUGIN_PATH", dir.path());
+            c
+        },
+        TIME_BOUND,
+    );
+    let stdout = text(&m.output.stdout);
+    assert!(stdout.contains("\nstd:esc (sdk task): title \\x1b]0;pwned\\x07 \\r done\n  inputs: (none); outputs: out\\x1b; params: (not declared: any accepted)\n"), "{stdout}");
+    assert!(!m.output.stdout.contains(&0x1b), "raw ESC in:\n{stdout}");
+    // An import name in a diagnostic of `engine check` (and `engine inspect`).
+    rejected_at_check(
+        &wat("escape_import"),
+        "imports `env\\x1b]52;c;cHduZWQ=\\x07.f\\rsucceeded`, which the engine does not provide",
+    );
+    let s = Setup::new(&wat("escape_import"), "");
+    let m = s.engine("check", &[]);
+    assert!(!m.output.stderr.iter().any(|&b| b == 0x1b || b == 0x07 || b == b'\r'), "raw control byte in check");
+    let m = run_measured(
+        {
+            let mut c = engine();
+            c.arg("inspect").arg(wat("escape_import"));
+            c
+        },
+        TIME_BOUND,
+    );
+    assert_eq!(
+        text(&m.output.stderr),
+        format!(
+            "error: invalid plugin `{}`: imports `env\\x1b]52;c;cHduZWQ=\\x07.f\\rsucceeded`, which the engine does not \
+             provide (allowed modules: engine, wasi_snapshot_preview1)\n",
+            wat("escape_import").display()
+        )
+    );
+}

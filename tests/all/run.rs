@@ -648,3 +648,31 @@ fn the_sales_example_takes_vars_from_the_command_line() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn an_outputs_entry_a_command_never_wrote_is_named_in_the_summary() {
+    // A command plugin has no metadata, so check cannot know its outputs.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("pipeline.toml"),
+        format!(
+            "[pipeline]\nname = \"p\"\n[plugins]\nprobe = \"{}\"\n[tasks.a]\nplugin = \"probe\"\nargs = [\"tmp\"]\n\
+             [outputs]\n\"res.txt\" = \"a.result\"\n\"code.txt\" = \"a.exit_code\"\n",
+            crate::util::guest("cmd_probe").display()
+        ),
+    )
+    .unwrap();
+    for executor in ["threads", "processes"] {
+        let o = run_in(dir.path(), &["--executor", executor]);
+        let stdout = text(&o.stdout);
+        assert_eq!(o.status.code(), Some(1), "{executor}: {stdout}{}", text(&o.stderr));
+        assert!(stdout.starts_with("failed: 1 tasks: 1 succeeded (0 cached), 0 failed, 0 skipped, 0 cancelled in "));
+        let res = dir.path().canonicalize().unwrap().join("res.txt");
+        assert!(
+            stdout.contains(&format!("\nnot written: {} (task `a` produced no output `result`)\n", res.display())),
+            "{executor}: {stdout}"
+        );
+        assert!(!res.exists());
+        assert_eq!(std::fs::read_to_string(dir.path().join("code.txt")).unwrap(), "0\n");
+    }
+}

@@ -1,8 +1,9 @@
 //! `engine check` (validate and summarise) and `engine graph` (draw the plan).
 //!
 //! Both load the pipeline with plugin checks on; an invalid pipeline prints all
-//! its diagnostics on stderr (coloured only when stderr is a terminal) and exits
-//! with [`EXIT_INVALID`].
+//! its diagnostics on stderr (coloured only when stderr is a terminal, and
+//! with control characters escaped, see [`super::escape`]) and exits with
+//! [`EXIT_INVALID`].
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -20,7 +21,7 @@ pub(crate) fn load(path: &Path, resources: &Option<String>, vars: &[VarSetting])
 /// The var values a command was given: those of `--vars FILE`, then `--set`.
 pub(crate) fn given_vars(file: &Option<std::path::PathBuf>, set: &[VarSetting]) -> Result<Vec<VarSetting>, i32> {
     let mut vars = match file {
-        Some(f) => pipeline::read_vars_file(f).map_err(|d| print_diagnostics(&d))?,
+        Some(f) => pipeline::read_vars_file(f).map_err(|d| print_diagnostics(d))?,
         None => Vec::new(),
     };
     vars.extend(set.iter().cloned());
@@ -29,10 +30,11 @@ pub(crate) fn given_vars(file: &Option<std::path::PathBuf>, set: &[VarSetting]) 
 
 /// [`load`] with explicit options.
 pub(crate) fn load_with(path: &Path, opts: &LoadOptions) -> Result<Plan, i32> {
-    pipeline::load(path, opts).map_err(|d| print_diagnostics(&d))
+    pipeline::load(path, opts).map_err(print_diagnostics)
 }
 
-fn print_diagnostics(d: &pipeline::Diagnostics) -> i32 {
+fn print_diagnostics(mut d: pipeline::Diagnostics) -> i32 {
+    d.map_text(|t| super::escape::one(t).into_owned());
     let text = if std::io::stderr().is_terminal() { d.to_colored_string() } else { d.to_string() };
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(text.as_bytes());

@@ -2,10 +2,13 @@
 //! as text or JSON, without compiling it.
 //!
 //! Exit status 0 for a valid plugin, 2 when the file cannot be read or is not
-//! a valid plugin (the error says why, naming the file).
+//! a valid plugin (the error says why, naming the file). In the text form and
+//! in errors, everything read from the module is escaped
+//! ([`super::escape`]); the JSON form keeps the exact strings.
 
 use serde_json::json;
 
+use super::escape::one;
 use super::{EXIT_INVALID, EXIT_OK, InspectArgs};
 use crate::store::Digest;
 use crate::task::abi::{ModuleInfo, inspect_bytes};
@@ -14,14 +17,14 @@ pub fn inspect(a: &InspectArgs) -> i32 {
     let bytes = match crate::task::abi::read_module(&a.plugin) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("error: cannot read plugin `{}`: {e}", a.plugin.display());
+            eprintln!("error: cannot read plugin `{}`: {}", one(&a.plugin.display().to_string()), one(&e.to_string()));
             return EXIT_INVALID;
         }
     };
     let info = match inspect_bytes(&bytes) {
         Ok(i) => i,
         Err(msg) => {
-            eprintln!("error: invalid plugin `{}`: {msg}", a.plugin.display());
+            eprintln!("error: invalid plugin `{}`: {}", one(&a.plugin.display().to_string()), one(&msg));
             return EXIT_INVALID;
         }
     };
@@ -34,10 +37,11 @@ pub fn inspect(a: &InspectArgs) -> i32 {
     EXIT_OK
 }
 
-/// The text form (documented in docs/abi.md, "Inspecting a plugin").
+/// The text form (documented in docs/abi.md, "Inspecting a plugin"), every
+/// string from the module escaped.
 pub fn render_text(path: &str, digest: &Digest, size: usize, info: &ModuleInfo) -> String {
     let mut s = String::new();
-    s += &format!("plugin:  {path}\n");
+    s += &format!("plugin:  {}\n", one(path));
     s += &format!("kind:    {}\n", info.kind.describe());
     s += &format!("sha256:  {digest}\n");
     s += &format!("size:    {size} bytes\n");
@@ -45,11 +49,11 @@ pub fn render_text(path: &str, digest: &Digest, size: usize, info: &ModuleInfo) 
         None => s += "metadata: none (no `engine.task` custom section)\n",
         Some(m) => {
             s += "metadata:\n";
-            s += &format!("  name:        {}\n", m.name);
-            s += &format!("  version:     {}\n", m.version);
+            s += &format!("  name:        {}\n", one(&m.name));
+            s += &format!("  version:     {}\n", one(&m.version));
             s += &format!("  abi:         {}\n", m.abi);
-            s += &format!("  description: {}\n", m.description);
-            let list = |v: &[String]| if v.is_empty() { "(none)".to_string() } else { v.join(", ") };
+            s += &format!("  description: {}\n", one(&m.description));
+            let list = |v: &[String]| if v.is_empty() { "(none)".to_string() } else { one(&v.join(", ")).into_owned() };
             s += &format!("  inputs:      {}\n", list(&m.inputs));
             s += &format!("  outputs:     {}\n", list(&m.outputs));
             let params = match &m.params {
@@ -61,11 +65,11 @@ pub fn render_text(path: &str, digest: &Digest, size: usize, info: &ModuleInfo) 
     }
     s += &format!("imports ({}):\n", info.imports.len());
     for (module, name, kind) in &info.imports {
-        s += &format!("  {module}.{name} ({kind})\n");
+        s += &format!("  {}.{} ({kind})\n", one(module), one(name));
     }
     s += &format!("exports ({}):\n", info.exports.len());
     for (name, kind) in &info.exports {
-        s += &format!("  {name} ({kind})\n");
+        s += &format!("  {} ({kind})\n", one(name));
     }
     s
 }

@@ -23,7 +23,7 @@ fn locate(pipeline: &std::path::Path, store: &Option<String>) -> Result<(PathBuf
 }
 
 fn fail(msg: impl std::fmt::Display, code: i32) -> i32 {
-    eprintln!("error: {msg}");
+    eprintln!("error: {}", super::escape::one(&msg.to_string()));
     code
 }
 
@@ -141,6 +141,8 @@ pub fn logs(a: &LogsArgs) -> i32 {
             }
         },
     };
+    // A log is plugin text: shown with its lines, every other control escaped.
+    let text = super::escape::escape(&text, super::escape::Lines::Keep);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
     EXIT_OK

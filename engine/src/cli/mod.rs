@@ -8,6 +8,7 @@
 
 pub mod check;
 pub mod dask;
+pub mod escape;
 pub mod inspect;
 mod look;
 pub mod plugins;
@@ -330,10 +331,10 @@ pub fn main() -> i32 {
 
 /// Print an error headline with its `caused by:` chain to stderr.
 pub fn print_error(err: &(dyn std::error::Error + 'static)) {
-    eprintln!("error: {err}");
+    eprintln!("error: {}", escape::one(&err.to_string()));
     let mut src = err.source();
     while let Some(s) = src {
-        eprintln!("  caused by: {s}");
+        eprintln!("  caused by: {}", escape::one(&s.to_string()));
         src = s.source();
     }
 }

@@ -11,6 +11,7 @@ use std::io::Write as _;
 
 use serde_json::json;
 
+use super::escape::one;
 use super::{EXIT_INVALID, EXIT_OK, PluginsArgs};
 use crate::pipeline::plugins::{STD_PREFIX, stock_dirs, stock_plugins};
 use crate::task::abi::{ModuleInfo, inspect_bytes, read_module};
@@ -27,7 +28,11 @@ pub fn plugins(a: &PluginsArgs) -> i32 {
         match info {
             Ok(info) => listed.push((name, path, info)),
             Err(e) => {
-                eprintln!("error: invalid stock plugin `{STD_PREFIX}{name}` ({}): {e}", path.display());
+                eprintln!(
+                    "error: invalid stock plugin `{STD_PREFIX}{name}` ({}): {}",
+                    one(&path.display().to_string()),
+                    one(&e)
+                );
                 status = EXIT_INVALID;
             }
         }
@@ -53,9 +58,10 @@ pub fn plugins(a: &PluginsArgs) -> i32 {
     status
 }
 
-/// One plugin, as `engine plugins` prints it (documented in docs/plugins.md).
+/// One plugin, as `engine plugins` prints it (documented in docs/plugins.md),
+/// its metadata escaped ([`super::escape`]).
 fn render(name: &str, path: &str, info: &ModuleInfo) -> String {
-    let list = |v: &[String]| if v.is_empty() { "(none)".to_string() } else { v.join(", ") };
+    let list = |v: &[String]| if v.is_empty() { "(none)".to_string() } else { one(&v.join(", ")).into_owned() };
     let mut s = format!("{STD_PREFIX}{name} ({})", info.kind.describe());
     match &info.meta {
         None => s += "\n  metadata: none\n",
@@ -64,10 +70,10 @@ fn render(name: &str, path: &str, info: &ModuleInfo) -> String {
                 None => "(not declared: any accepted)".to_string(),
                 Some(p) => list(p),
             };
-            s += &format!(": {}\n", m.description);
+            s += &format!(": {}\n", one(&m.description));
             s += &format!("  inputs: {}; outputs: {}; params: {params}\n", list(&m.inputs), list(&m.outputs));
         }
     }
-    s += &format!("  file: {path}\n");
+    s += &format!("  file: {}\n", one(path));
     s
 }

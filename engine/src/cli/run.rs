@@ -20,6 +20,8 @@ use crate::sched::{Counts, FailureDecision};
 use crate::session::{self, PluginEvent, RunOutcome, RunStatus, Session, SessionError};
 use crate::units::{format_duration, format_size};
 
+use super::escape;
+
 /// The interrupt flag set by the Ctrl-C handler (installed once per process).
 fn interrupt_flag() -> Arc<AtomicBool> {
     static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
@@ -96,10 +98,10 @@ pub fn run(a: &RunArgs) -> i32 {
         }
     };
     if let Some(e) = &out.history_error {
-        eprintln!("warning: cannot record this run for `engine cat`, `engine logs` and --dry-run: {e}");
+        eprintln!("warning: cannot record this run for `engine cat`, `engine logs` and --dry-run: {}", escape::one(e));
     }
     if let Some(why) = &out.aborted {
-        eprintln!("error: the run was stopped, no worker is left to run tasks: {why}");
+        eprintln!("error: the run was stopped, no worker is left to run tasks: {}", escape::one(why));
     }
     print_summary(&out);
     if let Some(path) = &a.report
@@ -135,7 +137,8 @@ fn dry_run(session: Session) -> i32 {
     let mut o = std::io::stdout().lock();
     let hits = tasks.iter().filter(|t| t.hit).count();
     for t in &tasks {
-        let _ = if t.hit { writeln!(o, "hit   {}", t.id) } else { writeln!(o, "miss  {}: {}", t.id, t.reason) };
+        let (id, reason) = (escape::one(&t.id), escape::one(&t.reason));
+        let _ = if t.hit { writeln!(o, "hit   {id}") } else { writeln!(o, "miss  {id}: {reason}") };
     }
     let _ = writeln!(o, "dry run: {} tasks: {hits} hits, {} misses", tasks.len(), tasks.len() - hits);
     EXIT_OK
@@ -212,18 +215,20 @@ fn print_summary(out: &RunOutcome) {
     );
     let slow = report::slowest(&out.plan, r, 5);
     if !slow.is_empty() {
-        let list: Vec<String> =
-            slow.iter().map(|(id, us)| format!("{id} {}", format_duration(Duration::from_micros(*us)))).collect();
+        let list: Vec<String> = slow
+            .iter()
+            .map(|(id, us)| format!("{} {}", escape::one(id), format_duration(Duration::from_micros(*us))))
+            .collect();
         say!("slowest: {}", list.join(", "));
     }
     for e in &r.record_errors {
-        say!("warning: not recorded in the cache: {e}");
+        say!("warning: not recorded in the cache: {}", escape::one(&e.to_string()));
     }
     for w in &out.written {
-        say!("wrote {}", w.display());
+        say!("wrote {}", escape::one(&w.display().to_string()));
     }
     for m in &out.missing {
-        say!("not written: {} ({})", m.dest.display(), m.why);
+        say!("not written: {} ({})", escape::one(&m.dest.display().to_string()), escape::one(&m.why));
     }
     if c.failed > 0 || r.interrupted {
         say!(
@@ -278,7 +283,7 @@ impl Drop for Progress {
 impl Observer for Progress {
     fn event(&mut self, plan: &Plan, ev: Event<'_>, c: &Counts) {
         let done = (c.succeeded + c.failed + c.skipped + c.cancelled) as u64;
-        let id = |t: TaskId| plan.tasks[t as usize].id.as_str();
+        let id = |t: TaskId| escape::one(plan.tasks[t as usize].id.as_str());
         if let Event::Cached { .. } = ev {
             self.cached += 1;
         }
@@ -289,6 +294,8 @@ impl Observer for Progress {
         }
         match ev {
             Event::Failed { task, attempt, failure, decision, log_tail } => {
+                // Plugin text: the failure message and the log tail (docs/security.md).
+                let failure = escape::one(&failure.to_string()).into_owned();
                 let retries = plan.tasks[task as usize].retries;
                 let mut line = match decision {
                     FailureDecision::Retry { .. } => format!(
@@ -309,9 +316,11 @@ impl Observer for Progress {
                 };
                 if !log_tail.is_empty() && matches!(decision, FailureDecision::Failed { .. }) {
                     line.push_str("\n  last lines of its log:");
+                    // One terminal line per log line: `\n` is kept by the
+                    // indentation, every other control is escaped.
                     for l in log_tail.lines() {
                         line.push_str("\n    ");
-                        line.push_str(l);
+                        line.push_str(&escape::one(l));
                     }
                 }
                 self.say(&line);

@@ -782,9 +782,13 @@ pub fn task_message(
 }
 
 fn put_file(store: &dyn BlobStore, path: &Path) -> Result<BlobRef, String> {
-    let mut f = fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    // A regular file only, opened without blocking and copied up to the size
+    // it had when opened: a FIFO or a device swapped in after check is refused.
+    let f = crate::task::files::open_regular(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let len = f.metadata().map_err(|e| format!("cannot read {}: {e}", path.display()))?.len();
     let mut w = store.put().map_err(|e| e.to_string())?;
-    std::io::copy(&mut f, &mut w).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    std::io::copy(&mut std::io::Read::take(f, len), &mut w)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let blob = w.finish().map_err(|e| e.to_string())?;
     // Worker processes share the store: make the blob visible to them now.
     store.flush().map_err(|e| e.to_string())?;

@@ -72,6 +72,39 @@ impl Diagnostics {
         self.items.is_empty()
     }
 
+    /// Apply `f` to every text of every diagnostic (message, labels, notes)
+    /// and to the file name, and show each control character of the source
+    /// snippet (other than tab and line breaks) as `?` of the same length,
+    /// so spans stay valid. The CLI uses this to keep what a plugin or a
+    /// pipeline file controls from reaching a terminal raw.
+    pub fn map_text(&mut self, f: impl Fn(&str) -> String) {
+        for d in &mut self.items {
+            d.message = f(&d.message);
+            for l in &mut d.labels {
+                l.1 = f(&l.1);
+            }
+            for n in &mut d.notes {
+                *n = f(n);
+            }
+        }
+        self.file = f(&self.file);
+        let mut src = String::with_capacity(self.source.len());
+        let mut chars = self.source.chars().peekable();
+        while let Some(c) = chars.next() {
+            let keep = match c {
+                '\t' | '\n' => true,
+                '\r' => chars.peek() == Some(&'\n'),
+                _ => !c.is_control(),
+            };
+            if keep {
+                src.push(c);
+            } else {
+                src.extend(std::iter::repeat_n('?', c.len_utf8()));
+            }
+        }
+        self.source = src;
+    }
+
     /// Render every diagnostic followed by a one-line summary.
     pub fn render(&self, out: &mut dyn termcolor::WriteColor) -> std::io::Result<()> {
         let file = SimpleFile::new(self.file.as_str(), self.source.as_str());

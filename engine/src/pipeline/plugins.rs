@@ -35,6 +35,8 @@ pub struct PluginCheck {
     pub meta: Option<PluginMeta>,
     /// sha256 of the bytes read, when the file could be read.
     pub digest: Option<crate::store::Digest>,
+    /// The module's declared minimum linear memory in bytes, if it defines one.
+    pub min_memory: Option<u64>,
 }
 
 /// Check plugin `name`, written `rel` in the pipeline and found at `path`.
@@ -43,6 +45,16 @@ pub fn check_file(name: &str, rel: &str, path: &Path, sha256: Option<&str>) -> P
     let mut problem = |at, message: String, label: &str, notes: Vec<String>| {
         c.problems.push(Problem { at, message, label: label.to_string(), notes })
     };
+    // Refused before opening: opening a FIFO would wait for a writer.
+    if let Some(why) = std::fs::metadata(path).ok().as_ref().and_then(crate::task::files::not_regular) {
+        problem(
+            At::Path,
+            format!("plugin `{name}`: `{rel}` {why}, not a regular file"),
+            "a plugin must be a regular file",
+            vec![],
+        );
+        return c;
+    }
     let bytes = match crate::task::abi::read_module(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -105,6 +117,7 @@ pub fn check_file(name: &str, rel: &str, path: &Path, sha256: Option<&str>) -> P
             }
             c.kind = Some(info.kind);
             c.meta = info.meta;
+            c.min_memory = info.min_memory;
         }
     }
     c

@@ -43,6 +43,10 @@ pub struct ModuleInfo {
     pub exports: Vec<(String, String)>,
     /// The task metadata custom section, when present.
     pub meta: Option<PluginMeta>,
+    /// The initial size in bytes of the linear memory the module defines
+    /// (its declared minimum), if it defines one.
+    #[serde(default)]
+    pub min_memory: Option<u64>,
 }
 
 /// The task description the SDK embeds in a custom section (see docs/abi.md).
@@ -81,7 +85,9 @@ pub const ABI_MARKER: &str = "engine_abi_v1";
 pub const MAX_MODULE_SIZE: u64 = 256 << 20;
 
 /// Read a plugin file, refusing one larger than [`MAX_MODULE_SIZE`] before
-/// reading it (and never reading more than that, even if the file grows).
+/// reading it (and never reading more than that, even if the file grows),
+/// and anything but a regular file before opening it
+/// ([`super::files::open_regular`]: a FIFO never blocks).
 pub fn read_module(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
     use std::io::Read as _;
     let too_large = |len: u64| {
@@ -93,7 +99,7 @@ pub fn read_module(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
             ),
         )
     };
-    let file = std::fs::File::open(path)?;
+    let file = super::files::open_regular(path)?;
     let len = file.metadata()?.len();
     if len > MAX_MODULE_SIZE {
         return Err(too_large(len));
@@ -307,6 +313,7 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<ModuleInfo, String> {
     let mut meta_text: Option<Vec<u8>> = None;
     let mut export_types: Vec<(String, ExternalKind, Option<FuncType>)> = Vec::new();
     let mut imports_engine = false;
+    let mut min_memory = None;
 
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| format!("malformed module: {e}"))?;
@@ -317,6 +324,8 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<ModuleInfo, String> {
                     if mem.shared {
                         return Err(SHARED_MEMORY.into());
                     }
+                    let bytes = mem.initial.saturating_mul(1u64 << mem.page_size_log2.unwrap_or(16));
+                    min_memory = Some(min_memory.map_or(bytes, |m: u64| m.max(bytes)));
                 }
             }
             Payload::ImportSection(reader) => {
@@ -441,7 +450,7 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<ModuleInfo, String> {
         }
     };
 
-    Ok(ModuleInfo { kind, imports, exports, meta })
+    Ok(ModuleInfo { kind, imports, exports, meta, min_memory })
 }
 
 #[cfg(test)]

@@ -13,12 +13,15 @@
 //! * [`cache`]: the action-cache key of a task message and the record a
 //!   finished task leaves;
 //! * [`names`]: the one rule for output names, used at check time and at run
-//!   time.
+//!   time;
+//! * [`files`]: what kind of file a host path is, and opening regular files
+//!   only (plugins, `file:` inputs), so a FIFO or a device never blocks.
 //!
 //! Architecture invariant: nothing here depends on wasmtime, on a terminal,
 //! or on the pipeline file format.
 
 pub mod abi;
 pub mod cache;
+pub mod files;
 pub mod message;
 pub mod names;

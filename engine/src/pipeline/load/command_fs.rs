@@ -53,12 +53,7 @@ impl Loader<'_, '_> {
                 continue;
             };
             let host = self.base_dir.join(rel);
-            let problem = match std::fs::metadata(&host) {
-                Err(_) => Some(format!("`{rel}` does not exist")),
-                Ok(md) if md.is_dir() => None,
-                Ok(md) if md.is_file() && is_archive(rel) => None,
-                Ok(_) => Some(format!("`{rel}` is neither a directory nor a `.tar`, `.tar.gz` or `.tgz` archive")),
-            };
+            let problem = super::checks::fs_source_problem(&host, rel);
             if let Some(p) = problem {
                 self.err(
                     Diagnostic::error(format!("mount `{guest}` of task `{id}`: {p}"))

@@ -10,7 +10,7 @@
 //! 2. [`ids`]: every `[tasks.<id>]` gets its dense [`TaskId`]s, [`foreach`]
 //!    tasks one per expansion, so references can be resolved in any order;
 //! 3. [`task`]: each task table is read once ([`raw`], [`command_fs`] with its
-//!    [`workdir`]), then
+//!    [`workdir`], and the [`checks`] against plugin metadata and host files), then
 //!    instantiated per expansion with its references resolved ([`resolve`]);
 //!    large pipelines are built in parallel chunks, with the same result;
 //! 4. [`outputs`], then the graph (self-dependencies are caught in 3, cycles by
@@ -20,6 +20,7 @@
 //! of diagnostics, in file order, and keeps going.
 
 mod access;
+mod checks;
 mod command_fs;
 mod foreach;
 mod ids;

@@ -66,6 +66,7 @@ impl<'d> Loader<'d, '_> {
         let f = self.fields(e.value, TASK_KEYS, &format_args!("task `{id}`"));
         let plugin = self.task_plugin_id(id, &e, &f);
         let inputs = self.raw_inputs(id, &f, foreach);
+        self.check_input_names(id, plugin, &f);
         let w = |k| Field::new(&["tasks", id, k]);
         let params = match f.get("params") {
             Some(p) => {
@@ -84,6 +85,7 @@ impl<'d> Loader<'d, '_> {
         let stdout = self.raw_stdout(id, &f);
         self.reject_command_keys(id, plugin, &f);
         self.check_fits(id, &e, &settings);
+        self.check_memory_fits(id, plugin, &e, &f, &settings);
         let fs = self.command_fs(id, &f);
         RawTask { plugin, inputs, params, settings, args, env, stdin, stdout, fs }
     }

@@ -59,6 +59,7 @@ impl<'d, 's> Loader<'d, 's> {
                             .primary(sp.range(), "expected `task` or `task.output`"),
                     );
                 } else {
+                    self.check_input_file(p, sp);
                     out.push(Source::File { path: self.base_dir.join(p) });
                 }
                 return;

@@ -10,7 +10,7 @@
 
 use super::Loader;
 use super::access::Field;
-use super::command_fs::{DEFAULT_SCRATCH, RESERVED_GUEST_PATHS, is_archive};
+use super::command_fs::{DEFAULT_SCRATCH, RESERVED_GUEST_PATHS};
 use crate::pipeline::diag::Diagnostic;
 use crate::pipeline::doc::{Entry, Val};
 use crate::plan::{Mount, Workdir};
@@ -72,12 +72,7 @@ impl Loader<'_, '_> {
             return None;
         };
         let host = self.base_dir.join(rel);
-        let problem = match std::fs::metadata(&host) {
-            Err(_) => Some(format!("`{rel}` does not exist")),
-            Ok(md) if md.is_dir() => None,
-            Ok(md) if md.is_file() && is_archive(rel) => None,
-            Ok(_) => Some(format!("`{rel}` is neither a directory nor a `.tar`, `.tar.gz` or `.tgz` archive")),
-        };
+        let problem = super::checks::fs_source_problem(&host, rel);
         if let Some(p) = problem {
             self.err(
                 Diagnostic::error(format!("`from` of the workdir of task `{id}`: {p}"))
