@@ -21,7 +21,7 @@ pub(crate) fn load(path: &Path, resources: &Option<String>, vars: &[VarSetting])
 /// The var values a command was given: those of `--vars FILE`, then `--set`.
 pub(crate) fn given_vars(file: &Option<std::path::PathBuf>, set: &[VarSetting]) -> Result<Vec<VarSetting>, i32> {
     let mut vars = match file {
-        Some(f) => pipeline::read_vars_file(f).map_err(|d| print_diagnostics(d))?,
+        Some(f) => pipeline::read_vars_file(f).map_err(print_diagnostics)?,
         None => Vec::new(),
     };
     vars.extend(set.iter().cloned());
