@@ -292,6 +292,14 @@ fn sleeping_for_an_hour_is_stopped_by_the_timeout() {
 }
 
 #[test]
+fn waiting_on_an_absolute_clock_or_several_clocks_is_stopped_by_the_timeout() {
+    let body = "args = [\"abs:3600000\", \"realabs:3600000\", \"rel:3600000\"]\ntimeout = \"500ms\"";
+    for executor in ["threads", "processes"] {
+        contained_on(&guest("cmd_poll"), body, "timeout", "timed out after 500.0ms", executor);
+    }
+}
+
+#[test]
 fn an_infinite_loop_is_stopped_by_its_fuel() {
     contained(
         &wat("loop"),

@@ -147,8 +147,8 @@ pub(crate) struct TaskState {
     /// interruptible `poll_oneoff` (see `poll`).
     pub(crate) deadline: Option<Instant>,
     pub(crate) cancelled: Arc<AtomicBool>,
-    /// wasmtime-wasi's own `poll_oneoff`, once looked up.
-    pub(crate) poll_original: Option<wasmtime::Func>,
+    /// The helper instance `poll` asks about clocks and descriptors.
+    pub(crate) poll_helper: Option<poll::Helper>,
 }
 
 struct Inner {
@@ -447,7 +447,7 @@ impl Runtime {
             out_watch: None,
             deadline,
             cancelled: cancelled.clone(),
-            poll_original: None,
+            poll_helper: None,
         };
         let mut st = Store::new(&self.inner.engine, state);
         st.limiter(|s| &mut s.limiter);
@@ -591,7 +591,7 @@ mod tests {
             out_watch: None,
             deadline: None,
             cancelled: Arc::new(AtomicBool::new(false)),
-            poll_original: None,
+            poll_helper: None,
         };
         let mut store = Store::new(&engine, state);
         let defined: Vec<(String, wasmtime::Extern)> =
