@@ -300,6 +300,20 @@ fn waiting_on_an_absolute_clock_or_several_clocks_is_stopped_by_the_timeout() {
 }
 
 #[test]
+fn a_rust_panic_shows_its_message_and_named_frames_on_the_console() {
+    let location = repo_root().join("tests/guests/rust/hostile_cmd/src/main.rs");
+    let message = format!("trap: panicked at {}:154:46: the plugin gave up", location.display());
+    for executor in ["threads", "processes"] {
+        let o = contained_on(&cmd(), "args = [\"panic\", \"the plugin gave up\"]", "trap", &message, executor);
+        let stderr = text(&o.m.output.stderr);
+        assert!(!stderr.contains("second line of the panic"), "{stderr}");
+        assert!(stderr.contains(".wasm!hostile_cmd::main::h"), "frames are named: {stderr}");
+        assert!(!stderr.contains("<wasm function"), "{stderr}");
+        assert!(o.log.contains(".wasm!core[") && o.log.contains("::panicking::panic_fmt"), "{}", o.log);
+    }
+}
+
+#[test]
 fn an_infinite_loop_is_stopped_by_its_fuel() {
     contained(
         &wat("loop"),
