@@ -502,6 +502,35 @@ fn raw_module(name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
+/// A command whose function 1 (after one imported function) declares `locals`
+/// locals and `globals` globals.
+fn big_module(name: &str, locals: usize, globals: usize) -> PathBuf {
+    let text = format!(
+        "(module (import \"wasi_snapshot_preview1\" \"proc_exit\" (func (param i32))) {} \
+         (memory (export \"memory\") 1) (func (export \"_start\") (local{})))",
+        "(global i32 (i32.const 0)) ".repeat(globals),
+        " i64".repeat(locals)
+    );
+    raw_module(name, &wat::parse_str(text).unwrap())
+}
+
+#[test]
+fn modules_over_the_static_compilation_limits_are_rejected_at_check() {
+    rejected_at_check(
+        &big_module("locals", 40_000, 0),
+        "function 1 declares 40000 locals, more than the limit of 10000 per function (docs/security.md, \"Compilation\")",
+    );
+    rejected_at_check(
+        &big_module("globals", 0, 100_001),
+        "the module has 100001 globals, more than the limit of 100000 (docs/security.md, \"Compilation\")",
+    );
+    // At the limit is fine: the innocent task and this one both succeed.
+    let s = Setup::new(&big_module("locals_ok", 10_000, 0), "");
+    let m = s.engine("run", &["--executor", "processes"]);
+    assert_eq!(m.output.status.code(), Some(0), "{}", text(&m.output.stderr));
+    assert_eq!(std::fs::read_to_string(s.root().join("out/innocent.txt")).unwrap(), INNOCENT);
+}
+
 #[test]
 fn malformed_modules_are_rejected_at_check() {
     // Truncated after the header: a section that claims more bytes than exist.
