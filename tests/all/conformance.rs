@@ -118,8 +118,8 @@ fn c_wasi_libc_filesystem_calls_match_plain_wasmtime_wasi_on_every_executor() {
     check("c_fs_conformance");
 }
 
-/// `poll_oneoff` forms other than a plain sleep reach wasmtime-wasi's own
-/// implementation with the guest's memory (found by the official suite's
+/// `poll_oneoff` forms other than a plain sleep are answered with the guest memory
+/// (found by the official suite's
 /// `poll_oneoff_stdio`, which trapped with "missing required memory export").
 #[test]
 fn poll_oneoff_on_fds_reaches_wasmtime_wasi_with_the_guest_memory() {

@@ -292,6 +292,28 @@ fn sleeping_for_an_hour_is_stopped_by_the_timeout() {
 }
 
 #[test]
+fn waiting_on_an_absolute_clock_or_several_clocks_is_stopped_by_the_timeout() {
+    let body = "args = [\"abs:3600000\", \"realabs:3600000\", \"rel:3600000\"]\ntimeout = \"500ms\"";
+    for executor in ["threads", "processes"] {
+        contained_on(&guest("cmd_poll"), body, "timeout", "timed out after 500.0ms", executor);
+    }
+}
+
+#[test]
+fn a_rust_panic_shows_its_message_and_named_frames_on_the_console() {
+    let location = repo_root().join("tests/guests/rust/hostile_cmd/src/main.rs");
+    let message = format!("trap: panicked at {}:154:46: the plugin gave up", location.display());
+    for executor in ["threads", "processes"] {
+        let o = contained_on(&cmd(), "args = [\"panic\", \"the plugin gave up\"]", "trap", &message, executor);
+        let stderr = text(&o.m.output.stderr);
+        assert!(!stderr.contains("second line of the panic"), "{stderr}");
+        assert!(stderr.contains(".wasm!hostile_cmd::main::h"), "frames are named: {stderr}");
+        assert!(!stderr.contains("<wasm function"), "{stderr}");
+        assert!(o.log.contains(".wasm!core[") && o.log.contains("::panicking::panic_fmt"), "{}", o.log);
+    }
+}
+
+#[test]
 fn an_infinite_loop_is_stopped_by_its_fuel() {
     contained(
         &wat("loop"),
@@ -478,6 +500,35 @@ fn raw_module(name: &str, bytes: &[u8]) -> PathBuf {
     let p = dir.join(format!("hostile_{name}.wasm"));
     std::fs::write(&p, bytes).unwrap();
     p
+}
+
+/// A command whose function 1 (after one imported function) declares `locals`
+/// locals and `globals` globals.
+fn big_module(name: &str, locals: usize, globals: usize) -> PathBuf {
+    let text = format!(
+        "(module (import \"wasi_snapshot_preview1\" \"proc_exit\" (func (param i32))) {} \
+         (memory (export \"memory\") 1) (func (export \"_start\") (local{})))",
+        "(global i32 (i32.const 0)) ".repeat(globals),
+        " i64".repeat(locals)
+    );
+    raw_module(name, &wat::parse_str(text).unwrap())
+}
+
+#[test]
+fn modules_over_the_static_compilation_limits_are_rejected_at_check() {
+    rejected_at_check(
+        &big_module("locals", 40_000, 0),
+        "function 1 declares 40000 locals, more than the limit of 10000 per function (docs/security.md, \"Compilation\")",
+    );
+    rejected_at_check(
+        &big_module("globals", 0, 100_001),
+        "the module has 100001 globals, more than the limit of 100000 (docs/security.md, \"Compilation\")",
+    );
+    // At the limit is fine: the innocent task and this one both succeed.
+    let s = Setup::new(&big_module("locals_ok", 10_000, 0), "");
+    let m = s.engine("run", &["--executor", "processes"]);
+    assert_eq!(m.output.status.code(), Some(0), "{}", text(&m.output.stderr));
+    assert_eq!(std::fs::read_to_string(s.root().join("out/innocent.txt")).unwrap(), INNOCENT);
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod hostile;
 mod languages;
 mod pipeline;
 mod plugins;
+mod poll;
 mod programs;
 mod run;
 mod runtime;

@@ -476,7 +476,9 @@ fn sdk_test_guests_behave_as_documented() {
     assert_eq!(run_guest("flaky", vec![], "{}").text("out"), "ok\n");
     let run = run_guest("flaky", vec![], r#"{"fail":true}"#);
     assert_eq!(run.error(), "failing as asked");
-    assert!(matches!(run_guest("flaky", vec![], r#"{"panic":true}"#).failure(), TaskFailure::Trap { .. }));
+    let location = crate::util::repo_root().join("tests/guests/rust/flaky/src/lib.rs");
+    let message = format!("panicked at {}:27:9: panicking as asked", location.display());
+    assert_eq!(run_guest("flaky", vec![], r#"{"panic":true}"#).failure(), &TaskFailure::Trap { message });
 
     assert_eq!(run_guest("sleep_ms", vec![], r#"{"ms":1}"#).text("out"), "slept 1\n");
     assert_eq!(run_guest("hog", vec![], r#"{"mib":1}"#).text("out"), "allocated 1 MiB\n");

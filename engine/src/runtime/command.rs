@@ -34,7 +34,7 @@ use super::failure::{Ended, classify};
 use super::log::{Capture, SharedCapture, SharedLog, Sink};
 use super::sdk::{SdkState, name_problem, show_name};
 use super::watch::{Area, Excess, MAX_SCRATCH_ENTRIES, OutWatch, Watched, walk};
-use super::{Plugin, Runtime, wasi_builder, workdir, write_backtrace};
+use super::{Plugin, Runtime, explain_trap, wasi_builder, workdir};
 use crate::plan::{CommandFs, Workdir};
 use crate::store::{BlobReader, BlobStore};
 use crate::task::abi::EXIT_CODE_OUTPUT;
@@ -163,12 +163,7 @@ pub(super) fn run(
         Ok(()) => 0,
         Err(e) => match classify(&e, &seen) {
             Ended::Exit(code) => code,
-            Ended::Failed(f) => {
-                if matches!(f, TaskFailure::Trap { .. }) {
-                    write_backtrace(log, &e);
-                }
-                return Err(f);
-            }
+            Ended::Failed(f) => return Err(explain_trap(log, &e, f)),
         },
     };
     metrics.exit_code = Some(code);

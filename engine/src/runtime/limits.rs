@@ -62,3 +62,21 @@ impl ResourceLimiter for TaskLimiter {
         1
     }
 }
+
+/// Host calls are charged fuel for the bytes they move: one unit per
+/// `FUEL_BYTES` bytes, rounded up (docs/abi.md, "Fuel").
+pub(crate) const FUEL_BYTES: u64 = 8;
+
+/// Charge a host call that moves `bytes` bytes, before it moves them: a task
+/// without that much fuel left fails with the fuel limit, as a wasm
+/// instruction past its budget would.
+pub(crate) fn charge_bytes(mut store: impl wasmtime::AsContextMut, bytes: u64) -> wasmtime::Result<()> {
+    let mut store = store.as_context_mut();
+    let cost = bytes.div_ceil(FUEL_BYTES);
+    let left = store.get_fuel()?;
+    if cost > left {
+        store.set_fuel(0)?;
+        return Err(wasmtime::Error::new(wasmtime::Trap::OutOfFuel));
+    }
+    store.set_fuel(left - cost)
+}

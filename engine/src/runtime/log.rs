@@ -25,11 +25,40 @@ pub(crate) struct TaskLog {
     buf: Vec<u8>,
     cap: u64,
     truncated: bool,
+    /// The last [`RECENT`] to `2 * RECENT` bytes appended, kept even past the
+    /// cap, where [`TaskLog::panic_message`] looks for a Rust panic.
+    recent: Vec<u8>,
 }
+
+/// How much of the latest log text is kept for [`TaskLog::panic_message`].
+const RECENT: usize = 4096;
+/// The longest panic message shown in a failure, in characters.
+const PANIC_CHARS: usize = 300;
 
 impl TaskLog {
     pub(crate) fn new(cap: u64) -> TaskLog {
-        TaskLog { buf: Vec::new(), cap, truncated: false }
+        TaskLog { buf: Vec::new(), cap, truncated: false, recent: Vec::new() }
+    }
+
+    /// The first line of the latest Rust panic in the log (`thread 'main'
+    /// panicked at src/main.rs:3:5:` then the message), as
+    /// `panicked at src/main.rs:3:5: MESSAGE`.
+    pub(crate) fn panic_message(&self) -> Option<String> {
+        let text = String::from_utf8_lossy(&self.recent);
+        let at = text.rfind(" panicked at ")?;
+        let mut lines = text[at + " panicked at ".len()..].lines();
+        let location = lines.next()?.trim_end().trim_end_matches(':');
+        let message = match lines.next() {
+            // Rust before 1.73: `panicked at 'MESSAGE', LOCATION` on one line.
+            _ if location.starts_with('\'') => location.to_string(),
+            Some(m) if !m.starts_with("note: ") => format!("{location}: {m}"),
+            _ => location.to_string(),
+        };
+        let mut shown: String = message.chars().take(PANIC_CHARS).collect();
+        if shown.len() < message.len() {
+            shown.push_str(" [...]");
+        }
+        Some(format!("panicked at {shown}"))
     }
 
     /// Bytes that can still be appended before the cap.
@@ -43,6 +72,11 @@ impl TaskLog {
     /// Append bytes, truncating at the cap with the marker line
     /// `[log truncated: limit of N bytes reached]`.
     pub(crate) fn append(&mut self, bytes: &[u8]) {
+        let keep = bytes.len().min(RECENT);
+        self.recent.extend_from_slice(&bytes[bytes.len() - keep..]);
+        if self.recent.len() > 2 * RECENT {
+            self.recent.drain(..self.recent.len() - RECENT);
+        }
         if self.truncated {
             return;
         }
@@ -201,5 +235,20 @@ mod tests {
             String::from_utf8(log.into_bytes()).unwrap(),
             "[info] hel\n[log truncated: limit of 10 bytes reached]\n"
         );
+    }
+
+    #[test]
+    fn the_latest_panic_is_found_even_past_the_cap() {
+        let mut log = TaskLog::new(10);
+        log.append(b"thread 'main' panicked at a.rs:1:2:\nfirst\n");
+        log.append(&[b'x'; 10_000]);
+        log.append(
+            b"\nthread 'main' (1) panicked at src/main.rs:3:5:\nboom\nmore\nnote: run with `RUST_BACKTRACE=1`\n",
+        );
+        assert_eq!(log.panic_message().as_deref(), Some("panicked at src/main.rs:3:5: boom"));
+        let mut old = TaskLog::new(100);
+        old.append(b"thread 'main' panicked at 'boom', src/main.rs:3:5\nnote: run with\n");
+        assert_eq!(old.panic_message().as_deref(), Some("panicked at 'boom', src/main.rs:3:5"));
+        assert_eq!(TaskLog::new(100).panic_message(), None);
     }
 }

@@ -147,8 +147,8 @@ pub(crate) struct TaskState {
     /// interruptible `poll_oneoff` (see `poll`).
     pub(crate) deadline: Option<Instant>,
     pub(crate) cancelled: Arc<AtomicBool>,
-    /// wasmtime-wasi's own `poll_oneoff`, once looked up.
-    pub(crate) poll_original: Option<wasmtime::Func>,
+    /// The helper instance `poll` asks about clocks and descriptors.
+    pub(crate) poll_helper: Option<poll::Helper>,
 }
 
 struct Inner {
@@ -447,7 +447,7 @@ impl Runtime {
             out_watch: None,
             deadline,
             cancelled: cancelled.clone(),
-            poll_original: None,
+            poll_helper: None,
         };
         let mut st = Store::new(&self.inner.engine, state);
         st.limiter(|s| &mut s.limiter);
@@ -534,12 +534,7 @@ impl Runtime {
             Err(e) => match classify(&e, &seen) {
                 Ended::Exit(0) => None,
                 Ended::Exit(code) => Some(TaskFailure::Error { message: format!("exited with code {code}") }),
-                Ended::Failed(f) => {
-                    if matches!(f, TaskFailure::Trap { .. }) {
-                        write_backtrace(log, &e);
-                    }
-                    Some(f)
-                }
+                Ended::Failed(f) => Some(explain_trap(log, &e, f)),
             },
         };
         // An `error` call explains a non-zero return or a trap better than
@@ -565,14 +560,25 @@ impl Runtime {
     }
 }
 
-/// Append the wasm backtrace of a trap to the task log, if there is one.
-fn write_backtrace(log: &SharedLog, err: &wasmtime::Error) {
+/// For a trap: the failure with the guest's Rust panic message, if its log
+/// shows one (docs/abi.md, "Failures"), and the wasm backtrace appended to the
+/// task log (with function names when the module has a `name` section).
+fn explain_trap(log: &SharedLog, err: &wasmtime::Error, failure: TaskFailure) -> TaskFailure {
+    if !matches!(failure, TaskFailure::Trap { .. }) {
+        return failure;
+    }
+    let mut log = log.lock();
+    let failure = match log.panic_message() {
+        Some(message) => TaskFailure::Trap { message },
+        None => failure,
+    };
     if let Some(bt) = err.downcast_ref::<wasmtime::WasmBacktrace>() {
         let text = bt.to_string();
         if !text.is_empty() {
-            log.lock().append(format!("[trap] {text}\n").as_bytes());
+            log.append(format!("[trap] {text}\n").as_bytes());
         }
     }
+    failure
 }
 
 #[cfg(test)]
@@ -591,7 +597,7 @@ mod tests {
             out_watch: None,
             deadline: None,
             cancelled: Arc::new(AtomicBool::new(false)),
-            poll_original: None,
+            poll_helper: None,
         };
         let mut store = Store::new(&engine, state);
         let defined: Vec<(String, wasmtime::Extern)> =

@@ -286,6 +286,69 @@ fn export_kind_name(k: ExternalKind) -> &'static str {
 
 /// Inspect module bytes. The error text says what is wrong with the module
 /// (malformed, unsupported import, neither kind, ...).
+/// Static limits that bound how long a module takes to compile (docs/security.md,
+/// "Compilation"); `engine check` refuses a module over any of them.
+pub const MAX_FUNCTIONS: u64 = 200_000;
+/// Locals declared by one function (its parameters not counted).
+pub const MAX_LOCALS_PER_FUNCTION: u64 = 10_000;
+/// Bytes of one function body (its locals and code).
+pub const MAX_FUNCTION_BODY: u64 = 1 << 20;
+pub const MAX_GLOBALS: u64 = 100_000;
+pub const MAX_DATA_SEGMENTS: u64 = 100_000;
+
+/// Refuse a (valid) module over one of the static limits above, naming the
+/// function (by its index in the function index space, imports first) and the
+/// limit.
+fn check_static_limits(bytes: &[u8]) -> Result<(), String> {
+    let over = |n: u64, what: &str, max: u64| {
+        Err(format!("the module has {n} {what}, more than the limit of {max} (docs/security.md, \"Compilation\")"))
+    };
+    let mut imported = 0u64;
+    let mut index = 0u64;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.map_err(|e| format!("malformed module: {e}"))? {
+            Payload::ImportSection(reader) => {
+                for imp in reader.into_imports() {
+                    let imp = imp.map_err(|e| format!("malformed module: {e}"))?;
+                    imported += u64::from(matches!(imp.ty, TypeRef::Func(_)));
+                }
+                index = imported;
+            }
+            Payload::FunctionSection(r) if imported + u64::from(r.count()) > MAX_FUNCTIONS => {
+                return over(imported + u64::from(r.count()), "functions", MAX_FUNCTIONS);
+            }
+            Payload::GlobalSection(r) if u64::from(r.count()) > MAX_GLOBALS => {
+                return over(u64::from(r.count()), "globals", MAX_GLOBALS);
+            }
+            Payload::DataSection(r) if u64::from(r.count()) > MAX_DATA_SEGMENTS => {
+                return over(u64::from(r.count()), "data segments", MAX_DATA_SEGMENTS);
+            }
+            Payload::CodeSectionEntry(body) => {
+                let size = body.range().len() as u64;
+                if size > MAX_FUNCTION_BODY {
+                    return Err(format!(
+                        "function {index} has a body of {size} bytes, more than the limit of {MAX_FUNCTION_BODY} \
+                         bytes per function (docs/security.md, \"Compilation\")"
+                    ));
+                }
+                let mut locals = 0u64;
+                for l in body.get_locals_reader().map_err(|e| format!("malformed module: {e}"))? {
+                    locals += u64::from(l.map_err(|e| format!("malformed module: {e}"))?.0);
+                }
+                if locals > MAX_LOCALS_PER_FUNCTION {
+                    return Err(format!(
+                        "function {index} declares {locals} locals, more than the limit of \
+                         {MAX_LOCALS_PER_FUNCTION} per function (docs/security.md, \"Compilation\")"
+                    ));
+                }
+                index += 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 pub fn inspect_bytes(bytes: &[u8]) -> Result<ModuleInfo, String> {
     // A component has a different layer number; say so rather than letting the
     // validator complain about a disabled proposal.
@@ -297,6 +360,7 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<ModuleInfo, String> {
     let mut validator = Validator::new_with_features(enabled_features());
     let types = validator.validate_all(bytes).map_err(|e| validation_error(bytes, &e))?;
     let types = types.as_ref();
+    check_static_limits(bytes)?;
 
     let func_type = |ty: Option<EntityType>| -> Option<FuncType> {
         match ty? {

@@ -1,6 +1,6 @@
 ;; WASI command: poll_oneoff with two subscriptions (a 1 s relative clock and
-;; fd_write readiness of stdout), the form wasmtime-wasi itself answers (the
-;; engine handles only plain sleeps). Exits with 100 + errno if the call
+;; fd_write readiness of stdout), answered by the engine's own poll_oneoff
+;; (docs/abi.md, "poll_oneoff"). Exits with 100 + errno if the call
 ;; fails, else with the userdata (2) of the first event: stdout is writable
 ;; at once, so the clock never fires.
 (module

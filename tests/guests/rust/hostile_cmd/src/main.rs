@@ -9,7 +9,9 @@
 //! working escape makes the task *succeed*, which the tests reject.
 //!
 //! Attacks: `passwd`, `paths <sentinel>`, `links <sentinel>`, `write <sentinel>`,
-//! `files <n>`, `bigfile <mib>`, `log <mib>`, `sleep <secs>`, `ambient`, `clock`, `net`.
+//! `files <n>`, `bigfile <mib>`, `log <mib>`, `sleep <secs>`, `ambient`, `clock`, `net`,
+//! `panic <text>` (after a few KiB of stderr), `random <calls> <mib>` (`random_get`
+//! of `<mib>` MiB, `<calls>` times).
 
 use std::fs;
 use std::io::{self, Write};
@@ -146,6 +148,23 @@ fn main() {
                 err.write_all(&chunk).unwrap_or_else(|e| fail(e));
             }
             fs::write("/out/out", "logged\n").unwrap_or_else(|e| fail(e));
+        }
+        "panic" => {
+            eprintln!("{}", "noise before the panic ".repeat(200));
+            let nested = |text: &str| -> ! { panic!("{text}\nsecond line of the panic") };
+            nested(&arg(2));
+        }
+        "random" => {
+            let calls: u64 = arg(2).parse().unwrap_or(0);
+            let mut buf = vec![0u8; arg(3).parse::<usize>().unwrap_or(0) << 20];
+            for _ in 0..calls {
+                // SAFETY: `buf` is a live buffer of that length.
+                let e = unsafe { random_get(buf.as_mut_ptr(), buf.len()) };
+                if e != 0 {
+                    fail(io::Error::other(format!("random_get: errno {e}")));
+                }
+            }
+            fs::write("/out/out", format!("{} random bytes\n", calls * buf.len() as u64)).unwrap_or_else(|e| fail(e));
         }
         "sleep" => {
             let secs: u64 = arg(2).parse().unwrap_or(0);
