@@ -48,7 +48,7 @@ const HELPER_WAT: &str = r#"(module
     (call $poll (local.get 0) (local.get 1) (local.get 2) (local.get 3))))"#;
 
 /// Stop the guest if its deadline passed or the run was cancelled.
-fn check(caller: &Caller<'_, TaskState>) -> wasmtime::Result<()> {
+pub(super) fn check(caller: &Caller<'_, TaskState>) -> wasmtime::Result<()> {
     let d = caller.data();
     if d.cancelled.load(Ordering::Relaxed) {
         return Err(wasmtime::Error::new(Abort::Cancelled));
