@@ -153,6 +153,11 @@ fn publish(msg: &TaskMessage, store: &dyn BlobStore, code: i32, vfs: &Vfs) -> Re
     }
     let mut total = vfs.stdout_capture.as_ref().map_or(0, |b| b.len() as u64);
     for (rel, node) in vfs.out_files() {
+        if vfs.node(node).is_ok_and(|n| matches!(n.kind, super::vfs::Kind::Symlink(_))) {
+            return Err(TaskFailure::Error {
+                message: format!("`/out/{rel}` is a symbolic link; only regular files can be outputs"),
+            });
+        }
         if let Some(p) = name_problem(rel.as_bytes()) {
             return Err(TaskFailure::Error {
                 message: format!("`/out/{}` is not a valid output name: {p}", show_name(rel.as_bytes())),

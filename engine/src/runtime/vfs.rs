@@ -37,7 +37,6 @@ pub(crate) mod errno {
     pub const ACCES: u16 = 2;
     pub const BADF: u16 = 8;
     pub const EXIST: u16 = 20;
-    pub const FAULT: u16 = 21;
     pub const FBIG: u16 = 22;
     pub const INVAL: u16 = 28;
     pub const ISDIR: u16 = 31;
@@ -103,8 +102,14 @@ impl Content {
 }
 
 pub(crate) enum Kind {
-    Dir { entries: BTreeMap<String, usize>, parent: Option<usize> },
+    Dir {
+        entries: BTreeMap<String, usize>,
+        parent: Option<usize>,
+    },
     File(Content),
+    /// A relative symbolic link: it can be made, listed, read, renamed and
+    /// removed, never followed (`EPERM`), and fails the task if left in `/out`.
+    Symlink(String),
 }
 
 pub(crate) struct Node {
@@ -383,7 +388,7 @@ impl Vfs {
         let zone = n.zone;
         let len = match &n.kind {
             Kind::File(c) => c.len(),
-            Kind::Dir { .. } => 0,
+            Kind::Dir { .. } | Kind::Symlink(_) => 0,
         };
         if let Some(Some(Node { kind: Kind::File(Content::Mem(v)), .. })) = self.nodes.get(i) {
             self.in_mem = self.in_mem.saturating_sub(v.len() as u64);
@@ -409,7 +414,7 @@ impl Vfs {
     fn entries(&self, dir: usize) -> VResult<&BTreeMap<String, usize>> {
         match &self.node(dir)?.kind {
             Kind::Dir { entries, .. } => Ok(entries),
-            Kind::File(_) => Err(Fail::Errno(errno::NOTDIR)),
+            Kind::File(_) | Kind::Symlink(_) => Err(Fail::Errno(errno::NOTDIR)),
         }
     }
 
@@ -438,8 +443,10 @@ impl Vfs {
                 continue;
             }
             let child = *self.entries(cur)?.get(*p).ok_or(Fail::Errno(errno::NOENT))?;
-            if !matches!(self.node(child)?.kind, Kind::Dir { .. }) {
-                return Err(Fail::Errno(errno::NOTDIR));
+            match self.node(child)?.kind {
+                Kind::Dir { .. } => {}
+                Kind::Symlink(_) => return Err(Fail::Errno(errno::PERM)),
+                Kind::File(_) => return Err(Fail::Errno(errno::NOTDIR)),
             }
             stack.push(child);
         }
@@ -460,10 +467,11 @@ impl Vfs {
         let (dir, name, must_dir) = self.resolve_parent(base, path)?;
         let Some(name) = name else { return Ok(dir) };
         let n = *self.entries(dir)?.get(&name).ok_or(Fail::Errno(errno::NOENT))?;
-        if must_dir && !matches!(self.node(n)?.kind, Kind::Dir { .. }) {
-            return Err(Fail::Errno(errno::NOTDIR));
+        match self.node(n)?.kind {
+            Kind::Symlink(_) if must_dir => Err(Fail::Errno(errno::PERM)),
+            Kind::File(_) if must_dir => Err(Fail::Errno(errno::NOTDIR)),
+            _ => Ok(n),
         }
-        Ok(n)
     }
 
     /// Check that a new entry `name` in `dir` keeps within depth and path length.
@@ -485,17 +493,16 @@ impl Vfs {
     }
 
     /// Create an empty file or directory `name` in `dir`.
-    fn create(&mut self, dir: usize, name: &str, is_dir: bool) -> VResult<usize> {
+    fn create(&mut self, dir: usize, name: &str, kind: Kind) -> VResult<usize> {
         let zone = self.node(dir)?.zone;
         if zone == Zone::In {
             return Err(Fail::Errno(errno::PERM));
         }
         let (depth, path_len) = self.check_depth(dir, name)?;
         self.add_entry(zone)?;
-        let kind = if is_dir {
-            Kind::Dir { entries: BTreeMap::new(), parent: Some(dir) }
-        } else {
-            Kind::File(Content::Mem(Vec::new()))
+        let kind = match kind {
+            Kind::Dir { entries, .. } => Kind::Dir { entries, parent: Some(dir) },
+            k => k,
         };
         let n = self.alloc(zone, kind);
         let node = self.node_mut(n)?;
@@ -546,11 +553,14 @@ impl Vfs {
                 if must_dir {
                     return Err(Fail::Errno(errno::ISDIR));
                 }
-                self.create(dir, &name, false)?
+                self.create(dir, &name, Kind::File(Content::Mem(Vec::new())))?
             }
             (None, _) => return Err(Fail::Errno(errno::NOENT)),
         };
         let is_dir = matches!(self.node(node)?.kind, Kind::Dir { .. });
+        if matches!(self.node(node)?.kind, Kind::Symlink(_)) {
+            return Err(Fail::Errno(errno::PERM));
+        }
         if is_dir {
             if writes {
                 return Err(Fail::Errno(errno::ISDIR));
@@ -580,7 +590,21 @@ impl Vfs {
         if self.entries(dir)?.contains_key(&name) {
             return Err(Fail::Errno(errno::EXIST));
         }
-        self.create(dir, &name, true).map(|_| ())
+        self.create(dir, &name, Kind::Dir { entries: BTreeMap::new(), parent: None }).map(|_| ())
+    }
+
+    /// `path_symlink`: a relative `target` only (an absolute one is `EPERM`, as in wasmtime-wasi).
+    pub(crate) fn symlink(&mut self, target: &str, dirfd: u32, path: &str) -> VResult<()> {
+        let base = self.dir_fd(dirfd)?;
+        if self.node(base)?.zone == Zone::In || target.starts_with('/') {
+            return Err(Fail::Errno(errno::PERM));
+        }
+        let (dir, name, _) = self.resolve_parent(base, path)?;
+        let Some(name) = name else { return Err(Fail::Errno(errno::EXIST)) };
+        if self.entries(dir)?.contains_key(&name) {
+            return Err(Fail::Errno(errno::EXIST));
+        }
+        self.create(dir, &name, Kind::Symlink(target.to_string())).map(|_| ())
     }
 
     /// Remove `name` from `dir` (the node stays while open).
@@ -590,7 +614,7 @@ impl Vfs {
         d.mtime = now;
         let n = match &mut d.kind {
             Kind::Dir { entries, .. } => entries.remove(name).ok_or(Fail::Errno(errno::NOENT))?,
-            Kind::File(_) => return Err(Fail::Errno(errno::NOTDIR)),
+            Kind::File(_) | Kind::Symlink(_) => return Err(Fail::Errno(errno::NOTDIR)),
         };
         self.node_mut(n)?.linked = false;
         Ok(n)
@@ -608,8 +632,8 @@ impl Vfs {
         let n = *self.entries(dir)?.get(&name).ok_or(Fail::Errno(errno::NOENT))?;
         match (&self.node(n)?.kind, want_dir) {
             (Kind::Dir { .. }, false) => return Err(Fail::Errno(errno::ISDIR)),
-            (Kind::File(_), true) => return Err(Fail::Errno(errno::NOTDIR)),
-            (Kind::File(_), false) if must_dir => return Err(Fail::Errno(errno::NOTDIR)),
+            (Kind::File(_) | Kind::Symlink(_), true) => return Err(Fail::Errno(errno::NOTDIR)),
+            (Kind::File(_) | Kind::Symlink(_), false) if must_dir => return Err(Fail::Errno(errno::NOTDIR)),
             (Kind::Dir { entries, .. }, true) if !entries.is_empty() => return Err(Fail::Errno(errno::NOTEMPTY)),
             _ => {}
         }
@@ -639,7 +663,7 @@ impl Vfs {
             }
             match (&self.node(dst)?.kind, src_dir) {
                 (Kind::Dir { .. }, false) => return Err(Fail::Errno(errno::ISDIR)),
-                (Kind::File(_), true) => return Err(Fail::Errno(errno::NOTDIR)),
+                (Kind::File(_) | Kind::Symlink(_), true) => return Err(Fail::Errno(errno::NOTDIR)),
                 (Kind::Dir { entries, .. }, true) if !entries.is_empty() => {
                     return Err(Fail::Errno(errno::NOTEMPTY));
                 }
@@ -682,7 +706,7 @@ impl Vfs {
             }
             at = match &self.node(x)?.kind {
                 Kind::Dir { parent, .. } => *parent,
-                Kind::File(_) => None,
+                Kind::File(_) | Kind::Symlink(_) => None,
             };
         }
         Ok(false)
@@ -787,7 +811,7 @@ impl Vfs {
     fn len_of(&self, n: usize) -> VResult<u64> {
         match &self.node(n)?.kind {
             Kind::File(c) => Ok(c.len()),
-            Kind::Dir { .. } => Ok(0),
+            Kind::Dir { .. } | Kind::Symlink(_) => Ok(0),
         }
     }
 
@@ -860,7 +884,7 @@ impl Vfs {
     pub(crate) fn content(&self, n: usize) -> VResult<&Content> {
         match &self.node(n)?.kind {
             Kind::File(c) => Ok(c),
-            Kind::Dir { .. } => Err(Fail::Errno(errno::ISDIR)),
+            Kind::Dir { .. } | Kind::Symlink(_) => Err(Fail::Errno(errno::ISDIR)),
         }
     }
 
@@ -874,7 +898,7 @@ impl Vfs {
                 let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
                 match self.nodes.get(c).and_then(Option::as_ref).map(|n| &n.kind) {
                     Some(Kind::Dir { .. }) => stack.push((c, rel)),
-                    Some(Kind::File(_)) => found.push((rel, c)),
+                    Some(Kind::File(_) | Kind::Symlink(_)) => found.push((rel, c)),
                     None => {}
                 }
             }
@@ -893,7 +917,7 @@ impl Vfs {
         out.push((parent_ino, 3, "..".to_string()));
         for (name, &c) in entries {
             let Ok(n) = self.node(c) else { continue };
-            out.push((n.ino, if matches!(n.kind, Kind::Dir { .. }) { 3 } else { 4 }, name.clone()));
+            out.push((n.ino, filetype(&n.kind), name.clone()));
         }
         Ok(out)
     }
@@ -910,7 +934,17 @@ impl Vfs {
                 (node.ino, 3, 2 + subdirs, 4096, node.mtime)
             }
             Kind::File(c) => (node.ino, 4, u64::from(node.linked), c.len(), node.mtime),
+            Kind::Symlink(t) => (node.ino, 7, u64::from(node.linked), t.len() as u64, node.mtime),
         })
+    }
+}
+
+/// The WASI filetype of a node: 3 directory, 4 regular file, 7 symbolic link.
+pub(crate) fn filetype(k: &Kind) -> u8 {
+    match k {
+        Kind::Dir { .. } => 3,
+        Kind::File(_) => 4,
+        Kind::Symlink(_) => 7,
     }
 }
 

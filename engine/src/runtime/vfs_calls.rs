@@ -6,7 +6,8 @@
 //! tell the difference: only the first non-empty iovec of a vectored read or
 //! write is used, `fd_pwrite` on an append descriptor writes at the end,
 //! `fd_readdir` lists `.` and `..` first with cookies counting entries,
-//! stdio answers `ESPIPE` to seeks, a pointer outside memory is `EFAULT`.
+//! stdio answers `ESPIPE` to seeks, a pointer outside memory traps with
+//! wiggle's message.
 //! Entries are listed in name order, inode numbers count up from 1 in
 //! creation order, and in deterministic mode every timestamp is
 //! 2000-01-01T00:00:00Z, so two runs see the same metadata.
@@ -27,19 +28,22 @@ use crate::task::abi::WASI_MODULE;
 
 const ILSEQ: u16 = 25;
 
-/// The guest's memory and the task state, or `EFAULT` without a memory.
+/// The guest's memory and the task state; a module without a memory traps.
 fn parts<'a>(caller: &'a mut Caller<'_, TaskState>) -> VResult<(&'a mut [u8], &'a mut TaskState)> {
-    let mem = caller.get_export("memory").and_then(|e| e.into_memory()).ok_or(Fail::Errno(errno::FAULT))?;
+    let mem = caller
+        .get_export("memory")
+        .and_then(|e| e.into_memory())
+        .ok_or_else(|| Fail::Abort(Abort::Trap("missing required memory export".into())))?;
     Ok(mem.data_and_store_mut(caller))
 }
 
+/// The memory range `ptr..ptr+len`; out of bounds traps, with wiggle's message.
 fn range(mem: &[u8], ptr: i32, len: u64) -> VResult<std::ops::Range<usize>> {
     let start = ptr as u32 as u64;
-    let end = start.checked_add(len).ok_or(Fail::Errno(errno::FAULT))?;
-    if end > mem.len() as u64 {
-        return Err(Fail::Errno(errno::FAULT));
+    match start.checked_add(len) {
+        Some(end) if end <= mem.len() as u64 => Ok(start as usize..end as usize),
+        _ => Err(Fail::Abort(Abort::Trap(format!("Pointer out of bounds: Region {{ start: {start}, len: {len} }}")))),
     }
-    Ok(start as usize..end as usize)
 }
 
 fn put(mem: &mut [u8], ptr: i32, bytes: &[u8]) -> VResult<()> {
@@ -455,6 +459,25 @@ fn add_fd_calls_2(l: &mut Linker<TaskState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
+/// The socket calls: no descriptor here is a socket (`ENOTSOCK`), others are `EBADF`.
+fn add_sock_calls(l: &mut Linker<TaskState>) -> wasmtime::Result<()> {
+    const NOTSOCK: u16 = 57;
+    fn answer(st: &mut TaskState, fd: i32) -> VResult<()> {
+        vfs(st)?.desc(fd as u32)?;
+        Err(Fail::Errno(NOTSOCK))
+    }
+    let m = WASI_MODULE;
+    l.func_wrap(m, "sock_accept", |mut c: C<'_>, fd: i32, _f: i32, _o: i32| done(answer(c.data_mut(), fd)))?;
+    l.func_wrap(m, "sock_recv", |mut c: C<'_>, fd: i32, _a: i32, _b: i32, _c: i32, _d: i32, _e: i32| {
+        done(answer(c.data_mut(), fd))
+    })?;
+    l.func_wrap(m, "sock_send", |mut c: C<'_>, fd: i32, _a: i32, _b: i32, _c: i32, _d: i32| {
+        done(answer(c.data_mut(), fd))
+    })?;
+    l.func_wrap(m, "sock_shutdown", |mut c: C<'_>, fd: i32, _h: i32| done(answer(c.data_mut(), fd)))?;
+    Ok(())
+}
+
 /// Define the path calls (`path_*`).
 fn add_path_calls(l: &mut Linker<TaskState>) -> wasmtime::Result<()> {
     let m = WASI_MODULE;
@@ -511,12 +534,16 @@ fn add_path_calls(l: &mut Linker<TaskState>) -> wasmtime::Result<()> {
             vfs(st)?.rename(fd as u32, &a, fd2 as u32, &b)
         })())
     })?;
-    l.func_wrap(m, "path_filestat_get", |mut c: C<'_>, fd: i32, _fl: i32, p: i32, pl: i32, out: i32| {
+    l.func_wrap(m, "path_filestat_get", |mut c: C<'_>, fd: i32, flags: i32, p: i32, pl: i32, out: i32| {
         done((|| {
             let (mem, st) = parts(&mut c)?;
             let p = path(mem, p, pl)?;
             let v = vfs(st)?;
             let n = v.lookup(v.dir_fd(fd as u32)?, &p)?;
+            // Lookup flag 1: follow a final symbolic link, which never resolves here.
+            if flags & 1 != 0 && matches!(v.node(n)?.kind, super::vfs::Kind::Symlink(_)) {
+                return Err(Fail::Errno(errno::PERM));
+            }
             let b = filestat(v, n)?;
             put(mem, out, &b)
         })())
@@ -546,16 +573,23 @@ fn add_path_calls(l: &mut Linker<TaskState>) -> wasmtime::Result<()> {
             Err(Fail::Errno(errno::PERM))
         }))
     })?;
-    l.func_wrap(m, "path_symlink", |mut c: C<'_>, _p: i32, _pl: i32, fd: i32, _p2: i32, _pl2: i32| {
-        done(vfs(c.data_mut()).and_then(|v| v.dir_fd(fd as u32).and(Err(Fail::Errno(errno::PERM)))))
+    l.func_wrap(m, "path_symlink", |mut c: C<'_>, t: i32, tl: i32, fd: i32, p: i32, pl: i32| {
+        done((|| {
+            let (mem, st) = parts(&mut c)?;
+            let (target, p) = (path(mem, t, tl)?, path(mem, p, pl)?);
+            vfs(st)?.symlink(&target, fd as u32, &p)
+        })())
     })?;
-    l.func_wrap(m, "path_readlink", |mut c: C<'_>, fd: i32, p: i32, pl: i32, _b: i32, _bl: i32, _out: i32| {
+    l.func_wrap(m, "path_readlink", |mut c: C<'_>, fd: i32, p: i32, pl: i32, buf: i32, bl: i32, out: i32| {
         done((|| {
             let (mem, st) = parts(&mut c)?;
             let p = path(mem, p, pl)?;
             let v = vfs(st)?;
-            v.lookup(v.dir_fd(fd as u32)?, &p)?;
-            Err(Fail::Errno(errno::INVAL))
+            let n = v.lookup(v.dir_fd(fd as u32)?, &p)?;
+            let super::vfs::Kind::Symlink(t) = &v.node(n)?.kind else { return Err(Fail::Errno(errno::INVAL)) };
+            let t = t.as_bytes()[..t.len().min(bl as u32 as usize)].to_vec();
+            put(mem, buf, &t)?;
+            put(mem, out, &(t.len() as u32).to_le_bytes())
         })())
     })?;
     Ok(())
@@ -645,6 +679,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<
     linker.allow_shadowing(true);
     add_fd_calls(linker)?;
     add_path_calls(linker)?;
+    add_sock_calls(linker)?;
     linker.func_wrap(WASI_MODULE, "poll_oneoff", |mut c: C<'_>, s: i32, e: i32, n: i32, ne: i32| {
         done(poll(&mut c, s, e, n, ne))
     })?;
