@@ -106,6 +106,7 @@ impl Limits {
             timeout: spec.timeout,
             fuel: spec.fuel,
             max_output_bytes: spec.max_output_bytes.unwrap_or(defaults.max_output_bytes),
+            max_open_files: spec.max_open_files.unwrap_or(defaults.max_open_files),
             ..defaults.clone()
         }
     }
