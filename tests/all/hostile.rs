@@ -659,12 +659,12 @@ fn guest_descriptors_are_capped_by_max_open_files() {
     );
     assert_eq!(
         std::fs::read_to_string(o.dir.path().join("out/hostile.txt")).unwrap(),
-        "opened 27, then: Too many open files (os error 33); after closing them: ok\n"
+        "opened 27, then: No file descriptors available (os error 33); after closing them: ok\n"
     );
     let o = run_ok(&cmd(), "args = [\"fds\", \"20000\"]\ninputs = { data = \"file:sentinel/keep.txt\" }");
     assert_eq!(
         std::fs::read_to_string(o.dir.path().join("out/hostile.txt")).unwrap(),
-        "opened 251, then: Too many open files (os error 33); after closing them: ok\n"
+        "opened 251, then: No file descriptors available (os error 33); after closing them: ok\n"
     );
 }
 
