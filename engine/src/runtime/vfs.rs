@@ -185,10 +185,10 @@ impl Vfs {
             v.fds.insert(5, Desc::Dir { node: tmp_root, preopen: Some("/tmp".into()) });
         }
         for d in v.fds.values() {
-            if let Desc::Dir { node, .. } = d {
-                if let Some(n) = v.nodes[*node].as_mut() {
-                    n.opens += 1;
-                }
+            if let Desc::Dir { node, .. } = d
+                && let Some(n) = v.nodes[*node].as_mut()
+            {
+                n.opens += 1;
             }
         }
         v

@@ -187,10 +187,10 @@ fn read_into(
             }
             let off = at.unwrap_or(pos);
             let n = v.read_at(store()?, node, off, &mut mem[r])?;
-            if at.is_none() {
-                if let Some(Desc::File { pos, .. }) = v.fds.get_mut(&fd) {
-                    *pos = off.checked_add(n as u64).ok_or(Fail::Errno(errno::OVERFLOW))?;
-                }
+            if at.is_none()
+                && let Some(Desc::File { pos, .. }) = v.fds.get_mut(&fd)
+            {
+                *pos = off.checked_add(n as u64).ok_or(Fail::Errno(errno::OVERFLOW))?;
             }
             Ok(n)
         }
@@ -368,7 +368,7 @@ fn add_fd_calls_2(l: &mut Linker<TaskState>) -> wasmtime::Result<()> {
         done(file_node(c.data_mut(), fd).map(|_| ()))
     })?;
     l.func_wrap(m, "fd_allocate", |mut c: C<'_>, fd: i32, _o: i64, _l: i64| {
-        done(file_node(c.data_mut(), fd).and_then(|_| Err(Fail::Errno(errno::NOTSUP))))
+        done(file_node(c.data_mut(), fd).and(Err(Fail::Errno(errno::NOTSUP))))
     })?;
     l.func_wrap(m, "fd_datasync", |mut c: C<'_>, fd: i32| done(file_node(c.data_mut(), fd).map(|_| ())))?;
     l.func_wrap(m, "fd_sync", |mut c: C<'_>, fd: i32| done(file_node(c.data_mut(), fd).map(|_| ())))?;
@@ -468,11 +468,11 @@ fn add_sock_calls(l: &mut Linker<TaskState>) -> wasmtime::Result<()> {
     }
     let m = WASI_MODULE;
     l.func_wrap(m, "sock_accept", |mut c: C<'_>, fd: i32, _f: i32, _o: i32| done(answer(c.data_mut(), fd)))?;
-    l.func_wrap(m, "sock_recv", |mut c: C<'_>, fd: i32, _a: i32, _b: i32, _c: i32, _d: i32, _e: i32| {
-        done(answer(c.data_mut(), fd))
+    l.func_wrap(m, "sock_recv", |mut cx: C<'_>, fd: i32, _a: i32, _b: i32, _f: i32, _d: i32, _e: i32| {
+        done(answer(cx.data_mut(), fd))
     })?;
-    l.func_wrap(m, "sock_send", |mut c: C<'_>, fd: i32, _a: i32, _b: i32, _c: i32, _d: i32| {
-        done(answer(c.data_mut(), fd))
+    l.func_wrap(m, "sock_send", |mut cx: C<'_>, fd: i32, _a: i32, _b: i32, _f: i32, _d: i32| {
+        done(answer(cx.data_mut(), fd))
     })?;
     l.func_wrap(m, "sock_shutdown", |mut c: C<'_>, fd: i32, _h: i32| done(answer(c.data_mut(), fd)))?;
     Ok(())
