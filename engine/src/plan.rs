@@ -109,6 +109,9 @@ pub struct TaskSpec {
     /// Cap on the total bytes of the task's outputs (`None`: the engine default, 4 GiB).
     #[serde(default)]
     pub max_output_bytes: Option<u64>,
+    /// Most guest descriptors open at once (`None`: the default, 256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open_files: Option<u32>,
     /// Command tasks only: mounts, scratch and exit codes (`None`: no mounts,
     /// no scratch, success is exit code 0). Boxed: most tasks have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -77,6 +77,14 @@ pub struct TaskReport<'a> {
     pub duration_us: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// Command tasks without mounts or a workdir: `duration_us` split into
+    /// set-up, the program's run and publishing its outputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_us: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_us: Option<u64>,
     pub outputs: BTreeMap<&'a str, BlobRef>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorReport>,
@@ -127,6 +135,9 @@ pub fn build<'a>(
                 dask_worker: None,
                 duration_us: ran.then(|| r.end_us.saturating_sub(r.start_us)),
                 exit_code: r.exit_code,
+                setup_us: r.phases_us.filter(|_| ran).map(|p| p[0]),
+                run_us: r.phases_us.filter(|_| ran).map(|p| p[1]),
+                publish_us: r.phases_us.filter(|_| ran).map(|p| p[2]),
                 outputs: r.outputs.iter().map(|o| (o.name.as_str(), o.blob)).collect(),
                 error: r.failure.as_ref().map(|f| ErrorReport { kind: f.kind(), message: f.to_string() }),
                 log: r.log_path.as_ref().map(|p| p.display().to_string()),

@@ -737,6 +737,39 @@ fn plugin_text_reaches_the_terminal_escaped_on_threads_and_processes() {
         let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
         let hostile = report["tasks"].as_array().unwrap().iter().find(|t| t["id"] == "hostile").unwrap();
         assert_eq!(hostile["error"]["message"], ESCAPES_ERROR);
+
+// ---- the virtual filesystem of command tasks (docs/security.md) ------------
+
+#[test]
+fn dotdot_and_absolute_paths_are_refused_by_every_path_call() {
+    let o = run_ok(&cmd(), r#"args = ["escape"]"#);
+    let text = std::fs::read_to_string(o.dir.path().join("out/hostile.txt")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6 * 13, "{text}");
+    for l in &lines {
+        assert!(l.ends_with(" errno 63"), "not refused with EPERM: {l}\n{text}");
+    }
+    for p in ["../x", "/etc/passwd", "/out/ok", "..", "../out/ok", "./../x"] {
+        assert!(text.contains(&format!("{p}: path_symlink errno 63\n")), "{text}");
+    }
+}
+
+#[test]
+fn a_file_cannot_be_renamed_out_of_out() {
+    for executor in ["threads", "processes"] {
+        let o = contained_on(&cmd(), r#"args = ["rename_out"]"#, "error", "task error: exited with code 13", executor);
+        assert_eq!(
+            attempts(&o.log),
+            [
+                "denied: rename /out/x to /in/x: Operation not permitted (os error 63)",
+                "denied: rename /out/x to /out/../x: Operation not permitted (os error 63)",
+                "denied: rename /out/x to /x: No such file or directory (os error 44)",
+                "denied: rename /out to /out2: No such file or directory (os error 44)",
+                "denied: rename /out/x to /tmp/x: No such file or directory (os error 44)",
+            ],
+            "{executor}: {}",
+            o.log
+        );
     }
 }
 
@@ -810,4 +843,129 @@ fn plugin_metadata_and_import_names_are_escaped_by_inspect_plugins_and_check() {
             wat("escape_import").display()
         )
     );
+}
+
+fn guest_descriptors_are_capped_by_max_open_files() {
+    // 3 stdio + /in + /out are open from the start.
+    let o = run_ok(
+        &cmd(),
+        "args = [\"fds\", \"20000\"]\ninputs = { data = \"file:sentinel/keep.txt\" }\nmax_open_files = 32",
+    );
+    assert_eq!(
+        std::fs::read_to_string(o.dir.path().join("out/hostile.txt")).unwrap(),
+        "opened 27, then: No file descriptors available (os error 33); after closing them: ok\n"
+    );
+    let o = run_ok(&cmd(), "args = [\"fds\", \"20000\"]\ninputs = { data = \"file:sentinel/keep.txt\" }");
+    assert_eq!(
+        std::fs::read_to_string(o.dir.path().join("out/hostile.txt")).unwrap(),
+        "opened 251, then: No file descriptors available (os error 33); after closing them: ok\n"
+    );
+}
+
+#[test]
+fn a_hundred_thousand_files_in_out_are_stopped_on_processes_too() {
+    contained_on(
+        &cmd(),
+        r#"args = ["files", "100000"]"#,
+        "limit",
+        "output count limit exceeded: the task created more than 10000 entries in /out",
+        "processes",
+    );
+}
+
+#[test]
+fn a_write_after_a_one_tib_seek_is_stopped_by_the_limit_without_allocating() {
+    for executor in ["threads", "processes"] {
+        let o = contained_on(
+            &cmd(),
+            r#"args = ["sparse", "/out"]"#,
+            "limit",
+            "output size limit exceeded: the task's outputs total more than 4GiB",
+            executor,
+        );
+        assert!(o.log.contains("seeked to 1099511627776"), "{}", o.log);
+        contained_on(
+            &cmd(),
+            "args = [\"sparse\", \"/tmp\"]\nscratch = \"1MiB\"",
+            "limit",
+            "scratch limit exceeded: the task wrote more than 1MiB to /tmp",
+            executor,
+        );
+    }
+}
+
+#[test]
+fn an_unlinked_open_file_still_counts_against_out_and_scratch() {
+    for executor in ["threads", "processes"] {
+        contained_on(
+            &cmd(),
+            "args = [\"unlinked\", \"/out\", \"1024\"]\nmax_output_bytes = \"1MiB\"",
+            "limit",
+            "output size limit exceeded: the task's outputs total more than 1MiB",
+            executor,
+        );
+        contained_on(
+            &cmd(),
+            "args = [\"unlinked\", \"/tmp\", \"1024\"]\nscratch = \"1MiB\"",
+            "limit",
+            "scratch limit exceeded: the task wrote more than 1MiB to /tmp",
+            executor,
+        );
+    }
+}
+
+#[test]
+fn deep_trees_are_bounded_and_leave_nothing_behind() {
+    for executor in ["threads", "processes"] {
+        let o = contained_on(
+            &cmd(),
+            r#"args = ["deep", "/out", "2500"]"#,
+            "limit",
+            "output depth limit exceeded: the task made a path of more than 64 components or 2048 bytes in /out",
+            executor,
+        );
+        assert!(o.m.elapsed < Duration::from_secs(10));
+        contained_on(
+            &cmd(),
+            "args = [\"deep\", \"/tmp\", \"6000\"]\nscratch = \"64MiB\"",
+            "limit",
+            "scratch limit exceeded: the task made a path of more than 64 components or 2048 bytes in /tmp",
+            executor,
+        );
+    }
+}
+
+#[test]
+fn listing_a_directory_while_it_changes_ends() {
+    let o = run_ok(&cmd(), r#"args = ["readdir_mod"]"#);
+    assert_eq!(std::fs::read_to_string(o.dir.path().join("out/hostile.txt")).unwrap(), "listing ended: true\n");
+}
+
+#[test]
+fn many_command_tasks_leave_no_bytes_in_the_temp_dir_on_threads_and_processes() {
+    // 300 tasks of the command benchmark guest (one byte to /out), each
+    // taking two upstream outputs as inputs, with a private TMPDIR.
+    let dir = tempfile::tempdir().unwrap();
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let mut toml = format!("[pipeline]\nname = \"bytes\"\n\n[plugins]\none = \"{}\"\n\n", guest("one_byte").display());
+    for i in 0..300 {
+        toml.push_str(&format!("[tasks.t{i}]\nplugin = \"one\"\n"));
+        if i >= 2 {
+            toml.push_str(&format!("inputs = {{ a = \"t{}\", b = \"t{}\" }}\n", i - 1, i - 2));
+        }
+    }
+    toml.push_str("\n[outputs]\n\"last.txt\" = \"t299.out\"\n");
+    std::fs::write(dir.path().join("pipeline.toml"), toml).unwrap();
+    for executor in ["threads", "processes"] {
+        let mut c = engine();
+        c.current_dir(dir.path())
+            .args(["run", "pipeline.toml", "--quiet", "--no-cache", "--executor", executor])
+            .env("TMPDIR", &tmp);
+        let m = run_measured(c, TIME_BOUND);
+        assert_eq!(m.output.status.code(), Some(0), "{executor}: {}", text(&m.output.stderr));
+        assert_eq!(std::fs::read_to_string(dir.path().join("last.txt")).unwrap(), "x", "{executor}");
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(left.is_empty(), "{executor}: left in the temp dir: {left:?}");
+    }
 }

@@ -75,6 +75,9 @@ pub struct TaskRecord {
     pub failure: Option<TaskFailure>,
     pub attempts: u32,
     pub exit_code: Option<i32>,
+    /// Command tasks on the virtual filesystem: set-up, run and publish
+    /// times of the last attempt, in microseconds.
+    pub phases_us: Option<[u64; 3]>,
     pub log_path: Option<PathBuf>,
     pub start_us: u64,
     pub end_us: u64,
@@ -611,6 +614,10 @@ impl RunState<'_> {
         let rec = &mut records[t as usize];
         rec.attempts = res.attempt;
         rec.exit_code = m.exit_code;
+        rec.phases_us = match (m.setup_us, m.run_us) {
+            (Some(s), Some(r)) => Some([s, r, m.publish_us.unwrap_or(0)]),
+            _ => None,
+        };
         rec.worker = m.worker;
         rec.start_us = m.start_us;
         rec.end_us = m.end_us;

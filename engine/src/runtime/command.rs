@@ -152,7 +152,8 @@ pub(super) fn run(
     st.data_mut().out_watch =
         Some(OutWatch::new(std::iter::once(out_limits.clone()).chain(after_exit.clone()).collect()));
     let result = (|| -> wasmtime::Result<()> {
-        let instance = plugin.pre.instantiate(&mut st)?;
+        let pre = plugin.pre_host.as_ref().unwrap_or(&plugin.pre);
+        let instance = pre.instantiate(&mut st)?;
         let start = instance.get_typed_func::<(), ()>(&mut st, "_start")?;
         start.call(&mut st, ())
     })();
@@ -314,7 +315,7 @@ fn stdout_capture(msg: &TaskMessage, tmp: &Path, name: &str) -> Result<(String, 
 }
 
 /// Whether exit code `code` is a success (`success_exit_codes`, default `[0]`).
-fn check_success(code: i32, success_exit_codes: &[i32]) -> Result<(), TaskFailure> {
+pub(super) fn check_success(code: i32, success_exit_codes: &[i32]) -> Result<(), TaskFailure> {
     let success = if success_exit_codes.is_empty() { code == 0 } else { success_exit_codes.contains(&code) };
     if success {
         return Ok(());

@@ -16,12 +16,15 @@
 
 mod cache;
 mod command;
+mod command_vfs;
 mod failure;
 mod limits;
 mod log;
 mod mounts;
 mod poll;
 mod sdk;
+mod vfs;
+mod vfs_calls;
 mod watch;
 mod workdir;
 
@@ -131,6 +134,9 @@ struct Plugin {
     /// argv[0] of command tasks: the file name without `.wasm`.
     name: String,
     pre: InstancePre<TaskState>,
+    /// Command tasks: the module linked against plain wasmtime-wasi, for
+    /// tasks with mounts or a workdir (host directories, see `command`).
+    pre_host: Option<InstancePre<TaskState>>,
     has_initialize: bool,
 }
 
@@ -149,11 +155,18 @@ pub(crate) struct TaskState {
     pub(crate) cancelled: Arc<AtomicBool>,
     /// The helper instance `poll` asks about clocks and descriptors.
     pub(crate) poll_helper: Option<poll::Helper>,
+    /// The descriptor table and virtual tree ([`vfs`]); `None` on the
+    /// host-directory path, where wasmtime-wasi owns the descriptors.
+    pub(crate) vfs: Option<vfs::Vfs>,
+    /// The store `/in` and stdin read from (see the SAFETY notes where it is set).
+    pub(crate) vfs_store: Option<&'static dyn BlobStore>,
 }
 
 struct Inner {
     engine: Engine,
     linker: Linker<TaskState>,
+    /// Plain wasmtime-wasi preopens (command tasks with mounts or a workdir).
+    host_linker: Linker<TaskState>,
     cache: cache::ModuleCache,
     plugins: RwLock<HashMap<Digest, Arc<Plugin>>>,
     compile_lock: Mutex<()>,
@@ -256,9 +269,21 @@ fn wasi_builder(msg: &TaskMessage, log: &SharedLog) -> WasiCtxBuilder {
     b
 }
 
-/// The host functions every task is linked against: WASI preview 1, the
-/// `engine` ABI ([`sdk`]) and the interruptible `poll_oneoff` ([`poll`]).
+/// The host functions every task is linked against: WASI preview 1 (its
+/// descriptor and path calls, and `poll_oneoff`, over the virtual
+/// filesystem, [`vfs_calls`]) and the `engine` ABI ([`sdk`]).
 fn task_linker(engine: &Engine) -> wasmtime::Result<Linker<TaskState>> {
+    let mut linker: Linker<TaskState> = Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut TaskState| &mut s.wasi)?;
+    sdk::add_to_linker(&mut linker)?;
+    vfs_calls::add_to_linker(&mut linker)?;
+    Ok(linker)
+}
+
+/// The host-directory linker: all of WASI preview 1 from wasmtime-wasi (over
+/// real preopened directories), the `engine` ABI and the interruptible
+/// `poll_oneoff` ([`poll`]).
+fn host_linker(engine: &Engine) -> wasmtime::Result<Linker<TaskState>> {
     let mut linker: Linker<TaskState> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut TaskState| &mut s.wasi)?;
     sdk::add_to_linker(&mut linker)?;
@@ -272,6 +297,8 @@ impl Runtime {
         let engine = Engine::new(&engine_config(cfg.max_instances, max_memory))
             .map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
         let linker = task_linker(&engine).map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
+        let host_linker =
+            host_linker(&engine).map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
         let cache = cache::ModuleCache::new(&cfg.cache_dir, &engine)
             .map_err(|source| RuntimeError::Cache { path: cfg.cache_dir.clone(), source })?;
 
@@ -293,6 +320,7 @@ impl Runtime {
             inner: Arc::new(Inner {
                 engine,
                 linker,
+                host_linker,
                 cache,
                 plugins: RwLock::new(HashMap::new()),
                 compile_lock: Mutex::new(()),
@@ -358,7 +386,16 @@ impl Runtime {
             .map(|n| n.to_string_lossy().trim_end_matches(".wasm").to_string())
             .unwrap_or_else(|| "plugin".into());
         let has_initialize = module.get_export("_initialize").is_some();
-        let plugin = Arc::new(Plugin { kind: info.kind, meta: info.meta, name, pre, has_initialize });
+        let pre_host = match info.kind {
+            PluginKind::Command => Some(
+                inner
+                    .host_linker
+                    .instantiate_pre(&module)
+                    .map_err(|e| RuntimeError::Link { path: path.to_owned(), message: failure::error_chain(&e) })?,
+            ),
+            PluginKind::Sdk => None,
+        };
+        let plugin = Arc::new(Plugin { kind: info.kind, meta: info.meta, name, pre, pre_host, has_initialize });
         inner.plugins.write().unwrap_or_else(|e| e.into_inner()).insert(digest, plugin.clone());
         Ok((plugin, hit))
     }
@@ -424,7 +461,14 @@ impl Runtime {
         let plugin = self.plugin_for(&msg.plugin)?;
         match plugin.kind {
             PluginKind::Sdk => self.run_sdk(&plugin, msg, store, log, metrics),
-            PluginKind::Command => command::run(self, &plugin, msg, store, log, metrics),
+            PluginKind::Command => {
+                let fs = msg.command.fs.as_deref();
+                if fs.is_some_and(|f| !f.mounts.is_empty() || f.workdir.is_some()) {
+                    command::run(self, &plugin, msg, store, log, metrics)
+                } else {
+                    command_vfs::run(self, &plugin, msg, store, log, metrics)
+                }
+            }
         }
     }
 
@@ -448,6 +492,8 @@ impl Runtime {
             deadline,
             cancelled: cancelled.clone(),
             poll_helper: None,
+            vfs: None,
+            vfs_store: None,
         };
         let mut st = Store::new(&self.inner.engine, state);
         st.limiter(|s| &mut s.limiter);
@@ -511,6 +557,7 @@ impl Runtime {
         };
         let wasi = wasi_builder(msg, log).build_p1();
         let (mut st, seen) = self.new_store(msg, wasi, log, sdk);
+        st.data_mut().vfs = Some(vfs::Vfs::stdio(msg.limits.max_open_files, msg.deterministic));
 
         let result = (|| -> wasmtime::Result<i32> {
             let instance = plugin.pre.instantiate(&mut st)?;
@@ -598,6 +645,8 @@ mod tests {
             deadline: None,
             cancelled: Arc::new(AtomicBool::new(false)),
             poll_helper: None,
+            vfs: None,
+            vfs_store: None,
         };
         let mut store = Store::new(&engine, state);
         let defined: Vec<(String, wasmtime::Extern)> =

@@ -97,7 +97,7 @@ enum State {
 }
 
 /// Stop the guest if its deadline passed or the run was cancelled.
-fn check(caller: &Caller<'_, TaskState>) -> wasmtime::Result<()> {
+pub(super) fn check(caller: &Caller<'_, TaskState>) -> wasmtime::Result<()> {
     let d = caller.data();
     if d.cancelled.load(Ordering::Relaxed) {
         return Err(wasmtime::Error::new(Abort::Cancelled));

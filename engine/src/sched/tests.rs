@@ -32,6 +32,7 @@ fn plan(rows: &[(&str, &[&str], Resources)], capacity: Resources) -> Plan {
                 cache: true,
                 fuel: None,
                 max_output_bytes: None,
+                max_open_files: None,
                 fs: None,
                 deps,
             }

@@ -6,7 +6,8 @@
 //! task kind and its declared outputs), params, args, env, the stdin source
 //! and stdout capture, every input's name and blob digests, the command
 //! filesystem (mount contents, scratch size, success exit codes, the workdir's
-//! seed contents, place, size and publish globs) and
+//! seed contents, place, size and publish globs, and `max_open_files` when
+//! not the default) and
 //! `deterministic`. The task id, priority, retries, timeout, fuel, output caps
 //! and resources are left out: renaming a task or giving it more memory does
 //! not change its result.
@@ -163,6 +164,11 @@ pub fn action_key(msg: &TaskMessage, mount_digest: &dyn Fn(&Path) -> Option<Dige
                 }
             }
         }
+    }
+    // A descriptor cap other than the default can change what a program does.
+    if msg.limits.max_open_files != crate::task::message::DEFAULT_MAX_OPEN_FILES {
+        e.raw(&[2]);
+        e.u64(u64::from(msg.limits.max_open_files));
     }
     fixed[5] = e.part(6);
     e.raw(&[msg.deterministic as u8]);

@@ -60,7 +60,18 @@ pub struct Limits {
     pub max_outputs: u32,
     /// Bytes of log kept; the rest is dropped with a truncation marker.
     pub max_log_bytes: u64,
+    /// Command tasks: most guest descriptors open at once (stdio and
+    /// preopens included); `EMFILE` beyond.
+    #[serde(default = "default_max_open_files")]
+    pub max_open_files: u32,
 }
+
+fn default_max_open_files() -> u32 {
+    DEFAULT_MAX_OPEN_FILES
+}
+
+/// Most guest descriptors a command task may hold open when it sets no `max_open_files`.
+pub const DEFAULT_MAX_OPEN_FILES: u32 = 256;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -71,6 +82,7 @@ impl Default for Limits {
             max_output_bytes: 4 << 30,
             max_outputs: 10_000,
             max_log_bytes: 1 << 20,
+            max_open_files: DEFAULT_MAX_OPEN_FILES,
         }
     }
 }
@@ -94,6 +106,7 @@ impl Limits {
             timeout: spec.timeout,
             fuel: spec.fuel,
             max_output_bytes: spec.max_output_bytes.unwrap_or(defaults.max_output_bytes),
+            max_open_files: spec.max_open_files.unwrap_or(defaults.max_open_files),
             ..defaults.clone()
         }
     }
@@ -153,6 +166,15 @@ pub struct TaskMetrics {
     pub fuel_consumed: Option<u64>,
     /// Command tasks: the exit code.
     pub exit_code: Option<i32>,
+    /// Command tasks on the virtual filesystem: microseconds spent setting
+    /// the attempt up (tree, descriptors, store), running the program, and
+    /// publishing its outputs.
+    #[serde(default)]
+    pub setup_us: Option<u64>,
+    #[serde(default)]
+    pub run_us: Option<u64>,
+    #[serde(default)]
+    pub publish_us: Option<u64>,
 }
 
 /// Why an attempt failed. Every kind is distinct so that retries and reports

@@ -29,6 +29,7 @@ const TASK_KEYS: &[&str] = &[
     "cache",
     "fuel",
     "max_output_bytes",
+    "max_open_files",
     "foreach",
     "foreach_mode",
     "mounts",

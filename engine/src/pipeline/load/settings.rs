@@ -14,6 +14,8 @@ use crate::pipeline::resources::{self, Partial};
 pub(super) const BUILTIN_RESOURCES: &[&str] = &["cpu", "memory", "gpu"];
 /// Most retries a task may ask for.
 pub const MAX_RETRIES: i64 = 100;
+/// Largest `max_open_files` a task may ask for.
+pub const MAX_OPEN_FILES_LIMIT: i64 = 1 << 20;
 
 /// Per-task settings that `[defaults]` can also give.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +28,7 @@ pub(super) struct Settings {
     pub(super) cache: Option<bool>,
     pub(super) fuel: Option<u64>,
     pub(super) max_output_bytes: Option<u64>,
+    pub(super) max_open_files: Option<u32>,
 }
 
 impl Loader<'_, '_> {
@@ -195,6 +198,19 @@ impl Loader<'_, '_> {
                 Some(0) => self.value_error(&what, e.value, "must be greater than 0"),
                 Some(b) => s.max_output_bytes = Some(b),
                 None => {}
+            }
+        }
+        if let Some(e) = f.get("max_open_files")
+            && let Some(v) = self.as_int(&w("max_open_files"), e.value)
+        {
+            if !(1..=MAX_OPEN_FILES_LIMIT).contains(&v) {
+                self.value_error(
+                    &w("max_open_files"),
+                    e.value,
+                    &format!("must be between 1 and {MAX_OPEN_FILES_LIMIT} (got {v})"),
+                );
+            } else {
+                s.max_open_files = Some(v as u32);
             }
         }
         s

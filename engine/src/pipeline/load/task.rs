@@ -179,6 +179,7 @@ impl<'d> Loader<'d, '_> {
             cache: st.cache.or(d.cache).unwrap_or(true),
             fuel: st.fuel.or(d.fuel),
             max_output_bytes: st.max_output_bytes.or(d.max_output_bytes),
+            max_open_files: st.max_open_files.or(d.max_open_files),
             fs: raw.fs.clone(),
             deps,
         }
@@ -240,6 +241,7 @@ fn placeholder() -> TaskSpec {
         cache: true,
         fuel: None,
         max_output_bytes: None,
+        max_open_files: None,
         fs: None,
         deps: Vec::new(),
     }

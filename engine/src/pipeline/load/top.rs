@@ -19,8 +19,17 @@ use crate::plan::{PluginSpec, Resources};
 const TOP_KEYS: &[&str] = &["pipeline", "vars", "plugins", "defaults", "resources", "tasks", "outputs"];
 const PIPELINE_KEYS: &[&str] = &["name", "description"];
 const PLUGIN_KEYS: &[&str] = &["path", "sha256"];
-const DEFAULTS_KEYS: &[&str] =
-    &["resources", "retries", "timeout", "priority", "deterministic", "cache", "fuel", "max_output_bytes"];
+const DEFAULTS_KEYS: &[&str] = &[
+    "resources",
+    "retries",
+    "timeout",
+    "priority",
+    "deterministic",
+    "cache",
+    "fuel",
+    "max_output_bytes",
+    "max_open_files",
+];
 
 /// A valid `[plugins]` entry whose file is still to be checked.
 struct PluginFile<'d> {

@@ -19,6 +19,34 @@ unsafe extern "C" {
     fn fd_pread(fd: u32, iovs: *const Iovec, n: usize, offset: u64, nread: *mut usize) -> u16;
     fn fd_pwrite(fd: u32, iovs: *const Iovec, n: usize, offset: u64, nwritten: *mut usize) -> u16;
     fn fd_readdir(fd: u32, buf: *mut u8, len: usize, cookie: u64, used: *mut usize) -> u16;
+    fn fd_fdstat_get(fd: u32, out: *mut u8) -> u16;
+    fn fd_filestat_get(fd: u32, out: *mut u8) -> u16;
+    fn fd_filestat_set_times(fd: u32, atim: u64, mtim: u64, flags: u16) -> u16;
+    fn fd_advise(fd: u32, offset: u64, len: u64, advice: u8) -> u16;
+    fn fd_allocate(fd: u32, offset: u64, len: u64) -> u16;
+    fn fd_sync(fd: u32) -> u16;
+    fn fd_datasync(fd: u32) -> u16;
+    fn fd_renumber(from: u32, to: u32) -> u16;
+    fn fd_close(fd: u32) -> u16;
+    fn fd_tell(fd: u32, out: *mut u64) -> u16;
+    fn fd_seek(fd: u32, delta: i64, whence: u8, out: *mut u64) -> u16;
+    fn fd_prestat_get(fd: u32, out: *mut u8) -> u16;
+    fn fd_prestat_dir_name(fd: u32, buf: *mut u8, len: usize) -> u16;
+    fn fd_fdstat_set_flags(fd: u32, flags: u16) -> u16;
+    fn path_readlink(fd: u32, path: *const u8, len: usize, buf: *mut u8, buf_len: usize, used: *mut usize) -> u16;
+    fn path_filestat_set_times(fd: u32, flags: u32, path: *const u8, len: usize, atim: u64, mtim: u64, fst: u16) -> u16;
+    fn path_open(
+        fd: u32,
+        dirflags: u32,
+        path: *const u8,
+        len: usize,
+        oflags: u16,
+        base: u64,
+        inheriting: u64,
+        fdflags: u16,
+        out: *mut u32,
+    ) -> u16;
+    fn poll_oneoff(subs: *const u8, events: *mut u8, n: usize, nevents: *mut usize) -> u16;
 }
 
 #[repr(C)]
@@ -322,6 +350,126 @@ fn step_read_only_in() {
     say(format!("/in/data still: {:?}", fs::read_to_string("/in/data").unwrap_or_default()));
 }
 
+/// `fd_fdstat_get` as "filetype flags base inheriting" (rights in hex).
+fn fdstat(fd: u32) -> String {
+    let mut b = [0u8; 24];
+    let rc = unsafe { fd_fdstat_get(fd, b.as_mut_ptr()) };
+    if rc != 0 {
+        return format!("errno={rc}");
+    }
+    let u = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or_default());
+    format!("type {} flags {} base {:#x} inheriting {:#x}", b[0], u16::from_le_bytes([b[2], b[3]]), u(8), u(16))
+}
+
+/// `path_open` relative to descriptor `dir`: the new descriptor or the errno.
+fn raw_open(dir: u32, path: &str, oflags: u16, rights: u64, fdflags: u16) -> Result<u32, u16> {
+    let mut fd = 0u32;
+    let rc = unsafe { path_open(dir, 0, path.as_ptr(), path.len(), oflags, rights, rights, fdflags, &mut fd) };
+    if rc != 0 { Err(rc) } else { Ok(fd) }
+}
+
+fn step_raw_calls() {
+    say("## descriptors: fdstat, prestat, renumber, sync, advise, poll".into());
+    for fd in 0..7u32 {
+        let mut p = [0u8; 8];
+        let rc = unsafe { fd_prestat_get(fd, p.as_mut_ptr()) };
+        let mut name = [0u8; 16];
+        let len = u32::from_le_bytes([p[4], p[5], p[6], p[7]]) as usize;
+        let rc2 = unsafe { fd_prestat_dir_name(fd, name.as_mut_ptr(), len.min(16)) };
+        say(format!(
+            "fd {fd}: prestat errno={rc} name errno={rc2} {:?}; fdstat {}",
+            String::from_utf8_lossy(&name[..if rc2 == 0 { len.min(16) } else { 0 }]),
+            fdstat(fd)
+        ));
+    }
+    let mut short = [0u8; 2];
+    say(format!("prestat_dir_name too short: errno={}", unsafe { fd_prestat_dir_name(4, short.as_mut_ptr(), 2) }));
+    const READ: u64 = 1 << 1;
+    const WRITE: u64 = 1 << 6;
+    let f = raw_open(4, "raw.txt", 1 | 8, READ | WRITE, 0);
+    say(format!("path_open raw.txt: {:?}", f.map(|_| ())));
+    let Ok(f) = f else { return };
+    say(format!("fdstat rw file: {}", fdstat(f)));
+    let ro = raw_open(4, "raw.txt", 0, READ, 0).unwrap_or(u32::MAX);
+    say(format!("fdstat read-only file: {}", fdstat(ro)));
+    let wo = raw_open(4, "raw.txt", 0, WRITE, 1).unwrap_or(u32::MAX);
+    say(format!("fdstat write-only append file: {}", fdstat(wo)));
+    let d = raw_open(4, "d", 2, READ, 0).unwrap_or(u32::MAX);
+    say(format!("fdstat opened dir: {}", fdstat(d)));
+    say(format!("open O_DIRECTORY|O_CREAT: {:?}", raw_open(4, "dd", 2 | 1, READ, 0)));
+    say(format!("open with fdflags sync: {:?}", raw_open(4, "raw.txt", 0, READ, 16)));
+    say(format!("open absolute path: {:?}", raw_open(4, "/out/raw.txt", 0, READ, 0)));
+    say(format!("open empty path: {:?}", raw_open(4, "", 0, READ, 0)));
+    say(format!("open dot: {:?}", raw_open(4, ".", 0, READ, 0).map(|_| ())));
+    say(format!("open ./d/../raw.txt: {:?}", raw_open(4, "./d/../raw.txt", 0, READ, 0).map(|_| ())));
+    say(format!("open d/sub/../../..: {:?}", raw_open(4, "d/sub/../../..", 0, READ, 0)));
+    say(format!("open on a file descriptor: {:?}", raw_open(f, "x", 0, READ, 0)));
+    say(format!("open on stdout: {:?}", raw_open(1, "x", 0, READ, 0)));
+    say(format!("set_flags append: {}", unsafe { fd_fdstat_set_flags(f, 1) }));
+    say(format!("fdstat after set_flags: {}", fdstat(f)));
+    say(format!("set_flags on a dir: {}", unsafe { fd_fdstat_set_flags(d, 0) }));
+    say(format!("set_flags sync: {}", unsafe { fd_fdstat_set_flags(f, 16) }));
+    say(format!("advise: {} on dir: {}", unsafe { fd_advise(f, 0, 10, 0) }, unsafe { fd_advise(d, 0, 1, 0) }));
+    say(format!("allocate: {} on dir: {}", unsafe { fd_allocate(f, 0, 10) }, unsafe { fd_allocate(d, 0, 1) }));
+    say(format!("sync: {} datasync: {}", unsafe { fd_sync(f) }, unsafe { fd_datasync(f) }));
+    say(format!("sync dir: {} sync stdout: {}", unsafe { fd_sync(d) }, unsafe { fd_sync(1) }));
+    say(format!("set_times now: {}", unsafe { fd_filestat_set_times(f, 0, 0, 2 | 8) }));
+    say(format!("set_times both: {}", unsafe { fd_filestat_set_times(f, 0, 0, 4 | 8) }));
+    say(format!("set_times on /in/data: {}", {
+        let p = "data";
+        unsafe { path_filestat_set_times(3, 0, p.as_ptr(), p.len(), 0, 0, 8) }
+    }));
+    let mut st = [0u8; 64];
+    say(format!("filestat stdout: {} type {}", unsafe { fd_filestat_get(1, st.as_mut_ptr()) }, st[16]));
+    say(format!("filestat dir: {} type {}", unsafe { fd_filestat_get(d, st.as_mut_ptr()) }, st[16]));
+    let mut pos = 0u64;
+    say(format!("tell stdout: {} seek stdin: {}", unsafe { fd_tell(1, &mut pos) }, unsafe {
+        fd_seek(0, 0, 0, &mut pos)
+    }));
+    say(format!("tell dir: {} seek dir: {}", unsafe { fd_tell(d, &mut pos) }, unsafe { fd_seek(d, 0, 0, &mut pos) }));
+    let mut buf = [0u8; 32];
+    let mut used = 0usize;
+    let p = "raw.txt";
+    say(format!("readlink a file: {}", unsafe {
+        path_readlink(4, p.as_ptr(), p.len(), buf.as_mut_ptr(), 32, &mut used)
+    }));
+    let p = "missing";
+    say(format!("readlink missing: {}", unsafe {
+        path_readlink(4, p.as_ptr(), p.len(), buf.as_mut_ptr(), 32, &mut used)
+    }));
+    // Poll: a read subscription on a file and a 10 s clock; the file is ready at once.
+    let mut subs = [0u8; 96];
+    subs[0..8].copy_from_slice(&7u64.to_le_bytes());
+    subs[8] = 1;
+    subs[16..20].copy_from_slice(&f.to_le_bytes());
+    subs[48..56].copy_from_slice(&9u64.to_le_bytes());
+    subs[56] = 0;
+    subs[64..68].copy_from_slice(&1u32.to_le_bytes());
+    subs[72..80].copy_from_slice(&10_000_000_000u64.to_le_bytes());
+    let mut events = [0u8; 64];
+    let mut n = 0usize;
+    let rc = unsafe { poll_oneoff(subs.as_ptr(), events.as_mut_ptr(), 2, &mut n) };
+    say(format!(
+        "poll file+clock: {rc} events {n} first userdata {} error {} type {}",
+        u64::from_le_bytes(events[0..8].try_into().unwrap_or_default()),
+        u16::from_le_bytes([events[8], events[9]]),
+        events[10]
+    ));
+    // Descriptor numbers: closed ones are reused, then renumbered.
+    say(format!("close ro: {} close again: {}", unsafe { fd_close(ro) }, unsafe { fd_close(ro) }));
+    let again = raw_open(4, "raw.txt", 0, READ, 0).unwrap_or(u32::MAX);
+    say(format!("reopened gets the closed number: {}", again == ro));
+    say(format!("renumber to itself: {}", unsafe { fd_renumber(again, again) }));
+    say(format!("renumber to a closed fd: {}", unsafe { fd_renumber(again, 999) }));
+    say(format!("renumber over wo: {}", unsafe { fd_renumber(again, wo) }));
+    say(format!("old number after renumber: {}", fdstat(again)));
+    say(format!("new number after renumber: {}", fdstat(wo)));
+    for fd in [wo, d, f] {
+        unsafe { fd_close(fd) };
+    }
+    let _ = fs::remove_file("/out/raw.txt");
+}
+
 fn step_final_tree() {
     say("## final /out".into());
     let mut lines = Vec::new();
@@ -352,6 +500,7 @@ fn main() {
     step_rename_unlink();
     step_dirs();
     step_read_only_in();
+    step_raw_calls();
     step_final_tree();
     say("done".into());
 }

@@ -11,7 +11,10 @@
 //! Attacks: `passwd`, `paths <sentinel>`, `links <sentinel>`, `write <sentinel>`,
 //! `files <n>`, `bigfile <mib>`, `log <mib>`, `sleep <secs>`, `ambient`, `clock`, `net`,
 //! `panic <text>` (after a few KiB of stderr), `random <calls> <mib>` (`random_get`
-//! of `<mib>` MiB, `<calls>` times).
+//! of `<mib>` MiB, `<calls>` times),
+//! `escape` (`..` and absolute paths through every path-taking call, printed
+//! as errno values to `/out/out`), `rename_out`, `fds <n>`, `sparse <dir>`,
+//! `unlinked <dir> <mib>`, `deep <dir> <levels>`, `readdir_mod`.
 
 use std::fs;
 use std::io::{self, Write};
@@ -22,6 +25,55 @@ unsafe extern "C" {
     fn sock_accept(fd: u32, flags: u16, result: *mut u32) -> u16;
     fn sock_send(fd: u32, iovs: *const u8, iovs_len: usize, flags: u16, result: *mut usize) -> u16;
     fn path_symlink(old: *const u8, old_len: usize, fd: u32, new: *const u8, new_len: usize) -> u16;
+    fn path_open(
+        fd: u32,
+        dirflags: u32,
+        path: *const u8,
+        len: usize,
+        oflags: u16,
+        base: u64,
+        inheriting: u64,
+        fdflags: u16,
+        out: *mut u32,
+    ) -> u16;
+    fn path_create_directory(fd: u32, path: *const u8, len: usize) -> u16;
+    fn path_remove_directory(fd: u32, path: *const u8, len: usize) -> u16;
+    fn path_unlink_file(fd: u32, path: *const u8, len: usize) -> u16;
+    fn path_filestat_get(fd: u32, flags: u32, path: *const u8, len: usize, out: *mut u8) -> u16;
+    fn path_filestat_set_times(fd: u32, flags: u32, path: *const u8, len: usize, a: u64, m: u64, f: u16) -> u16;
+    fn path_readlink(fd: u32, path: *const u8, len: usize, buf: *mut u8, buf_len: usize, used: *mut usize) -> u16;
+    fn path_rename(fd: u32, old: *const u8, old_len: usize, fd2: u32, new: *const u8, new_len: usize) -> u16;
+    fn path_link(fd: u32, flags: u32, old: *const u8, old_len: usize, fd2: u32, new: *const u8, new_len: usize)
+    -> u16;
+}
+
+/// Every path-taking WASI call on `path` relative to `/out`, as `name errno` lines.
+fn every_path_call(path: &str) -> Vec<String> {
+    let (p, l) = (path.as_ptr(), path.len());
+    let mut st = [0u8; 64];
+    let mut buf = [0u8; 64];
+    let mut used = 0usize;
+    let mut fd = 0u32;
+    let ok = "ok".as_ptr();
+    // SAFETY: every buffer is valid for the length given with it.
+    let calls: Vec<(&str, u16)> = unsafe {
+        vec![
+            ("path_open read", path_open(OUT_FD, 0, p, l, 0, 2, 2, 0, &mut fd)),
+            ("path_open create", path_open(OUT_FD, 0, p, l, 1, 64, 64, 0, &mut fd)),
+            ("path_create_directory", path_create_directory(OUT_FD, p, l)),
+            ("path_remove_directory", path_remove_directory(OUT_FD, p, l)),
+            ("path_unlink_file", path_unlink_file(OUT_FD, p, l)),
+            ("path_filestat_get", path_filestat_get(OUT_FD, 0, p, l, st.as_mut_ptr())),
+            ("path_filestat_set_times", path_filestat_set_times(OUT_FD, 0, p, l, 0, 0, 8)),
+            ("path_readlink", path_readlink(OUT_FD, p, l, buf.as_mut_ptr(), 64, &mut used)),
+            ("path_rename from", path_rename(OUT_FD, p, l, OUT_FD, ok, 2)),
+            ("path_rename to", path_rename(OUT_FD, ok, 2, OUT_FD, p, l)),
+            ("path_link from", path_link(OUT_FD, 0, p, l, OUT_FD, ok, 2)),
+            ("path_link to", path_link(OUT_FD, 0, ok, 2, OUT_FD, p, l)),
+            ("path_symlink", path_symlink(ok, 2, OUT_FD, p, l)),
+        ]
+    };
+    calls.into_iter().map(|(name, e)| format!("{path}: {name} errno {e}")).collect()
 }
 
 /// The descriptor of `/out`: preopens are numbered from 3 in the order the
@@ -208,6 +260,97 @@ fn main() {
                 lines.push(format!("fd {fd}: sock_accept errno {e1}, sock_send errno {e2}"));
             }
             fs::write("/out/out", lines.join("\n") + "\n").unwrap_or_else(|e| fail(e));
+        }
+        "escape" => {
+            fs::write("/out/ok", "ok").unwrap_or_else(|e| fail(e));
+            let mut lines = Vec::new();
+            for p in ["../x", "/etc/passwd", "/out/ok", "..", "../out/ok", "./../x"] {
+                lines.extend(every_path_call(p));
+            }
+            fs::remove_file("/out/ok").unwrap_or_else(|e| fail(e));
+            fs::write("/out/out", lines.join("\n") + "\n").unwrap_or_else(|e| fail(e));
+        }
+        "rename_out" => {
+            fs::write("/out/x", "x").unwrap_or_else(|e| fail(e));
+            a.check("rename /out/x to /in/x", fs::rename("/out/x", "/in/x"));
+            a.check("rename /out/x to /out/../x", fs::rename("/out/x", "/out/../x"));
+            a.check("rename /out/x to /x", fs::rename("/out/x", "/x"));
+            a.check("rename /out to /out2", fs::rename("/out", "/out2"));
+            a.check("rename /out/x to /tmp/x", fs::rename("/out/x", "/tmp/x"));
+            a.finish()
+        }
+        "fds" => {
+            let n: usize = arg(2).parse().unwrap_or(0);
+            let mut held = Vec::new();
+            let mut error = String::from("none");
+            for _ in 0..n {
+                match fs::File::open("/in/data") {
+                    Ok(f) => held.push(f),
+                    Err(e) => {
+                        error = e.to_string();
+                        break;
+                    }
+                }
+            }
+            let opened = held.len();
+            drop(held);
+            let again = fs::File::open("/in/data").map(|_| "ok").unwrap_or("failed");
+            fs::write("/out/out", format!("opened {opened}, then: {error}; after closing them: {again}\n"))
+                .unwrap_or_else(|e| fail(e));
+        }
+        "sparse" => {
+            use std::io::{Seek, SeekFrom};
+            let dir = arg(2);
+            let mut f = fs::File::create(format!("{dir}/sparse")).unwrap_or_else(|e| fail(e));
+            let at = f.seek(SeekFrom::Start(1 << 40)).unwrap_or_else(|e| fail(e));
+            eprintln!("seeked to {at}");
+            f.write_all(b"x").unwrap_or_else(|e| fail(e));
+            fs::write("/out/out", "wrote past 1 TiB\n").unwrap_or_else(|e| fail(e));
+        }
+        "unlinked" => {
+            let dir = arg(2);
+            let mib: u64 = arg(3).parse().unwrap_or(0);
+            let path = format!("{dir}/gone");
+            let mut f = fs::File::create(&path).unwrap_or_else(|e| fail(e));
+            fs::remove_file(&path).unwrap_or_else(|e| fail(e));
+            let chunk = vec![7u8; 1 << 20];
+            for _ in 0..mib {
+                f.write_all(&chunk).unwrap_or_else(|e| fail(e));
+            }
+            fs::write("/out/out", "wrote through an unlinked file\n").unwrap_or_else(|e| fail(e));
+        }
+        "deep" => {
+            let mut p = arg(2);
+            let levels: usize = arg(3).parse().unwrap_or(0);
+            for i in 0..levels {
+                p.push_str("/d");
+                if let Err(e) = fs::create_dir(&p) {
+                    eprintln!("level {i}: {e}");
+                    std::process::exit(2);
+                }
+            }
+            fs::write(format!("{p}/leaf"), vec![1u8; 1 << 20]).unwrap_or_else(|e| fail(e));
+        }
+        "readdir_mod" => {
+            // List /out/d while removing every listed entry and adding new ones.
+            fs::create_dir("/out/d").unwrap_or_else(|e| fail(e));
+            for i in 0..200 {
+                fs::write(format!("/out/d/f{i:03}"), "x").unwrap_or_else(|e| fail(e));
+            }
+            let mut seen = 0;
+            for (added, e) in fs::read_dir("/out/d").unwrap_or_else(|e| fail(e)).enumerate() {
+                let e = e.unwrap_or_else(|e| fail(e));
+                seen += 1;
+                fs::remove_file(e.path()).unwrap_or_else(|e| fail(e));
+                fs::write(format!("/out/d/n{added:05}"), "y").unwrap_or_else(|e| fail(e));
+                if seen > 10_000 {
+                    break;
+                }
+            }
+            let left = fs::read_dir("/out/d").map(|d| d.count()).unwrap_or(0);
+            fs::remove_dir_all("/out/d").unwrap_or_else(|e| fail(e));
+            fs::write("/out/out", format!("listing ended: {}\n", seen <= 10_000 && left > 0))
+                .unwrap_or_else(|e| fail(e));
         }
         other => {
             eprintln!("unknown attack `{other}`");
