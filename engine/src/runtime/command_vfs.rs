@@ -19,7 +19,7 @@ use super::log::SharedLog;
 use super::sdk::{SdkState, name_problem, show_name};
 use super::vfs::{Content, Stdin, Vfs};
 use super::watch::{Area, MAX_SCRATCH_ENTRIES, Watched};
-use super::{Plugin, Runtime, wasi_builder, write_backtrace};
+use super::{Plugin, Runtime, explain_trap, wasi_builder};
 use crate::store::BlobStore;
 use crate::task::abi::EXIT_CODE_OUTPUT;
 use crate::task::message::{InfraKind, LimitKind, OutputBlob, TaskFailure, TaskMessage, TaskMetrics};
@@ -129,12 +129,7 @@ pub(super) fn run(
         Ok(()) => 0,
         Err(e) => match classify(&e, &seen) {
             Ended::Exit(code) => code,
-            Ended::Failed(f) => {
-                if matches!(f, TaskFailure::Trap { .. }) {
-                    write_backtrace(log, &e);
-                }
-                return Err(f);
-            }
+            Ended::Failed(f) => return Err(explain_trap(log, &e, f)),
         },
     };
     metrics.exit_code = Some(code);
