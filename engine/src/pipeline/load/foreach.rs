@@ -455,10 +455,40 @@ fn glob_files(base: &std::path::Path, pattern: &str) -> Result<Vec<String>, &'st
             if meta.is_dir() && level + 1 < depth {
                 stack.push((e.path(), r, level + 1));
             } else if meta.is_file() && crate::plan::glob::matches(&rest, &r) {
-                found.push(if prefix.is_empty() { r } else { format!("{prefix}/{r}") });
+                // `literal > 0` with an empty prefix is the root (`/*.csv`).
+                found.push(if literal == 0 { r } else { format!("{prefix}/{r}") });
             }
         }
     }
     found.sort();
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_files;
+
+    #[test]
+    fn globs_match_relative_absolute_and_deep_paths_in_order() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let d = dir.path();
+        for f in ["a/x.csv", "a/y.txt", "a/b/z.csv", "a/b/c/w.csv", "top.csv"] {
+            let p = d.join(f);
+            std::fs::create_dir_all(p.parent().expect("a parent")).expect("a directory");
+            std::fs::write(&p, "").expect("a file");
+        }
+        assert_eq!(glob_files(d, "a/*.csv"), Ok(vec!["a/x.csv".to_string()]));
+        assert_eq!(glob_files(d, "*.csv"), Ok(vec!["top.csv".to_string()]));
+        assert_eq!(
+            glob_files(d, "a/**/*.csv"),
+            Ok(vec!["a/b/c/w.csv".to_string(), "a/b/z.csv".to_string(), "a/x.csv".to_string()])
+        );
+        let abs = format!("{}/a/b/*.csv", d.display());
+        assert_eq!(
+            glob_files(std::path::Path::new("/elsewhere"), &abs),
+            Ok(vec![format!("{}/a/b/z.csv", d.display())])
+        );
+        assert_eq!(glob_files(d, "a/x.csv"), Err("it has no `*` or `?`; name the file in a list instead"));
+        assert_eq!(glob_files(d, "nowhere/*.csv"), Ok(vec![]));
+    }
 }

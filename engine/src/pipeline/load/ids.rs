@@ -128,7 +128,15 @@ impl<'d> Loader<'d, '_> {
     /// The slot of task `id`, whose first task id is `first`, and how many
     /// tasks it expands to.
     fn entry_slot(&mut self, id: &str, e: &Entry, first: TaskId, foreach: &mut Vec<Foreach>) -> (Slot, usize) {
-        let Some(f) = self.doc.get(e.value, "foreach") else { return (Slot::Single(first), 1) };
+        let Some(f) = self.doc.get(e.value, "foreach") else {
+            if let Some(m) = self.doc.get(e.value, "foreach_mode") {
+                self.err(
+                    Diagnostic::error(format!("task `{id}` sets `foreach_mode` but has no `foreach`"))
+                        .primary(m.key_span.range(), "remove it, or add a `foreach`"),
+                );
+            }
+            return (Slot::Single(first), 1);
+        };
         let slot = Slot::Foreach(foreach.len() as u32);
         match self.foreach(id, e.value, f.value) {
             Some(mut fe) => {
