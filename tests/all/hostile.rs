@@ -737,39 +737,6 @@ fn plugin_text_reaches_the_terminal_escaped_on_threads_and_processes() {
         let report: Value = serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
         let hostile = report["tasks"].as_array().unwrap().iter().find(|t| t["id"] == "hostile").unwrap();
         assert_eq!(hostile["error"]["message"], ESCAPES_ERROR);
-
-// ---- the virtual filesystem of command tasks (docs/security.md) ------------
-
-#[test]
-fn dotdot_and_absolute_paths_are_refused_by_every_path_call() {
-    let o = run_ok(&cmd(), r#"args = ["escape"]"#);
-    let text = std::fs::read_to_string(o.dir.path().join("out/hostile.txt")).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 6 * 13, "{text}");
-    for l in &lines {
-        assert!(l.ends_with(" errno 63"), "not refused with EPERM: {l}\n{text}");
-    }
-    for p in ["../x", "/etc/passwd", "/out/ok", "..", "../out/ok", "./../x"] {
-        assert!(text.contains(&format!("{p}: path_symlink errno 63\n")), "{text}");
-    }
-}
-
-#[test]
-fn a_file_cannot_be_renamed_out_of_out() {
-    for executor in ["threads", "processes"] {
-        let o = contained_on(&cmd(), r#"args = ["rename_out"]"#, "error", "task error: exited with code 13", executor);
-        assert_eq!(
-            attempts(&o.log),
-            [
-                "denied: rename /out/x to /in/x: Operation not permitted (os error 63)",
-                "denied: rename /out/x to /out/../x: Operation not permitted (os error 63)",
-                "denied: rename /out/x to /x: No such file or directory (os error 44)",
-                "denied: rename /out to /out2: No such file or directory (os error 44)",
-                "denied: rename /out/x to /tmp/x: No such file or directory (os error 44)",
-            ],
-            "{executor}: {}",
-            o.log
-        );
     }
 }
 
@@ -845,6 +812,42 @@ fn plugin_metadata_and_import_names_are_escaped_by_inspect_plugins_and_check() {
     );
 }
 
+// ---- the virtual filesystem of command tasks (docs/security.md) ------------
+
+#[test]
+fn dotdot_and_absolute_paths_are_refused_by_every_path_call() {
+    let o = run_ok(&cmd(), r#"args = ["escape"]"#);
+    let text = std::fs::read_to_string(o.dir.path().join("out/hostile.txt")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 6 * 13, "{text}");
+    for l in &lines {
+        assert!(l.ends_with(" errno 63"), "not refused with EPERM: {l}\n{text}");
+    }
+    for p in ["../x", "/etc/passwd", "/out/ok", "..", "../out/ok", "./../x"] {
+        assert!(text.contains(&format!("{p}: path_symlink errno 63\n")), "{text}");
+    }
+}
+
+#[test]
+fn a_file_cannot_be_renamed_out_of_out() {
+    for executor in ["threads", "processes"] {
+        let o = contained_on(&cmd(), r#"args = ["rename_out"]"#, "error", "task error: exited with code 13", executor);
+        assert_eq!(
+            attempts(&o.log),
+            [
+                "denied: rename /out/x to /in/x: Operation not permitted (os error 63)",
+                "denied: rename /out/x to /out/../x: Operation not permitted (os error 63)",
+                "denied: rename /out/x to /x: No such file or directory (os error 44)",
+                "denied: rename /out to /out2: No such file or directory (os error 44)",
+                "denied: rename /out/x to /tmp/x: No such file or directory (os error 44)",
+            ],
+            "{executor}: {}",
+            o.log
+        );
+    }
+}
+
+#[test]
 fn guest_descriptors_are_capped_by_max_open_files() {
     // 3 stdio + /in + /out are open from the start.
     let o = run_ok(
