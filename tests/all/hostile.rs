@@ -302,7 +302,10 @@ fn waiting_on_an_absolute_clock_or_several_clocks_is_stopped_by_the_timeout() {
 #[test]
 fn a_rust_panic_shows_its_message_and_named_frames_on_the_console() {
     let location = repo_root().join("tests/guests/rust/hostile_cmd/src/main.rs");
-    let message = format!("trap: panicked at {}:154:46: the plugin gave up", location.display());
+    // The line of the `panic!` in the guest's source.
+    let source = std::fs::read_to_string(&location).unwrap();
+    let line = 1 + source.lines().position(|l| l.contains("panic!(\"{text}\\nsecond line")).unwrap();
+    let message = format!("trap: panicked at {}:{line}:46: the plugin gave up", location.display());
     for executor in ["threads", "processes"] {
         let o = contained_on(&cmd(), "args = [\"panic\", \"the plugin gave up\"]", "trap", &message, executor);
         let stderr = text(&o.m.output.stderr);

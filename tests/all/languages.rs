@@ -156,7 +156,7 @@ fn bad_params_and_missing_inputs_fail_with_the_sdk_message() {
             body,
             "[tasks.{l}_min_len]\nplugin = \"{l}\"\ninputs = {{ text = \"file:a.txt\" }}\nparams = {{ min_len = \"x\" }}\n\
              [tasks.{l}_lowercase]\nplugin = \"{l}\"\ninputs = {{ text = \"file:a.txt\" }}\nparams = {{ lowercase = 1 }}\n\
-             [tasks.{l}_missing]\nplugin = \"{l}\"\ninputs = {{ txt = \"file:a.txt\" }}\n"
+             [tasks.{l}_missing]\nplugin = \"{l}\"\n"
         )
         .unwrap();
     }

@@ -344,11 +344,13 @@ impl<'a> RunState<'a> {
     /// Like [`RunState::complete`], for a result whose action record the
     /// caller already wrote (see [`write_record`]) or tried to: `recorded`
     /// holds the error of that write, if any.
-    pub fn complete_recorded(&mut self, res: TaskResult, recorded: Result<(), String>) {
+    /// `log_path` is where the caller wrote the attempt's log, if it had one.
+    pub fn complete_recorded(&mut self, res: TaskResult, recorded: Result<(), String>, log_path: Option<PathBuf>) {
         self.in_flight -= 1;
         if let Err(e) = recorded {
             self.record_errors.push(e);
         }
+        self.records[res.task as usize].log_path = log_path.or(self.records[res.task as usize].log_path.take());
         self.handle_result(res, true);
     }
 
@@ -544,15 +546,19 @@ pub fn run_plan_threads(
                             let key = st.key_of(msg.task);
                             drop(st);
                             let res = super::threads::run_one(runtime, &msg, store, w as u32, run_start);
-                            // The record is written outside the lock, so the
-                            // other workers do not wait for its write.
+                            // The log, then the record, are written outside the
+                            // lock, so the other workers do not wait for them;
+                            // the record last, as the task's commit point.
+                            let log_path = (!res.log.is_empty())
+                                .then(|| write_log(&opts.log_dir, &msg.name, res.attempt, &res.log))
+                                .flatten();
                             let recorded = match (&key, &res.outcome) {
                                 (Some(k), Ok(outputs)) => write_record(store, k, &res.metrics, outputs)
                                     .map_err(|e| format!("task `{}`: {e}", msg.name)),
                                 _ => Ok(()),
                             };
                             st = state.lock().unwrap_or_else(|e| e.into_inner());
-                            st.complete_recorded(res, recorded);
+                            st.complete_recorded(res, recorded, log_path);
                             // New tasks may be ready for the others.
                             wake.notify_all();
                             continue;
@@ -621,7 +627,7 @@ impl RunState<'_> {
         rec.worker = m.worker;
         rec.start_us = m.start_us;
         rec.end_us = m.end_us;
-        if !res.log.is_empty() {
+        if !recorded && !res.log.is_empty() {
             rec.log_path = write_log(&opts.log_dir, &plan.tasks[t as usize].id, res.attempt, &res.log);
         }
         match res.outcome {

@@ -277,6 +277,9 @@ fn task_linker(engine: &Engine) -> wasmtime::Result<Linker<TaskState>> {
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut TaskState| &mut s.wasi)?;
     sdk::add_to_linker(&mut linker)?;
     vfs_calls::add_to_linker(&mut linker)?;
+    // Last: `poll` asks the descriptor calls linked so far (the virtual
+    // tree's) about descriptors, and serves every clock form exactly.
+    poll::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 

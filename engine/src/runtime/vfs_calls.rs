@@ -1,6 +1,7 @@
 //! The WASI preview 1 descriptor and path calls over [`super::vfs`], defined
-//! on the task linker over (shadowing) those of `wasmtime_wasi::p1`, plus a
-//! `poll_oneoff` that knows this descriptor table.
+//! on the task linker over (shadowing) those of `wasmtime_wasi::p1`.
+//! `poll_oneoff` is [`super::poll`]'s, linked after these, so it asks this
+//! descriptor table about descriptor subscriptions.
 //!
 //! Each call follows wasmtime-wasi's p1 adapter exactly where a program can
 //! tell the difference: only the first non-empty iovec of a vectored read or
@@ -11,13 +12,6 @@
 //! Entries are listed in name order, inode numbers count up from 1 in
 //! creation order, and in deterministic mode every timestamp is
 //! 2000-01-01T00:00:00Z, so two runs see the same metadata.
-//!
-//! `poll_oneoff`: descriptor subscriptions are ready at once (regular files,
-//! stdin and stdout never block); clock subscriptions sleep until the
-//! earliest one, in slices that the task's timeout and the run's
-//! cancellation interrupt ([`super::poll`]).
-
-use std::time::{Duration, Instant};
 
 use wasmtime::{Caller, Linker};
 
@@ -595,94 +589,13 @@ fn add_path_calls(l: &mut Linker<TaskState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
-/// Size of a WASI `subscription` and of an `event`.
-const SUB: u64 = 48;
-const EVENT: usize = 32;
-
-/// `poll_oneoff` over this descriptor table.
-fn poll(c: &mut C<'_>, subs: i32, events: i32, n: i32, nevents: i32) -> VResult<()> {
-    if n <= 0 {
-        return Err(Fail::Errno(errno::INVAL));
-    }
-    let started = Instant::now();
-    let mut ready: Vec<[u8; EVENT]> = Vec::new();
-    let mut wake: Option<(Duration, u64)> = None;
-    {
-        let (mem, st) = parts(c)?;
-        let r = range(mem, subs, SUB * n as u32 as u64)?;
-        let subs_bytes = mem[r].to_vec();
-        let v = vfs(st)?;
-        for s in subs_bytes.chunks_exact(SUB as usize) {
-            let u64_at = |o: usize| u64::from_le_bytes(s[o..o + 8].try_into().unwrap_or_default());
-            let userdata = u64_at(0);
-            let mut ev = [0u8; EVENT];
-            ev[0..8].copy_from_slice(&userdata.to_le_bytes());
-            match s[8] {
-                0 => {
-                    let timeout = u64_at(24);
-                    let absolute = s[40] & 1 != 0;
-                    let wait = if absolute {
-                        let now = match u32::from_le_bytes(s[16..20].try_into().unwrap_or_default()) {
-                            0 => std::time::SystemTime::now()
-                                .duration_since(std::time::UNIX_EPOCH)
-                                .map(|d| d.as_nanos() as u64)
-                                .unwrap_or(0),
-                            _ => 0,
-                        };
-                        Duration::from_nanos(timeout.saturating_sub(now))
-                    } else {
-                        Duration::from_nanos(timeout)
-                    };
-                    if wake.is_none_or(|(w, _)| wait < w) {
-                        wake = Some((wait, userdata));
-                    }
-                }
-                tag @ (1 | 2) => {
-                    ev[10] = tag;
-                    let fd = u32::from_le_bytes(s[16..20].try_into().unwrap_or_default());
-                    match v.desc(fd) {
-                        Ok(Desc::Dir { .. }) | Err(_) => ev[8..10].copy_from_slice(&errno::BADF.to_le_bytes()),
-                        Ok(_) => ev[16..24].copy_from_slice(&1u64.to_le_bytes()),
-                    }
-                    ready.push(ev);
-                }
-                _ => return Err(Fail::Errno(errno::INVAL)),
-            }
-        }
-    }
-    if ready.is_empty() {
-        let Some((wait, userdata)) = wake else { return Err(Fail::Errno(errno::INVAL)) };
-        let until = started + wait;
-        loop {
-            super::poll::check(c).map_err(|e| match e.downcast::<Abort>() {
-                Ok(a) => Fail::Abort(a),
-                Err(_) => Fail::Abort(Abort::Cancelled),
-            })?;
-            let now = Instant::now();
-            if now >= until {
-                break;
-            }
-            std::thread::sleep((until - now).min(super::EPOCH_TICK));
-        }
-        let mut ev = [0u8; EVENT];
-        ev[0..8].copy_from_slice(&userdata.to_le_bytes());
-        ready.push(ev);
-    }
-    let (mem, _) = parts(c)?;
-    let bytes: Vec<u8> = ready.iter().flatten().copied().collect();
-    put(mem, events, &bytes)?;
-    put(mem, nevents, &(ready.len() as u32).to_le_bytes())
-}
-
-/// Shadow every WASI p1 descriptor and path call, and `poll_oneoff`.
+/// Shadow every WASI p1 descriptor and path call (`poll_oneoff` is
+/// [`super::poll`]'s, linked after these so it asks them about descriptors).
 pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     add_fd_calls(linker)?;
     add_path_calls(linker)?;
     add_sock_calls(linker)?;
-    linker.func_wrap(WASI_MODULE, "poll_oneoff", |mut c: C<'_>, s: i32, e: i32, n: i32, ne: i32| {
-        done(poll(&mut c, s, e, n, ne))
-    })?;
     linker.allow_shadowing(false);
     Ok(())
 }
