@@ -34,7 +34,8 @@ unsafe extern "C" {
     fn fd_prestat_dir_name(fd: u32, buf: *mut u8, len: usize) -> u16;
     fn fd_fdstat_set_flags(fd: u32, flags: u16) -> u16;
     fn path_readlink(fd: u32, path: *const u8, len: usize, buf: *mut u8, buf_len: usize, used: *mut usize) -> u16;
-    fn path_filestat_set_times(fd: u32, flags: u32, path: *const u8, len: usize, atim: u64, mtim: u64, fst: u16) -> u16;
+    fn path_filestat_set_times(fd: u32, flags: u32, path: *const u8, len: usize, atim: u64, mtim: u64, fst: u16)
+    -> u16;
     fn path_open(
         fd: u32,
         dirflags: u32,

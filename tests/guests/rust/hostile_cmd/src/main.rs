@@ -43,8 +43,7 @@ unsafe extern "C" {
     fn path_filestat_set_times(fd: u32, flags: u32, path: *const u8, len: usize, a: u64, m: u64, f: u16) -> u16;
     fn path_readlink(fd: u32, path: *const u8, len: usize, buf: *mut u8, buf_len: usize, used: *mut usize) -> u16;
     fn path_rename(fd: u32, old: *const u8, old_len: usize, fd2: u32, new: *const u8, new_len: usize) -> u16;
-    fn path_link(fd: u32, flags: u32, old: *const u8, old_len: usize, fd2: u32, new: *const u8, new_len: usize)
-    -> u16;
+    fn path_link(fd: u32, flags: u32, old: *const u8, old_len: usize, fd2: u32, new: *const u8, new_len: usize) -> u16;
 }
 
 /// Every path-taking WASI call on `path` relative to `/out`, as `name errno` lines.
