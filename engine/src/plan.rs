@@ -124,6 +124,19 @@ fn yes() -> bool {
     true
 }
 
+/// `no_io_dirs` is written and read as its negation, `io_dirs`.
+mod negated {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &bool, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(!*v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        Ok(!bool::deserialize(d)?)
+    }
+}
+
 /// The filesystem and exit-status settings of a command task.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandFs {
@@ -137,6 +150,11 @@ pub struct CommandFs {
     /// A private writable working directory (`workdir`), `None` for none.
     #[serde(default)]
     pub workdir: Option<Workdir>,
+    /// `io_dirs = false`: no `/in` and `/out` preopens, so the first
+    /// preopened descriptor is scratch, a mount or the workdir (or none).
+    /// Written (`engine graph --json`, worker messages) as its negation `io_dirs`.
+    #[serde(default, rename = "io_dirs", with = "negated")]
+    pub no_io_dirs: bool,
 }
 
 impl CommandFs {

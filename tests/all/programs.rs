@@ -424,3 +424,48 @@ fn a_plugin_is_compiled_once_per_run_under_foreach() {
         }
     }
 }
+
+#[test]
+fn io_dirs_false_leaves_the_preopens_to_scratch_and_the_workdir_on_every_executor() {
+    for ex in ["sync", "threads", "processes"] {
+        let dir = pipeline(
+            r#"[tasks.plain]
+plugin = "probe"
+args = ["preopens", "write", "/out/x", "y"]
+io_dirs = false
+stdout = "r"
+
+[tasks.work]
+plugin = "probe"
+args = ["preopens", "write", "/made.txt", "made"]
+io_dirs = false
+scratch = true
+workdir = { at = "/", publish = ["made.txt"] }
+stdout = "r"
+
+[tasks.usual]
+plugin = "probe"
+args = ["preopens"]
+scratch = true
+workdir = { at = "/" }
+stdout = "r"
+
+[outputs]
+"plain.txt" = "plain.r"
+"work.txt" = "work.r"
+"made.txt" = "work.made.txt"
+"usual.txt" = "usual.r"
+"#,
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        assert_ok(&run(dir.path(), tmp.path(), &["--executor", ex]));
+        assert_eq!(read(dir.path().join("plain.txt")), "fd 3: errno 8\nwrite /out/x: error\n", "on {ex}");
+        assert_eq!(read(dir.path().join("work.txt")), "fd 3: /tmp\nfd 4: /\nfd 5: errno 8\nwrite /made.txt: ok\n", "on {ex}");
+        assert_eq!(read(dir.path().join("made.txt")), "made", "on {ex}");
+        assert_eq!(
+            read(dir.path().join("usual.txt")),
+            "fd 3: /in\nfd 4: /out\nfd 5: /tmp\nfd 6: /\nfd 7: errno 8\n",
+            "on {ex}"
+        );
+    }
+}

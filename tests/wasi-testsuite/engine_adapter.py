@@ -9,6 +9,9 @@ WebAssembly/wasi-testsuite) loads this file as a module and calls
 
 * the test module is the task's plugin (a command task);
 * the test's args and env become the task's `args` and `env`;
+* `io_dirs = false`: no `/in` and `/out` preopens, so the descriptors from
+  3 up are the ones a plain `wasmtime run` gives the test (its root dir, or
+  none);
 * the test's root directory, when it has one, seeds a `workdir` at `/`
   (a private copy: the checkout is never written to);
 * the program's stdout is captured as an output and written to our stdout;
@@ -92,6 +95,7 @@ def pipeline_text(spec: dict) -> str:
         "env = { " + ", ".join(f"{_toml_str(k)} = {_toml_str(v)}"
                                for k, v in spec["env"].items()) + " }",
         'stdout = "stdout"',
+        "io_dirs = false",
         "success_exit_codes = [" + ", ".join(str(c) for c in range(256)) + "]",
         "timeout = \"50s\"",
     ]

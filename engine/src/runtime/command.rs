@@ -222,10 +222,12 @@ fn prepare(
     let mut argv = vec![plugin.name.clone()];
     argv.extend(msg.command.args.iter().cloned());
     b.args(&argv).envs(&msg.command.env);
-    b.preopened_dir(&in_dir, "/in", FsPerms::ReadOnly)
-        .map_err(|e| storage_failure(format!("cannot mount /in: {e}")))?;
-    b.preopened_dir(&out_dir, "/out", FsPerms::ReadWrite)
-        .map_err(|e| storage_failure(format!("cannot mount /out: {e}")))?;
+    if !fs_opts.no_io_dirs {
+        b.preopened_dir(&in_dir, "/in", FsPerms::ReadOnly)
+            .map_err(|e| storage_failure(format!("cannot mount /in: {e}")))?;
+        b.preopened_dir(&out_dir, "/out", FsPerms::ReadWrite)
+            .map_err(|e| storage_failure(format!("cannot mount /out: {e}")))?;
+    }
     let (scratch, work) = preopen_optional(rt, &mut b, msg, &fs_opts, tmp.path())?;
     if let Some(name) = &msg.command.stdin {
         b.stdin(stdin_file(msg, &in_dir, name)?);

@@ -43,7 +43,7 @@ fn prepare(msg: &TaskMessage) -> Result<Vfs, TaskFailure> {
         max_bytes: cap,
         area: Area::Scratch,
     });
-    let mut v = Vfs::new(out, scratch, msg.limits.max_open_files, msg.deterministic);
+    let mut v = Vfs::new(out, scratch, !fs_opts.no_io_dirs, msg.limits.max_open_files, msg.deterministic);
     for input in &msg.inputs {
         if name_problem(input.name.as_bytes()).is_some() || input.name.contains('/') {
             return Err(storage_failure(format!("input name `{}` cannot be used as a file name", input.name)));

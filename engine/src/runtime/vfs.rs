@@ -170,19 +170,30 @@ pub(crate) struct Vfs {
 impl Vfs {
     /// A tree with `/in` (holding `inputs`: path relative to `/in`, blob),
     /// `/out` and, when `scratch` is given, `/tmp`; descriptors 0–2 and the
-    /// preopens in that order.
-    pub(crate) fn new(out: Watched, scratch: Option<Watched>, max_open: u32, deterministic: bool) -> Vfs {
+    /// preopens in that order. Without `io_dirs`, `/in` and `/out` exist (the
+    /// inputs and outputs live there) but are not preopened.
+    pub(crate) fn new(
+        out: Watched,
+        scratch: Option<Watched>,
+        io_dirs: bool,
+        max_open: u32,
+        deterministic: bool,
+    ) -> Vfs {
         let mut v = Vfs::stdio(max_open, deterministic);
         v.out = Some(Account { watched: out, entries: 0, bytes: 0 });
         v.tmp = scratch.map(|w| Account { watched: w, entries: 0, bytes: 0 });
         let in_root = v.alloc(Zone::In, Kind::Dir { entries: BTreeMap::new(), parent: None });
         let out_root = v.alloc(Zone::Out, Kind::Dir { entries: BTreeMap::new(), parent: None });
         v.out_root = out_root;
-        v.fds.insert(3, Desc::Dir { node: in_root, preopen: Some("/in".into()) });
-        v.fds.insert(4, Desc::Dir { node: out_root, preopen: Some("/out".into()) });
+        let mut next = 3;
+        if io_dirs {
+            v.fds.insert(3, Desc::Dir { node: in_root, preopen: Some("/in".into()) });
+            v.fds.insert(4, Desc::Dir { node: out_root, preopen: Some("/out".into()) });
+            next = 5;
+        }
         if v.tmp.is_some() {
             let tmp_root = v.alloc(Zone::Tmp, Kind::Dir { entries: BTreeMap::new(), parent: None });
-            v.fds.insert(5, Desc::Dir { node: tmp_root, preopen: Some("/tmp".into()) });
+            v.fds.insert(next, Desc::Dir { node: tmp_root, preopen: Some("/tmp".into()) });
         }
         for d in v.fds.values() {
             if let Desc::Dir { node, .. } = d

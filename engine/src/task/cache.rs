@@ -170,6 +170,10 @@ pub fn action_key(msg: &TaskMessage, mount_digest: &dyn Fn(&Path) -> Option<Dige
         e.raw(&[2]);
         e.u64(u64::from(msg.limits.max_open_files));
     }
+    // Without `/in` and `/out` the program sees other descriptor numbers.
+    if msg.command.fs.as_deref().is_some_and(|f| f.no_io_dirs) {
+        e.raw(&[3]);
+    }
     fixed[5] = e.part(6);
     e.raw(&[msg.deterministic as u8]);
     fixed[6] = e.part(7);

@@ -26,6 +26,7 @@ impl Loader<'_, '_> {
         if fs.success_exit_codes == [0] {
             fs.success_exit_codes.clear();
         }
+        fs.no_io_dirs = !self.io_dirs(id, f);
         (fs != CommandFs::default()).then(|| Box::new(fs))
     }
 
@@ -91,6 +92,33 @@ impl Loader<'_, '_> {
                 None
             }
         }
+    }
+
+    /// `io_dirs` (default `true`). When `false`, every input but the `stdin`
+    /// one would be unreadable, so naming one is an error.
+    fn io_dirs(&mut self, id: &str, f: &Fields) -> bool {
+        let Some(e) = f.get("io_dirs") else { return true };
+        if self.as_bool(&Field::new(&["tasks", id, "io_dirs"]), e.value) != Some(false) {
+            return true;
+        }
+        let stdin = f.get("stdin").and_then(|s| match self.doc.node(s.value).val {
+            Val::Str(v) => Some(self.doc.str(v)),
+            _ => None,
+        });
+        let Some(inputs) = f.get("inputs") else { return false };
+        for i in self.doc.entries(inputs.value) {
+            let name = self.key(i);
+            if Some(name) != stdin {
+                self.err(
+                    Diagnostic::error(format!(
+                        "input `{name}` of task `{id}` cannot be read: the task sets `io_dirs = false`, so it has no `/in` and only its `stdin` input reaches it"
+                    ))
+                    .primary(i.key_span.range(), "unreachable input")
+                    .secondary(self.span(e.value), "no `/in` or `/out` because of this"),
+                );
+            }
+        }
+        false
     }
 
     /// `success_exit_codes`, sorted and without repeats.

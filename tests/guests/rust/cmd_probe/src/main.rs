@@ -13,6 +13,9 @@
 //! * `deep <dir> <n>`: creates `<dir>/d/d/...`, `<n>` levels; prints `deep <n>: ok` or
 //!   `deep <n>: error at <level>`.
 //! * `exit <code>`: exits with that code at once.
+//! * `preopens`: the preopened descriptors from 3 up, one line each, as
+//!   `fd <n>: <guest path>`, then `fd <n>: errno <e>` for the first one that
+//!   is not a preopen (8 is EBADF: closed).
 
 use std::fs;
 use std::io::Write;
@@ -45,6 +48,30 @@ fn list(dir: &Path, out: &mut Vec<String>) {
             list(&p, out);
         }
     }
+}
+
+#[link(wasm_import_module = "wasi_snapshot_preview1")]
+unsafe extern "C" {
+    fn fd_prestat_get(fd: u32, out: *mut u8) -> u16;
+    fn fd_prestat_dir_name(fd: u32, buf: *mut u8, len: usize) -> u16;
+}
+
+/// `fd <n>: <path>` per preopen from 3 up, ending with the first errno.
+fn preopens() -> Vec<String> {
+    let mut lines = Vec::new();
+    for fd in 3.. {
+        let mut stat = [0u8; 8];
+        let e = unsafe { fd_prestat_get(fd, stat.as_mut_ptr()) };
+        if e != 0 {
+            lines.push(format!("fd {fd}: errno {e}"));
+            return lines;
+        }
+        let len = u32::from_le_bytes([stat[4], stat[5], stat[6], stat[7]]) as usize;
+        let mut name = vec![0u8; len];
+        let e = unsafe { fd_prestat_dir_name(fd, name.as_mut_ptr(), len) };
+        lines.push(if e == 0 { format!("fd {fd}: {}", String::from_utf8_lossy(&name)) } else { format!("fd {fd}: name errno {e}") });
+    }
+    lines
 }
 
 fn main() {
@@ -115,6 +142,12 @@ fn main() {
                     Some(l) => writeln!(stdout, "deep {n}: error at {l}").unwrap(),
                 }
                 i += 3;
+            }
+            "preopens" => {
+                for line in preopens() {
+                    writeln!(stdout, "{line}").unwrap();
+                }
+                i += 1;
             }
             "exit" => {
                 stdout.flush().unwrap();
