@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{engine, guest, run_engine};
+use crate::util::{EngineRun, engine, guest, run_engine};
 
 /// A command task `a` (args, env, a mount, a `file:` input) feeding an SDK
 /// task `b` (params). `edit` rewrites the pipeline text before it is written.
@@ -58,11 +58,7 @@ fn write_pipeline(dir: &Path, text: &str) {
 
 /// Run the pipeline in `dir`; return the report.
 fn run(dir: &Path, extra: &[&str]) -> Value {
-    let mut args = vec!["run", "pipeline.toml", "--report", "report.json"];
-    args.extend_from_slice(extra);
-    let o = run_engine(dir, &args);
-    assert_eq!(o.code, 0, "stdout:\n{}\nstderr:\n{}", o.stdout, o.stderr);
-    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
+    EngineRun::new(dir).args(extra).run().ok().report()
 }
 
 fn cached(r: &Value, id: &str) -> bool {
@@ -371,12 +367,7 @@ pub(crate) struct Resumable<'a> {
 
 /// `engine run` in `dir` with the store of `r`; the report.
 fn run_on(dir: &Path, r: &Resumable, extra: &[&str]) -> Value {
-    let mut cmd = engine();
-    cmd.args(["run", "pipeline.toml", "--report", "report.json", "--workers", "2"]).args(r.args).args(extra);
-    (r.env)(&mut cmd);
-    let o = cmd.current_dir(dir).output().unwrap();
-    assert!(o.status.success(), "{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
+    EngineRun::new(dir).args(["--workers", "2"]).args(r.args).args(extra).with(r.env).run().ok().report()
 }
 
 /// The resume pipeline killed with SIGKILL `kills` times at random points

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::run::{example, pipeline, report, task};
+use crate::run::{example, pipeline};
 use crate::util::{engine, guest, repo_root};
+use crate::util::{report, task};
 
 /// The Python of the test venv, if it is there.
 fn pyenv() -> Option<PathBuf> {

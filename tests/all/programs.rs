@@ -5,11 +5,8 @@
 //! example that chains four unmodified third-party programs.
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use serde_json::Value;
-
-use crate::util::{engine, guest, repo_root, wat_guest};
+use crate::util::{EngineRun, Ran, engine, guest, repo_root, report, task, wat_guest};
 
 /// A pipeline in a temp dir with `cmd_probe` as plugin `probe`, and those of
 /// `cmd_exceptions`, `cmd_atomics`, `cmd_memory64` and `cmd_shared_memory` that
@@ -35,37 +32,16 @@ fn write_pipeline(dir: &Path, body: &str) {
 
 /// `engine run` with a report, and `TMPDIR` pointed at `tmp` so the test can
 /// see what the engine leaves behind there.
-fn run(dir: &Path, tmp: &Path, args: &[&str]) -> Output {
-    engine()
-        .env("ENGINE_RETRY_BACKOFF", "10ms")
-        .env("TMPDIR", tmp)
-        .arg("run")
-        .arg(dir.join("pipeline.toml"))
-        .args(args)
-        .arg("--report")
-        .arg(dir.join("report.json"))
-        .output()
-        .unwrap()
+fn run(dir: &Path, tmp: &Path, args: &[&str]) -> Ran {
+    EngineRun::new(dir).env("TMPDIR", tmp).args(args).run()
 }
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn report(dir: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
-}
-
-fn task<'a>(r: &'a Value, id: &str) -> &'a Value {
-    r["tasks"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap()
-}
-
 fn read(p: PathBuf) -> String {
     String::from_utf8(std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
-}
-
-fn assert_ok(o: &Output) {
-    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr));
 }
 
 fn empty_dir(p: &Path) -> Vec<String> {
@@ -85,8 +61,7 @@ success_exit_codes = [7]
 "#,
     );
     let tmp = tempfile::tempdir().unwrap();
-    let o = run(dir.path(), tmp.path(), &[]);
-    assert_ok(&o);
+    run(dir.path(), tmp.path(), &[]).ok();
     assert_eq!(read(dir.path().join("code.txt")), "7\n");
     assert_eq!(task(&report(dir.path()), "t")["exit_code"], 7);
 }
@@ -103,7 +78,7 @@ success_exit_codes = [42]
 "#,
     );
     let tmp = tempfile::tempdir().unwrap();
-    assert_ok(&run(dir.path(), tmp.path(), &[]));
+    run(dir.path(), tmp.path(), &[]).ok();
     assert_eq!(read(dir.path().join("code.txt")), "42\n");
 }
 
@@ -156,7 +131,7 @@ success_exit_codes = [0, 10, 20]
     );
     let tmp = tempfile::tempdir().unwrap();
     let o = run(dir.path(), tmp.path(), &[]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert_eq!(o.code, 1, "{}", o.stderr.clone());
     let r = report(dir.path());
     assert_eq!(task(&r, "ten")["state"], "succeeded");
     assert_eq!(task(&r, "ten")["exit_code"], 10);
@@ -177,7 +152,7 @@ success_exit_codes = [0, 10, 20]
     let body = body
         .replace("[tasks.three]\nplugin = \"probe\"\nargs = [\"exit\", \"3\"]\nsuccess_exit_codes = [0, 10, 20]\n", "");
     std::fs::write(dir.path().join("pipeline.toml"), body).unwrap();
-    assert_ok(&run(dir.path(), tmp.path(), &[]));
+    run(dir.path(), tmp.path(), &[]).ok();
     assert_eq!(read(dir.path().join("show.txt")), "10\nfound");
 }
 
@@ -200,7 +175,7 @@ args = ["cat", "/in/data"]
     ));
     let tmp = tempfile::tempdir().unwrap();
     let o = run(dir.path(), tmp.path(), &[]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert_eq!(o.code, 1, "{}", o.stderr.clone());
     let r = report(dir.path());
     assert_eq!(task(&r, "half")["state"], "failed");
     assert_eq!(task(&r, "half")["error"]["message"], "task error: exited with code 1");
@@ -260,15 +235,12 @@ stdout = "report"
         mount_sources(dir.path());
         let tmp = tempfile::tempdir().unwrap();
         let cache = tempfile::tempdir().unwrap();
-        let o = engine()
+        EngineRun::new(dir.path())
             .env("TMPDIR", tmp.path())
             .env("ENGINE_CACHE_DIR", cache.path())
-            .arg("run")
-            .arg(dir.path().join("pipeline.toml"))
-            .args(["--executor", ex])
-            .output()
-            .unwrap();
-        assert_ok(&o);
+            .executor(ex)
+            .run()
+            .ok();
         assert_eq!(
             read(dir.path().join("report.txt")),
             "shared data\nfrom the archive\nwrite /share/new: error\nwrite /bundle/sub/a.txt: error\n\
@@ -292,7 +264,7 @@ fn without_scratch_there_is_no_tmp() {
          [outputs]\n\"r.txt\" = \"t.r\"\n",
     );
     let tmp = tempfile::tempdir().unwrap();
-    assert_ok(&run(dir.path(), tmp.path(), &[]));
+    run(dir.path(), tmp.path(), &[]).ok();
     assert_eq!(read(dir.path().join("r.txt")), "write /tmp/x: error\nTMPDIR= error\n");
 }
 
@@ -301,7 +273,7 @@ fn scratch_is_held_to_its_size() {
     let dir = pipeline("[tasks.t]\nplugin = \"probe\"\nargs = [\"fill\", \"/tmp\", \"4194304\"]\nscratch = \"1MiB\"\n");
     let tmp = tempfile::tempdir().unwrap();
     let o = run(dir.path(), tmp.path(), &[]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert_eq!(o.code, 1, "{}", o.stderr.clone());
     let r = report(dir.path());
     assert_eq!(task(&r, "t")["error"]["kind"], "limit");
     assert_eq!(task(&r, "t")["error"]["message"], "scratch limit exceeded: the task wrote more than 1MiB to /tmp");
@@ -327,7 +299,7 @@ fn an_archive_holding_a_link_is_refused() {
     assert!(st.success());
     let tmp = tempfile::tempdir().unwrap();
     let o = run(dir.path(), tmp.path(), &[]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert_eq!(o.code, 1, "{}", o.stderr.clone());
     let r = report(dir.path());
     let err = task(&r, "t")["error"]["message"].as_str().unwrap().to_string();
     let want = format!(
@@ -358,7 +330,7 @@ stdout = "listing"
     std::fs::write(dir.path().join("one.txt"), "1").unwrap();
     std::fs::write(dir.path().join("two.txt"), "22").unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    assert_ok(&run(dir.path(), tmp.path(), &[]));
+    run(dir.path(), tmp.path(), &[]).ok();
     assert_eq!(
         read(dir.path().join("listing.txt")),
         "/in/made file 3\n/in/many dir\n/in/many/0 file 1\n/in/many/1 file 3\n/in/many/2 file 2\n/in/one file 1\n"
@@ -382,8 +354,7 @@ fn the_fpga_example_builds_the_expected_bitstream() {
             std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
         }
         std::os::unix::fs::symlink(src.join("vendor"), dir.path().join("vendor")).unwrap();
-        let o = engine().arg("run").arg(dir.path().join("pipeline.toml")).args(["--executor", ex]).output().unwrap();
-        assert_ok(&o);
+        EngineRun::new(dir.path()).executor(ex).run().ok();
         for line in expected.lines() {
             let (digest, file) = line.split_once("  ").unwrap();
             let bytes = std::fs::read(dir.path().join(file)).unwrap();
@@ -401,15 +372,11 @@ fn a_plugin_is_compiled_once_per_run_under_foreach() {
     );
     let cache = tempfile::tempdir().unwrap();
     for (round, cached) in [(1, false), (2, true)] {
-        let o = engine()
+        EngineRun::new(dir.path())
             .env("ENGINE_CACHE_DIR", cache.path())
-            .arg("run")
-            .arg(dir.path().join("pipeline.toml"))
-            .args(["--executor", "processes", "--workers", "2", "--report"])
-            .arg(dir.path().join("report.json"))
-            .output()
-            .unwrap();
-        assert_ok(&o);
+            .args(["--executor", "processes", "--workers", "2"])
+            .run()
+            .ok();
         let r = report(dir.path());
         let plugins = r["plugins"].as_array().unwrap();
         assert_eq!(plugins.len(), 1, "round {round}: {plugins:?}");
@@ -458,9 +425,13 @@ stdout = "r"
 "#,
         );
         let tmp = tempfile::tempdir().unwrap();
-        assert_ok(&run(dir.path(), tmp.path(), &["--executor", ex]));
+        run(dir.path(), tmp.path(), &["--executor", ex]).ok();
         assert_eq!(read(dir.path().join("plain.txt")), "fd 3: errno 8\nwrite /out/x: error\n", "on {ex}");
-        assert_eq!(read(dir.path().join("work.txt")), "fd 3: /tmp\nfd 4: /\nfd 5: errno 8\nwrite /made.txt: ok\n", "on {ex}");
+        assert_eq!(
+            read(dir.path().join("work.txt")),
+            "fd 3: /tmp\nfd 4: /\nfd 5: errno 8\nwrite /made.txt: ok\n",
+            "on {ex}"
+        );
         assert_eq!(read(dir.path().join("made.txt")), "made", "on {ex}");
         assert_eq!(
             read(dir.path().join("usual.txt")),

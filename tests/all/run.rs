@@ -3,12 +3,12 @@
 //! traces, and worker crashes under the processes executor.
 
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::util::{engine, repo_root};
+use crate::util::{EngineRun, Ran, engine, repo_root, report, task};
 
 const EXECUTORS: [&str; 3] = ["sync", "threads", "processes"];
 
@@ -25,27 +25,14 @@ pub(crate) fn example(name: &str) -> tempfile::TempDir {
     dir
 }
 
-/// `engine run DIR/pipeline.toml ARGS --report DIR/report.json`, with a short
-/// retry backoff so retry tests stay fast.
-fn run_in(dir: &Path, args: &[&str]) -> Output {
-    engine()
-        .env("ENGINE_RETRY_BACKOFF", "10ms")
-        .args(["run", "--no-cache"])
-        .arg(dir.join("pipeline.toml"))
-        .args(args)
-        .arg("--report")
-        .arg(dir.join("report.json"))
-        .output()
-        .unwrap()
+/// `engine run DIR/pipeline.toml --no-cache ARGS --report DIR/report.json`
+/// (these tests count attempts, so nothing comes from the cache).
+fn run_in(dir: &Path, args: &[&str]) -> Ran {
+    EngineRun::new(dir).args(["--no-cache"]).args(args).run()
 }
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn assert_success(o: &Output) {
-    assert!(o.status.success(), "exit {:?}\nstdout:\n{}\nstderr:\n{}", o.status, text(&o.stdout), text(&o.stderr));
 }
 
 /// Examples with an `expected/` directory that another test runs, and which.
@@ -117,9 +104,8 @@ fn examples_give_the_expected_bytes_on_every_executor() {
         let expected_dir = repo_root().join("examples").join(name).join("expected");
         for ex in EXECUTORS {
             let dir = example(name);
-            let o = run_in(dir.path(), &["--executor", ex, "--workers", "2"]);
-            assert_success(&o);
-            let stdout = text(&o.stdout);
+            let o = run_in(dir.path(), &["--executor", ex, "--workers", "2"]).ok();
+            let stdout = o.stdout.clone();
             assert!(stdout.starts_with("succeeded: "), "{stdout}");
             let diff = output_differences(&dir.path().join("out"), &expected_dir);
             assert!(diff.is_empty(), "examples/{name} on {ex}:\n{}", diff.join("\n"));
@@ -169,14 +155,6 @@ pub(crate) fn pipeline(body: &str) -> tempfile::TempDir {
     dir
 }
 
-pub(crate) fn report(dir: &Path) -> Value {
-    serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap()
-}
-
-pub(crate) fn task<'a>(r: &'a Value, id: &str) -> &'a Value {
-    r["tasks"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap()
-}
-
 /// The largest number of trace events that overlap in time.
 fn max_overlap(trace: &Value) -> usize {
     let mut edges = vec![];
@@ -212,8 +190,7 @@ resources = { cpu = 1, memory = "1GiB" }
 "#,
     );
     let trace = dir.path().join("trace.json");
-    let o = run_in(dir.path(), &["--workers", "8", "--trace", trace.to_str().unwrap()]);
-    assert_success(&o);
+    run_in(dir.path(), &["--workers", "8", "--trace", trace.to_str().unwrap()]).ok();
     let t: Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
     let events = t["traceEvents"].as_array().unwrap().iter().filter(|e| e["ph"] == "X").count();
     assert_eq!(events, 8);
@@ -254,14 +231,14 @@ params = { ms = 50 }
 "#,
     );
     let o = run_in(dir.path(), &[]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
-    let stderr = text(&o.stderr);
+    assert_eq!(o.code, 1, "{}", o.stderr.clone());
+    let stderr = o.stderr.clone();
     assert!(
         stderr.contains("error: task `bad` failed: task error: failing as asked (2 dependent tasks skipped)"),
         "{stderr}"
     );
     assert!(
-        text(&o.stdout).starts_with("failed: 4 tasks: 1 succeeded (0 cached), 1 failed, 2 skipped, 0 cancelled in ")
+        o.stdout.clone().starts_with("failed: 4 tasks: 1 succeeded (0 cached), 1 failed, 2 skipped, 0 cancelled in ")
     );
     let r = report(dir.path());
     assert_eq!(r["status"], "failed");
@@ -294,12 +271,12 @@ params = { ms = 10 }
     // Default: independent tasks still run.
     let dir = pipeline(body);
     let o = run_in(dir.path(), &[]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.code, 1);
     assert_eq!(report(dir.path())["counts"]["succeeded"], 5);
     // --fail-fast: nothing new starts after `bad` fails.
     let dir = pipeline(body);
     let o = run_in(dir.path(), &["--fail-fast"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.code, 1);
     let r = report(dir.path());
     assert_eq!(r["counts"]["succeeded"], 0);
     assert_eq!(r["counts"]["cancelled"], 5);
@@ -321,8 +298,8 @@ params = { ms = 100 }
     let started = Instant::now();
     let o = run_in(dir.path(), &[]);
     assert!(started.elapsed() < Duration::from_secs(20));
-    assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o.stderr).contains("error: task `spin` failed: timed out after 300.0ms"), "{}", text(&o.stderr));
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.clone().contains("error: task `spin` failed: timed out after 300.0ms"), "{}", o.stderr.clone());
     let r = report(dir.path());
     assert_eq!(task(&r, "spin")["error"]["kind"], "timeout");
     assert_eq!(task(&r, "ok")["state"], "succeeded");
@@ -338,8 +315,8 @@ retries = 2
 "#,
     );
     let o = run_in(dir.path(), &[]);
-    assert_eq!(o.status.code(), Some(1));
-    let stderr = text(&o.stderr);
+    assert_eq!(o.code, 1);
+    let stderr = o.stderr.clone();
     assert!(stderr.contains("task `bad` failed (attempt 1 of 3): task error: failing as asked; retrying"), "{stderr}");
     assert!(stderr.contains("task `bad` failed (attempt 2 of 3): task error: failing as asked; retrying"), "{stderr}");
     assert!(stderr.contains("error: task `bad` failed: task error: failing as asked"), "{stderr}");
@@ -359,9 +336,8 @@ plugin = "echo"
 inputs = { in = "once" }
 "#,
     );
-    let o = run_in(dir.path(), &[]);
-    assert_success(&o);
-    let stderr = text(&o.stderr);
+    let o = run_in(dir.path(), &[]).ok();
+    let stderr = o.stderr.clone();
     assert!(
         stderr.contains("task `once` failed (attempt 1 of 2): task error: failing attempt 1 as asked; retrying"),
         "{stderr}"
@@ -562,8 +538,8 @@ resources = { gpu = 1 }
 "#,
     );
     let o = run_in(dir.path(), &[]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("gpu"), "{}", text(&o.stderr));
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.clone().contains("gpu"), "{}", o.stderr.clone());
     assert!(!dir.path().join(".engine-store").exists(), "nothing may run or be stored");
 }
 
@@ -635,17 +611,17 @@ fn the_sales_example_takes_vars_from_the_command_line() {
     for m in ["a", "b"] {
         std::fs::copy(dir.path().join("data/2024-mar.csv.gz"), dir.path().join(format!("more/{m}.csv.gz"))).unwrap();
     }
-    let o = run_in(dir.path(), &["--set", "data=more", "--set", "top=3", "--set", "column=units"]);
-    assert_success(&o);
+    run_in(dir.path(), &["--set", "data=more", "--set", "top=3", "--set", "column=units"]).ok();
     assert_eq!(std::fs::read_to_string(dir.path().join("out/top.csv")).unwrap(), "kiwi,40\npear,22\nfig,12\n");
     std::fs::create_dir_all(dir.path().join("empty")).unwrap();
     let o = run_in(dir.path(), &["--set", "data=empty"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.code, 2);
     assert!(
-        text(&o.stderr)
+        o.stderr
+            .clone()
             .starts_with("error: glob `empty/*.csv.gz` of foreach variable `month` of task `unzip` matches no files\n"),
         "{}",
-        text(&o.stderr)
+        o.stderr.clone()
     );
 }
 
@@ -664,8 +640,8 @@ fn an_outputs_entry_a_command_never_wrote_is_named_in_the_summary() {
     .unwrap();
     for executor in ["threads", "processes"] {
         let o = run_in(dir.path(), &["--executor", executor]);
-        let stdout = text(&o.stdout);
-        assert_eq!(o.status.code(), Some(1), "{executor}: {stdout}{}", text(&o.stderr));
+        let stdout = o.stdout.clone();
+        assert_eq!(o.code, 1, "{executor}: {stdout}{}", o.stderr.clone());
         assert!(stdout.starts_with("failed: 1 tasks: 1 succeeded (0 cached), 0 failed, 0 skipped, 0 cancelled in "));
         let res = dir.path().canonicalize().unwrap().join("res.txt");
         assert!(

@@ -5,30 +5,21 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use engine::store::Digest;
 use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 use crate::run::example;
-use crate::util::{Moto, block_on, engine, repo_root};
+use crate::util::{EngineRun, Moto, block_on, repo_root};
 
 const WORDCOUNT_OUT: [&str; 2] = ["counts.tsv", "top.tsv"];
 
 /// `engine run DIR/pipeline.toml ARGS` with the environment `env` sets.
 fn run(dir: &Path, args: &[&str], env: impl FnOnce(&mut Command)) -> (i32, String, String, Duration) {
-    let mut cmd = engine();
-    cmd.arg("run").arg(dir.join("pipeline.toml")).args(args).arg("--report").arg(dir.join("report.json"));
-    env(&mut cmd);
-    let start = Instant::now();
-    let out = cmd.output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        start.elapsed(),
-    )
+    let r = EngineRun::new(dir).args(args).with(env).run();
+    (r.code, r.stdout, r.stderr, r.elapsed)
 }
 
 fn assert_wordcount_outputs(dir: &Path, what: &str) {

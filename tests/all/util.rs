@@ -358,6 +358,120 @@ pub fn run_measured(mut cmd: Command, kill_after: std::time::Duration) -> Measur
     Measured { output, max_rss_kib: ru.ru_maxrss as u64, elapsed }
 }
 
+/// One `engine run`, built up and then started: the way tests run a
+/// pipeline. `EngineRun::new(dir)` runs `dir/pipeline.toml` with its report
+/// at `dir/report.json` and a short retry backoff (10 ms, so retry tests stay
+/// fast); the builder adds flags and environment, `run` returns a [`Ran`].
+pub struct EngineRun {
+    cmd: Command,
+    report: PathBuf,
+    args: Vec<std::ffi::OsString>,
+}
+
+impl EngineRun {
+    /// `engine run DIR/pipeline.toml ... --report DIR/report.json`.
+    pub fn new(dir: &Path) -> EngineRun {
+        EngineRun::pipeline(&dir.join("pipeline.toml"), &dir.join("report.json"))
+    }
+
+    /// `engine run PIPELINE ... --report REPORT`, in the pipeline's directory.
+    pub fn pipeline(pipeline: &Path, report: &Path) -> EngineRun {
+        let mut cmd = engine();
+        cmd.env("ENGINE_RETRY_BACKOFF", "10ms").env_remove("ENGINE_PROFILE_LOAD");
+        if let Some(dir) = pipeline.parent() {
+            cmd.current_dir(dir);
+        }
+        EngineRun { cmd, report: report.to_path_buf(), args: vec!["run".into(), pipeline.into()] }
+    }
+
+    /// More arguments, after the pipeline.
+    pub fn args<S: AsRef<std::ffi::OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> EngineRun {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        self
+    }
+
+    /// `--executor EXECUTOR`.
+    pub fn executor(self, executor: &str) -> EngineRun {
+        self.args(["--executor", executor])
+    }
+
+    /// An environment variable of the engine process.
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> EngineRun {
+        self.cmd.env(key, value);
+        self
+    }
+
+    /// Anything else on the command (current directory, more environment).
+    pub fn with(mut self, f: impl FnOnce(&mut Command)) -> EngineRun {
+        f(&mut self.cmd);
+        self
+    }
+
+    /// Run it to the end.
+    pub fn run(mut self) -> Ran {
+        let start = Instant::now();
+        let out = self
+            .cmd
+            .args(&self.args)
+            .arg("--report")
+            .arg(&self.report)
+            .output()
+            .expect("cannot start the engine binary");
+        Ran {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: start.elapsed(),
+            report: self.report,
+        }
+    }
+}
+
+/// What an [`EngineRun`] gave.
+#[derive(Debug)]
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: std::time::Duration,
+    report: PathBuf,
+}
+
+impl Ran {
+    /// Assert the run exited 0, showing its output when not.
+    #[track_caller]
+    pub fn ok(self) -> Ran {
+        assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// The JSON report.
+    #[track_caller]
+    pub fn report(&self) -> serde_json::Value {
+        read_report(&self.report)
+    }
+}
+
+/// The JSON report at `path`.
+#[track_caller]
+pub fn read_report(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("no report at {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).expect("the report is JSON")
+}
+
+/// The report at `dir/report.json` (where [`EngineRun::new`] puts it).
+#[track_caller]
+pub fn report(dir: &Path) -> serde_json::Value {
+    read_report(&dir.join("report.json"))
+}
+
+/// The report's entry for task `id`.
+#[track_caller]
+pub fn task<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
+    let tasks = report["tasks"].as_array().expect("the report lists tasks");
+    tasks.iter().find(|t| t["id"] == id).unwrap_or_else(|| panic!("no task `{id}` in the report"))
+}
+
 /// What a run of the `engine` binary produced.
 #[derive(Debug)]
 pub struct Output {

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::{guest, run_engine, wat_guest};
+use crate::util::{EngineRun, guest, wat_guest};
 
 /// A pipeline dir with a seed directory `seed/` (`README`, `src/main.c`,
 /// an empty `build/`) and one task whose table body is `task`.
@@ -38,9 +38,9 @@ pub(crate) fn setup_in(parent: &Path, plugin: &Path, task: &str) -> tempfile::Te
 }
 
 fn run(dir: &Path, executor: &str) -> (i32, String, Value) {
-    let o = run_engine(dir, &["run", "pipeline.toml", "--executor", executor, "--quiet", "--report", "report.json"]);
-    let report: Value = serde_json::from_slice(&fs::read(dir.join("report.json")).unwrap()).unwrap();
-    (o.code, o.stderr, report["tasks"][0].clone())
+    let r = EngineRun::new(dir).executor(executor).args(["--quiet"]).run();
+    let task = r.report()["tasks"][0].clone();
+    (r.code, r.stderr, task)
 }
 
 fn output_names(task: &Value) -> Vec<String> {
