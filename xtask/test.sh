@@ -8,14 +8,20 @@ bash "$root/xtask/setup.sh"
 # tests, Dask (tests/all/dask.rs).
 bash "$root/xtask/setup-python.sh"
 # Gates first, failing fast: formatting of every Rust workspace (the engine, the
-# guests in plugins/, fuzz/), then clippy with warnings as errors. Clippy runs
-# in the release profile so its proc macros are shared with the release
-# test build; see docs/performance.md for what the gates cost.
+# guests in plugins/, fuzz/), then clippy with warnings as errors, which is how
+# any warning fails CI: on the engine with every target (library, binary, the
+# test binary, examples), and on the guest workspace (stock plugins, test
+# guests, the Rust SDK) in the guests' own target directory. Not RUSTFLAGS=-D
+# warnings: cargo rebuilds every crate, wasmtime included, whenever RUSTFLAGS
+# changes. Clippy runs in the release profile so its proc macros are shared
+# with the release test build; see docs/performance.md for what the gates cost.
 for manifest in Cargo.toml plugins/Cargo.toml fuzz/Cargo.toml; do
   cargo fmt --all --check --manifest-path "$root/$manifest" ||
     { echo "test: \`cargo fmt --all --manifest-path $manifest\` fixes the formatting above" >&2; exit 1; }
 done
 cargo clippy --manifest-path "$root/Cargo.toml" --release --locked -p engine --all-targets -- -D warnings
+CARGO_TARGET_DIR="$target_dir/guests" cargo clippy --manifest-path "$root/plugins/Cargo.toml" --release --locked \
+  --workspace --target wasm32-wasip1 -- -D warnings
 bash "$root/xtask/build-guests.sh"
 # Guest-language toolchains (Zig, Go, AssemblyScript, C++) and their examples;
 # see docs/languages.md. A missing toolchain skips only its language here, but

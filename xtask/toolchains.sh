@@ -55,7 +55,8 @@ elif ! command -v npm >/dev/null 2>&1; then
 else
   echo "toolchains: npm install $npm_want into $dir/node_modules"
   [ -f "$dir/package.json" ] || echo '{"private":true}' >"$dir/package.json"
-  if (cd "$dir" && npm install --silent --no-audit --no-fund --save-exact "$npm_want" >/dev/null); then
+  # --loglevel=error: no progress, but npm's errors stay visible on stderr.
+  if (cd "$dir" && npm install --loglevel=error --no-audit --no-fund --save-exact "$npm_want" >/dev/null); then
     echo "$npm_want" >"$dir/npm.stamp"
     echo "toolchains: AssemblyScript installed ($(size_of "$dir/node_modules"))"
   else

@@ -171,9 +171,10 @@ fn bad_params_and_missing_inputs_fail_with_the_sdk_message() {
     }
 }
 
-/// Copy example pipeline `file` of examples/languages into a temp dir with
-/// absolute plugin and corpus paths, run it, and compare every output with
-/// `expected/`.
+/// Copy example pipeline `file` of examples/languages into a temp dir with an
+/// absolute corpus path, run it with `--set modules=TARGET/languages` (as its
+/// comment tells a user with `$CARGO_TARGET_DIR` set), and compare every output
+/// with `expected/`.
 fn check_example(file: &str, outputs: &[&str], modules: &[&str]) {
     for m in modules {
         if language_guest(m).is_none() {
@@ -187,12 +188,12 @@ fn check_example(file: &str, outputs: &[&str], modules: &[&str]) {
     let root = repo_root();
     let body = std::fs::read_to_string(src.join(file))
         .unwrap()
-        .replace("\"../../target/", &format!("\"{}/", crate::util::target_dir().display()))
         .replace("\"file:../wordcount/", &format!("\"file:{}/examples/wordcount/", root.display()));
     let dir = tempfile::tempdir().unwrap();
     let pipeline = dir.path().join(file);
     std::fs::write(&pipeline, body).unwrap();
-    let o = engine().arg("run").arg("-q").arg(&pipeline).output().unwrap();
+    let modules = format!("modules={}", crate::util::target_dir().join("languages").display());
+    let o = engine().arg("run").arg("-q").arg(&pipeline).args(["--set", &modules]).output().unwrap();
     assert_exit(&o, 0);
     for f in outputs {
         let got = std::fs::read(dir.path().join("out").join(f)).unwrap();

@@ -54,10 +54,7 @@ fn run(ctx: &mut Context) -> Result<()> {
             continue;
         }
         let field = match p.column {
-            None => match text.iter().rposition(|&b| b == delim) {
-                Some(at) => Some(&text[at + 1..]),
-                None => None,
-            },
+            None => text.iter().rposition(|&b| b == delim).map(|at| &text[at + 1..]),
             Some(c) => text.split(|&b| b == delim).nth(c - 1).filter(|_| text.contains(&delim)),
         };
         let Some(field) = field else {

@@ -105,9 +105,12 @@ fn pwrite(f: &File, data: &[u8], offset: u64) -> String {
     format!("{n}")
 }
 
+/// A directory entry as `fd_readdir` gives it: name, next cookie, file type.
+type Dirent = (String, u64, u8);
+
 /// One `fd_readdir` call: the (name, next cookie) entries that fit whole, and
 /// whether the buffer was filled (more may follow).
-fn readdir_once(fd: u32, buf_len: usize, cookie: u64) -> Result<(Vec<(String, u64, u8)>, bool), u16> {
+fn readdir_once(fd: u32, buf_len: usize, cookie: u64) -> Result<(Vec<Dirent>, bool), u16> {
     let mut buf = vec![0u8; buf_len];
     let mut used = 0usize;
     let rc = unsafe { fd_readdir(fd, buf.as_mut_ptr(), buf_len, cookie, &mut used) };
@@ -132,8 +135,8 @@ fn readdir_once(fd: u32, buf_len: usize, cookie: u64) -> Result<(Vec<(String, u6
 
 /// All entries via `fd_readdir` with a buffer of `buf_len`, resuming from
 /// each call's last cookie.
-fn readdir_all(fd: u32, buf_len: usize) -> Result<Vec<(String, u64, u8)>, u16> {
-    let mut all: Vec<(String, u64, u8)> = Vec::new();
+fn readdir_all(fd: u32, buf_len: usize) -> Result<Vec<Dirent>, u16> {
+    let mut all: Vec<Dirent> = Vec::new();
     let mut cookie = 0;
     loop {
         let (batch, full) = readdir_once(fd, buf_len, cookie)?;
