@@ -3,6 +3,10 @@
 # any current directory; honours $CARGO_TARGET_DIR (see xtask/lib.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# The README's main job first, end to end (the first command of the Quick
+# start): it installs what the demo needs, builds the engine and the stock
+# plugins (the test build reuses both) and runs examples/wordcount.
+bash "$root/xtask/demo.sh"
 bash "$root/xtask/setup.sh"
 # The pinned Python venv ($CARGO_TARGET_DIR/pyenv): moto_server for the S3 store
 # tests, Dask (tests/all/dask.rs).
