@@ -289,6 +289,9 @@ mod tests {
         let mut m = msg();
         m.inputs[0].items[0].digest = Digest::of(b"y");
         cases.push((m, "input `x`"));
+        let mut m = msg();
+        m.command.fs = Some(Box::new(crate::plan::CommandFs { no_io_dirs: true, ..Default::default() }));
+        cases.push((m, "mounts/scratch"));
         for (m, part) in cases {
             let k = key(&m);
             assert_ne!(k.key, base.key, "{part}");
@@ -304,6 +307,7 @@ mod tests {
             scratch: None,
             success_exit_codes: vec![0],
             workdir: None,
+            no_io_dirs: false,
         }));
         assert!(action_key(&m, &|_| None).is_none());
         let a = action_key(&m, &|_| Some(Digest::of(b"1"))).expect("a key");

@@ -40,7 +40,8 @@ const TASK_KEYS: &[&str] = &[
 ];
 
 /// Keys only command plugins take.
-const COMMAND_KEYS: &[&str] = &["args", "env", "stdin", "stdout", "mounts", "scratch", "success_exit_codes", "workdir", "io_dirs"];
+const COMMAND_KEYS: &[&str] =
+    &["args", "env", "stdin", "stdout", "mounts", "scratch", "success_exit_codes", "workdir", "io_dirs"];
 
 /// A task table read once, before instantiation.
 pub(super) struct RawTask<'d> {
