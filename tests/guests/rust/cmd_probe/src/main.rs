@@ -12,10 +12,12 @@
 //! * `mkdir <path>`: `create_dir_all`; prints `mkdir <path>: ok` or `mkdir <path>: error`.
 //! * `deep <dir> <n>`: creates `<dir>/d/d/...`, `<n>` levels; prints `deep <n>: ok` or
 //!   `deep <n>: error at <level>`.
+//! * `copy <src> <dst>`: copies `<src>` to a new file `<dst>` 1 MiB at a time; prints
+//!   `copied <bytes>` (the 1 GiB copy of `bench/command.py`).
 //! * `exit <code>`: exits with that code at once.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 fn list(dir: &Path, out: &mut Vec<String>) {
@@ -114,6 +116,22 @@ fn main() {
                     None => writeln!(stdout, "deep {n}: ok").unwrap(),
                     Some(l) => writeln!(stdout, "deep {n}: error at {l}").unwrap(),
                 }
+                i += 3;
+            }
+            "copy" => {
+                let mut src = fs::File::open(arg(1)).expect("open copy source");
+                let mut dst = fs::File::create(arg(2)).expect("create copy destination");
+                let mut buf = vec![0u8; 1 << 20];
+                let mut total = 0u64;
+                loop {
+                    let n = src.read(&mut buf).expect("read copy source");
+                    if n == 0 {
+                        break;
+                    }
+                    dst.write_all(&buf[..n]).expect("write copy destination");
+                    total += n as u64;
+                }
+                writeln!(stdout, "copied {total}").unwrap();
                 i += 3;
             }
             "exit" => {
