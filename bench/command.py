@@ -19,10 +19,11 @@ peak RSS, and the 1-minute load average when the run started. Each cell is
 the median of --repeats runs.
 
 Table 2, a command task that copies a 1 GiB input to /out (`cmd_probe copy
-/in/a /out/out`): the task's in-task time from the report (read from the
-store, through the guest, into the store: publish includes the store's
-sha256 and fsync), against `cp` of the same blob file, and `cp` then
-`sync FILE` (fsync), on the same disk.
+/in/a /out/out`, which writes a 5-byte line first so that the output is a
+new blob, not the input again): the task's in-task time from the report
+(read from the store, through the guest, into the store: publish includes
+the store's sha256 and fsync), against `cp` of the output blob file, and
+`cp` then `sync FILE` (fsync), on the same disk.
 
   bench/command.sh                      # builds, then runs this with defaults
   python3 bench/command.py --engine target/release/engine --guests target/test-guests \\
@@ -249,7 +250,7 @@ def copy_table(a):
         for root, _, files in os.walk(os.path.join(store, "objects")):
             for name in files:
                 p = os.path.join(root, name)
-                if os.path.getsize(p) == size:
+                if os.path.getsize(p) == size + len(b"copy\n"):
                     blob = p
         cp_dest = os.path.join(workdir, "cp.bin")
         for variant in ("cp", "cp+sync"):

@@ -12,8 +12,9 @@
 //! * `mkdir <path>`: `create_dir_all`; prints `mkdir <path>: ok` or `mkdir <path>: error`.
 //! * `deep <dir> <n>`: creates `<dir>/d/d/...`, `<n>` levels; prints `deep <n>: ok` or
 //!   `deep <n>: error at <level>`.
-//! * `copy <src> <dst>`: copies `<src>` to a new file `<dst>` 1 MiB at a time; prints
-//!   `copied <bytes>` (the 1 GiB copy of `bench/command.py`).
+//! * `copy <src> <dst>`: writes a new file `<dst>`: the line `copy\n`, then `<src>`
+//!   copied 1 MiB at a time (so `<dst>` is never the same blob as `<src>`); prints
+//!   `copied <bytes of src>` (the 1 GiB copy of `bench/command.py`).
 //! * `exit <code>`: exits with that code at once.
 
 use std::fs;
@@ -121,6 +122,7 @@ fn main() {
             "copy" => {
                 let mut src = fs::File::open(arg(1)).expect("open copy source");
                 let mut dst = fs::File::create(arg(2)).expect("create copy destination");
+                dst.write_all(b"copy\n").expect("write copy destination");
                 let mut buf = vec![0u8; 1 << 20];
                 let mut total = 0u64;
                 loop {
