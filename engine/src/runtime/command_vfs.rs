@@ -106,15 +106,22 @@ pub(super) fn run(
         b.env("TMPDIR", "/tmp");
     }
     // SAFETY: as in `Runtime::run_sdk`: the erased reference lives in `st`
-    // only, which is dropped before this function returns.
+    // and in the tree (`vfs`, taken back out of `st` below), both dropped
+    // before this function returns.
     let store_static: &'static dyn BlobStore =
         unsafe { std::mem::transmute::<&dyn BlobStore, &'static dyn BlobStore>(store) };
+    let mut vfs = vfs;
+    vfs.spill_store = Some(store_static);
     let (mut st, seen) = rt.new_store(msg, b.build_p1(), log, SdkState::default());
     st.data_mut().vfs = Some(vfs);
     st.data_mut().vfs_store = Some(store_static);
     let t1 = Instant::now();
     let result = (|| -> wasmtime::Result<()> {
         let instance = plugin.pre.instantiate(&mut st)?;
+        let memory = instance.get_memory(&mut st, "memory");
+        if let Some(v) = st.data_mut().vfs.as_mut() {
+            v.memory = memory;
+        }
         let start = instance.get_typed_func::<(), ()>(&mut st, "_start")?;
         start.call(&mut st, ())
     })();
@@ -211,22 +218,8 @@ fn store_content(store: &dyn BlobStore, name: &str, vfs: &Vfs, n: usize) -> Resu
     let fail = |e: &dyn std::fmt::Display| storage_failure(format!("cannot store output `{name}`: {e}"));
     match vfs.content(n) {
         Ok(Content::Mem(v)) => store_bytes(store, name, v),
-        Ok(Content::Disk(f, len)) => {
-            use std::os::unix::fs::FileExt;
-            let mut w = store.put().map_err(|e| fail(&e))?;
-            let mut buf = vec![0u8; 1 << 20];
-            let mut off = 0u64;
-            while off < *len {
-                let want = (*len - off).min(buf.len() as u64) as usize;
-                let got = f.read_at(&mut buf[..want], off).map_err(|e| fail(&e))?;
-                if got == 0 {
-                    return Err(fail(&"the spill file is shorter than its length"));
-                }
-                w.write_all(&buf[..got]).map_err(|e| fail(&e))?;
-                off += got as u64;
-            }
-            w.finish().map_err(|e| fail(&e))
-        }
+        // A spill file from the store's `scratch_file` is taken over as it is.
+        Ok(Content::Disk(f, len)) => store.put_file(f, *len).map_err(|e| fail(&e)),
         Ok(Content::Blob { digest, len }) => Ok(crate::store::BlobRef { digest: *digest, len: *len }),
         Err(_) => Err(fail(&"not a regular file")),
     }

@@ -9,7 +9,9 @@
 //! * `/out` and `/tmp` hold files in memory buffers. Once the attempt holds
 //!   more than [`MEMORY_SPILL`] bytes in memory, further growth goes to
 //!   anonymous temp files (unlinked at creation, so the OS reclaims them when
-//!   the attempt ends, whatever happens).
+//!   the attempt ends, whatever happens), made by the store when it can
+//!   ([`BlobStore::scratch_file`]), so that publishing a large `/out` file
+//!   links it into the store instead of copying it ([`BlobStore::put_file`]).
 //! * Space is accounted by write and by entry, not by walking: every byte a
 //!   file grows by and every entry created counts against its area's limits
 //!   at the moment of the call, and an unlinked file still counts until its
@@ -165,6 +167,13 @@ pub(crate) struct Vfs {
     pub stdout_capture: Option<Vec<u8>>,
     pub stdout_cap: u64,
     pub out_root: usize,
+    /// Where spill files come from: the store's own scratch files when it
+    /// has them ([`BlobStore::scratch_file`]), so a large `/out` file is
+    /// stored without a copy; else anonymous temp files.
+    pub spill_store: Option<&'static dyn BlobStore>,
+    /// The guest's exported `memory`, once instantiated (the WASI calls'
+    /// memory, found once instead of by name on every call).
+    pub memory: Option<wasmtime::Memory>,
 }
 
 impl Vfs {
@@ -222,6 +231,8 @@ impl Vfs {
             stdout_capture: None,
             stdout_cap: u64::MAX,
             out_root: usize::MAX,
+            spill_store: None,
+            memory: None,
         };
         v.fds.insert(0, Desc::Stdin);
         v.fds.insert(1, Desc::Stdout);
@@ -791,12 +802,16 @@ impl Vfs {
 
     fn resize_content(&mut self, n: usize, size: u64) -> VResult<()> {
         let spill = self.in_mem.saturating_add(size.saturating_sub(self.len_of(n)?)) > MEMORY_SPILL;
+        let spill_store = self.spill_store;
         let node = self.node_mut(n)?;
         let Kind::File(c) = &mut node.kind else { return Err(Fail::Errno(errno::ISDIR)) };
         match c {
             Content::Blob { .. } => Err(Fail::Errno(errno::PERM)),
             Content::Mem(v) if spill && size > v.len() as u64 => {
-                let f = tempfile::tempfile().map_err(|e| infra(format!("cannot create a spill file: {e}")))?;
+                let f = match spill_store.and_then(|st| st.scratch_file()) {
+                    Some(f) => f,
+                    None => tempfile::tempfile().map_err(|e| infra(format!("cannot create a spill file: {e}")))?,
+                };
                 f.write_all_at(v, 0).map_err(|e| infra(format!("cannot write a spill file: {e}")))?;
                 f.set_len(size).map_err(|e| infra(format!("cannot write a spill file: {e}")))?;
                 let freed = v.len() as u64;

@@ -23,11 +23,16 @@ use crate::task::abi::WASI_MODULE;
 const ILSEQ: u16 = 25;
 
 /// The guest's memory and the task state; a module without a memory traps.
+/// The memory found at instantiation (`Vfs::memory`) saves a lookup by
+/// name per call; the helper instance of `poll` re-exports that same memory.
 fn parts<'a>(caller: &'a mut Caller<'_, TaskState>) -> VResult<(&'a mut [u8], &'a mut TaskState)> {
-    let mem = caller
-        .get_export("memory")
-        .and_then(|e| e.into_memory())
-        .ok_or_else(|| Fail::Abort(Abort::Trap("missing required memory export".into())))?;
+    let mem = match caller.data().vfs.as_ref().and_then(|v| v.memory) {
+        Some(m) => m,
+        None => caller
+            .get_export("memory")
+            .and_then(|e| e.into_memory())
+            .ok_or_else(|| Fail::Abort(Abort::Trap("missing required memory export".into())))?,
+    };
     Ok(mem.data_and_store_mut(caller))
 }
 

@@ -5,7 +5,8 @@
 //! ```text
 //! <dir>/objects/<2 hex>/<64 hex>   one file per large blob (>= SMALL_MAX bytes)
 //! <dir>/packs/<unique>.pack        append-only packs of small blobs, one per process
-//! <dir>/tmp/                       large blobs being written (renamed into objects/)
+//! <dir>/tmp/                       large blobs being written (renamed into objects/), and
+//!                                  anonymous scratch files (`scratch_file`, linked in by `put_file`)
 //! <dir>/lock                       flock: shared while open, exclusive for `engine gc`
 //! ```
 //!
@@ -595,6 +596,77 @@ impl BlobStore for LocalStore {
         Ok(Box::new(LocalWriter { store: self, buf: Vec::new(), spill: None, hasher: Hasher::new(), written: 0 }))
     }
 
+    /// An `O_TMPFILE` file in `tmp/`: on the store's filesystem, so
+    /// [`LocalStore::put_file`] can link it into `objects/`.
+    fn scratch_file(&self) -> Option<File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_TMPFILE)
+            .open(self.dir.join("tmp"))
+            .ok()
+    }
+
+    /// A large file is hashed where it is, fsynced and linked into
+    /// `objects/` (through `/proc/self/fd`, which is how an `O_TMPFILE` file
+    /// gets a name): its bytes are written once. Small files, and files that
+    /// cannot be linked (another filesystem, no `/proc`), are streamed.
+    fn put_file(&self, file: &File, len: u64) -> StoreResult<BlobRef> {
+        use std::os::fd::AsRawFd;
+        if len < SMALL_MAX as u64 || file.metadata().ok().map(|m| m.len()) != Some(len) {
+            return super::stream_file(self.put()?, file, len);
+        }
+        let tmp_dir = self.dir.join("tmp");
+        let mut h = Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut off = 0u64;
+        while off < len {
+            let want = (len - off).min(buf.len() as u64) as usize;
+            let got = file.read_at(&mut buf[..want], off).map_err(|e| io_err(&tmp_dir, e))?;
+            if got == 0 {
+                return Err(StoreError::Corrupt("a scratch file is shorter than its length".into()));
+            }
+            h.update(&buf[..got]);
+            off += got as u64;
+        }
+        let r = h.finish();
+        let dest = self.object_path(&r.digest);
+        if self.lock().index.contains_key(&r.digest) || dest.exists() {
+            return Ok(r);
+        }
+        file.sync_data().map_err(|e| io_err(&tmp_dir, e))?;
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+        }
+        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        let named = tmp_dir.join(format!("{}-{seq}.tmp", std::process::id()));
+        let (Ok(src), Ok(dst)) = (
+            std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())),
+            std::ffi::CString::new(named.as_os_str().as_encoded_bytes()),
+        ) else {
+            return super::stream_file(self.put()?, file, len);
+        };
+        // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::linkat(libc::AT_FDCWD, src.as_ptr(), libc::AT_FDCWD, dst.as_ptr(), libc::AT_SYMLINK_FOLLOW)
+        };
+        if rc != 0 {
+            return super::stream_file(self.put()?, file, len);
+        }
+        if let Err(e) = fs::rename(&named, &dest) {
+            let _ = fs::remove_file(&named);
+            return Err(io_err(&dest, e));
+        }
+        // Our own bytes, just hashed: no need to check them on read.
+        self.verified.lock().unwrap_or_else(|e| e.into_inner()).insert(r.digest);
+        let mut inner = self.lock();
+        inner.index.insert(r.digest, Loc::File { len: r.len });
+        inner.dirty_dirs = true;
+        Ok(r)
+    }
+
     fn read_at(&self, digest: &Digest, offset: u64, buf: &mut [u8]) -> StoreResult<usize> {
         if *digest == Digest::EMPTY {
             return Ok(0);
@@ -730,6 +802,37 @@ mod tests {
 
     fn put(s: &dyn BlobStore, data: &[u8]) -> BlobRef {
         s.put_bytes(data).unwrap()
+    }
+
+    #[test]
+    fn a_scratch_file_is_linked_in_by_put_file_and_leaves_no_name_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let large: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        let r;
+        {
+            let s = LocalStore::open(dir.path()).unwrap();
+            let f = s.scratch_file().expect("O_TMPFILE in tmp/");
+            f.write_all_at(&large, 0).unwrap();
+            assert!(fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none());
+            r = s.put_file(&f, large.len() as u64).unwrap();
+            assert_eq!(r, BlobRef { digest: Digest::of(&large), len: 300_000 });
+            // Linked, not copied: the object is the scratch file itself.
+            use std::os::unix::fs::MetadataExt;
+            assert_eq!(fs::metadata(s.object_path(&r.digest)).unwrap().ino(), f.metadata().unwrap().ino());
+            assert!(fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none());
+            // The same bytes again, and a small file (streamed into a pack).
+            let again = s.scratch_file().unwrap();
+            again.write_all_at(&large, 0).unwrap();
+            assert_eq!(s.put_file(&again, large.len() as u64).unwrap(), r);
+            let small = s.scratch_file().unwrap();
+            small.write_all_at(b"tiny", 0).unwrap();
+            let rs = s.put_file(&small, 4).unwrap();
+            assert_eq!(read_all(&s, &rs.digest).unwrap(), b"tiny");
+            s.sync().unwrap();
+        }
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(read_all(&s, &r.digest).unwrap(), large);
+        assert!(fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none());
     }
 
     #[test]

@@ -196,6 +196,22 @@ pub trait BlobStore: Send + Sync {
     /// other processes after the next `flush`, durable after the next `sync`.
     fn put_action(&self, key: &Digest, record: &[u8]) -> StoreResult<()>;
 
+    /// An empty anonymous file (no name on disk) for a blob built by
+    /// random-access writes before it is stored, placed where
+    /// [`BlobStore::put_file`] can take it without copying its bytes; `None`
+    /// when this store has no such place (the caller uses a temp file).
+    fn scratch_file(&self) -> Option<std::fs::File> {
+        None
+    }
+
+    /// Store the first `len` bytes of `file` as a blob. The default streams
+    /// them through [`BlobStore::put`]; a store may instead take over a file
+    /// it made with [`BlobStore::scratch_file`] (the caller must not write
+    /// to it afterwards).
+    fn put_file(&self, file: &std::fs::File, len: u64) -> StoreResult<BlobRef> {
+        stream_file(self.put()?, file, len)
+    }
+
     /// Convenience: store a whole buffer.
     fn put_bytes(&self, data: &[u8]) -> StoreResult<BlobRef> {
         let mut w = self.put()?;
@@ -211,6 +227,24 @@ pub trait BlobStore: Send + Sync {
         let len = self.size(digest)?.ok_or(StoreError::Missing(*digest))?;
         Ok(BlobReader { store: self, digest: *digest, pos: 0, len })
     }
+}
+
+/// Copy the first `len` bytes of `file` into `w` and finish the blob.
+pub(crate) fn stream_file(mut w: Box<dyn BlobWriter + '_>, file: &std::fs::File, len: u64) -> StoreResult<BlobRef> {
+    use std::os::unix::fs::FileExt;
+    let fail = |e: io::Error| StoreError::Io { path: "<scratch file>".into(), source: e };
+    let mut buf = vec![0u8; (1 << 20).min(len as usize)];
+    let mut off = 0u64;
+    while off < len {
+        let want = (len - off).min(buf.len() as u64) as usize;
+        let got = file.read_at(&mut buf[..want], off).map_err(fail)?;
+        if got == 0 {
+            return Err(fail(io::Error::new(io::ErrorKind::UnexpectedEof, "the file is shorter than its length")));
+        }
+        w.write_all(&buf[..got]).map_err(fail)?;
+        off += got as u64;
+    }
+    w.finish()
 }
 
 /// Streaming writer for one blob. Dropping it without [`BlobWriter::finish`]

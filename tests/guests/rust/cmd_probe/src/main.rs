@@ -12,13 +12,16 @@
 //! * `mkdir <path>`: `create_dir_all`; prints `mkdir <path>: ok` or `mkdir <path>: error`.
 //! * `deep <dir> <n>`: creates `<dir>/d/d/...`, `<n>` levels; prints `deep <n>: ok` or
 //!   `deep <n>: error at <level>`.
+//! * `copy <src> <dst>`: writes a new file `<dst>`: the line `copy\n`, then `<src>`
+//!   copied 1 MiB at a time (so `<dst>` is never the same blob as `<src>`); prints
+//!   `copied <bytes of src>` (the 1 GiB copy of `bench/command.py`).
 //! * `exit <code>`: exits with that code at once.
 //! * `preopens`: the preopened descriptors from 3 up, one line each, as
 //!   `fd <n>: <guest path>`, then `fd <n>: errno <e>` for the first one that
 //!   is not a preopen (8 is EBADF: closed).
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 fn list(dir: &Path, out: &mut Vec<String>) {
@@ -148,6 +151,23 @@ fn main() {
                     writeln!(stdout, "{line}").unwrap();
                 }
                 i += 1;
+            }
+            "copy" => {
+                let mut src = fs::File::open(arg(1)).expect("open copy source");
+                let mut dst = fs::File::create(arg(2)).expect("create copy destination");
+                dst.write_all(b"copy\n").expect("write copy destination");
+                let mut buf = vec![0u8; 1 << 20];
+                let mut total = 0u64;
+                loop {
+                    let n = src.read(&mut buf).expect("read copy source");
+                    if n == 0 {
+                        break;
+                    }
+                    dst.write_all(&buf[..n]).expect("write copy destination");
+                    total += n as u64;
+                }
+                writeln!(stdout, "copied {total}").unwrap();
+                i += 3;
             }
             "exit" => {
                 stdout.flush().unwrap();
