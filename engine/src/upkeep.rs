@@ -199,8 +199,8 @@ fn entries_of(records: &[Record], pack_len: u64) -> (Vec<Entry>, Vec<Entry>) {
         let e = Entry { name: rec.name, offset: rec.offset + rec.value.start as u64, len: rec.value.len() as u32 };
         if rec.action { actions.push(e) } else { blobs.push(e) }
     }
-    blobs.sort_unstable_by(|a, b| a.name.0.cmp(&b.name.0));
-    actions.sort_unstable_by(|a, b| a.name.0.cmp(&b.name.0));
+    blobs.sort_unstable_by_key(|e| e.name.0);
+    actions.sort_unstable_by_key(|e| e.name.0);
     (blobs, actions)
 }
 
@@ -230,8 +230,8 @@ fn check_index(pack: &Path, pack_len: u64, scan: &PackScan, r: &mut VerifyReport
     let (mut blobs, mut actions) = idx.entries();
     blobs.retain(|e| e.offset < upto);
     actions.retain(|e| e.offset < upto);
-    blobs.sort_unstable_by(|a, b| a.name.0.cmp(&b.name.0));
-    actions.sort_unstable_by(|a, b| a.name.0.cmp(&b.name.0));
+    blobs.sort_unstable_by_key(|e| e.name.0);
+    actions.sort_unstable_by_key(|e| e.name.0);
     if (blobs, actions) != entries_of(&scan.records, idx.pack_len()) {
         r.problems.push(format!(
             "{}: does not list the records of the first {} bytes of its pack",

@@ -307,8 +307,8 @@ mod tests {
             let pack = dir.path().join("p.pack");
             let (mut b, mut a) = (entries(n, "b"), entries(n / 2, "a"));
             write(&pack, 1 << 40, &b, &a).unwrap();
-            b.sort_unstable_by(|x, y| x.name.0.cmp(&y.name.0));
-            a.sort_unstable_by(|x, y| x.name.0.cmp(&y.name.0));
+            b.sort_unstable_by_key(|e| e.name.0);
+            a.sort_unstable_by_key(|e| e.name.0);
             let idx = PackIndex::load(&pack, 1 << 40).unwrap();
             for e in &b {
                 assert_eq!(idx.blob(&e.name), Some((e.offset, e.len)));
@@ -319,8 +319,8 @@ mod tests {
             }
             assert_eq!(idx.blob(&Digest::of(b"absent")), None);
             let (mut gb, mut ga) = idx.entries();
-            gb.sort_unstable_by(|x, y| x.name.0.cmp(&y.name.0));
-            ga.sort_unstable_by(|x, y| x.name.0.cmp(&y.name.0));
+            gb.sort_unstable_by_key(|e| e.name.0);
+            ga.sort_unstable_by_key(|e| e.name.0);
             assert_eq!((gb, ga), (b, a));
             assert!(!dir.path().join("p.idx-tmp").exists());
         }
