@@ -9,8 +9,9 @@
 # copied into python/engine_dask.data/data/share/engine/plugins/ (not in git);
 # then `maturin build --release --locked`. maturin runs
 # `cargo rustc --release --bin engine` in the same target directory and profile
-# as `cargo build --release -p engine`, so after a release build it compiles
-# nothing: the wheel costs the zip of the binary (see docs/performance.md).
+# as `cargo build --release -p engine` (not the test build's), so after that
+# build it compiles nothing: the wheel costs the zip of the binary (see
+# docs/performance.md).
 # Works from any current directory; honours $CARGO_TARGET_DIR (xtask/lib.sh).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
