@@ -11,15 +11,14 @@
 //!
 //! # Lanes and resources
 //!
-//! The executor offers W lanes (W = the cluster's threads, or
-//! `--dask-window`) and Dask picks the worker. A lane holds one task while
-//! tasks are long, so at most W tasks are in Dask at once and the core's
-//! priority order holds. While recent tasks are short (their mean under
+//! The executor offers W lanes (W = `--dask-window`, or the cluster's
+//! threads) and Dask picks the worker. A lane holds one task, so at most W
+//! tasks are in Dask at once and the core's priority order holds. Without
+//! `--dask-window`, while recent tasks are short (their mean under
 //! [`SHORT_TASK`]) a lane holds up to [`QUEUE_DEPTH`]: a task then costs less
 //! than the round trip engine → bridge → scheduler → worker and back, and with
 //! one task per lane every Dask thread would idle for that round trip between
-//! tasks (a 1k-task wide no-op ran 3× slower than Dask's own `client.map`; see
-//! docs/performance.md). The ledger counts a lane's queued tasks as the
+//! tasks (see docs/performance.md, "`--executor dask` vs Dask's own API"). The ledger counts a lane's queued tasks as the
 //! largest of their requests (see "Dispatch policy" in `sched`); Dask still
 //! runs at most a worker's threads and declared resources at once. The core's ledger gets
 //! the cluster totals as its capacity ([`Cluster::capacity`]); each future
@@ -70,7 +69,8 @@ pub struct DaskConfig {
     /// `tcp://HOST:PORT`, `local:N`, or `None` for a local cluster.
     pub scheduler: Option<String>,
     pub connect_timeout: Duration,
-    /// Most tasks in Dask at once (default: the cluster's threads).
+    /// Most tasks in Dask at once (default: the cluster's threads, with
+    /// [`QUEUE_DEPTH`] per thread while tasks are short).
     pub window: Option<usize>,
     /// This binary: what workers of a local cluster run.
     pub engine_exe: PathBuf,
@@ -310,6 +310,8 @@ pub struct DaskExecutor {
     run_start: Instant,
     /// Per lane: how many attempts it holds.
     lanes: Vec<usize>,
+    /// Whether lanes queue short tasks (no `--dask-window` given).
+    queue: bool,
     /// Running mean of recent task durations on the workers (µs); `None`
     /// before the first result.
     mean_us: Option<f64>,
@@ -388,6 +390,7 @@ impl DaskExecutor {
             run_id: String::new(),
             run_start: Instant::now(),
             lanes: Vec::new(),
+            queue: cfg.window.is_none(),
             mean_us: None,
             flights: HashMap::new(),
             pending: Vec::new(),
@@ -652,7 +655,7 @@ impl Executor for DaskExecutor {
             return 0;
         }
         let depth = match self.mean_us {
-            Some(m) if m < SHORT_TASK.as_micros() as f64 => QUEUE_DEPTH,
+            Some(m) if self.queue && m < SHORT_TASK.as_micros() as f64 => QUEUE_DEPTH,
             _ => 1,
         };
         depth.saturating_sub(self.lanes[w])
