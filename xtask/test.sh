@@ -43,3 +43,6 @@ bash "$root/tests/wasi-testsuite/run.sh"
 # The first hour of a new user, against the binary the tests just built:
 # install into a temp prefix, run std: plugins and an SDK task made outside the repo.
 bash "$root/xtask/first-hour.sh"
+# The packaging test, once: the engine-dask wheel (maturin, reusing the release
+# build) in a fresh venv, a Dask cluster started from it, wordcount on it.
+bash "$root/xtask/package-test.sh"

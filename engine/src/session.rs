@@ -67,7 +67,8 @@ pub struct DaskOptions {
     /// `tcp://HOST:PORT`, `local:N` for a new local cluster of N workers, or
     /// `None` for a local cluster (like `distributed.Client()`).
     pub scheduler: Option<String>,
-    /// Most tasks in Dask at once (default: the cluster's threads).
+    /// Most tasks in Dask at once (default: the cluster's threads, each
+    /// holding up to 16 while tasks are short).
     pub window: Option<usize>,
     /// The Python with `engine_dask` installed, which runs the bridge.
     pub python: PathBuf,

@@ -25,3 +25,11 @@ PLUGIN_NAME = "engine-dask"
 
 # Dask event topic on which tasks announce that they started.
 STARTED_TOPIC = "engine-dask-started"
+
+# Dask event topic on which tasks push their result frames of at most
+# PUSH_LIMIT bytes: one hop worker -> scheduler -> bridge, where fetching a
+# future's result costs the bridge a round trip to the scheduler and one to
+# the worker. The scheduler keeps the last 1000 events of a topic
+# (`distributed.admin.low-level-log-length`), so at most 16 MiB of them.
+DONE_TOPIC = "engine-dask-done"
+PUSH_LIMIT = 16 << 10

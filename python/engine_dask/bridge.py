@@ -30,7 +30,7 @@ import struct
 import sys
 import threading
 
-from . import BRIDGE_PROTOCOL, PLUGIN_NAME, STARTED_TOPIC, __version__
+from . import BRIDGE_PROTOCOL, DONE_TOPIC, PLUGIN_NAME, STARTED_TOPIC, __version__
 
 
 class Out:
@@ -138,17 +138,31 @@ class Bridge:
         self.init_frame = None
         self.futures = {}  # key -> future, while the engine waits for it
         self.lock = threading.Lock()
-        self.ac = as_completed([], with_results=True, raise_errors=False)
+        self.ac = as_completed([])
         self.more = threading.Event()
         self.closing = False
         client.subscribe_topic(STARTED_TOPIC, self.on_started)
+        client.subscribe_topic(DONE_TOPIC, self.on_done)
         client.subscribe_topic("all", self.on_cluster_event)
         threading.Thread(target=self.completions, name="engine-dask-completions", daemon=True).start()
 
     def on_started(self, event):
         _, msg = event
         if msg.get("key") in self.futures:
-            self.out.send({"op": "started", **msg})
+            self.out.send({"op": "started", "key": msg["key"], "worker": msg["name"], "slot": msg["slot"]})
+
+    def take(self, key):
+        """Whether `key` is still awaited; if so it is not any more: exactly
+        one of the done event and the completions thread answers for it."""
+        with self.lock:
+            return self.futures.pop(key, None) is not None
+
+    def on_done(self, event):
+        # Runs on the client's event loop, before the future is seen finished
+        # (the worker sends the event before the task's end, on one stream).
+        _, msg = event
+        if self.take(msg["key"]):
+            self.out.send({"op": "done", "key": msg["key"], "worker": msg["name"], "slot": msg["slot"]}, msg["frame"])
 
     def on_cluster_event(self, event):
         _, msg = event
@@ -200,17 +214,31 @@ class Bridge:
                 self.more.clear()
                 continue
             try:
-                fut, result = next(self.ac)
+                fut = next(self.ac)
             except StopIteration:
                 continue
             with self.lock:
-                if self.futures.pop(fut.key, None) is None:
-                    continue  # cancelled by the engine
+                if fut.key not in self.futures:
+                    continue  # answered by its done event, or cancelled by the engine
             if fut.status == "finished":
-                worker, slot, frame = result
-                self.out.send({"op": "done", "key": fut.key, "worker": worker, "slot": slot}, frame)
-                continue
-            exc = result[1] if isinstance(result, tuple) else result
+                try:
+                    worker, slot, frame = fut.result()
+                except Exception as e:  # the result was lost with its worker
+                    frame, exc = None, e
+                else:
+                    exc = RuntimeError("its result event never reached the bridge") if frame is None else None
+                if not self.take(fut.key):
+                    continue  # its done event came meanwhile
+                if exc is None:
+                    self.out.send({"op": "done", "key": fut.key, "worker": worker, "slot": slot}, frame)
+                    continue
+            else:
+                if not self.take(fut.key):
+                    continue
+                try:
+                    exc = fut.exception()
+                except Exception as e:  # cancelled or lost by Dask itself
+                    exc = e
             if isinstance(exc, EngineWorkerLost):
                 why = "engine_worker_lost"
             elif isinstance(exc, KilledWorker):

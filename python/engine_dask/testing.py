@@ -13,7 +13,8 @@ then the scheduler, each with SIGTERM and SIGKILL after 5 s: a worker whose
 scheduler is gone can ignore SIGTERM for a long time.
 
 Options: `--nanny` starts the workers under a nanny (restarted when killed);
-`--workers SPEC` replaces the two workers: `name:resources;name:resources`.
+`--workers SPEC` replaces the two workers: `name:resources;name:resources`;
+`--nthreads N` gives every worker N threads.
 Extra environment for the workers comes from this process's environment.
 """
 
@@ -56,6 +57,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m engine_dask.testing")
     ap.add_argument("--nanny", action="store_true")
     ap.add_argument("--workers", default=DEFAULT_WORKERS)
+    ap.add_argument("--nthreads", type=int, default=1)
     args = ap.parse_args(argv)
     # Tear down on SIGTERM too (the `finally` below), not only when stdin closes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -75,7 +77,7 @@ def main(argv=None):
         for spec in args.workers.split(";"):
             name, _, resources = spec.partition(":")
             cmd = [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", sched_file]
-            cmd += ["--nthreads", "1", "--name", name, "--death-timeout", "10", "--no-dashboard"]
+            cmd += ["--nthreads", str(args.nthreads), "--name", name, "--death-timeout", "10", "--no-dashboard"]
             cmd += ["--host", "127.0.0.1"]
             cmd += [] if args.nanny else ["--no-nanny"]
             if resources:

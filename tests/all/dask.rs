@@ -49,9 +49,16 @@ struct Cluster {
 
 impl Cluster {
     fn start(env: &[(&str, &str)]) -> Option<Cluster> {
+        Cluster::start_with(&[], env)
+    }
+
+    /// A cluster started with harness options `args` (`--nthreads 2`,
+    /// `--workers SPEC`) and extra environment `env` for its processes.
+    fn start_with(args: &[&str], env: &[(&str, &str)]) -> Option<Cluster> {
         let python = pyenv()?;
         let mut cmd = Command::new(&python);
         cmd.args(["-m", "engine_dask.testing"])
+            .args(args)
             .env("PYTHONPATH", repo_root().join("python"))
             .env("ENGINE_DASK_ENGINE", env!("CARGO_BIN_EXE_engine"))
             .stdin(Stdio::piped())
@@ -191,45 +198,79 @@ fn dask_wordcount_gives_the_expected_bytes_and_names_each_dask_worker() {
     assert!(lanes.iter().all(|l| l == "\"w-gpu slot 0\"" || l == "\"w-cpu slot 0\""), "{lanes:?}");
 }
 
-/// Dask with intermediates in S3 (moto): the workers' `engine worker`s open
-/// the bucket themselves, the outputs are the local bytes, and every blob in
-/// the bucket re-hashes to its key.
+/// Dask with intermediates in S3 (moto): every example the executors test
+/// (`run::examples_give_the_expected_bytes_on_every_executor`, where threads
+/// on a local store write exactly `expected/`) writes the same bytes on Dask
+/// with `--store s3://`; the workers' `engine worker`s open the bucket
+/// themselves. Every blob in the bucket re-hashes to its key and every action
+/// record names blobs that are there.
 #[cfg(feature = "s3")]
 #[test]
-fn dask_wordcount_on_s3_gives_the_expected_bytes_and_every_blob_hashes_to_its_key() {
-    use engine::store::Digest;
-    use object_store::path::Path as Key;
-    use object_store::{ObjectStore, ObjectStoreExt};
-
-    use crate::util::{Moto, block_on};
+fn dask_every_example_on_s3_gives_the_expected_bytes_and_every_blob_hashes_to_its_key() {
+    use crate::run::{EXAMPLES_CHECKED_ELSEWHERE, examples_with_expected, output_differences};
+    use crate::util::Moto;
 
     let Some(moto) = Moto::start(false) else { return };
     moto.create_bucket("engine-dask");
     let Some(c) = Cluster::start(&moto.vars()) else { return };
-    let dir = example("wordcount");
-    let cache = tempfile::tempdir().unwrap();
-    let mut cmd = c.command(dir.path(), &["--store", "s3://engine-dask/run"]);
-    moto.env(&mut cmd);
-    let o = cmd.env("ENGINE_CACHE_DIR", cache.path()).output().unwrap();
-    assert_exit(&o, 0);
-    for f in ["counts.tsv", "top.tsv"] {
-        let got = std::fs::read(dir.path().join("out").join(f)).unwrap();
-        let want = std::fs::read(repo_root().join("examples/wordcount/expected").join(f)).unwrap();
-        assert!(got == want, "wordcount/{f} on dask + s3 differs:\n{}", text(&got));
+    let examples: Vec<String> = examples_with_expected(&repo_root().join("examples"))
+        .into_iter()
+        .filter(|e| !EXAMPLES_CHECKED_ELSEWHERE.iter().any(|(n, _)| n == e))
+        .collect();
+    assert!(examples.len() >= 3, "{examples:?}");
+    for name in &examples {
+        let dir = example(name);
+        let cache = tempfile::tempdir().unwrap();
+        let store = format!("s3://engine-dask/{name}");
+        let mut cmd = c.command(dir.path(), &["--store", &store]);
+        moto.env(&mut cmd);
+        let o = cmd.env("ENGINE_CACHE_DIR", cache.path()).output().unwrap();
+        assert_exit(&o, 0);
+        let diff =
+            output_differences(&dir.path().join("out"), &repo_root().join("examples").join(name).join("expected"));
+        assert!(diff.is_empty(), "examples/{name} on dask + s3:\n{}", diff.join("\n"));
+        assert!(!dir.path().join(".engine-store").exists(), "{name}: a local .engine-store was created");
+        let r = report(dir.path());
+        assert_eq!(r["executor"], "dask");
+        assert_eq!(r["store"], store.as_str());
+        assert!(r["tasks"].as_array().unwrap().iter().all(|t| t["dask_worker"].is_string()), "{r}");
+        let (blobs, records) = check_bucket(&moto, "engine-dask", name);
+        // The inputs and outputs; one record per task.
+        assert!(blobs >= 3, "{name}: only {blobs} blobs in the bucket");
+        assert_eq!(records, r["tasks"].as_array().unwrap().len(), "{name}: action records");
     }
-    assert!(!dir.path().join(".engine-store").exists(), "a local .engine-store was created");
-    let r = report(dir.path());
-    assert_eq!(r["executor"], "dask");
-    assert_eq!(r["store"], "s3://engine-dask/run");
-    assert!(r["tasks"].as_array().unwrap().iter().all(|t| t["dask_worker"].is_string()), "{r}");
-    let client = moto.client("engine-dask");
-    let list = block_on(client.list_with_delimiter(Some(&Key::from("run/blobs")))).unwrap();
-    // The input file and the outputs of the pipeline's tasks.
-    assert!(list.objects.len() >= 5, "only {} blobs in the bucket", list.objects.len());
-    for obj in &list.objects {
-        let bytes = block_on(async { client.get(&obj.location).await.unwrap().bytes().await.unwrap() });
-        assert_eq!(Digest::of(&bytes).to_hex(), obj.location.filename().unwrap(), "{}", obj.location);
+}
+
+/// Every object under `PREFIX/blobs/` in `bucket` re-hashes to its key, and
+/// every record under `PREFIX/actions/` names only blobs that are there;
+/// returns how many blobs and records there are.
+#[cfg(feature = "s3")]
+fn check_bucket(moto: &crate::util::Moto, bucket: &str, prefix: &str) -> (usize, usize) {
+    use engine::store::Digest;
+    use engine::task::cache::ActionRecord;
+    use object_store::path::Path as Key;
+    use object_store::{ObjectStore, ObjectStoreExt};
+
+    use crate::util::block_on;
+
+    let client = moto.client(bucket);
+    let get = |key: &Key| block_on(async { client.get(key).await.unwrap().bytes().await.unwrap() });
+    let blobs = block_on(client.list_with_delimiter(Some(&Key::from(format!("{prefix}/blobs"))))).unwrap().objects;
+    let mut names = std::collections::BTreeSet::new();
+    for obj in &blobs {
+        let name = obj.location.filename().unwrap().to_string();
+        assert_eq!(Digest::of(&get(&obj.location)).to_hex(), name, "{} does not hash to its key", obj.location);
+        names.insert(name);
     }
+    let records = block_on(client.list_with_delimiter(Some(&Key::from(format!("{prefix}/actions"))))).unwrap().objects;
+    for obj in &records {
+        let rec = ActionRecord::decode(&get(&obj.location))
+            .unwrap_or_else(|| panic!("{} is not an action record", obj.location));
+        for out in &rec.outputs {
+            assert!(names.contains(&out.blob.digest.to_hex()), "{} names a missing blob {}", obj.location, out.name);
+        }
+    }
+    (blobs.len(), records.len())
 }
 
 /// A command task with a `workdir` on Dask: the hardened `engine worker`
@@ -538,4 +579,169 @@ params = { text = "{i}" }
         let t = task(&r, &format!("s[{i}]"));
         assert_eq!((t["cached"].as_bool(), t.get("dask_worker")), (Some(true), None), "{r}");
     }
+}
+
+/// Dask places a task only on a worker with its resources free: two workers
+/// of two threads with one `licence` each never run two licence tasks at
+/// once, though the ledger (two licences in all) hands Dask two at a time and
+/// each worker has a thread to spare.
+#[test]
+fn dask_tasks_sharing_a_licence_never_overlap_on_one_worker() {
+    let Some(c) = Cluster::start_with(&["--nthreads", "2", "--workers", "w-a:licence=1;w-b:licence=1"], &[]) else {
+        return;
+    };
+    let dir = pipeline(
+        r#"[tasks.lic]
+plugin = "sleep_ms"
+foreach = { i = { range = [0, 6] } }
+params = { ms = 150 }
+resources = { licence = 1 }
+
+[tasks.free]
+plugin = "sleep_ms"
+foreach = { i = { range = [0, 4] } }
+params = { ms = 150 }
+"#,
+    );
+    let o = c.run(dir.path(), &["--trace", dir.path().join("trace.json").to_str().unwrap()]);
+    assert_exit(&o, 0);
+    let r = report(dir.path());
+    let mut by_worker: BTreeMap<String, Vec<(u64, u64, String)>> = BTreeMap::new();
+    for e in trace(dir.path()).iter().filter(|e| e["ph"] == "X") {
+        let id = e["name"].as_str().unwrap();
+        if !id.starts_with("lic[") {
+            continue;
+        }
+        let w = task(&r, id)["dask_worker"].as_str().unwrap().to_string();
+        let ts = e["ts"].as_u64().unwrap();
+        by_worker.entry(w).or_default().push((ts, ts + e["dur"].as_u64().unwrap(), id.to_string()));
+    }
+    assert_eq!(by_worker.values().map(Vec::len).sum::<usize>(), 6, "{by_worker:?}");
+    for (w, mut spans) in by_worker {
+        spans.sort();
+        for pair in spans.windows(2) {
+            assert!(pair[1].0 >= pair[0].1, "{} and {} overlap on {w}: {pair:?}", pair[0].2, pair[1].2);
+        }
+    }
+}
+
+/// A task's log comes back with its result and lands in the coordinator's
+/// log directory; a failed task prints the last 10 lines of its log.
+#[test]
+fn dask_task_logs_reach_the_coordinator_and_a_failure_prints_their_tail() {
+    let Some(c) = shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut args: Vec<String> = (1..=12).flat_map(|i| ["write".into(), format!("/out/f{i}"), "x".into()]).collect();
+    args.extend(["exit".into(), "3".into()]);
+    let body = format!(
+        "[pipeline]\nname = \"t\"\n\n[plugins]\necho = {echo:?}\nprobe = {probe:?}\n\n\
+         [tasks.dtalk]\nplugin = \"echo\"\nparams = {{ log = \"hello from a dask worker\" }}\n\n\
+         [tasks.dloud]\nplugin = \"probe\"\nargs = {args:?}\n",
+        echo = guest("echo").display().to_string(),
+        probe = guest("cmd_probe").display().to_string(),
+    );
+    std::fs::write(dir.path().join("pipeline.toml"), body).unwrap();
+    let o = c.run(dir.path(), &[]);
+    assert_exit(&o, 1);
+    let r = report(dir.path());
+    let talk = task(&r, "dtalk");
+    assert!(talk["dask_worker"].is_string(), "{r}");
+    let log = PathBuf::from(talk["log"].as_str().unwrap());
+    assert!(log.starts_with(dir.path().join(".engine-store/runs")), "{}", log.display());
+    assert!(std::fs::read_to_string(&log).unwrap().contains("hello from a dask worker"));
+    let loud = std::fs::read_to_string(task(&r, "dloud")["log"].as_str().unwrap()).unwrap();
+    let lines: Vec<String> = (1..=12).map(|i| format!("write /out/f{i}: ok")).collect();
+    assert_eq!(loud, lines.iter().map(|l| format!("{l}\n")).collect::<String>());
+    let tail: String = lines[2..].iter().map(|l| format!("\n    {l}")).collect();
+    let stderr = text(&o.stderr);
+    assert!(stderr.contains(&format!("\n  last lines of its log:{tail}\n")), "{stderr}");
+}
+
+/// Workers with another engine_dask than the bridge's are named before any
+/// task runs.
+#[test]
+fn dask_workers_with_another_engine_dask_are_named() {
+    let old = tempfile::tempdir().unwrap();
+    crate::util::copy_files(&repo_root().join("python/engine_dask"), &old.path().join("engine_dask"));
+    let init = old.path().join("engine_dask/__init__.py");
+    let src = std::fs::read_to_string(&init).unwrap().replace("__version__ = \"0.1.0\"", "__version__ = \"0.0.9\"");
+    std::fs::write(&init, src).unwrap();
+    let Some(c) = Cluster::start(&[("PYTHONPATH", old.path().to_str().unwrap())]) else { return };
+    let dir = pipeline("[tasks.x]\nplugin = \"noop\"\n");
+    let o = c.run(dir.path(), &[]);
+    assert_exit(&o, 3);
+    let stderr = text(&o.stderr);
+    let addrs: Vec<&String> = c.workers.values().map(|(_, a)| a).collect();
+    assert!(
+        addrs.iter().any(|a| stderr
+            == format!("error: Dask worker {a} has engine_dask 0.0.9, this engine needs engine-dask==0.1.0\n")),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("report.json").exists());
+}
+
+/// The wheel carries one version for both halves (pyproject.toml takes it
+/// from engine/Cargo.toml): engine_dask's, and the one the engine asks for.
+#[test]
+fn engine_dask_has_the_engine_version() {
+    let init = std::fs::read_to_string(repo_root().join("python/engine_dask/__init__.py")).unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(init.contains(&format!("\n__version__ = \"{version}\"\n")), "python/engine_dask/__init__.py");
+    assert_eq!(engine::exec::dask::ENGINE_DASK_VERSION, version);
+}
+
+/// The `engine` processes whose parent is `pid`.
+fn engine_children_of(pid: u32) -> Vec<u32> {
+    children_of(pid)
+        .into_iter()
+        .filter(|c| std::fs::read_to_string(format!("/proc/{c}/comm")).is_ok_and(|n| n.trim() == "engine"))
+        .collect()
+}
+
+/// A Dask worker under a nanny, SIGKILLed mid-task: the nanny starts a new
+/// worker process, Dask runs the task again on it, and the run succeeds
+/// with the same bytes; the trace shows the lost execution.
+#[test]
+fn dask_a_worker_restarted_by_its_nanny_finishes_the_task() {
+    let Some(c) = Cluster::start_with(&["--nanny", "--workers", "w-solo:"], &[]) else { return };
+    let dir = pipeline(
+        r#"[tasks.dlong]
+plugin = "sleep_ms"
+params = { ms = 1500 }
+
+[outputs]
+"long.txt" = "dlong.out"
+"#,
+    );
+    let child = c
+        .command(dir.path(), &["--trace", dir.path().join("trace.json").to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The worker process is the nanny's child; the task runs once an
+    // `engine worker` runs under it.
+    let nanny = c.pid("w-solo");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let victim = loop {
+        assert!(Instant::now() < deadline, "no engine worker started under the nanny's worker");
+        if let Some(w) = children_of(nanny).into_iter().find(|w| !engine_children_of(*w).is_empty()) {
+            break w;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // SAFETY: killing a Dask worker process of the cluster this test started.
+    unsafe { libc::kill(victim as i32, libc::SIGKILL) };
+    let o = child.wait_with_output().unwrap();
+    assert_exit(&o, 0);
+    assert_eq!(std::fs::read_to_string(dir.path().join("long.txt")).unwrap(), "slept 1500\n");
+    let r = report(dir.path());
+    assert_eq!(task(&r, "dlong")["dask_worker"], "w-solo");
+    assert_eq!(task(&r, "dlong")["attempts"], 1);
+    let outcomes: Vec<String> = trace(dir.path())
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["name"] == "dlong")
+        .map(|e| e["args"]["outcome"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(outcomes, ["worker_lost", "ok"]);
 }

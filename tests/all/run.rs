@@ -36,11 +36,11 @@ fn text(b: &[u8]) -> String {
 }
 
 /// Examples with an `expected/` directory that another test runs, and which.
-const EXAMPLES_CHECKED_ELSEWHERE: &[(&str, &str)] =
+pub(crate) const EXAMPLES_CHECKED_ELSEWHERE: &[(&str, &str)] =
     &[("languages", "tests/all/languages.rs, with the guest-language toolchains")];
 
 /// The examples that have an `expected/` directory (`EXAMPLES/NAME/expected/`), sorted.
-fn examples_with_expected(examples: &Path) -> Vec<String> {
+pub(crate) fn examples_with_expected(examples: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(examples)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -73,7 +73,7 @@ fn files_under(dir: &Path) -> Vec<String> {
 
 /// How the files under `out` differ from those under `expected`, one line
 /// per file missing, extra or with other bytes.
-fn output_differences(out: &Path, expected: &Path) -> Vec<String> {
+pub(crate) fn output_differences(out: &Path, expected: &Path) -> Vec<String> {
     let (got, want) = (files_under(out), files_under(expected));
     let mut diff = Vec::new();
     for f in &want {

@@ -205,7 +205,8 @@ pub struct RunArgs {
     /// new local cluster of N workers (default: a local cluster, like `distributed.Client()`).
     #[arg(long, value_name = "ADDRESS")]
     pub scheduler: Option<String>,
-    /// With `--executor dask`: most tasks in Dask at once (default: the cluster's threads).
+    /// With `--executor dask`: most tasks in Dask at once (default: the cluster's threads,
+    /// each holding up to 16 while tasks are short).
     #[arg(long, value_name = "N")]
     pub dask_window: Option<u32>,
     /// With `--executor dask`: the Python with `engine_dask` installed (default:

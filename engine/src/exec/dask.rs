@@ -11,9 +11,16 @@
 //!
 //! # Lanes and resources
 //!
-//! The executor offers W lanes with room 1 (W = the cluster's threads, or
-//! `--dask-window`), so at most W tasks are in Dask at once and the core's
-//! priority order holds, while Dask picks the worker. The core's ledger gets
+//! The executor offers W lanes (W = `--dask-window`, or the cluster's
+//! threads) and Dask picks the worker. A lane holds one task, so at most W
+//! tasks are in Dask at once and the core's priority order holds. Without
+//! `--dask-window`, while recent tasks are short (their mean under
+//! [`SHORT_TASK`]) a lane holds up to [`QUEUE_DEPTH`]: a task then costs less
+//! than the round trip engine → bridge → scheduler → worker and back, and with
+//! one task per lane every Dask thread would idle for that round trip between
+//! tasks (see docs/performance.md, "`--executor dask` vs Dask's own API"). The ledger counts a lane's queued tasks as the
+//! largest of their requests (see "Dispatch policy" in `sched`); Dask still
+//! runs at most a worker's threads and declared resources at once. The core's ledger gets
 //! the cluster totals as its capacity ([`Cluster::capacity`]); each future
 //! carries the task's `gpu` and custom amounts, and `cpu`/`memory` only when
 //! the workers declare them (a request for a resource no worker declares would
@@ -49,6 +56,10 @@ use crate::task::message::{DEFAULT_TASK_MEMORY, InfraKind, TaskFailure, TaskMess
 pub const BRIDGE_PROTOCOL: u32 = 1;
 /// The `engine_dask` release this engine ships with (and asks for in errors).
 pub const ENGINE_DASK_VERSION: &str = "0.1.0";
+/// Most tasks one lane holds in Dask at once, while tasks are short.
+pub const QUEUE_DEPTH: usize = 16;
+/// Tasks whose recent mean duration is under this are queued [`QUEUE_DEPTH`] deep.
+pub const SHORT_TASK: Duration = Duration::from_millis(100);
 /// Largest bridge frame accepted.
 const MAX_BRIDGE_FRAME: usize = 64 << 20;
 
@@ -58,7 +69,8 @@ pub struct DaskConfig {
     /// `tcp://HOST:PORT`, `local:N`, or `None` for a local cluster.
     pub scheduler: Option<String>,
     pub connect_timeout: Duration,
-    /// Most tasks in Dask at once (default: the cluster's threads).
+    /// Most tasks in Dask at once (default: the cluster's threads, with
+    /// [`QUEUE_DEPTH`] per thread while tasks are short).
     pub window: Option<usize>,
     /// This binary: what workers of a local cluster run.
     pub engine_exe: PathBuf,
@@ -296,8 +308,13 @@ pub struct DaskExecutor {
     window: usize,
     run_id: String,
     run_start: Instant,
-    /// Per lane: the key of the attempt it holds.
-    lanes: Vec<Option<String>>,
+    /// Per lane: how many attempts it holds.
+    lanes: Vec<usize>,
+    /// Whether lanes queue short tasks (no `--dask-window` given).
+    queue: bool,
+    /// Running mean of recent task durations on the workers (µs); `None`
+    /// before the first result.
+    mean_us: Option<f64>,
     flights: HashMap<String, InFlight>,
     /// Submits not yet written: headers and frames.
     pending: Vec<SubmitTask>,
@@ -373,6 +390,8 @@ impl DaskExecutor {
             run_id: String::new(),
             run_start: Instant::now(),
             lanes: Vec::new(),
+            queue: cfg.window.is_none(),
+            mean_us: None,
             flights: HashMap::new(),
             pending: Vec::new(),
             pending_frames: Vec::new(),
@@ -422,7 +441,7 @@ impl DaskExecutor {
             }
         }
         ex.window = cfg.window.unwrap_or_else(|| ex.cluster.threads()).max(1);
-        ex.lanes = vec![None; ex.window];
+        ex.lanes = vec![0; ex.window];
         Ok(ex)
     }
 
@@ -504,7 +523,7 @@ impl DaskExecutor {
 
     fn finish(&mut self, key: &str) -> Option<InFlight> {
         let f = self.flights.remove(key)?;
-        self.lanes[f.lane] = None;
+        self.lanes[f.lane] -= 1;
         Some(f)
     }
 
@@ -572,6 +591,11 @@ impl DaskExecutor {
         let outcome = match decode_frame::<FromWorker>(payload) {
             Ok(Some((FromWorker::Result(mut res), _))) if res.task == f.task && res.attempt == f.attempt => {
                 res.metrics.worker = lane;
+                let took = res.metrics.end_us.saturating_sub(res.metrics.start_us) as f64;
+                self.mean_us = Some(match self.mean_us {
+                    None => took,
+                    Some(m) => m + (took - m) / 8.0,
+                });
                 // Worker clocks may differ: keep the times within what this
                 // process saw (submitted .. received).
                 res.metrics.start_us = res.metrics.start_us.clamp(f.submitted_us, now);
@@ -627,7 +651,14 @@ impl Executor for DaskExecutor {
     }
 
     fn room(&self, w: usize) -> usize {
-        usize::from(self.dead.is_none() && self.lanes[w].is_none())
+        if self.dead.is_some() {
+            return 0;
+        }
+        let depth = match self.mean_us {
+            Some(m) if self.queue && m < SHORT_TASK.as_micros() as f64 => QUEUE_DEPTH,
+            _ => 1,
+        };
+        depth.saturating_sub(self.lanes[w])
     }
 
     fn submit(&mut self, w: usize, msg: TaskMessage) {
@@ -650,7 +681,7 @@ impl Executor for DaskExecutor {
             priority: self.priorities.get(task as usize).copied().unwrap_or(0),
             len: self.pending_frames.len() - start,
         });
-        self.lanes[w] = Some(key.clone());
+        self.lanes[w] += 1;
         let submitted_us = self.now_us();
         self.flights.insert(key, InFlight { task, attempt, lane: w, submitted_us, started: None });
     }
