@@ -104,7 +104,7 @@ pub fn state_name(s: TaskState) -> &'static str {
         TaskState::Failed => "failed",
         TaskState::Skipped => "skipped",
         TaskState::Cancelled => "cancelled",
-        TaskState::Waiting { .. } | TaskState::Ready | TaskState::Backoff { .. } => "cancelled",
+        TaskState::Waiting { .. } | TaskState::Ready | TaskState::Backoff { .. } | TaskState::Expanding => "cancelled",
         TaskState::Running => "running",
     }
 }
