@@ -25,6 +25,7 @@ name = "fanout"
 plugin = "std:split"
 inputs = {{ text = "file:input.txt" }}
 params = {{ chunks = {chunks} }}
+resources = {{ memory = "2GiB" }}
 
 [tasks.copy]
 plugin = "std:concat"
