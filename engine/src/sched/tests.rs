@@ -631,9 +631,9 @@ fn random_plan(rng: &mut Rng) -> Plan {
     let mut maps: Vec<Option<usize>> = vec![];
     for i in 0..n {
         let mut d: Vec<&str> = vec![];
-        for j in 0..i {
+        for name in names.iter().take(i) {
             if rng.below(4) == 0 {
-                d.push(&names[j]);
+                d.push(name);
             }
         }
         let producers: Vec<usize> = (0..i).filter(|&j| maps[j].is_none()).collect();
@@ -727,12 +727,14 @@ fn random_run(seed: u64) {
         }
         core.sanity_check(&p);
         // Nothing left to do but wait for backoff: let time pass.
-        if running.is_empty() && pending.is_empty() && core.counts().ready == 0 {
-            if let Some(at) = core.next_wakeup() {
-                now = now.max(at);
-                core.tick(now);
-                core.sanity_check(&p);
-            }
+        if running.is_empty()
+            && pending.is_empty()
+            && core.counts().ready == 0
+            && let Some(at) = core.next_wakeup()
+        {
+            now = now.max(at);
+            core.tick(now);
+            core.sanity_check(&p);
         }
     }
     let c = core.counts();
