@@ -148,19 +148,51 @@ fn quote(s: &str) -> String {
     q
 }
 
+/// How a mapped task is drawn: its label id (`count[*]`), and the label of
+/// its dynamic edge from the producer (`*`, or `OUTPUT.lines`).
+fn mapped(t: &crate::plan::TaskSpec) -> (std::borrow::Cow<'_, str>, Option<(u32, String)>) {
+    match &t.map {
+        None => (t.id.as_str().into(), None),
+        Some(m) => {
+            let edge = match &m.lines {
+                None => "*".to_string(),
+                Some(o) => format!("{o}.lines"),
+            };
+            (format!("{}[*]", t.id).into(), Some((m.task, edge)))
+        }
+    }
+}
+
 /// Graphviz dot: one node per task (labelled with its id and plugin), one edge
-/// per dependency.
+/// per dependency. A mapped task is a dashed node labelled `ID[*]`, and its
+/// producer's edge to it is dashed and labelled `map *` (or `map OUTPUT.lines`).
 pub fn to_dot(plan: &Plan) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "digraph {} {{", quote(&plan.name));
     s.push_str("  rankdir=LR;\n  node [shape=box];\n");
     for t in &plan.tasks {
         let plugin = plan.plugins.get(t.plugin as usize).map(|p| p.name.as_str()).unwrap_or("");
-        let _ = writeln!(s, "  {} [label={}];", quote(&t.id), quote(&format!("{}\n{}", t.id, plugin)));
+        let (label, map) = mapped(t);
+        let style = if map.is_some() { ", style=dashed" } else { "" };
+        let _ = writeln!(s, "  {} [label={}{style}];", quote(&t.id), quote(&format!("{label}\n{plugin}")));
     }
     for t in &plan.tasks {
+        let map = mapped(t).1;
         for &d in &t.deps {
-            let _ = writeln!(s, "  {} -> {};", quote(&plan.tasks[d as usize].id), quote(&t.id));
+            let from = quote(&plan.tasks[d as usize].id);
+            match &map {
+                Some((p, edge)) if *p == d => {
+                    let _ = writeln!(
+                        s,
+                        "  {from} -> {} [style=dashed, label={}];",
+                        quote(&t.id),
+                        quote(&format!("map {edge}"))
+                    );
+                }
+                _ => {
+                    let _ = writeln!(s, "  {from} -> {};", quote(&t.id));
+                }
+            }
         }
     }
     s.push_str("}\n");
@@ -168,17 +200,26 @@ pub fn to_dot(plan: &Plan) -> String {
 }
 
 /// Mermaid flowchart: nodes are named `t0`, `t1`, ... in task order and
-/// labelled with the task id and plugin.
+/// labelled with the task id and plugin; a mapped task is labelled `ID[*]`
+/// and its producer's edge to it is dotted, `tP -. "map *" .-> tN`.
 pub fn to_mermaid(plan: &Plan) -> String {
     let mut s = String::from("flowchart LR\n");
     for (i, t) in plan.tasks.iter().enumerate() {
         let plugin = plan.plugins.get(t.plugin as usize).map(|p| p.name.as_str()).unwrap_or("");
-        let label = format!("{}<br/>{}", t.id, plugin).replace('"', "#quot;");
+        let label = format!("{}<br/>{}", mapped(t).0, plugin).replace('"', "#quot;");
         let _ = writeln!(s, "  t{i}[\"{label}\"]");
     }
     for (i, t) in plan.tasks.iter().enumerate() {
+        let map = mapped(t).1;
         for &d in &t.deps {
-            let _ = writeln!(s, "  t{d} --> t{i}");
+            match &map {
+                Some((p, edge)) if *p == d => {
+                    let _ = writeln!(s, "  t{d} -. \"map {edge}\" .-> t{i}");
+                }
+                _ => {
+                    let _ = writeln!(s, "  t{d} --> t{i}");
+                }
+            }
         }
     }
     s

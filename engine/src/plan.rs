@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub mod glob;
+pub mod map;
 
 /// Index of a task in [`Plan::tasks`].
 pub type TaskId = u32;
@@ -116,8 +117,29 @@ pub struct TaskSpec {
     /// no scratch, success is exit code 0). Boxed: most tasks have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fs: Option<Box<CommandFs>>,
-    /// Distinct upstream tasks, sorted; derived from `inputs`.
+    /// Distinct upstream tasks, sorted; derived from `inputs` (and `map`).
     pub deps: Vec<TaskId>,
+    /// Dynamic fan-out (`map`): this task is a template, expanded at run time
+    /// into one task per item of its producer. Boxed: most tasks have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<Box<MapSpec>>,
+}
+
+/// What a mapped task maps over (`map = "split.*"`, `map = "split.lines"`).
+///
+/// The template's `params`, `args` and `env` keep their `{key}` and `{item}`
+/// placeholders (and `{{`/`}}` escapes), and an input written `"{item}"` is
+/// the source `{ task: PRODUCER, output: "*" }`; [`map::child`] makes each
+/// expanded task from them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapSpec {
+    /// The producer.
+    pub task: TaskId,
+    /// `None`: one task per output of the producer. `Some(name)`: one task
+    /// per line of that output.
+    pub lines: Option<String>,
+    /// The most items the expansion may have (required for `lines`).
+    pub max_items: Option<u32>,
 }
 
 fn yes() -> bool {

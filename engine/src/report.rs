@@ -104,7 +104,7 @@ pub fn state_name(s: TaskState) -> &'static str {
         TaskState::Failed => "failed",
         TaskState::Skipped => "skipped",
         TaskState::Cancelled => "cancelled",
-        TaskState::Waiting { .. } | TaskState::Ready | TaskState::Backoff { .. } => "cancelled",
+        TaskState::Waiting { .. } | TaskState::Ready | TaskState::Backoff { .. } | TaskState::Expanding => "cancelled",
         TaskState::Running => "running",
     }
 }
@@ -223,7 +223,8 @@ pub fn slowest<'a>(plan: &'a Plan, out: &RunOutcome, n: usize) -> Vec<(&'a str, 
         .tasks
         .iter()
         .enumerate()
-        .filter(|(i, _)| out.states[*i] == TaskState::Succeeded && !out.records[*i].cached)
+        // A mapped task succeeds without running: it is not among them.
+        .filter(|(i, t)| out.states[*i] == TaskState::Succeeded && !out.records[*i].cached && t.map.is_none())
         .map(|(i, t)| (t.id.as_str(), out.records[i].end_us.saturating_sub(out.records[i].start_us)))
         .collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));

@@ -483,7 +483,8 @@ impl Session {
                 mounts: if self.use_cache { mount_digests(&self.plan) } else { HashMap::new() },
             },
         };
-        let plan = &self.plan;
+        // The children of mapped tasks are appended to the plan as they expand.
+        let plan = &mut self.plan;
         let observer = &mut *self.observer;
         let records = match &self.executor {
             ExecutorKind::Dask(_) => {
@@ -786,6 +787,9 @@ impl Session {
         }
         if rerun.get(t as usize).copied().unwrap_or(false) {
             return Err("--rerun".into());
+        }
+        if spec.map.is_some() {
+            return Err("its tasks are known only at run time (`map`)".into());
         }
         let mut inputs = Vec::with_capacity(spec.inputs.len());
         for input in &spec.inputs {

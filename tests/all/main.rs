@@ -2,6 +2,7 @@
 mod cache;
 mod conformance;
 mod dask;
+mod fanout;
 mod hostile;
 mod languages;
 mod pipeline;

@@ -330,6 +330,7 @@ impl Observer for Progress {
             | Event::Started { .. }
             | Event::Succeeded { .. }
             | Event::Cached { .. }
+            | Event::Expanded { .. }
             | Event::Cancelled { .. } => {
                 if self.bar.is_none() && !self.quiet && self.last_line.elapsed() >= Duration::from_secs(5) {
                     self.last_line = Instant::now();

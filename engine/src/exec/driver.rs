@@ -14,6 +14,13 @@
 //! in the store: a hit whose outputs all exist completes the task there and
 //! then, without a worker; a task that succeeds leaves a record, written
 //! after its outputs.
+//!
+//! Dynamic fan-out: when the core lists a template (`map`) as expanding, the
+//! driver reads its producer's outputs (or the lines of one, from the
+//! store), appends one child [`crate::plan::TaskSpec`] per item to the plan
+//! (ids `TEMPLATE[N]`, see [`crate::plan::map`]) and tells the core how many.
+//! An input that names a template (`count[*]`) resolves to the outputs of
+//! its children, in order.
 
 use std::collections::HashMap;
 use std::fs;
@@ -26,7 +33,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{Completion, Executor};
-use crate::plan::{Plan, Source, TaskId};
+use crate::plan::{Plan, Source, TaskId, TaskSpec};
 use crate::sched::{Core, CoreOptions, Counts, FailureClass, FailureDecision, TaskState};
 use crate::store::{BlobRef, BlobStore, Digest};
 use crate::task::cache::{ActionKey, ActionRecord};
@@ -119,6 +126,11 @@ pub enum Event<'a> {
     Cached {
         task: TaskId,
     },
+    /// A mapped task was expanded into `children` tasks (now in the plan).
+    Expanded {
+        task: TaskId,
+        children: u32,
+    },
     Failed {
         task: TaskId,
         attempt: u32,
@@ -150,7 +162,8 @@ pub const LOG_TAIL_LINES: usize = 10;
 /// The state of one run, shared by both drivers: the core, what each task
 /// produced, and the attempt log. Every method is a short critical section.
 pub struct RunState<'a> {
-    plan: &'a Plan,
+    /// The plan being run; expanded children are appended to its tasks.
+    plan: &'a mut Plan,
     store: &'a dyn BlobStore,
     opts: &'a RunOptions,
     observer: &'a mut (dyn Observer + Send),
@@ -171,7 +184,7 @@ pub struct RunState<'a> {
 
 impl<'a> RunState<'a> {
     pub fn new(
-        plan: &'a Plan,
+        plan: &'a mut Plan,
         store: &'a dyn BlobStore,
         opts: &'a RunOptions,
         observer: &'a mut (dyn Observer + Send),
@@ -217,6 +230,7 @@ impl<'a> RunState<'a> {
         // Cache hits complete at once and may make more tasks ready: keep
         // scheduling until a task needs a worker or nothing more is ready.
         while pushed < max {
+            self.expand_ready();
             self.starts.clear();
             match lane {
                 Some(l) => self.core.schedule_lane(l, max - pushed, &mut self.starts),
@@ -280,7 +294,9 @@ impl<'a> RunState<'a> {
         let Some(key) = crate::task::cache::action_key(msg, &|p| cache.mounts.get(p).copied()) else {
             return false;
         };
-        let rerun = cache.rerun.get(t as usize).copied().unwrap_or(false);
+        // A child of a mapped task is rerun when its template is.
+        let flag_of = self.core.parent(t).unwrap_or(t);
+        let rerun = cache.rerun.get(flag_of as usize).copied().unwrap_or(false);
         let hit = if rerun { None } else { self.lookup(&key.key) };
         let rec = &mut self.records[t as usize];
         rec.key = Some(key);
@@ -424,9 +440,10 @@ impl<'a> RunState<'a> {
 }
 
 /// Run every task of `plan` through a message-passing executor (sync,
-/// processes). Every plugin of `plan` must have its digest.
+/// processes). Every plugin of `plan` must have its digest. The children of
+/// mapped tasks are appended to `plan.tasks` as they are expanded.
 pub fn run_plan(
-    plan: &Plan,
+    plan: &mut Plan,
     exec: &mut dyn Executor,
     store: &dyn BlobStore,
     opts: &RunOptions,
@@ -507,7 +524,7 @@ fn complete(st: &mut RunState<'_>, c: Completion) {
 /// coordinator thread. This is what keeps the per-task overhead in
 /// microseconds when tasks are tiny (a hand-off costs two thread wake-ups).
 pub fn run_plan_threads(
-    plan: &Plan,
+    plan: &mut Plan,
     runtime: &crate::runtime::Runtime,
     workers: usize,
     store: &dyn BlobStore,
@@ -603,7 +620,7 @@ impl RunState<'_> {
     /// Record a finished attempt and tell the core and the observer.
     fn handle_result(&mut self, res: TaskResult, recorded: bool) {
         let RunState { plan, core, records, attempts, opts, observer, run_start, store, record_errors, .. } = self;
-        let (plan, opts, run_start) = (*plan, *opts, *run_start);
+        let (plan, opts, run_start) = (&**plan, *opts, *run_start);
         let t = res.task;
         let m = &res.metrics;
         attempts.push(AttemptRecord {
@@ -717,32 +734,22 @@ impl RunState<'_> {
     /// The self-contained message for attempt `attempt` of task `t`: its
     /// inputs resolved to blob digests, its limits from [`Limits::for_task`].
     fn build_message(&mut self, t: TaskId, attempt: u32) -> Result<TaskMessage, TaskFailure> {
-        let RunState { plan, store, records, files, opts, .. } = self;
-        let (plan, store, limits) = (*plan, *store, &opts.limits);
+        let RunState { plan, store, records, files, opts, core, .. } = self;
+        let (plan, store, limits) = (&**plan, *store, &opts.limits);
         let spec = &plan.tasks[t as usize];
         let mut inputs = Vec::with_capacity(spec.inputs.len());
         for input in &spec.inputs {
             let mut items = Vec::with_capacity(input.sources.len());
             for src in &input.sources {
                 let blob = match src {
-                    Source::Task { task, output } => {
-                        let up = &records[*task as usize];
-                        match up.outputs.iter().find(|o| &o.name == output) {
-                            Some(o) => o.blob,
-                            None => {
-                                let produced: Vec<&str> = up.outputs.iter().map(|o| o.name.as_str()).collect();
-                                return Err(TaskFailure::Error {
-                                    message: format!(
-                                        "input `{}`: task `{}` produced no output `{}` (it produced: {})",
-                                        input.name,
-                                        plan.tasks[*task as usize].id,
-                                        output,
-                                        if produced.is_empty() { "nothing".to_string() } else { produced.join(", ") }
-                                    ),
-                                });
-                            }
+                    // A mapped task: the output of each of its children, in order.
+                    Source::Task { task, output } if plan.tasks[*task as usize].map.is_some() => {
+                        for c in core.children(*task).unwrap_or(0..0) {
+                            items.push(output_of(plan, records, c, output, &input.name)?);
                         }
+                        continue;
                     }
+                    Source::Task { task, output } => output_of(plan, records, *task, output, &input.name)?,
                     Source::File { path } => {
                         files.entry(path.clone()).or_insert_with(|| put_file(store, path)).clone().map_err(
                             |message| {
@@ -757,6 +764,129 @@ impl RunState<'_> {
         }
         task_message(plan, t, attempt, inputs, limits)
     }
+}
+
+/// Output `output` of task `task`, for input `input` of another task.
+fn output_of(
+    plan: &Plan,
+    records: &[TaskRecord],
+    task: TaskId,
+    output: &str,
+    input: &str,
+) -> Result<crate::store::BlobRef, TaskFailure> {
+    let up = &records[task as usize];
+    match up.outputs.iter().find(|o| o.name == output) {
+        Some(o) => Ok(o.blob),
+        None => {
+            let produced: Vec<&str> = up.outputs.iter().map(|o| o.name.as_str()).collect();
+            Err(TaskFailure::Error {
+                message: format!(
+                    "input `{input}`: task `{}` produced no output `{output}` (it produced: {})",
+                    plan.tasks[task as usize].id,
+                    if produced.is_empty() { "nothing".to_string() } else { produced.join(", ") }
+                ),
+            })
+        }
+    }
+}
+
+impl RunState<'_> {
+    /// Expand every template that the core lists as expanding (see the
+    /// module comment).
+    fn expand_ready(&mut self) {
+        let mut ready = Vec::new();
+        self.core.expansions(&mut ready);
+        for t in ready {
+            match self.items(t) {
+                Ok(items) => {
+                    let ex = crate::plan::map::Expander::new(&self.plan.tasks[t as usize]);
+                    let children: Vec<TaskSpec> =
+                        items.iter().enumerate().map(|(i, (key, item))| ex.child(i, key, item)).collect();
+                    let n = children.len() as u32;
+                    self.plan.tasks.extend(children);
+                    self.records.resize(self.plan.tasks.len(), TaskRecord::default());
+                    self.core.expand(t, n);
+                    self.observer.event(self.plan, Event::Expanded { task: t, children: n }, &shown(&self.core));
+                }
+                Err(message) => {
+                    let failure = TaskFailure::Error { message };
+                    let skipped = self.core.fail_expansion(t);
+                    let decision = FailureDecision::Failed { skipped };
+                    self.observer.event(
+                        self.plan,
+                        Event::Failed { task: t, attempt: 0, failure: &failure, decision, log_tail: "" },
+                        &shown(&self.core),
+                    );
+                    self.records[t as usize].failure = Some(failure);
+                }
+            }
+        }
+    }
+
+    /// The items template `t` maps over, as (`{key}`, `{item}`) pairs: each
+    /// output of the producer (name, name), or each line of one (number,
+    /// text), at most `max_items`.
+    fn items(&self, t: TaskId) -> Result<Vec<(String, String)>, String> {
+        let tpl = &self.plan.tasks[t as usize];
+        let Some(m) = tpl.map.as_deref() else { return Ok(Vec::new()) };
+        let producer = &self.records[m.task as usize];
+        let pid = &self.plan.tasks[m.task as usize].id;
+        let items: Vec<(String, String)> = match &m.lines {
+            // `exit_code` is the engine's, not an output the producer wrote.
+            None => producer
+                .outputs
+                .iter()
+                .filter(|o| o.name != crate::task::abi::EXIT_CODE_OUTPUT)
+                .map(|o| (o.name.clone(), o.name.clone()))
+                .collect(),
+            Some(name) => {
+                let Some(o) = producer.outputs.iter().find(|o| &o.name == name) else {
+                    let produced: Vec<&str> = producer.outputs.iter().map(|o| o.name.as_str()).collect();
+                    return Err(format!(
+                        "cannot expand: task `{pid}` produced no output `{name}` (it produced: {})",
+                        if produced.is_empty() { "nothing".to_string() } else { produced.join(", ") }
+                    ));
+                };
+                let bytes = read_blob(self.store, &o.blob)
+                    .map_err(|e| format!("cannot expand: cannot read output `{name}` of task `{pid}`: {e}"))?;
+                let lines = crate::plan::map::lines(&bytes)
+                    .ok_or_else(|| format!("cannot expand: output `{name}` of task `{pid}` is not UTF-8 text"))?;
+                if let Some(max) = m.max_items
+                    && lines.len() > max as usize
+                {
+                    return Err(format!(
+                        "cannot expand: output `{name}` of task `{pid}` has {} lines, more than `max_items` = {max}",
+                        lines.len()
+                    ));
+                }
+                lines.iter().enumerate().map(|(i, l)| (i.to_string(), l.to_string())).collect()
+            }
+        };
+        if let Some(max) = m.max_items
+            && items.len() > max as usize
+        {
+            return Err(format!(
+                "cannot expand: task `{pid}` produced {} outputs, more than `max_items` = {max}",
+                items.len()
+            ));
+        }
+        Ok(items)
+    }
+}
+
+/// The bytes of a blob.
+fn read_blob(store: &dyn BlobStore, blob: &BlobRef) -> Result<Vec<u8>, crate::store::StoreError> {
+    let mut buf = vec![0u8; blob.len as usize];
+    let mut at = 0;
+    while at < buf.len() {
+        let n = store.read_at(&blob.digest, at as u64, &mut buf[at..])?;
+        if n == 0 {
+            buf.truncate(at);
+            break;
+        }
+        at += n;
+    }
+    Ok(buf)
 }
 
 /// The message for attempt `attempt` of task `t` with its inputs resolved.

@@ -40,6 +40,23 @@
 //!
 //! Time and memory are linear in tasks plus edges: each edge is visited once
 //! when its source finishes (or is skipped).
+//!
+//! # Dynamic fan-out
+//!
+//! A mapped task (`map`, [`crate::plan::MapSpec`]) is a *template*: it never
+//! runs. When its dependencies (its producer among them) have all succeeded
+//! it becomes [`TaskState::Expanding`] and is listed by
+//! [`Core::expansions`]; the driver, which can read the producer's
+//! outputs, then calls [`Core::expand`] with the number of items (or
+//! [`Core::fail_expansion`]). Expansion appends that many *children* after
+//! the plan's tasks (ids `n_static..`), each ready at once (its dependencies
+//! are the template's, all succeeded), with the template's request, retries
+//! and priority. The template then waits for its children as if they were
+//! its dependencies: it succeeds, without running, when the last one
+//! succeeds (at once for zero items), so the tasks that collect `count[*]`
+//! wait on the template alone and see every child's outputs. A child that
+//! fails for good skips the template, hence the collectors; its siblings run
+//! on. A retried producer expands once, when it finally succeeds.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -58,6 +75,9 @@ pub enum TaskState {
     },
     /// All dependencies done; in the ready queue.
     Ready,
+    /// A template (`map`) whose dependencies all succeeded, waiting for the
+    /// driver to expand it (counted as waiting).
+    Expanding,
     Running,
     /// Failed an attempt; becomes ready again at `at`.
     Backoff {
@@ -171,6 +191,19 @@ pub struct Core {
     lanes: Vec<Lane>,
     counts: Counts,
     stopped: bool,
+    /// The plan's tasks; expanded children come after them.
+    n_static: u32,
+    /// Per plan task: whether it is a template (`map`).
+    template: Vec<bool>,
+    /// Per child (index `t - n_static`): its template.
+    parent: Vec<TaskId>,
+    /// The children of each expanded template.
+    children: std::collections::HashMap<TaskId, std::ops::Range<TaskId>>,
+    /// Templates that became [`TaskState::Expanding`] (some may have been
+    /// skipped or cancelled since).
+    pending: Vec<TaskId>,
+    /// Reused by `propagate_success`.
+    scratch: Vec<TaskId>,
 }
 
 const NO_LANE: u32 = u32::MAX;
@@ -251,9 +284,19 @@ impl Core {
             lanes: Vec::new(),
             counts: Counts { total: n as u32, ..Counts::default() },
             stopped: false,
+            n_static: n as u32,
+            template: plan.tasks.iter().map(|t| t.map.is_some()).collect(),
+            parent: Vec::new(),
+            children: Default::default(),
+            pending: Vec::new(),
+            scratch: Vec::new(),
         };
         for (i, t) in plan.tasks.iter().enumerate() {
-            if t.deps.is_empty() {
+            if t.deps.is_empty() && t.map.is_some() {
+                core.state.push(TaskState::Expanding);
+                core.counts.waiting += 1;
+                core.pending.push(i as TaskId);
+            } else if t.deps.is_empty() {
                 core.state.push(TaskState::Ready);
                 core.counts.ready += 1;
                 core.push_ready(i as TaskId);
@@ -397,22 +440,136 @@ impl Core {
         debug_assert_eq!(self.state[t as usize], TaskState::Running);
         self.release(t);
         self.set_state(t, TaskState::Succeeded);
-        let (a, b) = (self.dep_start[t as usize] as usize, self.dep_start[t as usize + 1] as usize);
-        for k in a..b {
-            let s = self.dependents[k];
-            if let TaskState::Waiting { unfinished_deps } = self.state[s as usize] {
-                if unfinished_deps == 1 {
-                    if self.stopped {
-                        self.set_state(s, TaskState::Cancelled);
-                    } else {
-                        self.set_state(s, TaskState::Ready);
-                        self.push_ready(s);
-                    }
-                } else {
-                    self.state[s as usize] = TaskState::Waiting { unfinished_deps: unfinished_deps - 1 };
-                }
+        self.propagate_success(t);
+    }
+
+    /// The static dependents of `u` (a range of `dependents`; empty for a
+    /// child) and, for a child, its template.
+    fn dependents_of(&self, u: TaskId) -> (std::ops::Range<usize>, Option<TaskId>) {
+        match u.checked_sub(self.n_static) {
+            None => (self.dep_start[u as usize] as usize..self.dep_start[u as usize + 1] as usize, None),
+            Some(c) => (0..0, self.parent.get(c as usize).copied()),
+        }
+    }
+
+    /// Tell the dependents of `t`, which just succeeded; a template whose
+    /// children have all succeeded succeeds in turn.
+    fn propagate_success(&mut self, t: TaskId) {
+        let mut stack = std::mem::take(&mut self.scratch);
+        stack.push(t);
+        while let Some(u) = stack.pop() {
+            let (range, parent) = self.dependents_of(u);
+            for k in range {
+                let s = self.dependents[k];
+                self.dependency_succeeded(s, &mut stack);
+            }
+            if let Some(p) = parent {
+                self.dependency_succeeded(p, &mut stack);
             }
         }
+        self.scratch = stack;
+    }
+
+    /// One dependency of `s` succeeded.
+    fn dependency_succeeded(&mut self, s: TaskId, succeeded: &mut Vec<TaskId>) {
+        let TaskState::Waiting { unfinished_deps } = self.state[s as usize] else { return };
+        if unfinished_deps > 1 {
+            self.state[s as usize] = TaskState::Waiting { unfinished_deps: unfinished_deps - 1 };
+        } else if self.stopped {
+            self.set_state(s, TaskState::Cancelled);
+        } else if self.children.contains_key(&s) {
+            // An expanded template: its last child succeeded.
+            self.set_state(s, TaskState::Succeeded);
+            succeeded.push(s);
+        } else if self.is_template(s) {
+            self.set_state(s, TaskState::Expanding);
+            self.pending.push(s);
+        } else {
+            self.set_state(s, TaskState::Ready);
+            self.push_ready(s);
+        }
+    }
+
+    fn is_template(&self, t: TaskId) -> bool {
+        self.template.get(t as usize).copied().unwrap_or(false)
+    }
+
+    /// The templates that are [`TaskState::Expanding`], in the order they
+    /// became so, for the driver to [`Core::expand`] (or
+    /// [`Core::fail_expansion`]); appended to `out`.
+    pub fn expansions(&mut self, out: &mut Vec<TaskId>) {
+        let state = &self.state;
+        self.pending.retain(|&t| state[t as usize] == TaskState::Expanding);
+        out.extend_from_slice(&self.pending);
+    }
+
+    /// Expand template `t` (which is [`TaskState::Expanding`]) into `n`
+    /// children, ready at once; returns their ids, consecutive after every
+    /// task so far. See "Dynamic fan-out".
+    pub fn expand(&mut self, t: TaskId, n: u32) -> std::ops::Range<TaskId> {
+        debug_assert_eq!(self.state[t as usize], TaskState::Expanding);
+        let i = t as usize;
+        let first = self.state.len() as TaskId;
+        let new = first as usize + n as usize;
+        let (retries, priority, bottom, req) = (self.retries[i], self.priority[i], self.bottom[i], &self.requests[i]);
+        let req = req.clone();
+        self.state.resize(new, TaskState::Ready);
+        self.attempts.resize(new, 0);
+        self.lost.resize(new, 0);
+        self.retries.resize(new, retries);
+        self.priority.resize(new, priority);
+        self.bottom.resize(new, bottom);
+        self.requests.resize(new, req);
+        self.lane_of.resize(new, NO_LANE);
+        self.parent.resize(new - self.n_static as usize, t);
+        self.counts.total += n;
+        self.counts.ready += n;
+        self.ready.reserve(n as usize);
+        for c in first..first + n {
+            self.ready.push(ReadyKey { priority, bottom, task: c });
+        }
+        self.children.insert(t, first..first + n);
+        self.pending.retain(|&u| u != t);
+        if n == 0 {
+            self.set_state(t, TaskState::Succeeded);
+            self.propagate_success(t);
+        } else {
+            self.set_state(t, TaskState::Waiting { unfinished_deps: n });
+        }
+        first..first + n
+    }
+
+    /// Template `t` (which is [`TaskState::Expanding`]) cannot be expanded
+    /// (its producer's output is missing, too long, not text): it fails for
+    /// good and its dependents are skipped; returns how many.
+    pub fn fail_expansion(&mut self, t: TaskId) -> u32 {
+        debug_assert_eq!(self.state[t as usize], TaskState::Expanding);
+        self.pending.retain(|&u| u != t);
+        self.set_state(t, TaskState::Failed);
+        let skipped = self.skip_dependents(t);
+        if self.opts.fail_fast {
+            self.stop();
+        }
+        skipped
+    }
+
+    /// The children of template `t`, once expanded.
+    pub fn children(&self, t: TaskId) -> Option<std::ops::Range<TaskId>> {
+        self.children.get(&t).cloned()
+    }
+
+    /// The template of child `t`, if `t` is one.
+    pub fn parent(&self, t: TaskId) -> Option<TaskId> {
+        t.checked_sub(self.n_static).and_then(|c| self.parent.get(c as usize).copied())
+    }
+
+    /// How many tasks there are, children of expansions included.
+    pub fn len(&self) -> usize {
+        self.state.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.state.is_empty()
     }
 
     /// A running task's attempt failed at time `now`.
@@ -461,17 +618,26 @@ impl Core {
         let mut stack = vec![t];
         let mut skipped = 0;
         while let Some(u) = stack.pop() {
-            let (a, b) = (self.dep_start[u as usize] as usize, self.dep_start[u as usize + 1] as usize);
-            for k in a..b {
+            let (range, parent) = self.dependents_of(u);
+            for k in range {
                 let s = self.dependents[k];
-                if let TaskState::Waiting { .. } = self.state[s as usize] {
-                    self.set_state(s, TaskState::Skipped);
-                    skipped += 1;
-                    stack.push(s);
-                }
+                skipped += self.skip_one(s, &mut stack);
+            }
+            if let Some(p) = parent {
+                skipped += self.skip_one(p, &mut stack);
             }
         }
         skipped
+    }
+
+    /// Skip `s` if it waits (for dependencies or an expansion); 1 if it did.
+    fn skip_one(&mut self, s: TaskId, stack: &mut Vec<TaskId>) -> u32 {
+        if let TaskState::Waiting { .. } | TaskState::Expanding = self.state[s as usize] {
+            self.set_state(s, TaskState::Skipped);
+            stack.push(s);
+            return 1;
+        }
+        0
     }
 
     /// Move retries that are due at `now` back to the ready queue.
@@ -515,7 +681,7 @@ impl Core {
         self.backoff.clear();
         for t in 0..self.state.len() as TaskId {
             match self.state[t as usize] {
-                TaskState::Waiting { .. } | TaskState::Ready | TaskState::Backoff { .. } => {
+                TaskState::Waiting { .. } | TaskState::Ready | TaskState::Backoff { .. } | TaskState::Expanding => {
                     self.set_state(t, TaskState::Cancelled)
                 }
                 _ => {}
@@ -537,20 +703,41 @@ impl Core {
     pub fn sanity_check(&self, plan: &Plan) {
         let mut c = Counts { total: self.state.len() as u32, ..Counts::default() };
         let mut in_flight = Resources::default();
+        let succeeded = |d: &TaskId| self.state[*d as usize] == TaskState::Succeeded;
         for (i, s) in self.state.iter().enumerate() {
+            let t = i as TaskId;
+            // What `t` waits for: a child, its template's dependencies; an
+            // expanded template, its children; any other task, its own.
+            let deps: Vec<TaskId> = match (self.parent(t), self.children(t)) {
+                (Some(p), _) => plan.tasks[p as usize].deps.clone(),
+                (None, Some(r)) => {
+                    assert!(plan.tasks[i].deps.iter().all(succeeded), "template {i} expanded too early");
+                    r.collect()
+                }
+                (None, None) => plan.tasks[i].deps.clone(),
+            };
+            if self.is_template(t) {
+                assert!(
+                    !matches!(s, TaskState::Ready | TaskState::Running | TaskState::Backoff { .. }),
+                    "template {i} is {s:?}"
+                );
+            }
             match s {
                 TaskState::Waiting { unfinished_deps } => {
-                    let real =
-                        plan.tasks[i].deps.iter().filter(|&&d| self.state[d as usize] != TaskState::Succeeded).count()
-                            as u32;
+                    let real = deps.iter().filter(|d| !succeeded(d)).count() as u32;
                     assert_eq!(*unfinished_deps, real, "dependency count of task {i}");
                     assert!(real > 0, "waiting task {i} has no unfinished deps");
                 }
+                TaskState::Expanding => {
+                    assert!(self.is_template(t) && self.children(t).is_none(), "task {i} is expanding");
+                    assert!(deps.iter().all(succeeded), "template {i} is expanding before its dependencies succeeded");
+                    assert!(self.pending.contains(&t), "expanding template {i} is not pending");
+                }
+                TaskState::Succeeded if self.children(t).is_some() => {
+                    assert!(deps.iter().all(succeeded), "template {i} succeeded before its children");
+                }
                 TaskState::Ready | TaskState::Running => {
-                    assert!(
-                        plan.tasks[i].deps.iter().all(|&d| self.state[d as usize] == TaskState::Succeeded),
-                        "task {i} is {s:?} before its dependencies succeeded"
-                    );
+                    assert!(deps.iter().all(succeeded), "task {i} is {s:?} before its dependencies succeeded");
                     if *s == TaskState::Running && self.lane_of[i] == NO_LANE {
                         in_flight.give(&self.requests[i]);
                     }
@@ -582,7 +769,7 @@ impl Core {
 
     fn count_of(c: &mut Counts, s: TaskState) -> &mut u32 {
         match s {
-            TaskState::Waiting { .. } => &mut c.waiting,
+            TaskState::Waiting { .. } | TaskState::Expanding => &mut c.waiting,
             TaskState::Ready => &mut c.ready,
             TaskState::Running => &mut c.running,
             TaskState::Backoff { .. } => &mut c.backoff,

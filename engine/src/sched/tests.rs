@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::plan::{PluginSpec, Resources, TaskSpec};
+use crate::plan::{MapSpec, PluginSpec, Resources, TaskSpec};
 
 /// Build a plan from `(id, deps, request)` rows; capacity as given.
 fn plan(rows: &[(&str, &[&str], Resources)], capacity: Resources) -> Plan {
@@ -35,6 +35,7 @@ fn plan(rows: &[(&str, &[&str], Resources)], capacity: Resources) -> Plan {
                 max_open_files: None,
                 fs: None,
                 deps,
+                map: None,
             }
         })
         .collect();
@@ -63,11 +64,22 @@ fn ids(p: &Plan, v: &[TaskId]) -> Vec<String> {
     v.iter().map(|&t| p.tasks[t as usize].id.clone()).collect()
 }
 
+/// The id of task `t`, an expanded child (`count[1]`) included.
+fn name(core: &Core, p: &Plan, t: TaskId) -> String {
+    match core.parent(t) {
+        Some(tpl) => {
+            let first = core.children(tpl).unwrap().start;
+            format!("{}[{}]", p.tasks[tpl as usize].id, t - first)
+        }
+        None => p.tasks[t as usize].id.clone(),
+    }
+}
+
 fn start(core: &mut Core, p: &Plan, max: usize) -> Vec<String> {
     let mut out = vec![];
     core.schedule(max, &mut out);
     core.sanity_check(p);
-    ids(p, &out)
+    out.iter().map(|&t| name(core, p, t)).collect()
 }
 
 fn id(p: &Plan, s: &str) -> TaskId {
@@ -413,4 +425,340 @@ fn a_queued_task_that_never_started_goes_back_to_ready_without_an_attempt() {
     assert_eq!(core.state(id(&p, "b")), TaskState::Cancelled);
     assert_eq!(core.state(id(&p, "c")), TaskState::Cancelled);
     assert!(core.is_done());
+}
+
+/// Make task `t` of `p` map over the outputs of `producer` (which must be
+/// among its deps).
+fn map_over(p: &mut Plan, t: &str, producer: &str) {
+    let (t, producer) = (id(p, t), id(p, producer));
+    assert!(p.tasks[t as usize].deps.contains(&producer));
+    p.tasks[t as usize].map = Some(Box::new(MapSpec { task: producer, lines: None, max_items: None }));
+}
+
+fn expansions(core: &mut Core, p: &Plan) -> Vec<String> {
+    let mut v = vec![];
+    core.expansions(&mut v);
+    core.sanity_check(p);
+    ids(p, &v)
+}
+
+fn by_name(core: &Core, p: &Plan, s: &str) -> TaskId {
+    (0..core.len() as TaskId).find(|&t| name(core, p, t) == s).unwrap()
+}
+
+/// split -> count (map split.*) -> merge (count[*]), plus `other`.
+fn fan_out_plan(capacity: u64) -> Plan {
+    let mut p = plan(
+        &[("split", &[], cpu(1)), ("count", &["split"], cpu(1)), ("merge", &["count"], cpu(1)), ("other", &[], cpu(1))],
+        cpu(capacity),
+    );
+    map_over(&mut p, "count", "split");
+    p
+}
+
+#[test]
+fn a_mapped_task_expands_when_its_producer_succeeds_and_its_collector_waits_for_every_child() {
+    let p = fan_out_plan(2);
+    let mut core = Core::new(&p, CoreOptions::default());
+    core.sanity_check(&p);
+    assert_eq!(start(&mut core, &p, 10), ["split", "other"]);
+    assert_eq!(expansions(&mut core, &p), Vec::<String>::new());
+    core.on_success(id(&p, "split"));
+    core.sanity_check(&p);
+    assert_eq!(core.state(id(&p, "count")), TaskState::Expanding);
+    assert!(!core.is_done());
+    // Listed until expanded; nothing else is ready meanwhile.
+    assert_eq!(expansions(&mut core, &p), ["count"]);
+    assert_eq!(expansions(&mut core, &p), ["count"]);
+    assert_eq!(start(&mut core, &p, 10), Vec::<String>::new());
+    assert_eq!(core.expand(id(&p, "count"), 3), 4..7);
+    core.sanity_check(&p);
+    assert_eq!(expansions(&mut core, &p), Vec::<String>::new());
+    assert_eq!((core.counts().total, core.counts().ready), (7, 3));
+    assert_eq!(core.state(id(&p, "count")), TaskState::Waiting { unfinished_deps: 3 });
+    // One cpu is free (`other` holds the other): children start in order.
+    assert_eq!(start(&mut core, &p, 10), ["count[0]"]);
+    core.on_success(id(&p, "other"));
+    assert_eq!(start(&mut core, &p, 10), ["count[1]"]);
+    for c in ["count[0]", "count[1]"] {
+        core.on_success(by_name(&core, &p, c));
+        core.sanity_check(&p);
+    }
+    assert_eq!(start(&mut core, &p, 10), ["count[2]"]);
+    assert_eq!(core.state(id(&p, "merge")), TaskState::Waiting { unfinished_deps: 1 });
+    core.on_success(by_name(&core, &p, "count[2]"));
+    core.sanity_check(&p);
+    // The template succeeded without running; the collector is ready.
+    assert_eq!(core.state(id(&p, "count")), TaskState::Succeeded);
+    assert_eq!(core.attempt(id(&p, "count")), 0);
+    assert_eq!(start(&mut core, &p, 10), ["merge"]);
+    core.on_success(id(&p, "merge"));
+    core.sanity_check(&p);
+    assert!(core.is_done());
+    assert_eq!(core.counts().succeeded, 7);
+}
+
+#[test]
+fn a_retried_producer_expands_once_when_it_finally_succeeds() {
+    let mut p = fan_out_plan(4);
+    p.tasks[0].retries = 1;
+    let mut core = Core::new(&p, CoreOptions::default());
+    let split = id(&p, "split");
+    assert_eq!(start(&mut core, &p, 1), ["split"]);
+    let t0 = Duration::from_secs(1);
+    assert!(matches!(core.on_failure(split, FailureClass::Retryable, t0), FailureDecision::Retry { .. }));
+    core.sanity_check(&p);
+    // The failed attempt expands nothing; the template still waits.
+    assert_eq!(expansions(&mut core, &p), Vec::<String>::new());
+    assert_eq!(core.state(id(&p, "count")), TaskState::Waiting { unfinished_deps: 1 });
+    core.tick(t0 + Duration::from_secs(1));
+    assert_eq!(start(&mut core, &p, 1), ["split"]);
+    assert_eq!(core.attempt(split), 2);
+    core.on_success(split);
+    assert_eq!(expansions(&mut core, &p), ["count"]);
+    core.expand(id(&p, "count"), 2);
+    core.sanity_check(&p);
+    assert_eq!(start(&mut core, &p, 10), ["count[0]", "count[1]", "other"]);
+    for c in ["count[0]", "count[1]", "other"] {
+        core.on_success(by_name(&core, &p, c));
+        core.sanity_check(&p);
+    }
+    assert_eq!(start(&mut core, &p, 10), ["merge"]);
+    core.on_success(id(&p, "merge"));
+    assert!(core.is_done());
+    assert_eq!((core.counts().total, core.counts().succeeded), (6, 6));
+}
+
+#[test]
+fn a_child_that_fails_skips_the_collector_and_its_siblings_run_on() {
+    let mut p = fan_out_plan(8);
+    // Children inherit the template's retries.
+    p.tasks[1].retries = 1;
+    let mut core = Core::new(&p, CoreOptions::default());
+    start(&mut core, &p, 1);
+    core.on_success(id(&p, "split"));
+    core.expand(id(&p, "count"), 3);
+    assert_eq!(start(&mut core, &p, 10), ["count[0]", "count[1]", "count[2]", "other"]);
+    let c1 = by_name(&core, &p, "count[1]");
+    let now = Duration::from_secs(1);
+    assert!(matches!(core.on_failure(c1, FailureClass::Retryable, now), FailureDecision::Retry { .. }));
+    core.sanity_check(&p);
+    core.tick(now + Duration::from_secs(1));
+    assert_eq!(start(&mut core, &p, 10), ["count[1]"]);
+    assert_eq!(core.on_failure(c1, FailureClass::Retryable, now), FailureDecision::Failed { skipped: 2 });
+    core.sanity_check(&p);
+    assert_eq!(core.state(id(&p, "count")), TaskState::Skipped);
+    assert_eq!(core.state(id(&p, "merge")), TaskState::Skipped);
+    for c in ["count[0]", "count[2]", "other"] {
+        assert_eq!(core.state(by_name(&core, &p, c)), TaskState::Running);
+        core.on_success(by_name(&core, &p, c));
+        core.sanity_check(&p);
+    }
+    assert!(core.is_done());
+    let c = core.counts();
+    assert_eq!((c.total, c.succeeded, c.failed, c.skipped), (7, 4, 1, 2));
+}
+
+#[test]
+fn zero_items_succeed_at_once_and_a_failed_expansion_skips_the_collector() {
+    let p = fan_out_plan(4);
+    let mut core = Core::new(&p, CoreOptions::default());
+    start(&mut core, &p, 1);
+    core.on_success(id(&p, "split"));
+    assert_eq!(core.expand(id(&p, "count"), 0), 4..4);
+    core.sanity_check(&p);
+    assert_eq!(core.state(id(&p, "count")), TaskState::Succeeded);
+    assert_eq!(start(&mut core, &p, 10), ["merge", "other"]);
+
+    let mut core = Core::new(&p, CoreOptions::default());
+    start(&mut core, &p, 1);
+    core.on_success(id(&p, "split"));
+    assert_eq!(core.fail_expansion(id(&p, "count")), 1);
+    core.sanity_check(&p);
+    assert_eq!(expansions(&mut core, &p), Vec::<String>::new());
+    assert_eq!((core.state(id(&p, "count")), core.state(id(&p, "merge"))), (TaskState::Failed, TaskState::Skipped));
+    assert_eq!(start(&mut core, &p, 10), ["other"]);
+}
+
+#[test]
+fn a_stop_cancels_a_template_waiting_for_expansion_and_unstarted_children() {
+    let p = fan_out_plan(1);
+    let mut core = Core::new(&p, CoreOptions::default());
+    start(&mut core, &p, 1);
+    core.on_success(id(&p, "split"));
+    core.expand(id(&p, "count"), 2);
+    assert_eq!(start(&mut core, &p, 1), ["count[0]"]);
+    core.stop();
+    core.sanity_check(&p);
+    core.on_success(by_name(&core, &p, "count[0]"));
+    core.sanity_check(&p);
+    assert!(core.is_done());
+    let c = core.counts();
+    // count[1], the template, merge and other.
+    assert_eq!((c.succeeded, c.cancelled), (2, 4));
+
+    let mut core = Core::new(&p, CoreOptions::default());
+    start(&mut core, &p, 1);
+    core.on_success(id(&p, "split"));
+    core.stop();
+    core.sanity_check(&p);
+    assert_eq!(expansions(&mut core, &p), Vec::<String>::new());
+    assert_eq!(core.state(id(&p, "count")), TaskState::Cancelled);
+    assert!(core.is_done());
+}
+
+/// A tiny deterministic generator for the property test.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// A random graph of up to 14 tasks: each depends on a few earlier ones;
+/// some map over an earlier task that is not itself mapped (and depend on it).
+fn random_plan(rng: &mut Rng) -> Plan {
+    let n = 2 + rng.below(13) as usize;
+    let names: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+    let mut deps: Vec<Vec<&str>> = vec![];
+    let mut maps: Vec<Option<usize>> = vec![];
+    for i in 0..n {
+        let mut d: Vec<&str> = vec![];
+        for name in names.iter().take(i) {
+            if rng.below(4) == 0 {
+                d.push(name);
+            }
+        }
+        let producers: Vec<usize> = (0..i).filter(|&j| maps[j].is_none()).collect();
+        let m =
+            (!producers.is_empty() && rng.below(3) == 0).then(|| producers[rng.below(producers.len() as u64) as usize]);
+        if let Some(j) = m
+            && !d.contains(&names[j].as_str())
+        {
+            d.push(&names[j]);
+        }
+        deps.push(d);
+        maps.push(m);
+    }
+    let cpus: Vec<Resources> = (0..n).map(|_| cpu(1 + rng.below(2))).collect();
+    let rows: Vec<(&str, &[&str], Resources)> =
+        (0..n).map(|i| (names[i].as_str(), deps[i].as_slice(), cpus[i].clone())).collect();
+    let mut p = plan(&rows, cpu(3));
+    for (i, m) in maps.iter().enumerate() {
+        p.tasks[i].retries = rng.below(3) as u32;
+        p.tasks[i].priority = rng.below(2) as i32;
+        if let Some(j) = m {
+            p.tasks[i].map = Some(Box::new(MapSpec { task: *j as TaskId, lines: None, max_items: None }));
+        }
+    }
+    p
+}
+
+/// Drive a core through random steps (scheduling with and without lanes,
+/// successes, failures of every class, unstarts, ticks, expansions of 0..5
+/// children, failed expansions, the odd stop), checking the invariants after
+/// every step; then check the end state.
+fn random_run(seed: u64) {
+    let mut rng = Rng(seed | 1);
+    let p = random_plan(&mut rng);
+    let fail_fast = rng.below(8) == 0;
+    let mut core = Core::new(&p, CoreOptions { fail_fast, ..CoreOptions::default() });
+    core.sanity_check(&p);
+    let mut running: Vec<(TaskId, bool)> = vec![];
+    let mut now = Duration::ZERO;
+    let mut expanded = 0u32;
+    for step in 0.. {
+        assert!(step < 10_000, "the run does not end");
+        if core.is_done() && running.is_empty() {
+            break;
+        }
+        let mut pending = vec![];
+        core.expansions(&mut pending);
+        match rng.below(10) {
+            0 | 1 if !pending.is_empty() => {
+                let t = pending[rng.below(pending.len() as u64) as usize];
+                if rng.below(6) == 0 {
+                    core.fail_expansion(t);
+                } else {
+                    let n = rng.below(5) as u32;
+                    let r = core.expand(t, n);
+                    assert_eq!(r.len() as u32, n);
+                    expanded += n;
+                }
+            }
+            2 | 3 => {
+                let mut out = vec![];
+                let lane = rng.below(3);
+                if lane == 2 {
+                    core.schedule(1 + rng.below(3) as usize, &mut out);
+                } else {
+                    core.schedule_lane(lane as usize, 1 + rng.below(3) as usize, &mut out);
+                }
+                running.extend(out.into_iter().map(|t| (t, lane != 2)));
+            }
+            4..=8 if !running.is_empty() => {
+                let (t, on_lane) = running.swap_remove(rng.below(running.len() as u64) as usize);
+                match rng.below(10) {
+                    0 => {
+                        core.on_failure(t, FailureClass::Retryable, now);
+                    }
+                    1 => {
+                        core.on_failure(t, FailureClass::WorkerLost, now);
+                    }
+                    2 if rng.below(3) == 0 => {
+                        core.on_failure(t, FailureClass::Final, now);
+                    }
+                    3 if on_lane => core.unstart(t),
+                    _ => core.on_success(t),
+                }
+            }
+            9 if rng.below(20) == 0 => core.stop(),
+            _ => {
+                now += Duration::from_millis(rng.below(3000));
+                core.tick(now);
+            }
+        }
+        core.sanity_check(&p);
+        // Nothing left to do but wait for backoff: let time pass.
+        if running.is_empty()
+            && pending.is_empty()
+            && core.counts().ready == 0
+            && let Some(at) = core.next_wakeup()
+        {
+            now = now.max(at);
+            core.tick(now);
+            core.sanity_check(&p);
+        }
+    }
+    let c = core.counts();
+    assert_eq!(c.total as usize, p.tasks.len() + expanded as usize);
+    assert_eq!(c.succeeded + c.failed + c.skipped + c.cancelled, c.total);
+    for t in 0..p.tasks.len() as TaskId {
+        if p.tasks[t as usize].map.is_none() {
+            continue;
+        }
+        // A template succeeded exactly when it was expanded and every child
+        // succeeded (a stop cancels it even when its running children succeed).
+        let children_ok =
+            core.children(t).is_some_and(|r| r.into_iter().all(|c| core.state(c) == TaskState::Succeeded));
+        let succeeded = core.state(t) == TaskState::Succeeded;
+        assert!(!succeeded || children_ok, "template {t} succeeded before its children");
+        assert!(succeeded || !children_ok || core.is_stopped(), "template {t} is {:?}", core.state(t));
+        assert_eq!(core.attempt(t), 0, "template {t} never runs");
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+    #[test]
+    fn random_graphs_with_dynamic_fan_out_keep_the_invariants(seed in proptest::prelude::any::<u64>()) {
+        random_run(seed);
+    }
 }

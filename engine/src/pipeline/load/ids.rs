@@ -22,6 +22,8 @@ pub(super) enum Slot {
     Single(TaskId),
     /// A foreach task: index into `Loader::foreach`.
     Foreach(u32),
+    /// A mapped task (`map`): the template, expanded at run time.
+    Map(TaskId),
 }
 
 impl<'d> Loader<'d, '_> {
@@ -128,6 +130,18 @@ impl<'d> Loader<'d, '_> {
     /// The slot of task `id`, whose first task id is `first`, and how many
     /// tasks it expands to.
     fn entry_slot(&mut self, id: &str, e: &Entry, first: TaskId, foreach: &mut Vec<Foreach>) -> (Slot, usize) {
+        if let Some(m) = self.doc.get(e.value, "map") {
+            for k in ["foreach", "foreach_mode"] {
+                if let Some(x) = self.doc.get(e.value, k) {
+                    self.err(
+                        Diagnostic::error(format!("task `{id}` sets both `map` and `{k}`"))
+                            .primary(x.key_span.range(), "a task fans out either statically or dynamically")
+                            .secondary(m.key_span.range(), "`map` is here"),
+                    );
+                }
+            }
+            return (Slot::Map(first), 1);
+        }
         let Some(f) = self.doc.get(e.value, "foreach") else {
             if let Some(m) = self.doc.get(e.value, "foreach_mode") {
                 self.err(

@@ -24,6 +24,7 @@ mod checks;
 mod command_fs;
 mod foreach;
 mod ids;
+mod map;
 mod outputs;
 mod raw;
 mod resolve;
@@ -80,6 +81,9 @@ pub(super) struct Loader<'d, 's> {
     declared: Vec<(String, NodeId)>,
     /// The vars and their values, for the plan.
     pub(super) vars: Vec<VarValue>,
+    /// What binds the placeholders of the task being read, for messages:
+    /// `foreach` or `map`.
+    binder: &'static str,
 }
 
 impl<'d, 's> Loader<'d, 's> {
@@ -104,6 +108,7 @@ impl<'d, 's> Loader<'d, 's> {
             task_count: 0,
             declared: Vec::new(),
             vars: Vec::new(),
+            binder: "foreach",
         }
     }
 

@@ -12,6 +12,7 @@ use super::settings::{BUILTIN_RESOURCES, Settings};
 use crate::pipeline::diag::Diagnostic;
 use crate::pipeline::doc::{Entry, NodeId, Sp, Val};
 use crate::pipeline::refs;
+use crate::plan::TaskId;
 
 const TASK_KEYS: &[&str] = &[
     "plugin",
@@ -32,6 +33,8 @@ const TASK_KEYS: &[&str] = &[
     "max_open_files",
     "foreach",
     "foreach_mode",
+    "map",
+    "max_items",
     "mounts",
     "scratch",
     "success_exit_codes",
@@ -54,6 +57,8 @@ pub(super) struct RawTask<'d> {
     pub(super) stdin: Option<(&'d str, Sp)>,
     pub(super) stdout: Option<&'d str>,
     pub(super) fs: Option<Box<crate::plan::CommandFs>>,
+    /// `map`, for a mapped task (whose placeholders stay for expansion).
+    pub(super) map: Option<crate::plan::MapSpec>,
 }
 
 pub(super) struct RawInput<'d> {
@@ -63,12 +68,16 @@ pub(super) struct RawInput<'d> {
 }
 
 impl<'d> Loader<'d, '_> {
-    /// Read and validate one task table. `foreach` holds the variables of a
-    /// `foreach` task (none if its `foreach` is invalid).
-    pub(super) fn raw_task(&mut self, id: &'d str, e: Entry, foreach: Option<&[String]>) -> RawTask<'d> {
+    /// Read and validate one task table, task number `me` (the first, for a
+    /// `foreach` task). `foreach` holds the variables of a `foreach` task
+    /// (none if its `foreach` is invalid), or `key` and `item` for a mapped
+    /// task.
+    pub(super) fn raw_task(&mut self, id: &'d str, me: TaskId, e: Entry, foreach: Option<&[String]>) -> RawTask<'d> {
         let f = self.fields(e.value, TASK_KEYS, &format_args!("task `{id}`"));
+        self.binder = if f.get("map").is_some() { "map" } else { "foreach" };
         let plugin = self.task_plugin_id(id, &e, &f);
         let inputs = self.raw_inputs(id, &f, foreach);
+        let map = self.raw_map(id, me, &f, &inputs);
         self.check_input_names(id, plugin, &f);
         let w = |k| Field::new(&["tasks", id, k]);
         let params = match f.get("params") {
@@ -90,7 +99,7 @@ impl<'d> Loader<'d, '_> {
         self.check_fits(id, &e, &settings);
         self.check_memory_fits(id, plugin, &e, &f, &settings);
         let fs = self.command_fs(id, &f);
-        RawTask { plugin, inputs, params, settings, args, env, stdin, stdout, fs }
+        RawTask { plugin, inputs, params, settings, args, env, stdin, stdout, fs, map }
     }
 
     /// The plugin a task names, if it is a valid one.
@@ -119,13 +128,15 @@ impl<'d> Loader<'d, '_> {
         }
     }
 
-    /// Report the placeholders in `s` that the task's `foreach` does not define.
+    /// Report the placeholders in `s` that the task's `foreach` (or `map`)
+    /// does not define.
     fn check_placeholders(&mut self, id: &str, s: &str, sp: Sp, foreach: Option<&[String]>) {
         let Some(vars) = foreach else { return };
+        let b = self.binder;
         for name in refs::unknown_placeholders(s, vars) {
             self.err(
-                Diagnostic::error(format!("task `{id}` uses `{{{name}}}`, which its `foreach` does not define"))
-                    .primary(sp.range(), format!("`foreach` defines: {}", vars.join(", "))),
+                Diagnostic::error(format!("task `{id}` uses `{{{name}}}`, which its `{b}` does not define"))
+                    .primary(sp.range(), format!("`{b}` defines: {}", vars.join(", "))),
             );
         }
     }
@@ -170,6 +181,14 @@ impl<'d> Loader<'d, '_> {
                 let bad = foreach.is_some_and(|vars| !refs::unknown_placeholders(s, vars).is_empty());
                 if bad {
                     self.check_placeholders(id, s, sp, foreach);
+                } else if self.binder == "map" && s != super::map::ITEM_REF && s.contains('{') {
+                    self.err(
+                        Diagnostic::error(format!(
+                            "task `{id}` uses a placeholder in reference `{s}`, which is known only at run time"
+                        ))
+                        .primary(sp.range(), "in a mapped task, write `{item}` alone for the mapped output"),
+                    );
+                    return false;
                 }
                 !bad
             });
@@ -312,11 +331,12 @@ impl<'d> Loader<'d, '_> {
                     Val::Str(s) => {
                         let s = self.doc.str(s);
                         for name in refs::unknown_placeholders(s, vars) {
+                            let b = self.binder;
                             self.err(
                                 Diagnostic::error(format!(
-                                    "task `{id}` uses `{{{name}}}`, which its `foreach` does not define"
+                                    "task `{id}` uses `{{{name}}}`, which its `{b}` does not define"
                                 ))
-                                .primary(self.span(n), format!("`foreach` defines: {}", vars.join(", "))),
+                                .primary(self.span(n), format!("`{b}` defines: {}", vars.join(", "))),
                             );
                         }
                     }

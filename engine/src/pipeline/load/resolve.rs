@@ -151,6 +151,27 @@ impl<'d, 's> Loader<'d, 's> {
                 }
             }
             (Slot::Foreach(f), Some(k)) => return self.expansion_source(at, task, f, k, output, out),
+            (Slot::Map(t), Some("*")) => {
+                if at.single {
+                    let r = at.text;
+                    self.err(
+                        Diagnostic::error(format!("`{r}` names several task outputs; `[outputs]` copies one"))
+                            .primary(sp.range(), "expected a single task output"),
+                    );
+                    return false;
+                }
+                out.push(Source::Task { task: t, output: output.to_string() });
+            }
+            (Slot::Map(_), k) => {
+                let written = k.map(|k| format!("{task}[{k}]")).unwrap_or_else(|| task.to_string());
+                self.err(
+                    Diagnostic::error(format!(
+                        "{user} refers to `{written}`, but `{task}` is a mapped task whose tasks are known only at run time"
+                    ))
+                    .primary(sp.range(), format!("use `{task}[*]` for the outputs of all its tasks")),
+                );
+                return false;
+            }
         }
         true
     }
@@ -189,19 +210,19 @@ impl<'d, 's> Loader<'d, 's> {
 
     /// What task id `id` maps to: its entry in `[tasks]` (found with the
     /// document's index), if that entry got a slot in pass 2.
-    fn slot(&self, id: &str) -> Option<Slot> {
+    pub(super) fn slot(&self, id: &str) -> Option<Slot> {
         let i = self.doc.position(self.tasks?, id)?;
         self.entry_slots.get(i).copied().flatten()
     }
 
     /// The ids that have a slot.
-    fn known_ids(&self) -> impl Iterator<Item = &'d str> + use<'_, 'd, 's> {
+    pub(super) fn known_ids(&self) -> impl Iterator<Item = &'d str> + use<'_, 'd, 's> {
         let entries = self.tasks.map(|t| self.doc.entries(t)).unwrap_or(&[]);
         entries.iter().zip(self.entry_slots.iter()).filter(|(_, s)| s.is_some()).map(|(e, _)| self.key(e))
     }
 
     /// With plugin metadata, check that task `t` declares output `o`.
-    fn check_output(&mut self, t: TaskId, o: &str, r: &str, sp: Sp) {
+    pub(super) fn check_output(&mut self, t: TaskId, o: &str, r: &str, sp: Sp) {
         let Some(&pid) = self.task_plugin.get(t as usize) else { return };
         let Some(Some(check)) = self.checks.get(pid as usize) else { return };
         if check.kind == Some(crate::task::abi::PluginKind::Command) && o == crate::task::abi::EXIT_CODE_OUTPUT {

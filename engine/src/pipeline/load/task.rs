@@ -89,7 +89,7 @@ impl<'d> Loader<'d, '_> {
             .iter()
             .map(|s| match s {
                 None => 0,
-                Some(Slot::Single(_)) => 1,
+                Some(Slot::Single(_)) | Some(Slot::Map(_)) => 1,
                 Some(Slot::Foreach(f)) => self.foreach[*f as usize].values.len(),
             })
             .sum()
@@ -105,13 +105,18 @@ impl<'d> Loader<'d, '_> {
             let id = self.key(&e);
             match slot {
                 Slot::Single(t) => {
-                    let raw = self.raw_task(id, e, None);
+                    let raw = self.raw_task(id, t, e, None);
+                    out(self.instantiate(id.to_string(), t, &raw, &[], &[]));
+                }
+                Slot::Map(t) => {
+                    let vars = crate::plan::map::MAP_VARS.map(str::to_string);
+                    let raw = self.raw_task(id, t, e, Some(&vars));
                     out(self.instantiate(id.to_string(), t, &raw, &[], &[]));
                 }
                 Slot::Foreach(f) => {
                     let fe = &foreach[f as usize];
                     // An invalid `foreach` (no vars) was reported: check no placeholders.
-                    let raw = self.raw_task(id, e, (!fe.vars.is_empty()).then_some(&fe.vars[..]));
+                    let raw = self.raw_task(id, fe.first, e, (!fe.vars.is_empty()).then_some(&fe.vars[..]));
                     for (k, values) in fe.values.iter().enumerate() {
                         let tid = format!("{id}[{}]", fe.key(k));
                         out(self.instantiate(tid, fe.first + k as u32, &raw, &fe.vars, values));
@@ -122,7 +127,8 @@ impl<'d> Loader<'d, '_> {
     }
 
     /// Task `me`, expansion `values` of `vars` (none for a task without
-    /// `foreach`), of a task table read once.
+    /// `foreach`), of a task table read once. A mapped task keeps its text
+    /// as written (placeholders and escapes), for expansion at run time.
     fn instantiate(
         &mut self,
         id: String,
@@ -133,9 +139,22 @@ impl<'d> Loader<'d, '_> {
     ) -> TaskSpec {
         let mut inputs = Vec::with_capacity(raw.inputs.len());
         let mut deps = Vec::new();
+        let map = raw.map.as_ref();
+        let verbatim = map.is_some();
+        let sub = |s: &'d str| if verbatim { s.to_string() } else { refs::substitute(s, vars, values).into_owned() };
+        if let Some(m) = map {
+            deps.push(m.task);
+        }
         for inp in &raw.inputs {
             let mut sources = Vec::with_capacity(inp.refs.len());
             for &(r, sp) in &inp.refs {
+                // A mapped task's item (when its `map` is invalid, that was reported).
+                if r == super::map::ITEM_REF && (map.is_some() || self.binder == "map") {
+                    if let Some(m) = map {
+                        sources.push(Source::Task { task: m.task, output: crate::plan::map::ITEM_OUTPUT.to_string() });
+                    }
+                    continue;
+                }
                 let r = refs::substitute(r, vars, values);
                 self.resolve(&r, sp, User::Task(&id), me, &mut sources, false);
             }
@@ -151,7 +170,7 @@ impl<'d> Loader<'d, '_> {
         let params = match raw.params {
             Some(p) => {
                 let mut s = String::new();
-                self.write_json(p, &mut s, vars, values);
+                self.write_json(p, &mut s, vars, values, verbatim);
                 s
             }
             None => "{}".to_string(),
@@ -167,12 +186,8 @@ impl<'d> Loader<'d, '_> {
             retries: st.retries.or(d.retries).unwrap_or(0),
             timeout: st.timeout.or(d.timeout),
             priority: st.priority.or(d.priority).unwrap_or(0),
-            args: raw.args.iter().map(|(a, _)| refs::substitute(a, vars, values).into_owned()).collect(),
-            env: raw
-                .env
-                .iter()
-                .map(|(k, v, _)| (k.to_string(), refs::substitute(v, vars, values).into_owned()))
-                .collect(),
+            args: raw.args.iter().map(|(a, _)| sub(a)).collect(),
+            env: raw.env.iter().map(|(k, v, _)| (k.to_string(), sub(v))).collect(),
             stdin: raw.stdin.map(|(s, _)| s.to_string()),
             stdout: raw.stdout.map(str::to_string),
             deterministic: st.deterministic.or(d.deterministic).unwrap_or(false),
@@ -182,14 +197,17 @@ impl<'d> Loader<'d, '_> {
             max_open_files: st.max_open_files.or(d.max_open_files),
             fs: raw.fs.clone(),
             deps,
+            map: map.map(|m| Box::new(m.clone())),
         }
     }
 
-    /// Write a params node as JSON, substituting placeholders in strings.
-    fn write_json(&self, n: NodeId, out: &mut String, vars: &[String], values: &[String]) {
+    /// Write a params node as JSON, substituting placeholders in strings
+    /// (unless `verbatim`: a mapped task's, substituted at run time).
+    fn write_json(&self, n: NodeId, out: &mut String, vars: &[String], values: &[String], verbatim: bool) {
         match self.doc.node(n).val {
             Val::Str(s) => {
-                let s = refs::substitute(self.doc.str(s), vars, values);
+                let s = self.doc.str(s);
+                let s = if verbatim { s.into() } else { refs::substitute(s, vars, values) };
                 out.push_str(&serde_json::to_string(s.as_ref()).unwrap_or_default());
             }
             Val::Int(i) => out.push_str(&i.to_string()),
@@ -202,7 +220,7 @@ impl<'d> Loader<'d, '_> {
                     if i > 0 {
                         out.push(',');
                     }
-                    self.write_json(item, out, vars, values);
+                    self.write_json(item, out, vars, values, verbatim);
                 }
                 out.push(']');
             }
@@ -214,7 +232,7 @@ impl<'d> Loader<'d, '_> {
                     }
                     out.push_str(&serde_json::to_string(self.doc.str(e.key)).unwrap_or_default());
                     out.push(':');
-                    self.write_json(e.value, out, vars, values);
+                    self.write_json(e.value, out, vars, values, verbatim);
                 }
                 out.push('}');
             }
@@ -244,5 +262,6 @@ fn placeholder() -> TaskSpec {
         max_open_files: None,
         fs: None,
         deps: Vec::new(),
+        map: None,
     }
 }

@@ -120,11 +120,15 @@ impl Loader<'_, '_> {
                 "vars" => {}
                 "tasks" => {
                     for t in self.doc.entries(e.value) {
-                        let own: Vec<&str> = self
-                            .doc
-                            .get(t.value, "foreach")
-                            .map(|f| self.doc.entries(f.value).iter().map(|v| self.key(v)).collect())
-                            .unwrap_or_default();
+                        let mapped = self.doc.get(t.value, "map").is_some();
+                        let own: Vec<&str> = if mapped {
+                            crate::plan::map::MAP_VARS.to_vec()
+                        } else {
+                            self.doc
+                                .get(t.value, "foreach")
+                                .map(|f| self.doc.entries(f.value).iter().map(|v| self.key(v)).collect())
+                                .unwrap_or_default()
+                        };
                         for f in self.doc.get(t.value, "foreach").map(|f| self.doc.entries(f.value)).unwrap_or(&[]) {
                             let name = self.key(f);
                             if vars.iter().any(|v| v.name == name) {
@@ -137,7 +141,7 @@ impl Loader<'_, '_> {
                                 );
                             }
                         }
-                        let foreach = self.doc.get(t.value, "foreach").map(|_| own.as_slice());
+                        let foreach = (mapped || self.doc.get(t.value, "foreach").is_some()).then_some(own.as_slice());
                         for k in self.doc.entries(t.value) {
                             let typed = self.key(k) == "params";
                             self.substitute_tree(k.value, &vars, foreach, typed, &mut edits);
