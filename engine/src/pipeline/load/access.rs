@@ -12,8 +12,11 @@ use crate::pipeline::doc::{Entry, NodeId, Val};
 /// The known keys of a table, read in one pass.
 pub(super) struct Fields {
     keys: &'static [&'static str],
-    vals: [Option<Entry>; 24],
+    vals: [Option<Entry>; MAX_FIELDS],
 }
+
+/// The most keys a table kind may allow (a task's are the most).
+pub(super) const MAX_FIELDS: usize = 32;
 
 impl Fields {
     pub(super) fn get(&self, key: &str) -> Option<Entry> {
@@ -56,7 +59,8 @@ impl<'d> Loader<'d, '_> {
 
     /// Read the known keys of `table` in one pass, reporting unknown ones.
     pub(super) fn fields(&mut self, table: NodeId, allowed: &'static [&'static str], what: &dyn Display) -> Fields {
-        let mut f = Fields { keys: allowed, vals: [None; 24] };
+        debug_assert!(allowed.len() <= MAX_FIELDS, "{} allowed keys, more than MAX_FIELDS", allowed.len());
+        let mut f = Fields { keys: allowed, vals: [None; MAX_FIELDS] };
         for e in self.doc.entries(table) {
             let k = self.key(e);
             if let Some(i) = allowed.iter().position(|a| *a == k) {

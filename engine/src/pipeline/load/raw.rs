@@ -42,6 +42,9 @@ const TASK_KEYS: &[&str] = &[
     "io_dirs",
 ];
 
+// Every key must have a slot in `Fields`.
+const _: () = assert!(TASK_KEYS.len() <= super::access::MAX_FIELDS);
+
 /// Keys only command plugins take.
 const COMMAND_KEYS: &[&str] =
     &["args", "env", "stdin", "stdout", "mounts", "scratch", "success_exit_codes", "workdir", "io_dirs"];
