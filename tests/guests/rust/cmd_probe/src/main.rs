@@ -72,7 +72,11 @@ fn preopens() -> Vec<String> {
         let len = u32::from_le_bytes([stat[4], stat[5], stat[6], stat[7]]) as usize;
         let mut name = vec![0u8; len];
         let e = unsafe { fd_prestat_dir_name(fd, name.as_mut_ptr(), len) };
-        lines.push(if e == 0 { format!("fd {fd}: {}", String::from_utf8_lossy(&name)) } else { format!("fd {fd}: name errno {e}") });
+        lines.push(if e == 0 {
+            format!("fd {fd}: {}", String::from_utf8_lossy(&name))
+        } else {
+            format!("fd {fd}: name errno {e}")
+        });
     }
     lines
 }
