@@ -514,7 +514,13 @@ pub fn check_expect_file(expected: &Path, actual: &str) -> Result<(), String> {
     }
 }
 
-/// Copy the files of `src` into `dst`, and its subdirectories but `expected/`.
+/// Directories [`copy_files`] leaves behind: an example's expected bytes, and
+/// what an earlier run in the source tree left there (the demo runs the
+/// word-count example in place), which would otherwise make a test see
+/// outputs or a store it did not produce.
+const COPY_SKIPS: [&str; 3] = ["expected", "out", ".engine-store"];
+
+/// Copy the files of `src` into `dst`, and its subdirectories but [`COPY_SKIPS`].
 pub fn copy_files(src: &Path, dst: &Path) {
     std::fs::create_dir_all(dst).unwrap();
     for e in std::fs::read_dir(src).unwrap() {
@@ -522,7 +528,7 @@ pub fn copy_files(src: &Path, dst: &Path) {
         let t = e.file_type().unwrap();
         if t.is_file() {
             std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
-        } else if t.is_dir() && e.file_name() != "expected" {
+        } else if t.is_dir() && !COPY_SKIPS.contains(&e.file_name().to_string_lossy().as_ref()) {
             copy_files(&e.path(), &dst.join(e.file_name()));
         }
     }
