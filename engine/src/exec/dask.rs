@@ -108,6 +108,11 @@ struct SubmitTask {
     len: usize,
 }
 
+/// `what`, followed by the bridge's last stderr lines if there are any.
+fn with_tail(what: &str, tail: &str) -> String {
+    if tail.is_empty() { what.to_string() } else { format!("{what}; its last lines:\n{tail}") }
+}
+
 /// Headers the bridge sends.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -304,6 +309,8 @@ pub struct DaskExecutor {
     stdin: ChildStdin,
     rx: Receiver<Incoming>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// The thread collecting `stderr_tail`; it ends when the bridge's stderr closes.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
     cluster: Cluster,
     window: usize,
     run_id: String,
@@ -351,7 +358,7 @@ impl DaskExecutor {
             return Err(DaskError::Bridge("the Dask bridge has no stdio pipes".into()));
         };
         let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
-        {
+        let stderr_reader = {
             let tail = stderr_tail.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines() {
@@ -362,8 +369,8 @@ impl DaskExecutor {
                     }
                     t.push_back(line);
                 }
-            });
-        }
+            })
+        };
         let (tx, rx) = crossbeam_channel::unbounded();
         std::thread::Builder::new()
             .name("engine-dask-bridge".into())
@@ -385,6 +392,7 @@ impl DaskExecutor {
             stdin,
             rx,
             stderr_tail,
+            stderr_reader: Some(stderr_reader),
             cluster: Cluster::default(),
             window: 0,
             run_id: String::new(),
@@ -408,7 +416,12 @@ impl DaskExecutor {
             let left = deadline.saturating_duration_since(Instant::now());
             let ev = match ex.rx.recv_timeout(left) {
                 Ok(ev) => ev,
-                Err(_) => return Err(DaskError::Bridge(ex.explain("the Dask bridge did not answer in time"))),
+                Err(_) => {
+                    // Still running: give the stderr reader a moment to catch the last lines.
+                    std::thread::sleep(Duration::from_millis(50));
+                    let tail = ex.tail();
+                    return Err(DaskError::Bridge(with_tail("the Dask bridge did not answer in time", &tail)));
+                }
             };
             match ev {
                 Incoming::Frame(FromBridge::Hello { protocol, scheduler, distributed, engine_dask }, _) => {
@@ -429,7 +442,7 @@ impl DaskExecutor {
                 }
                 Incoming::Frame(FromBridge::Fatal { message }, _) => return Err(DaskError::Bridge(message)),
                 Incoming::Gone(why) => {
-                    let tail = ex.tail();
+                    let tail = ex.settled_tail();
                     if tail.contains("No module named 'engine_dask'") {
                         return Err(DaskError::NoPackage { python });
                     }
@@ -481,12 +494,20 @@ impl DaskExecutor {
         t.iter().cloned().collect::<Vec<_>>().join("\n")
     }
 
+    /// The stderr tail once the bridge's stderr has closed (its stdout can
+    /// close first), waiting at most 2 s for that: a process the bridge
+    /// started may hold stderr open.
+    fn settled_tail(&self) -> String {
+        let until = Instant::now() + Duration::from_secs(2);
+        while self.stderr_reader.as_ref().is_some_and(|r| !r.is_finished()) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.tail()
+    }
+
     /// `what`, with the last lines the bridge wrote on stderr.
     fn explain(&self, what: &str) -> String {
-        // Give the stderr reader a moment to catch the last lines.
-        std::thread::sleep(Duration::from_millis(50));
-        let tail = self.tail();
-        if tail.is_empty() { what.to_string() } else { format!("{what}; its last lines:\n{tail}") }
+        with_tail(what, &self.settled_tail())
     }
 
     fn write(&mut self, buf: &[u8]) {
