@@ -382,9 +382,10 @@ fn killed_workers_are_replaced_and_the_run_completes() {
         r#"[tasks.s]
 plugin = "sleep_ms"
 foreach = { i = { range = [0, 40] } }
-params = { ms = 40 }
+params = { ms = 150 }
 "#,
     );
+    // 3 s of work on 2 workers: long enough for 3 kills 150 ms apart on a busy machine.
     let mut child = engine()
         .args(["run", "--no-cache"])
         .arg(dir.path().join("pipeline.toml"))
@@ -411,7 +412,7 @@ params = { ms = 40 }
     assert!(status.success(), "{r}");
     assert_eq!(r["counts"]["succeeded"], 40);
     for i in 0..40 {
-        assert_eq!(task(&r, &format!("s[{i}]"))["outputs"]["out"]["len"], 9);
+        assert_eq!(task(&r, &format!("s[{i}]"))["outputs"]["out"]["len"], "slept 150\n".len());
     }
 }
 
