@@ -248,6 +248,7 @@ fn killed_runs_on_s3_resume_to_the_same_outputs() {
             args: &["--store", "s3://engine-test/resume"],
             env: &env,
             runs: Path::new(".engine-runs"),
+            in_flight: 2,
         },
         kills,
     );
