@@ -611,6 +611,26 @@ fn dask_killed_runs_on_s3_resume_to_the_same_outputs() {
     assert_eq!(records, 301, "one record per task");
 }
 
+/// Dynamic fan-out on Dask: 1,000 children of `split`'s outputs, each with
+/// the template's resources, run as Dask futures and are collected in order.
+#[test]
+fn dask_dynamic_children_run_on_dask_and_are_collected_in_order() {
+    let Some(c) = shared() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    crate::fanout::split_pipeline(dir.path(), 1_000, 1_000);
+    let o = c.run(dir.path(), &["--quiet"]);
+    assert_exit(&o, 0);
+    assert!(text(&o.stdout).starts_with("succeeded: 1003 tasks: 1003 succeeded"), "{}", text(&o.stdout));
+    let joined = std::fs::read(dir.path().join("out/joined.txt")).unwrap();
+    assert!(joined == std::fs::read(dir.path().join("input.txt")).unwrap(), "joined differs");
+    let r = report(dir.path());
+    let children: Vec<&Value> =
+        r["tasks"].as_array().unwrap().iter().filter(|t| t["id"].as_str().unwrap().starts_with("copy[")).collect();
+    assert_eq!(children.len(), 1_000);
+    assert!(children.iter().all(|t| t["dask_worker"].is_string()), "{r}");
+    assert_eq!(children[999]["id"], "copy[999]");
+}
+
 /// Dask places a task only on a worker with its resources free: two workers
 /// of two threads with one `licence` each never run two licence tasks at
 /// once, though the ledger (two licences in all) hands Dask two at a time and

@@ -14,7 +14,7 @@ use crate::util::{guest, run_engine};
 /// `input.txt` again exactly when the children are collected in order.
 ///
 ///   split ─(map *)─> copy[*] ─> join
-fn split_pipeline(dir: &Path, lines: usize, chunks: usize) {
+pub(crate) fn split_pipeline(dir: &Path, lines: usize, chunks: usize) {
     let text: String = (0..lines).map(|i| format!("line {i}\n")).collect();
     std::fs::write(dir.join("input.txt"), text).unwrap();
     let p = format!(
