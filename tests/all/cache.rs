@@ -360,6 +360,7 @@ fn completed_attempts(runs: &Path, before: &[std::path::PathBuf]) -> usize {
 /// Where a kill-and-resume test keeps its store: `args` name it, `env`
 /// prepares each `engine` command, `runs` is where the run history lands.
 pub(crate) struct Resumable<'a> {
+    /// Every `engine run` gets these (the store, the executor, `--workers`).
     pub args: &'a [&'a str],
     pub env: &'a dyn Fn(&mut std::process::Command),
     pub runs: &'a Path,
@@ -370,7 +371,7 @@ pub(crate) struct Resumable<'a> {
 
 /// `engine run` in `dir` with the store of `r`; the report.
 fn run_on(dir: &Path, r: &Resumable, extra: &[&str]) -> Value {
-    EngineRun::new(dir).args(["--workers", "2"]).args(r.args).args(extra).with(r.env).run().ok().report()
+    EngineRun::new(dir).args(r.args).args(extra).with(r.env).run().ok().report()
 }
 
 /// The resume pipeline killed with SIGKILL `kills` times at random points
@@ -403,7 +404,7 @@ pub(crate) fn kill_and_resume(r: &Resumable, kills: usize) -> Value {
     let before = run_dirs(&dir.path().join(r.runs));
     for k in 0..kills {
         let mut cmd = engine();
-        cmd.args(["run", "pipeline.toml", "--workers", "2", "--quiet"]).args(r.args);
+        cmd.args(["run", "pipeline.toml", "--quiet"]).args(r.args);
         (r.env)(&mut cmd);
         let mut child = cmd.current_dir(dir.path()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let at = Duration::from_micros(rng.next(full.as_micros() as u64 + 1));
@@ -444,7 +445,10 @@ fn killed_runs_resume_to_the_same_outputs() {
     let store = dir.path().join("store");
     let store_arg = store.display().to_string();
     let runs = store.join("runs");
-    kill_and_resume(&Resumable { args: &["--store", &store_arg], env: &no_env, runs: &runs, in_flight: 2 }, kills);
+    kill_and_resume(
+        &Resumable { args: &["--workers", "2", "--store", &store_arg], env: &no_env, runs: &runs, in_flight: 2 },
+        kills,
+    );
     // No temp files are left to grow, and the store checks out.
     let tmp: Vec<_> = std::fs::read_dir(store.join("tmp")).unwrap().collect();
     assert!(tmp.is_empty(), "{tmp:?}");

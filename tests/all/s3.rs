@@ -245,7 +245,7 @@ fn killed_runs_on_s3_resume_to_the_same_outputs() {
     let env = |c: &mut Command| moto.env(c);
     let report = crate::cache::kill_and_resume(
         &crate::cache::Resumable {
-            args: &["--store", "s3://engine-test/resume"],
+            args: &["--workers", "2", "--store", "s3://engine-test/resume"],
             env: &env,
             runs: Path::new(".engine-runs"),
             in_flight: 2,
