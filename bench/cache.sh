@@ -11,10 +11,19 @@
 # and the fully cached rerun as a multiple of `check`.
 #
 # Usage: bench/cache.sh [SIZES...]   (default: 100000)
+#        bench/cache.sh --open [BLOBS] [RUNS]   (default: 1000000 9)
 # Set ENGINE to use an existing binary instead of building one.
 # Works from any current directory; honours $CARGO_TARGET_DIR (see xtask/lib.sh).
+#
+# --open: store open time. A local store with BLOBS small blobs in one pack
+# (engine/examples/store-open.rs) is opened RUNS times with its persisted pack
+# index and 3 times without it (a full scan); prints medians of wall and CPU.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../xtask/lib.sh"
+if [ "${1:-}" = "--open" ]; then
+  shift
+  exec cargo run --quiet --release -p engine --manifest-path "$root/Cargo.toml" --example store-open -- "$@"
+fi
 sizes=("$@")
 [ ${#sizes[@]} -eq 0 ] && sizes=(100000)
 runs=${RUNS:-3}

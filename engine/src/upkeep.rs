@@ -13,6 +13,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::store::Digest;
+use crate::store::index::{self, Entry, PackIndex, Unusable};
 use crate::store::local::{ACTION_HEADER, ACTION_MAGIC, HEADER, MAGIC, lock};
 
 /// One pack record as found on disk.
@@ -20,6 +21,8 @@ struct Record {
     action: bool,
     /// Blob digest, or action key.
     name: Digest,
+    /// Where the record starts in its pack.
+    offset: u64,
     /// The whole record, header included.
     bytes: Vec<u8>,
     /// The record's value (blob bytes or action record).
@@ -74,6 +77,7 @@ fn scan_pack(bytes: &[u8]) -> PackScan {
         records.push(Record {
             action: magic == ACTION_MAGIC,
             name: digest(pos + 8),
+            offset: pos as u64,
             bytes: bytes[pos..pos + header + n].to_vec(),
             value: header..header + n,
         });
@@ -139,6 +143,7 @@ pub fn verify(dir: &Path) -> std::io::Result<VerifyReport> {
     for p in packs(dir)? {
         let bytes = fs::read(&p)?;
         let scan = scan_pack(&bytes);
+        check_index(&p, bytes.len() as u64, &scan, &mut r);
         for rec in scan.records {
             r.bytes += rec.value.len() as u64;
             if rec.action {
@@ -186,6 +191,56 @@ pub fn verify(dir: &Path) -> std::io::Result<VerifyReport> {
     Ok(r)
 }
 
+/// The index entries of the records of `scan` that lie in the first
+/// `pack_len` bytes of their pack: (blobs, actions), sorted.
+fn entries_of(records: &[Record], pack_len: u64) -> (Vec<Entry>, Vec<Entry>) {
+    let (mut blobs, mut actions) = (Vec::new(), Vec::new());
+    for rec in records.iter().filter(|r| r.offset + r.value.end as u64 <= pack_len) {
+        let e = Entry { name: rec.name, offset: rec.offset + rec.value.start as u64, len: rec.value.len() as u32 };
+        if rec.action { actions.push(e) } else { blobs.push(e) }
+    }
+    blobs.sort_unstable_by_key(|e| e.name.0);
+    actions.sort_unstable_by_key(|e| e.name.0);
+    (blobs, actions)
+}
+
+/// Check the persisted index of the pack at `pack` (`pack_len` bytes,
+/// scanned as `scan`): one that is unusable is a note (a store ignores it
+/// and scans the pack), one that names other records than the pack holds
+/// is a problem.
+fn check_index(pack: &Path, pack_len: u64, scan: &PackScan, r: &mut VerifyReport) {
+    let path = index::path_for(pack);
+    let idx = match PackIndex::load(pack, pack_len) {
+        Ok(idx) => idx,
+        Err(Unusable::Missing) => return,
+        Err(Unusable::Corrupt) => {
+            r.notes.push(format!("{}: not a valid index (ignored: its pack is scanned)", path.display()));
+            return;
+        }
+        Err(Unusable::PastEnd { covers, pack_len }) => {
+            r.notes.push(format!(
+                "{}: covers {covers} bytes of a pack of {pack_len} (ignored: its pack is scanned)",
+                path.display()
+            ));
+            return;
+        }
+    };
+    // Up to a corrupt record, reported on its own.
+    let upto = scan.bad.as_ref().map_or(u64::MAX, |(off, _)| *off);
+    let (mut blobs, mut actions) = idx.entries();
+    blobs.retain(|e| e.offset < upto);
+    actions.retain(|e| e.offset < upto);
+    blobs.sort_unstable_by_key(|e| e.name.0);
+    actions.sort_unstable_by_key(|e| e.name.0);
+    if (blobs, actions) != entries_of(&scan.records, idx.pack_len()) {
+        r.problems.push(format!(
+            "{}: does not list the records of the first {} bytes of its pack",
+            path.display(),
+            idx.pack_len()
+        ));
+    }
+}
+
 /// What `gc` removed (or, with `dry_run`, would remove).
 #[derive(Debug, Default)]
 pub struct GcReport {
@@ -228,12 +283,14 @@ pub fn gc(dir: &Path, keep: usize, dry_run: bool) -> std::io::Result<GcReport> {
         scans.push((p, scan));
     }
     let mut kept: Vec<u8> = Vec::new();
+    let mut kept_records: Vec<Record> = Vec::new();
     let mut seen: HashSet<(bool, Digest)> = HashSet::new();
-    for (_, scan) in &scans {
-        for rec in &scan.records {
+    for (_, scan) in &mut scans {
+        for rec in std::mem::take(&mut scan.records) {
             let live = if rec.action { live_keys.contains(&rec.name) } else { live_blobs.contains(&rec.name) };
             if live && seen.insert((rec.action, rec.name)) {
                 kept.extend_from_slice(&rec.bytes);
+                kept_records.push(Record { offset: (kept.len() - rec.bytes.len()) as u64, bytes: Vec::new(), ..rec });
             } else {
                 report.removed_bytes += rec.value.len() as u64;
                 if rec.action {
@@ -265,10 +322,22 @@ pub fn gc(dir: &Path, keep: usize, dry_run: bool) -> std::io::Result<GcReport> {
         let mut f = File::create(&tmp)?;
         f.write_all(&kept)?;
         f.sync_all()?;
-        fs::rename(&tmp, dir.join("packs").join(format!("gc-{nanos}.pack")))?;
+        let pack = dir.join("packs").join(format!("gc-{nanos}.pack"));
+        fs::rename(&tmp, &pack)?;
+        // Its index, so the next open does not read it (best effort).
+        let (blobs, actions) = entries_of(&kept_records, kept.len() as u64);
+        let _ = index::write(&pack, kept.len() as u64, &blobs, &actions);
     }
     for (p, _) in &scans {
         fs::remove_file(p)?;
+    }
+    // The indexes of the packs removed (and any other without its pack).
+    for e in fs::read_dir(dir.join("packs"))?.flatten() {
+        let p = e.path();
+        let ext = p.extension().and_then(|x| x.to_str());
+        if matches!(ext, Some("idx" | "idx-tmp")) && !p.with_extension("pack").exists() {
+            fs::remove_file(&p)?;
+        }
     }
     for p in dead_objects {
         fs::remove_file(p)?;

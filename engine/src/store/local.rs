@@ -5,6 +5,7 @@
 //! ```text
 //! <dir>/objects/<2 hex>/<64 hex>   one file per large blob (>= SMALL_MAX bytes)
 //! <dir>/packs/<unique>.pack        append-only packs of small blobs, one per process
+//! <dir>/packs/<unique>.idx         a pack's persisted index, written when it is closed
 //! <dir>/tmp/                       large blobs being written (renamed into objects/), and
 //!                                  anonymous scratch files (`scratch_file`, linked in by `put_file`)
 //! <dir>/lock                       flock: shared while open, exclusive for `engine gc`
@@ -27,19 +28,35 @@
 //! that grew since the last scan (for example written by a worker process
 //! sharing the store) are scanned from where the scan stopped: first the packs
 //! already open, and only if the blob is still missing is the directory
-//! listed for new packs. When the store
-//! is opened, every record is verified against its digest and a torn tail
-//! (from a crash mid-write) is ignored, so a digest never names wrong bytes.
+//! listed for new packs.
 //! Small blobs written in this process are also kept in memory (up to
 //! [`HOT_MAX`] bytes), so a downstream task reads its input without touching
 //! the disk.
 //!
+//! # Opening: the persisted index
+//!
+//! A process that closes its store writes its pack's index
+//! ([`super::index`]: name → offset and length, for the bytes of the pack it
+//! covers, with a checksum), after the pack is durable. Opening a store maps
+//! each pack's index and checks its checksum, and scans (reads and hashes)
+//! only what no usable index covers: a pack whose writer was killed (it has
+//! no index), the end of a pack that grew after its index, or a whole pack
+//! whose index is missing, corrupt or covers more than the pack has. A scan
+//! verifies every record against its digest and stops at a torn tail (from a
+//! crash mid-write), as before. What an index names is checked when it is
+//! read instead: a blob against its digest on its first read in this process
+//! (a mismatch is [`StoreError::Corrupt`], never wrong bytes), an action
+//! record against the sha256 in its header at every lookup (a mismatch is a
+//! miss). `engine store verify` still re-hashes everything, and checks that
+//! each index lists exactly the records of its pack.
+//!
 //! Action-cache records go to the same packs, as records of their own kind
 //! (`magic | len | key | sha256(record) | record`), after the blobs they name
 //! in the same append stream, so a record never outlives its blobs; a torn or corrupt record is skipped like a torn
-//! blob. Records are looked up in memory only: the packs are scanned when the
-//! store is opened, so a record another process writes later is not seen by
-//! this one (both compute the task; the first record stays).
+//! blob. Records are looked up in memory and in the indexes the packs had
+//! when the store was opened, never by rescanning: a record another process
+//! writes later is not seen by this one (both compute the task; the first
+//! record stays).
 //!
 //! Large blobs stream into a temp file that is fsynced and renamed to its
 //! digest, so a crash never leaves a half-written file under a real digest.
@@ -59,6 +76,7 @@ use std::sync::{Arc, Mutex};
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
+use super::index::{self, Entry, PackIndex};
 use super::{BlobRef, BlobStore, BlobWriter, Digest, DigestMap, Hasher, StoreError, StoreResult};
 
 /// Blobs smaller than this go to packs; larger ones get their own file.
@@ -92,6 +110,13 @@ enum Loc {
     File {
         len: u64,
     },
+    /// Named by a pack's persisted index and not yet checked against its
+    /// digest (checked on its first read). Never kept in `Inner::index`.
+    Indexed {
+        pack: u32,
+        offset: u64,
+        len: u32,
+    },
 }
 
 struct PackFile {
@@ -103,6 +128,10 @@ struct PackFile {
     /// wrote, all of them scanned whole records (so never cut off by its
     /// writer): records are read from it without a system call.
     view: Option<Arc<Mmap>>,
+    /// The pack's persisted index, if it had a usable one when it was
+    /// opened: its records are looked up there, not in `Inner::index`, and
+    /// `scanned` starts where it ends.
+    index: Option<PackIndex>,
 }
 
 /// This process's own pack, appended through a shared mapping.
@@ -266,7 +295,11 @@ impl LocalStore {
             }
             if !inner.packs.iter().any(|p| p.path == path) {
                 let file = File::open(&path).map_err(|e| io_err(&path, e))?;
-                inner.packs.push(PackFile { path, file: Arc::new(file), scanned: 0, view: None });
+                let len = file.metadata().map_err(|e| io_err(&path, e))?.len();
+                // Missing, corrupt or covering more than the pack has: scanned instead.
+                let index = PackIndex::load(&path, len).ok();
+                let scanned = index.as_ref().map_or(0, |i| i.pack_len());
+                inner.packs.push(PackFile { path, file: Arc::new(file), scanned, view: None, index });
             }
         }
         Ok(())
@@ -318,7 +351,9 @@ impl LocalStore {
             let file =
                 OpenOptions::new().create_new(true).read(true).write(true).open(&path).map_err(|e| io_err(&path, e))?;
             let file = Arc::new(file);
-            inner.packs.push(PackFile { path: path.clone(), file: file.clone(), scanned: 0, view: None });
+            // Nothing else may describe a pack of this name.
+            let _ = fs::remove_file(index::path_for(&path));
+            inner.packs.push(PackFile { path: path.clone(), file: file.clone(), scanned: 0, view: None, index: None });
             let idx = inner.packs.len() as u32 - 1;
             inner.own = Some(OwnPack { idx, file, path, map: None, map_start: 0, cursor: 0, region: 0 });
             inner.dirty_dirs = true;
@@ -335,7 +370,7 @@ impl LocalStore {
             return Err(StoreError::Corrupt(format!("action record of {} bytes is too large", record.len())));
         }
         let mut inner = self.lock();
-        if inner.actions.contains_key(key) {
+        if inner.actions.contains_key(key) || indexed(&inner, key, PackIndex::action).is_some() {
             return Ok(());
         }
         // In the page cache when this returns, after the blobs it names: a
@@ -349,7 +384,7 @@ impl LocalStore {
 
     fn put_small(&self, data: Vec<u8>, r: BlobRef) -> StoreResult<()> {
         let mut inner = self.lock();
-        if inner.index.contains_key(&r.digest) {
+        if inner.index.contains_key(&r.digest) || indexed(&inner, &r.digest, PackIndex::blob).is_some() {
             return Ok(());
         }
         let len = (data.len() as u32).to_le_bytes();
@@ -371,6 +406,9 @@ impl LocalStore {
         let mut inner = self.lock();
         if let Some(loc) = inner.index.get(d) {
             return Ok(Some(loc.clone()));
+        }
+        if let Some(loc) = indexed(&inner, d, PackIndex::blob) {
+            return Ok(Some(loc));
         }
         // Appended since our last scan to a pack we know (cheapest first)?
         self.scan_known_packs(&mut inner)?;
@@ -414,6 +452,41 @@ impl LocalStore {
             None => file.read_exact_at(buf, offset).map_err(|e| io_err(&path, e))?,
         }
         Ok(())
+    }
+}
+
+/// Where the persisted index of one of the packs puts `name` (looked up
+/// with `find`, [`PackIndex::blob`] or [`PackIndex::action`]): the first
+/// pack, in the order they were opened, whose index names it.
+fn indexed(inner: &Inner, name: &Digest, find: fn(&PackIndex, &Digest) -> Option<(u64, u32)>) -> Option<Loc> {
+    inner.packs.iter().enumerate().find_map(|(i, p)| {
+        let (offset, len) = find(p.index.as_ref()?, name)?;
+        Some(Loc::Indexed { pack: i as u32, offset, len })
+    })
+}
+
+impl Drop for LocalStore {
+    /// Close our pack (cut off its unused region) and write its index, so
+    /// the next open maps the index instead of reading the pack. Best
+    /// effort: without an index, the pack is scanned as before.
+    fn drop(&mut self) {
+        let inner = self.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        let Some(own) = inner.own.take() else { return };
+        let idx = own.idx;
+        let entry = |name: &Digest, loc: &Loc| match *loc {
+            Loc::Pack { pack, offset, len } if pack == idx => Some(Entry { name: *name, offset, len }),
+            _ => None,
+        };
+        let mut blobs: Vec<Entry> = inner.index.iter().filter_map(|(d, l)| entry(d, l)).collect();
+        blobs.extend(inner.hot_written.iter().map(|&(name, _, offset, len)| Entry { name, offset, len }));
+        let actions: Vec<Entry> = inner.actions.iter().filter_map(|(d, l)| entry(d, l)).collect();
+        let (file, path, pack_len) = (own.file.clone(), own.path.clone(), own.cursor);
+        drop(own);
+        // The records an index names must be durable before it is (after a
+        // run's `sync` there is only the new length left to write).
+        if file.sync_data().is_ok() {
+            let _ = index::write(&path, pack_len, &blobs, &actions);
+        }
     }
 }
 
@@ -686,6 +759,23 @@ impl BlobStore for LocalStore {
                 self.read_pack(pack, base + offset, &mut buf[..n])?;
                 Ok(n)
             }
+            Loc::Indexed { pack, offset: base, len } => {
+                // Checked against its digest once, then served as a scanned record.
+                let mut data = vec![0u8; len as usize];
+                self.read_pack(pack, base, &mut data)?;
+                if Digest::of(&data) != *digest {
+                    let path = self.lock().packs.get(pack as usize).map(|p| p.path.display().to_string());
+                    return Err(StoreError::Corrupt(format!(
+                        "blob {digest} in {} at offset {base} has other content",
+                        path.unwrap_or_default()
+                    )));
+                }
+                self.lock().index.insert(*digest, Loc::Pack { pack, offset: base, len });
+                let start = (offset.min(len as u64)) as usize;
+                let n = buf.len().min(data.len() - start);
+                buf[..n].copy_from_slice(&data[start..start + n]);
+                Ok(n)
+            }
             Loc::File { len } => {
                 if offset >= len {
                     return Ok(0);
@@ -716,7 +806,7 @@ impl BlobStore for LocalStore {
         }
         Ok(self.lookup(digest)?.map(|l| match l {
             Loc::Hot(d) => d.len() as u64,
-            Loc::Pack { len, .. } => len as u64,
+            Loc::Pack { len, .. } | Loc::Indexed { len, .. } => len as u64,
             Loc::File { len } => len,
         }))
     }
@@ -727,7 +817,10 @@ impl BlobStore for LocalStore {
     }
 
     fn get_action(&self, key: &Digest) -> StoreResult<Option<Vec<u8>>> {
-        let loc = self.lock().actions.get(key).cloned();
+        let loc = {
+            let inner = self.lock();
+            inner.actions.get(key).cloned().or_else(|| indexed(&inner, key, PackIndex::action))
+        };
         match loc {
             None | Some(Loc::File { .. }) => Ok(None),
             Some(Loc::Hot(data)) => Ok(Some(data.to_vec())),
@@ -735,6 +828,19 @@ impl BlobStore for LocalStore {
                 let mut v = vec![0u8; len as usize];
                 self.read_pack(pack, offset, &mut v)?;
                 Ok(Some(v))
+            }
+            Some(Loc::Indexed { pack, offset, len }) => {
+                // Not scanned: the whole record is checked, header and
+                // sha256, at every lookup (a record is read once per task).
+                let Some(at) = offset.checked_sub(ACTION_HEADER as u64) else { return Ok(None) };
+                let mut v = vec![0u8; ACTION_HEADER + len as usize];
+                self.read_pack(pack, at, &mut v)?;
+                let (head, value) = v.split_at(ACTION_HEADER);
+                let whole = head[..4] == ACTION_MAGIC.to_le_bytes()
+                    && head[4..8] == len.to_le_bytes()
+                    && head[8..40] == key.0
+                    && head[40..72] == Digest::of(value).0;
+                Ok(whole.then(|| value.to_vec()))
             }
         }
     }
@@ -802,6 +908,17 @@ mod tests {
 
     fn put(s: &dyn BlobStore, data: &[u8]) -> BlobRef {
         s.put_bytes(data).unwrap()
+    }
+
+    /// The (first) pack of the store in `dir`.
+    fn the_pack(dir: &Path) -> PathBuf {
+        let mut packs: Vec<PathBuf> = fs::read_dir(dir.join("packs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pack"))
+            .collect();
+        packs.sort();
+        packs.remove(0)
     }
 
     #[test]
@@ -873,7 +990,7 @@ mod tests {
             r
         };
         // Simulate a crash mid-append: a header that promises more bytes than exist.
-        let pack = fs::read_dir(dir.path().join("packs")).unwrap().next().unwrap().unwrap().path();
+        let pack = the_pack(dir.path());
         let mut f = OpenOptions::new().append(true).open(&pack).unwrap();
         f.write_all(&MAGIC.to_le_bytes()).unwrap();
         f.write_all(&100u32.to_le_bytes()).unwrap();
@@ -924,7 +1041,7 @@ mod tests {
             s.put_action(&k1, b"kept record").unwrap();
             s.put_action(&k2, b"torn record").unwrap();
         }
-        let pack = fs::read_dir(dir.path().join("packs")).unwrap().next().unwrap().unwrap().path();
+        let pack = the_pack(dir.path());
         let len = fs::metadata(&pack).unwrap().len();
         // Cut the last record short, as a crash mid-write would.
         OpenOptions::new().write(true).open(&pack).unwrap().set_len(len - 3).unwrap();
@@ -964,7 +1081,7 @@ mod tests {
         assert_eq!(other.get_action(&Digest::of(b"key")).unwrap().as_deref(), Some(&b"record"[..]));
         // No destructor runs on `kill -9`: the allocated region stays, zeroed.
         std::mem::forget(s);
-        let pack = fs::read_dir(dir.path().join("packs")).unwrap().next().unwrap().unwrap().path();
+        let pack = the_pack(dir.path());
         assert_eq!(fs::metadata(&pack).unwrap().len(), REGION_MIN);
         let again = LocalStore::open(dir.path()).unwrap();
         assert_eq!(read_all(&again, &r.digest).unwrap(), b"before the kill");
@@ -977,6 +1094,131 @@ mod tests {
         let last = LocalStore::open(dir.path()).unwrap();
         assert_eq!(read_all(&last, &r2.digest).unwrap(), b"after the kill");
         assert_eq!(last.get_action(&Digest::of(b"key")).unwrap().as_deref(), Some(&b"record"[..]));
+    }
+
+    /// A closed store with blobs `one`, `two` and an action record under
+    /// `key`, in one pack; returns the pack's path.
+    fn closed_store(dir: &Path) -> PathBuf {
+        let s = LocalStore::open(dir).unwrap();
+        put(&s, b"one");
+        put(&s, b"two");
+        s.put_action(&Digest::of(b"key"), b"record").unwrap();
+        s.sync().unwrap();
+        drop(s);
+        let pack = the_pack(dir);
+        assert!(index::path_for(&pack).exists());
+        assert!(!pack.with_extension("idx-tmp").exists());
+        pack
+    }
+
+    /// Flip the first byte of blob `one`'s bytes in the pack (a scan stops
+    /// there; an index still names it).
+    fn corrupt_one(pack: &Path) {
+        let mut bytes = fs::read(pack).unwrap();
+        bytes[HEADER] ^= 0xff;
+        fs::write(pack, bytes).unwrap();
+    }
+
+    #[test]
+    fn an_indexed_pack_is_not_read_at_open_and_its_records_are_checked_when_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let pack = closed_store(dir.path());
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(s.lock().packs[0].scanned, fs::metadata(&pack).unwrap().len());
+        assert_eq!(read_all(&s, &Digest::of(b"one")).unwrap(), b"one");
+        assert_eq!(read_all(&s, &Digest::of(b"two")).unwrap(), b"two");
+        assert_eq!(s.get_action(&Digest::of(b"key")).unwrap().as_deref(), Some(&b"record"[..]));
+        // Putting what the index names again appends nothing.
+        put(&s, b"one");
+        s.put_action(&Digest::of(b"key"), b"other").unwrap();
+        assert!(s.lock().own.is_none());
+        drop(s);
+        // Damage that only a read can see: the index still names `one`,
+        // and reading it is an error naming the blob, never wrong bytes.
+        corrupt_one(&pack);
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(s.size(&Digest::of(b"one")).unwrap(), Some(3));
+        let err = read_all(&s, &Digest::of(b"one")).unwrap_err().to_string();
+        let want = format!("blob {} in {} at offset {HEADER} has other content", Digest::of(b"one"), pack.display());
+        assert!(err.contains(&want), "{err}");
+        assert_eq!(read_all(&s, &Digest::of(b"two")).unwrap(), b"two");
+        // A damaged action record is a miss.
+        drop(s);
+        let mut bytes = fs::read(&pack).unwrap();
+        let n = bytes.len();
+        bytes[n - 1] ^= 0xff;
+        fs::write(&pack, bytes).unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(s.get_action(&Digest::of(b"key")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_pack_without_its_index_is_scanned() {
+        let dir = tempfile::tempdir().unwrap();
+        let pack = closed_store(dir.path());
+        fs::remove_file(index::path_for(&pack)).unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(read_all(&s, &Digest::of(b"two")).unwrap(), b"two");
+        assert_eq!(s.get_action(&Digest::of(b"key")).unwrap().as_deref(), Some(&b"record"[..]));
+        drop(s);
+        // Scanned, so a damaged first record hides the rest of the pack.
+        corrupt_one(&pack);
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(s.size(&Digest::of(b"one")).unwrap(), None);
+        assert_eq!(s.size(&Digest::of(b"two")).unwrap(), None);
+        assert_eq!(s.get_action(&Digest::of(b"key")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_corrupt_index_is_ignored_and_the_pack_scanned() {
+        let dir = tempfile::tempdir().unwrap();
+        let pack = closed_store(dir.path());
+        let idx = index::path_for(&pack);
+        let mut bytes = fs::read(&idx).unwrap();
+        bytes[20] ^= 0x01;
+        fs::write(&idx, bytes).unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(read_all(&s, &Digest::of(b"one")).unwrap(), b"one");
+        assert_eq!(s.get_action(&Digest::of(b"key")).unwrap().as_deref(), Some(&b"record"[..]));
+        drop(s);
+        corrupt_one(&pack);
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(s.size(&Digest::of(b"two")).unwrap(), None, "scanned, not read from the index");
+        // A torn (empty) index too.
+        fs::write(&idx, b"").unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(s.size(&Digest::of(b"two")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_pack_that_grew_after_its_index_is_scanned_from_where_the_index_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let pack = closed_store(dir.path());
+        let covered = fs::metadata(&pack).unwrap().len();
+        let mut f = OpenOptions::new().append(true).open(&pack).unwrap();
+        f.write_all(&MAGIC.to_le_bytes()).unwrap();
+        f.write_all(&5u32.to_le_bytes()).unwrap();
+        f.write_all(&Digest::of(b"later").0).unwrap();
+        f.write_all(b"later").unwrap();
+        drop(f);
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(s.lock().packs[0].scanned, covered + HEADER as u64 + 5);
+        assert_eq!(read_all(&s, &Digest::of(b"later")).unwrap(), b"later");
+        assert_eq!(read_all(&s, &Digest::of(b"one")).unwrap(), b"one");
+        assert_eq!(s.get_action(&Digest::of(b"key")).unwrap().as_deref(), Some(&b"record"[..]));
+    }
+
+    #[test]
+    fn an_index_that_covers_more_than_its_pack_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let pack = closed_store(dir.path());
+        // Cut the action record short, as if the pack had lost its end.
+        let len = fs::metadata(&pack).unwrap().len();
+        OpenOptions::new().write(true).open(&pack).unwrap().set_len(len - 3).unwrap();
+        let s = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(s.get_action(&Digest::of(b"key")).unwrap(), None);
+        assert_eq!(read_all(&s, &Digest::of(b"two")).unwrap(), b"two");
+        assert_eq!(s.lock().packs[0].scanned, 2 * HEADER as u64 + 6, "scanned from the start, to the torn record");
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //!   blobs it names are finished, and a reader checks that they exist, so a
 //!   record can never lead to missing bytes.
 
+pub(crate) mod index;
 pub mod local;
 pub mod mem;
 pub mod object;
