@@ -422,9 +422,10 @@ impl LocalStore {
             inner.index.insert(*d, loc.clone());
             return Ok(Some(loc));
         }
-        // A pack created by another process since we last listed them.
+        // A pack created by another process since we last listed them:
+        // scanned, or, when its writer has closed it since, named by its index.
         self.scan_packs(&mut inner)?;
-        Ok(inner.index.get(d).cloned())
+        Ok(inner.index.get(d).cloned().or_else(|| indexed(&inner, d, PackIndex::blob)))
     }
 
     /// Copy `buf.len()` bytes at `offset` of pack `pack` (which lie in its
@@ -1150,6 +1151,24 @@ mod tests {
         fs::write(&pack, bytes).unwrap();
         let s = LocalStore::open(dir.path()).unwrap();
         assert_eq!(s.get_action(&Digest::of(b"key")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_pack_another_process_wrote_and_closed_after_open_is_found() {
+        // The processes executor: the coordinator opens the store, then a
+        // worker writes blobs and exits (writing its pack's index) before the
+        // coordinator reads them.
+        let dir = tempfile::tempdir().unwrap();
+        let coordinator = LocalStore::open(dir.path()).unwrap();
+        assert_eq!(coordinator.size(&Digest::of(b"early")).unwrap(), None);
+        let worker = LocalStore::open(dir.path()).unwrap();
+        put(&worker, b"from the worker");
+        worker.put_action(&Digest::of(b"key"), b"record").unwrap();
+        worker.sync().unwrap();
+        drop(worker);
+        assert!(index::path_for(&the_pack(dir.path())).exists());
+        assert_eq!(read_all(&coordinator, &Digest::of(b"from the worker")).unwrap(), b"from the worker");
+        assert_eq!(coordinator.size(&Digest::of(b"from the worker")).unwrap(), Some(15));
     }
 
     #[test]
