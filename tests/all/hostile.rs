@@ -326,6 +326,27 @@ fn an_infinite_loop_is_stopped_by_its_fuel() {
     );
 }
 
+/// Host calls are charged fuel by the bytes they move (docs/abi.md, "Fuel"):
+/// 30 `random_get` of 64 MiB, 30 `fd_write`s of 64 MiB to stdout and 30
+/// `output_write`s of 64 MiB on a 100000 fuel budget fail at the first call,
+/// before the host makes or copies the bytes, on threads and processes.
+#[test]
+fn host_calls_that_move_gigabytes_are_stopped_by_a_small_fuel_budget() {
+    for ex in ["threads", "processes"] {
+        for guest in ["random_flood", "stdout_flood", "write_flood"] {
+            let o = contained_on(
+                &wat(guest),
+                "fuel = 100000",
+                "limit",
+                "fuel limit exceeded: the task used all 100000 units of fuel",
+                ex,
+            );
+            assert!(o.m.elapsed < Duration::from_secs(10), "{guest} on {ex}: {:?}", o.m.elapsed);
+            assert!(o.log.is_empty(), "{guest} on {ex}: nothing reaches the log: {}", o.log);
+        }
+    }
+}
+
 #[test]
 fn growing_memory_towards_4_gib_hits_the_memory_limit() {
     contained(&wat("grow"), r#"resources = { memory = "128MiB" }"#, "memory_limit", "memory limit of 128MiB exceeded");

@@ -7,7 +7,9 @@
 //! "host call `engine.<fn>`: pointer/length out of bounds". Inputs are read
 //! from the blob store straight into guest memory with ranged reads and
 //! outputs are written from guest memory straight into store writers, so the
-//! host never holds a whole blob.
+//! host never holds a whole blob. The calls that move bytes (`input_read`,
+//! `output_write`, `params_read`, `log`) are charged fuel for them before
+//! they move them, after their arguments are checked (docs/abi.md, "Fuel").
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -17,6 +19,7 @@ use wasmtime::{Caller, Linker, Memory};
 
 use super::TaskState;
 use super::failure::Abort;
+use super::limits::charge_bytes;
 use crate::store::{BlobRef, BlobStore, BlobWriter};
 use crate::task::abi::ENGINE_MODULE as M;
 pub(crate) use crate::task::names::{name_problem, show_name};
@@ -135,9 +138,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<
         "input_read",
         |mut caller: Caller<'_, TaskState>, item: i32, offset: i64, buf: i32, len: i32| -> wasmtime::Result<i32> {
             let mem = memory("input_read", &caller)?;
-            let (data, state) = mem.data_and_store_mut(&mut caller);
-            let r = range("input_read", buf, len, data.len())?;
-            let Some(it) = usize::try_from(item).ok().and_then(|i| state.sdk.items.get(i)) else {
+            let r = range("input_read", buf, len, mem.data_size(&caller))?;
+            let Some(blob) = usize::try_from(item).ok().and_then(|i| caller.data().sdk.items.get(i)).map(|it| it.blob)
+            else {
                 return Ok(-1);
             };
             let Ok(offset) = u64::try_from(offset) else {
@@ -145,16 +148,17 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<
                     "host call `engine.input_read`: negative offset {offset}"
                 ))));
             };
-            if offset >= it.blob.len {
+            if offset >= blob.len {
                 return Ok(0);
             }
-            let want = (r.len() as u64).min(it.blob.len - offset).min(i32::MAX as u64) as usize;
+            let want = (r.len() as u64).min(blob.len - offset).min(i32::MAX as u64) as usize;
+            charge_bytes(&mut caller, want as u64)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
             let Some(store) = state.sdk.store else { return Ok(-1) };
             let dst = &mut data[r.start..r.start + want];
             let mut done = 0;
             while done < want {
-                let n =
-                    store.read_at(&it.blob.digest, offset + done as u64, &mut dst[done..]).map_err(storage_error)?;
+                let n = store.read_at(&blob.digest, offset + done as u64, &mut dst[done..]).map_err(storage_error)?;
                 if n == 0 {
                     break;
                 }
@@ -209,16 +213,21 @@ fn add_outputs(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
         "output_write",
         |mut caller: Caller<'_, TaskState>, handle: i32, ptr: i32, len: i32| -> wasmtime::Result<i32> {
             let mem = memory("output_write", &caller)?;
-            let (data, state) = mem.data_and_store_mut(&mut caller);
-            let r = range("output_write", ptr, len, data.len())?;
-            let sdk = &mut state.sdk;
+            let r = range("output_write", ptr, len, mem.data_size(&caller))?;
+            let sdk = &caller.data().sdk;
             let total = sdk.output_bytes.saturating_add(r.len() as u64);
-            let Some(slot) = usize::try_from(handle).ok().and_then(|h| sdk.outputs.get_mut(h)) else {
+            if usize::try_from(handle).ok().and_then(|h| sdk.outputs.get(h)).is_none() {
                 return Ok(-1);
-            };
+            }
             if total > sdk.max_output_bytes {
                 return Err(wasmtime::Error::new(Abort::output_size(sdk.max_output_bytes)));
             }
+            charge_bytes(&mut caller, r.len() as u64)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let sdk = &mut state.sdk;
+            let Some(slot) = usize::try_from(handle).ok().and_then(|h| sdk.outputs.get_mut(h)) else {
+                return Ok(-1);
+            };
             slot.writer.write_all(&data[r]).map_err(storage_error)?;
             sdk.output_bytes = total;
             Ok(0)
@@ -242,8 +251,10 @@ fn add_misc(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
         "params_read",
         |mut caller: Caller<'_, TaskState>, buf: i32, len: i32| -> wasmtime::Result<i32> {
             let mem = memory("params_read", &caller)?;
+            let r = range("params_read", buf, len, mem.data_size(&caller))?;
+            let n = caller.data().sdk.params.len().min(r.len());
+            charge_bytes(&mut caller, n as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            let r = range("params_read", buf, len, data.len())?;
             let p = &state.sdk.params;
             let n = p.len().min(r.len());
             data[r.start..r.start + n].copy_from_slice(&p[..n]);
@@ -256,8 +267,9 @@ fn add_misc(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
         "log",
         |mut caller: Caller<'_, TaskState>, level: i32, ptr: i32, len: i32| -> wasmtime::Result<()> {
             let mem = memory("log", &caller)?;
+            let r = range("log", ptr, len, mem.data_size(&caller))?;
+            charge_bytes(&mut caller, r.len() as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            let r = range("log", ptr, len, data.len())?;
             state.log.lock().line(level_name(level), &data[r]);
             Ok(())
         },
