@@ -347,6 +347,19 @@ fn host_calls_that_move_gigabytes_are_stopped_by_a_small_fuel_budget() {
     }
 }
 
+/// SDK outputs wait in at most 16 MiB of engine memory per attempt and one
+/// spill file (docs/security.md): 3000 outputs of 60 KiB and then 65 KiB
+/// cost neither 180 MiB of buffers nor 3000 descriptors.
+#[test]
+fn many_small_sdk_outputs_hold_little_engine_memory_and_one_descriptor() {
+    for ex in ["threads", "processes"] {
+        let o = contained_on(&wat("many_outputs"), "", "error", "task error: run returned 1", ex);
+        if ex == "threads" {
+            assert!(o.m.max_rss_kib < 150 << 10, "peak RSS {} KiB", o.m.max_rss_kib);
+        }
+    }
+}
+
 #[test]
 fn growing_memory_towards_4_gib_hits_the_memory_limit() {
     contained(&wat("grow"), r#"resources = { memory = "128MiB" }"#, "memory_limit", "memory limit of 128MiB exceeded");

@@ -23,6 +23,7 @@ mod log;
 mod mounts;
 mod poll;
 mod sdk;
+mod spool;
 mod vfs;
 mod vfs_calls;
 mod watch;
@@ -582,9 +583,10 @@ impl Runtime {
         }
         // SAFETY: the host functions need the blob store while the guest runs,
         // but wasmtime requires `'static` store data. The erased reference is
-        // only reachable from `st` (the wasmtime Store) and from the output
-        // writers it creates; both are dropped or consumed before this
-        // function returns, so nothing uses it after `store`'s borrow ends.
+        // only reachable from `st` (the wasmtime Store), which is dropped
+        // before this function returns (the output spool taken out of it
+        // holds no reference: it is given `store` to finish), so nothing uses
+        // it after `store`'s borrow ends.
         let store_static: &'static dyn BlobStore =
             unsafe { std::mem::transmute::<&dyn BlobStore, &'static dyn BlobStore>(store) };
         let sdk = SdkState {
@@ -637,14 +639,10 @@ impl Runtime {
         if let Some(f) = failure {
             return Err(f); // `outputs` dropped: nothing is published
         }
-        let mut blobs = Vec::with_capacity(outputs.len());
-        for slot in outputs {
-            let blob = slot.writer.finish().map_err(|e| {
-                TaskFailure::infra(InfraKind::Storage, format!("cannot store output `{}`: {e}", slot.name))
-            })?;
-            blobs.push(OutputBlob { name: slot.name, blob });
-        }
-        Ok(blobs)
+        let stored = outputs.finish(store).map_err(|(name, e)| {
+            TaskFailure::infra(InfraKind::Storage, format!("cannot store output `{name}`: {e}"))
+        })?;
+        Ok(stored.into_iter().map(|(name, blob)| OutputBlob { name, blob }).collect())
     }
 }
 

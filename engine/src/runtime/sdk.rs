@@ -5,14 +5,14 @@
 //! checked against the current size of the guest's `memory` before any
 //! access, with overflow-checked arithmetic; a bad pair traps with
 //! "host call `engine.<fn>`: pointer/length out of bounds". Inputs are read
-//! from the blob store straight into guest memory with ranged reads and
-//! outputs are written from guest memory straight into store writers, so the
-//! host never holds a whole blob. The calls that move bytes (`input_read`,
+//! from the blob store straight into guest memory with ranged reads, and
+//! outputs wait in a [`Spool`] (at most 16 MiB of engine memory per attempt,
+//! then one spill file) until the attempt succeeds, so the host never holds a
+//! whole blob. The calls that move bytes (`input_read`,
 //! `output_write`, `params_read`, `log`) are charged fuel for them before
 //! they move them, after their arguments are checked (docs/abi.md, "Fuel").
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::ops::Range;
 
 use wasmtime::{Caller, Linker, Memory};
@@ -20,7 +20,8 @@ use wasmtime::{Caller, Linker, Memory};
 use super::TaskState;
 use super::failure::Abort;
 use super::limits::charge_bytes;
-use crate::store::{BlobRef, BlobStore, BlobWriter};
+use super::spool::Spool;
+use crate::store::{BlobRef, BlobStore};
 use crate::task::abi::ENGINE_MODULE as M;
 pub(crate) use crate::task::names::{name_problem, show_name};
 
@@ -35,11 +36,6 @@ pub(crate) struct Item {
     pub(crate) blob: BlobRef,
 }
 
-pub(crate) struct OutputSlot {
-    pub(crate) name: String,
-    pub(crate) writer: Box<dyn BlobWriter + 'static>,
-}
-
 /// ABI state of one SDK task attempt.
 #[derive(Default)]
 pub(crate) struct SdkState {
@@ -48,7 +44,8 @@ pub(crate) struct SdkState {
     pub(crate) params: Vec<u8>,
     /// The attempt number (1 for the first), for `engine.attempt`.
     pub(crate) attempt: u32,
-    pub(crate) outputs: Vec<OutputSlot>,
+    /// The outputs opened so far and their bytes ([`Spool`]).
+    pub(crate) outputs: Spool,
     pub(crate) names: HashSet<String>,
     pub(crate) output_bytes: u64,
     pub(crate) max_output_bytes: u64,
@@ -200,11 +197,11 @@ fn add_outputs(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
             if sdk.outputs.len() >= sdk.max_outputs as usize {
                 return Err(wasmtime::Error::new(Abort::output_count(sdk.max_outputs)));
             }
-            let Some(store) = sdk.store else { return Ok(-1) };
-            let writer = store.put().map_err(storage_error)?;
+            if sdk.store.is_none() {
+                return Ok(-1);
+            }
             sdk.names.insert(name.clone());
-            sdk.outputs.push(OutputSlot { name, writer });
-            Ok((sdk.outputs.len() - 1) as i32)
+            Ok(sdk.outputs.open(name) as i32)
         },
     )?;
 
@@ -216,19 +213,16 @@ fn add_outputs(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
             let r = range("output_write", ptr, len, mem.data_size(&caller))?;
             let sdk = &caller.data().sdk;
             let total = sdk.output_bytes.saturating_add(r.len() as u64);
-            if usize::try_from(handle).ok().and_then(|h| sdk.outputs.get(h)).is_none() {
+            let Some(h) = usize::try_from(handle).ok().filter(|h| *h < sdk.outputs.len()) else {
                 return Ok(-1);
-            }
+            };
             if total > sdk.max_output_bytes {
                 return Err(wasmtime::Error::new(Abort::output_size(sdk.max_output_bytes)));
             }
             charge_bytes(&mut caller, r.len() as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
             let sdk = &mut state.sdk;
-            let Some(slot) = usize::try_from(handle).ok().and_then(|h| sdk.outputs.get_mut(h)) else {
-                return Ok(-1);
-            };
-            slot.writer.write_all(&data[r]).map_err(storage_error)?;
+            sdk.outputs.write(sdk.store, h, &data[r]).map_err(storage_error)?;
             sdk.output_bytes = total;
             Ok(0)
         },
