@@ -68,8 +68,9 @@ pub struct PluginSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<crate::store::Digest>,
     /// `max_compile_time` of the plugin's table, else of `[defaults]`; absent:
-    /// [`DEFAULT_MAX_COMPILE_TIME`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// [`DEFAULT_MAX_COMPILE_TIME`]. Not part of the plan's JSON (`engine
+    /// graph --format json`): it bounds how the run prepares the plugin.
+    #[serde(skip)]
     pub max_compile_time: Option<std::time::Duration>,
 }
 
