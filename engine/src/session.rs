@@ -689,7 +689,11 @@ fn compile(
     match compile_in_child(&job, interrupt) {
         // The child wrote the cache entry; loading it compiles nothing (in
         // the unlikely case the entry does not fit, this compiles again).
-        Ok(()) => runtime.load(&p.path).map(Ok).map_err(|error| SessionError::Plugin { name: p.name.clone(), error }),
+        // Compiled in this run, though this load reads it from the cache.
+        Ok(()) => match runtime.load(&p.path) {
+            Ok(loaded) => Ok(Ok(LoadedPlugin { cache_hit: false, ..loaded })),
+            Err(error) => Err(SessionError::Plugin { name: p.name.clone(), error }),
+        },
         Err(CompileError::TimedOut(limit)) => Ok(Err(TaskFailure::Limit {
             limit: LimitKind::CompileTime,
             detail: format!(

@@ -352,11 +352,12 @@ fn host_calls_that_move_gigabytes_are_stopped_by_a_small_fuel_budget() {
 /// cost neither 180 MiB of buffers nor 3000 descriptors.
 #[test]
 fn many_small_sdk_outputs_hold_little_engine_memory_and_one_descriptor() {
-    for ex in ["threads", "processes"] {
+    // The first run may compile the plugins, in `engine compile-plugin`
+    // children whose peak RSS `wait4` counts as the engine's: the second
+    // loads them from the module cache, and is measured.
+    for (round, ex) in ["threads", "threads", "processes"].into_iter().enumerate() {
         let o = contained_on(&wat("many_outputs"), "", "error", "task error: run returned 1", ex);
-        if ex == "threads" {
-            assert!(o.m.max_rss_kib < 150 << 10, "peak RSS {} KiB", o.m.max_rss_kib);
-        }
+        assert!(round != 1 || o.m.max_rss_kib < 150 << 10, "peak RSS {} KiB", o.m.max_rss_kib);
     }
 }
 
