@@ -67,6 +67,22 @@ pub struct PluginSpec {
     /// since, and executors name plugins by this digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<crate::store::Digest>,
+    /// `max_compile_time` of the plugin's table, else of `[defaults]`; absent:
+    /// [`DEFAULT_MAX_COMPILE_TIME`]. Not part of the plan's JSON (`engine
+    /// graph --format json`): it bounds how the run prepares the plugin.
+    #[serde(skip)]
+    pub max_compile_time: Option<std::time::Duration>,
+}
+
+/// How long compiling one plugin may take when the pipeline does not say
+/// (`max_compile_time`, docs/pipeline.md).
+pub const DEFAULT_MAX_COMPILE_TIME: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl PluginSpec {
+    /// How long compiling this plugin may take.
+    pub fn max_compile_time(&self) -> std::time::Duration {
+        self.max_compile_time.unwrap_or(DEFAULT_MAX_COMPILE_TIME)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -44,6 +44,9 @@ pub struct PluginReport {
     pub cached: bool,
     /// Milliseconds to compile, or to load from the cache, and link.
     pub load_ms: f64,
+    /// Why it could not be prepared (its tasks failed with this), if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Serialize)]

@@ -12,10 +12,11 @@ use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::exec::Executor;
+use crate::exec::compile::{CompileError, CompileJob, compile_in_child};
 use crate::exec::dask::{Cluster, DaskConfig, DaskError, DaskExecutor};
 use crate::exec::driver::{self, CacheOptions, NoObserver, Observer, RunOptions};
 use crate::exec::processes::{ProcessesConfig, ProcessesExecutor};
@@ -23,11 +24,11 @@ use crate::exec::proto::{PROTOCOL_VERSION, WorkerInit};
 use crate::exec::sync::SyncExecutor;
 use crate::history::{RunHistory, Runs, TaskHistory};
 use crate::pipeline::LoadOptions;
-use crate::plan::Plan;
+use crate::plan::{Plan, PluginSpec};
 use crate::report::{self, PluginReport};
-use crate::runtime::{Runtime, RuntimeConfig, RuntimeError};
+use crate::runtime::{LoadedPlugin, Runtime, RuntimeConfig, RuntimeError};
 use crate::store::{BlobReader, BlobStore, Digest, StoreError, StoreSpec};
-use crate::task::message::Limits;
+use crate::task::message::{InfraKind, LimitKind, Limits, TaskFailure};
 
 pub use crate::exec::driver::RunOutcome as Records;
 /// The engine's cache directory (compiled modules, unpacked mounts, the read
@@ -275,6 +276,9 @@ pub enum PluginEvent<'a> {
     Preparing { name: &'a str, size: u64 },
     /// Done: whether it came from the module cache, and how long it took.
     Prepared { name: &'a str, cached: bool, took: Duration },
+    /// It could not be compiled; each of its tasks (`tasks`, those of the
+    /// plan so far) fails with `failure` without running.
+    Failed { name: &'a str, failure: &'a TaskFailure, tasks: &'a [&'a str] },
 }
 
 /// A run being set up. Build with [`Session::new`] and the setters, then
@@ -336,6 +340,9 @@ pub struct Session {
     rerun: Vec<String>,
     /// A Dask cluster connected before the plan was loaded.
     dask: Option<DaskExecutor>,
+    /// The engine binary that compiles plugins in a child process
+    /// ([`Session::compile_in_child`]); `None`: in this process, unbounded.
+    compiler: Option<PathBuf>,
 }
 
 impl Session {
@@ -358,7 +365,19 @@ impl Session {
             use_cache: true,
             rerun: Vec::new(),
             dask: None,
+            compiler: None,
         }
+    }
+
+    /// Compile each plugin that is not in the module cache in a child process
+    /// of `engine_exe` (the `engine` binary, `engine compile-plugin`), so that
+    /// its `max_compile_time` and the interrupt flag can stop it; what
+    /// `engine run` does. Without it (a library default) plugins are compiled
+    /// in this process, which no limit or interrupt can stop mid-way. Either
+    /// way a plugin that cannot be compiled fails only its own tasks.
+    pub fn compile_in_child(mut self, engine_exe: PathBuf) -> Self {
+        self.compiler = Some(engine_exe);
+        self
     }
 
     /// Use the action cache (the default): skip tasks whose record is in the
@@ -452,18 +471,16 @@ impl Session {
         let cache_dir = self.cache_dir.clone().unwrap_or_else(default_cache_dir);
         let store = spec.open_with_cache(&cache_dir).map_err(SessionError::Store)?;
         let max_task_memory = Limits::max_task_memory(&self.plan);
-        let runtime = Arc::new(
-            Runtime::new(RuntimeConfig {
-                cache_dir: cache_dir.clone(),
-                // On Dask this process only compiles plugins; tasks run elsewhere.
-                // Counted in tasks, like `engine worker`'s 2: the pool doubles it
-                // for each task's forwarding instance (see `runtime::engine_config`).
-                max_instances: if dask.is_some() { 2 } else { workers as u32 + 1 },
-                max_task_memory,
-            })
-            .map_err(SessionError::Runtime)?,
-        );
-        let plugins = self.prepare_plugins(&runtime)?;
+        let runtime_config = RuntimeConfig {
+            cache_dir: cache_dir.clone(),
+            // On Dask this process only compiles plugins; tasks run elsewhere.
+            // Counted in tasks, like `engine worker`'s 2: the pool doubles it
+            // for each task's forwarding instance (see `runtime::engine_config`).
+            max_instances: if dask.is_some() { 2 } else { workers as u32 + 1 },
+            max_task_memory,
+        };
+        let runtime = Arc::new(Runtime::new(runtime_config.clone()).map_err(SessionError::Runtime)?);
+        let (plugins, failed_plugins) = self.prepare_plugins(&runtime, &runtime_config)?;
 
         let run_start = Instant::now();
         let run_id = new_run_id();
@@ -482,6 +499,7 @@ impl Session {
                 rerun,
                 mounts: if self.use_cache { mount_digests(&self.plan) } else { HashMap::new() },
             },
+            failed_plugins,
         };
         // The children of mapped tasks are appended to the plan as they expand.
         let plan = &mut self.plan;
@@ -491,7 +509,7 @@ impl Session {
                 let Some(exec) = dask.as_mut() else {
                     return Err(SessionError::Executor { executor: "dask", message: "not connected".into() });
                 };
-                let init = worker_init(plan, &spec, &cache_dir, max_task_memory);
+                let init = worker_init(plan, &opts.failed_plugins, &spec, &cache_dir, max_task_memory);
                 exec.prepare(plan, &run_id, init, run_start);
                 let mut records = driver::run_plan(plan, exec, &*store, &opts, observer, run_start);
                 records.lane_names = exec.lane_names();
@@ -506,7 +524,8 @@ impl Session {
                 driver::run_plan(plan, &mut exec, &*store, &opts, observer, run_start)
             }
             ExecutorKind::Processes => {
-                let mut exec = processes_executor(plan, &spec, workers, cache_dir, max_task_memory)?;
+                let ready = ready_plugins(plan, &opts.failed_plugins);
+                let mut exec = processes_executor(plan, ready, &spec, workers, cache_dir, max_task_memory)?;
                 driver::run_plan(plan, &mut *exec, &*store, &opts, observer, run_start)
             }
         };
@@ -581,15 +600,45 @@ impl Session {
     }
 
     /// Compile (or load from the cache) every plugin once, before any task
-    /// starts, and make sure each is the module `engine check` read.
-    fn prepare_plugins(&mut self, runtime: &Runtime) -> Result<Vec<PluginReport>, SessionError> {
+    /// starts, and make sure each is the module `engine check` read. A plugin
+    /// that does not compile (within its `max_compile_time`, when compiled
+    /// in a child process) is reported with the failure its tasks get; the
+    /// second vector holds it by plugin index.
+    #[allow(clippy::type_complexity)]
+    fn prepare_plugins(
+        &mut self,
+        runtime: &Runtime,
+        config: &RuntimeConfig,
+    ) -> Result<(Vec<PluginReport>, Vec<Option<TaskFailure>>), SessionError> {
         let mut reports = Vec::with_capacity(self.plan.plugins.len());
-        for p in &mut self.plan.plugins {
+        let mut failed = vec![None; self.plan.plugins.len()];
+        for (i, p) in self.plan.plugins.iter_mut().enumerate() {
             let size = fs::metadata(&p.path).map(|m| m.len()).unwrap_or(0);
             (self.on_plugin)(PluginEvent::Preparing { name: &p.name, size });
             let started = Instant::now();
-            let loaded = runtime.load(&p.path).map_err(|error| SessionError::Plugin { name: p.name.clone(), error })?;
+            let plugin_error = |error| SessionError::Plugin { name: p.name.clone(), error };
+            let loaded = match runtime.load_cached(&p.path).map_err(plugin_error)? {
+                Some(loaded) => Ok(loaded),
+                None => compile(runtime, config, self.compiler.as_deref(), p, &self.interrupt)?,
+            };
             let took = started.elapsed();
+            let loaded = match loaded {
+                Ok(loaded) => loaded,
+                Err(failure) => {
+                    let tasks: Vec<&str> =
+                        self.plan.tasks.iter().filter(|t| t.plugin as usize == i).map(|t| t.id.as_str()).collect();
+                    (self.on_plugin)(PluginEvent::Failed { name: &p.name, failure: &failure, tasks: &tasks });
+                    reports.push(PluginReport {
+                        name: p.name.clone(),
+                        sha256: p.digest.map(|d| d.to_string()).unwrap_or_default(),
+                        cached: false,
+                        load_ms: took.as_secs_f64() * 1000.0,
+                        error: Some(failure.to_string()),
+                    });
+                    failed[i] = Some(failure);
+                    continue;
+                }
+            };
             (self.on_plugin)(PluginEvent::Prepared { name: &p.name, cached: loaded.cache_hit, took });
             match p.digest {
                 Some(checked) if checked != loaded.digest => {
@@ -602,14 +651,75 @@ impl Session {
                 sha256: loaded.digest.to_string(),
                 cached: loaded.cache_hit,
                 load_ms: took.as_secs_f64() * 1000.0,
+                error: None,
             });
         }
-        Ok(reports)
+        Ok((reports, failed))
     }
+}
+
+/// Compile plugin `p`, which the module cache does not hold: in a child
+/// process of `compiler` within the plugin's `max_compile_time` (and stopped
+/// by `interrupt`), else in this process. `Ok(Err(failure))`: the plugin
+/// cannot be used, and `failure` is what each of its tasks fails with.
+fn compile(
+    runtime: &Runtime,
+    config: &RuntimeConfig,
+    compiler: Option<&Path>,
+    p: &PluginSpec,
+    interrupt: &Arc<AtomicBool>,
+) -> Result<Result<LoadedPlugin, TaskFailure>, SessionError> {
+    let load_failure = |message: String| TaskFailure::infra(InfraKind::PluginLoad, message);
+    let Some(exe) = compiler else {
+        return match runtime.load(&p.path) {
+            Ok(loaded) => Ok(Ok(loaded)),
+            Err(e @ RuntimeError::Compile { .. }) => Ok(Err(load_failure(format!("plugin `{}`: {e}", p.name)))),
+            Err(error) => Err(SessionError::Plugin { name: p.name.clone(), error }),
+        };
+    };
+    if interrupt.load(Ordering::SeqCst) {
+        return Ok(Err(TaskFailure::Cancelled));
+    }
+    let job = CompileJob {
+        exe: exe.to_path_buf(),
+        plugin: p.path.clone(),
+        config: config.clone(),
+        limit: p.max_compile_time(),
+    };
+    match compile_in_child(&job, interrupt) {
+        // The child wrote the cache entry; loading it compiles nothing (in
+        // the unlikely case the entry does not fit, this compiles again).
+        // Compiled in this run, though this load reads it from the cache.
+        Ok(()) => match runtime.load(&p.path) {
+            Ok(loaded) => Ok(Ok(LoadedPlugin { cache_hit: false, ..loaded })),
+            Err(error) => Err(SessionError::Plugin { name: p.name.clone(), error }),
+        },
+        Err(CompileError::TimedOut(limit)) => Ok(Err(TaskFailure::Limit {
+            limit: LimitKind::CompileTime,
+            detail: format!(
+                "plugin `{}` did not compile within its max_compile_time of {}",
+                p.name,
+                crate::units::format_duration(limit)
+            ),
+        })),
+        Err(CompileError::Interrupted) => Ok(Err(TaskFailure::Cancelled)),
+        Err(e) => Ok(Err(load_failure(format!("plugin `{}`: {e}", p.name)))),
+    }
+}
+
+/// The paths of the plugins that were prepared (workers load these).
+fn ready_plugins(plan: &Plan, failed: &[Option<TaskFailure>]) -> Vec<PathBuf> {
+    plan.plugins
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| failed.get(*i).is_none_or(Option::is_none))
+        .map(|(_, p)| p.path.clone())
+        .collect()
 }
 
 fn processes_executor(
     plan: &Plan,
+    plugins: Vec<PathBuf>,
     spec: &StoreSpec,
     workers: usize,
     cache_dir: PathBuf,
@@ -623,7 +733,7 @@ fn processes_executor(
         store: spec.absolute(),
         cache_dir,
         max_task_memory,
-        plugins: plan.plugins.iter().map(|p| p.path.clone()).collect(),
+        plugins,
         run_start: SystemTime::now(),
         harden: true,
         read_only: mount_sources(plan),
@@ -634,14 +744,20 @@ fn processes_executor(
 
 /// The `Init` frame every `engine worker` of a Dask run starts with (on
 /// whatever machine its Dask worker runs).
-fn worker_init(plan: &Plan, spec: &StoreSpec, cache_dir: &Path, max_task_memory: u64) -> WorkerInit {
+fn worker_init(
+    plan: &Plan,
+    failed: &[Option<TaskFailure>],
+    spec: &StoreSpec,
+    cache_dir: &Path,
+    max_task_memory: u64,
+) -> WorkerInit {
     WorkerInit {
         protocol: PROTOCOL_VERSION,
         worker: 0,
         store: spec.absolute(),
         cache_dir: fs::canonicalize(cache_dir).unwrap_or_else(|_| cache_dir.to_path_buf()),
         max_task_memory,
-        plugins: plan.plugins.iter().map(|p| p.path.clone()).collect(),
+        plugins: ready_plugins(plan, failed),
         run_start_unix_us: SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_micros() as u64)

@@ -326,6 +326,41 @@ fn an_infinite_loop_is_stopped_by_its_fuel() {
     );
 }
 
+/// Host calls are charged fuel by the bytes they move (docs/abi.md, "Fuel"):
+/// 30 `random_get` of 64 MiB, 30 `fd_write`s of 64 MiB to stdout and 30
+/// `output_write`s of 64 MiB on a 100000 fuel budget fail at the first call,
+/// before the host makes or copies the bytes, on threads and processes.
+#[test]
+fn host_calls_that_move_gigabytes_are_stopped_by_a_small_fuel_budget() {
+    for ex in ["threads", "processes"] {
+        for guest in ["random_flood", "stdout_flood", "write_flood"] {
+            let o = contained_on(
+                &wat(guest),
+                "fuel = 100000",
+                "limit",
+                "fuel limit exceeded: the task used all 100000 units of fuel",
+                ex,
+            );
+            assert!(o.m.elapsed < Duration::from_secs(10), "{guest} on {ex}: {:?}", o.m.elapsed);
+            assert!(o.log.is_empty(), "{guest} on {ex}: nothing reaches the log: {}", o.log);
+        }
+    }
+}
+
+/// SDK outputs wait in at most 16 MiB of engine memory per attempt and one
+/// spill file (docs/security.md): 3000 outputs of 60 KiB and then 65 KiB
+/// cost neither 180 MiB of buffers nor 3000 descriptors.
+#[test]
+fn many_small_sdk_outputs_hold_little_engine_memory_and_one_descriptor() {
+    // The first run may compile the plugins, in `engine compile-plugin`
+    // children whose peak RSS `wait4` counts as the engine's: the second
+    // loads them from the module cache, and is measured.
+    for (round, ex) in ["threads", "threads", "processes"].into_iter().enumerate() {
+        let o = contained_on(&wat("many_outputs"), "", "error", "task error: run returned 1", ex);
+        assert!(round != 1 || o.m.max_rss_kib < 150 << 10, "peak RSS {} KiB", o.m.max_rss_kib);
+    }
+}
+
 #[test]
 fn growing_memory_towards_4_gib_hits_the_memory_limit() {
     contained(&wat("grow"), r#"resources = { memory = "128MiB" }"#, "memory_limit", "memory limit of 128MiB exceeded");

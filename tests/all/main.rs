@@ -1,5 +1,7 @@
 //! The one integration-test binary. Shared helpers live in `util`.
 mod cache;
+mod compile;
+mod confine;
 mod conformance;
 mod dask;
 mod fanout;

@@ -155,7 +155,7 @@ fn load_bytes(bytes: &[u8]) {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("p.toml");
     std::fs::write(&p, bytes).unwrap();
-    let opts = LoadOptions { capacity_override: None, check_plugins: false, vars: Vec::new() };
+    let opts = LoadOptions { capacity_override: None, check_plugins: false, vars: Vec::new(), confine: None };
     if let Err(d) = pipeline::load(&p, &opts) {
         assert!(!d.is_empty());
         assert!(d.to_string().contains("error"));

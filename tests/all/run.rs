@@ -548,10 +548,20 @@ resources = { gpu = 1 }
     assert!(!dir.path().join(".engine-store").exists(), "nothing may run or be stored");
 }
 
-/// PIDs of the direct children of `pid` (the engine's worker processes).
+/// PIDs of the `engine worker` children of `pid` (not the `engine
+/// compile-plugin` processes that compile plugins before the run).
 fn children_of(pid: u32) -> Vec<u32> {
     let path = PathBuf::from(format!("/proc/{pid}/task/{pid}/children"));
-    std::fs::read_to_string(path).unwrap_or_default().split_whitespace().filter_map(|s| s.parse().ok()).collect()
+    let is_worker = |c: &u32| {
+        let cmdline = std::fs::read(format!("/proc/{c}/cmdline")).unwrap_or_default();
+        cmdline.split(|b| *b == 0).nth(1) == Some(b"worker".as_slice())
+    };
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .filter(is_worker)
+        .collect()
 }
 
 #[test]

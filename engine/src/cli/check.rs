@@ -13,8 +13,13 @@ use crate::pipeline::{self, LoadOptions, VarSetting};
 use crate::plan::Plan;
 
 /// Load and validate a pipeline; on failure print the diagnostics and return the exit code.
-pub(crate) fn load(path: &Path, resources: &Option<String>, vars: &[VarSetting]) -> Result<Plan, i32> {
-    let opts = LoadOptions { capacity_override: resources.clone(), check_plugins: true, vars: vars.to_vec() };
+pub(crate) fn load(
+    path: &Path,
+    resources: &Option<String>,
+    vars: &[VarSetting],
+    confine: Option<Vec<std::path::PathBuf>>,
+) -> Result<Plan, i32> {
+    let opts = LoadOptions { capacity_override: resources.clone(), check_plugins: true, vars: vars.to_vec(), confine };
     load_with(path, &opts)
 }
 
@@ -80,7 +85,7 @@ pub fn check(a: &CheckArgs) -> i32 {
         Ok(v) => v,
         Err(code) => return code,
     };
-    match load(&a.pipeline, &a.resources, &vars) {
+    match load(&a.pipeline, &a.resources, &vars, a.confine.allowed()) {
         Ok(plan) => {
             print!("{}", summary(&plan));
             // The process exits next; freeing a million-task plan would only cost time.
@@ -96,7 +101,7 @@ pub fn graph(a: &GraphArgs) -> i32 {
         Ok(v) => v,
         Err(code) => return code,
     };
-    match load(&a.pipeline, &a.resources, &vars) {
+    match load(&a.pipeline, &a.resources, &vars, None) {
         Ok(plan) => {
             let s = match a.format {
                 GraphFormat::Dot => crate::graph::to_dot(&plan),

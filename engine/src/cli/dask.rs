@@ -50,6 +50,9 @@ pub(crate) fn connect_and_load(
         super::print_error(&e);
         super::run::exit_code(&e)
     })?;
-    let plan = super::check::load_with(&a.pipeline, &crate::pipeline::LoadOptions { vars, ..cluster.load_options() })?;
+    let plan = super::check::load_with(
+        &a.pipeline,
+        &crate::pipeline::LoadOptions { vars, confine: a.confine.allowed(), ..cluster.load_options() },
+    )?;
     Ok((plan, cluster))
 }

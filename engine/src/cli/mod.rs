@@ -106,6 +106,10 @@ pub enum Command {
     /// Internal: a worker subprocess of the processes executor (speaks the framed protocol on stdio).
     #[command(hide = true)]
     Worker(WorkerArgs),
+    /// Internal: compile one plugin into the compiled-module cache, for `engine run`, which
+    /// bounds it by `max_compile_time` and Ctrl-C.
+    #[command(hide = true, name = "compile-plugin")]
+    CompilePlugin(CompilePluginArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -121,6 +125,29 @@ pub struct CheckArgs {
     /// Read var values from a TOML file of `name = value` lines.
     #[arg(long = "vars", value_name = "FILE")]
     pub vars_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub confine: ConfineArgs,
+}
+
+/// `--confine` and `--allow-path`, for `engine check` and `engine run`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfineArgs {
+    /// For pipeline files from people you do not trust: every plugin file (except `std:` stock
+    /// plugins), `file:` input, mount and workdir source, foreach glob directory and `[outputs]`
+    /// destination must resolve, after symbolic links, inside the pipeline file's directory or
+    /// an --allow-path directory; any other is an error of the check (docs/security.md).
+    #[arg(long)]
+    pub confine: bool,
+    /// With --confine: also allow paths inside DIR (repeatable).
+    #[arg(long = "allow-path", value_name = "DIR", requires = "confine")]
+    pub allow_path: Vec<PathBuf>,
+}
+
+impl ConfineArgs {
+    /// The allowed directories besides the pipeline's, when confined.
+    pub fn allowed(&self) -> Option<Vec<PathBuf>> {
+        self.confine.then(|| self.allow_path.iter().map(|p| std::path::absolute(p).unwrap_or(p.clone())).collect())
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -164,6 +191,8 @@ pub enum ExecutorKind {
 pub struct RunArgs {
     /// The pipeline file.
     pub pipeline: PathBuf,
+    #[command(flatten)]
+    pub confine: ConfineArgs,
     /// Where tasks run.
     #[arg(long, value_enum, default_value = "threads")]
     pub executor: ExecutorKind,
@@ -313,6 +342,21 @@ pub struct WorkerArgs {
     pub index: u32,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct CompilePluginArgs {
+    /// The compiled-module cache root (as `engine run` uses it).
+    #[arg(long)]
+    pub cache_dir: std::path::PathBuf,
+    /// The runtime's instance count (it must match the run's for the cache entry to fit).
+    #[arg(long)]
+    pub max_instances: u32,
+    /// The largest task memory of the run, bytes.
+    #[arg(long)]
+    pub max_task_memory: u64,
+    /// The plugin to compile.
+    pub plugin: std::path::PathBuf,
+}
+
 /// Parse arguments, run the command, return the exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -327,6 +371,14 @@ pub fn main() -> i32 {
         Command::Store(StoreCommand::Verify(a)) => look::verify(&a),
         Command::Plugins(a) => plugins::plugins(&a),
         Command::Worker(a) => run::worker(&a),
+        Command::CompilePlugin(a) => crate::exec::compile::serve(
+            &a.plugin,
+            crate::runtime::RuntimeConfig {
+                cache_dir: a.cache_dir,
+                max_instances: a.max_instances,
+                max_task_memory: a.max_task_memory,
+            },
+        ),
     }
 }
 

@@ -18,6 +18,7 @@ use crate::plan::{Plan, TaskId};
 use crate::report;
 use crate::sched::{Counts, FailureDecision};
 use crate::session::{self, PluginEvent, RunOutcome, RunStatus, Session, SessionError};
+use crate::task::message::TaskFailure;
 use crate::units::{format_duration, format_size};
 
 use super::escape;
@@ -59,7 +60,7 @@ pub fn run(a: &RunArgs) -> i32 {
         session::ExecutorKind::Dask(opts) => {
             super::dask::connect_and_load(a, opts.clone(), vars).map(|(p, c)| (p, Some(c)))
         }
-        _ => super::check::load(&a.pipeline, &a.resources, &vars).map(|p| (p, None)),
+        _ => super::check::load(&a.pipeline, &a.resources, &vars, a.confine.allowed()).map(|p| (p, None)),
     };
     let (plan, dask) = match loaded {
         Ok(x) => x,
@@ -86,6 +87,10 @@ pub fn run(a: &RunArgs) -> i32 {
     }
     if let Some(cluster) = dask {
         session = session.on_dask(cluster);
+    }
+    // Compile in a child process, so that `max_compile_time` and Ctrl-C can stop it.
+    if let Ok(exe) = std::env::current_exe() {
+        session = session.compile_in_child(exe);
     }
     if a.dry_run {
         return dry_run(session);
@@ -180,6 +185,20 @@ fn plugin_progress(tty: bool, quiet: bool) -> impl FnMut(PluginEvent<'_>) + 'sta
                 } else {
                     eprintln!("compiled plugin `{name}` in {} (cached for later runs)", format_duration(took));
                 }
+            }
+        }
+        PluginEvent::Failed { failure, tasks, .. } => {
+            if let Some(s) = spinner.take() {
+                s.finish_and_clear();
+            }
+            if !matches!(failure, TaskFailure::Cancelled) {
+                let tasks: Vec<String> = tasks.iter().map(|t| format!("`{t}`")).collect();
+                eprintln!(
+                    "error: {}; not run: {} {}",
+                    escape::one(&failure.to_string()),
+                    if tasks.len() == 1 { "task" } else { "tasks" },
+                    escape::one(&tasks.join(", "))
+                );
             }
         }
     }

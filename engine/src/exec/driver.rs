@@ -50,6 +50,11 @@ pub struct RunOptions {
     pub interrupt: Arc<AtomicBool>,
     pub limits: Limits,
     pub cache: CacheOptions,
+    /// Per plugin (by index): why it could not be prepared (it did not
+    /// compile within its `max_compile_time`, or failed to compile). Its
+    /// tasks fail with this at once, without running; the others run. Empty
+    /// or `None`: every plugin is ready.
+    pub failed_plugins: Vec<Option<TaskFailure>>,
 }
 
 /// How the action cache is used in a run.
@@ -737,6 +742,9 @@ impl RunState<'_> {
         let RunState { plan, store, records, files, opts, core, .. } = self;
         let (plan, store, limits) = (&**plan, *store, &opts.limits);
         let spec = &plan.tasks[t as usize];
+        if let Some(Some(failure)) = opts.failed_plugins.get(spec.plugin as usize) {
+            return Err(failure.clone());
+        }
         let mut inputs = Vec::with_capacity(spec.inputs.len());
         for input in &spec.inputs {
             let mut items = Vec::with_capacity(input.sources.len());

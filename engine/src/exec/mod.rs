@@ -7,8 +7,11 @@
 //! nothing about the graph: [`sync`] runs messages one at a time on the calling
 //! thread, [`threads`] on a pool of worker threads, [`processes`] on a pool of
 //! `engine worker` subprocesses ([`worker`], speaking [`proto`]), and [`dask`]
-//! on a Dask cluster, in the same `engine worker` processes.
+//! on a Dask cluster, in the same `engine worker` processes. [`compile`]
+//! compiles a plugin in an `engine compile-plugin` child process, so that a
+//! run can bound compilation by time and stop it on Ctrl-C.
 
+pub mod compile;
 pub mod dask;
 pub mod driver;
 pub mod processes;

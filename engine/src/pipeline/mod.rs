@@ -34,11 +34,14 @@ pub struct LoadOptions {
     pub check_plugins: bool,
     /// Values for `[vars]`, applied in order (`--vars FILE`, then `--set`).
     pub vars: Vec<VarSetting>,
+    /// `--confine`: every host path the pipeline names must resolve inside
+    /// its directory or one of these (`--allow-path`); `None`: not confined.
+    pub confine: Option<Vec<std::path::PathBuf>>,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { capacity_override: None, check_plugins: true, vars: Vec::new() }
+        LoadOptions { capacity_override: None, check_plugins: true, vars: Vec::new(), confine: None }
     }
 }
 
@@ -299,7 +302,7 @@ mod tests {
 
     /// Load `text` on one thread, then with rayon pools of 2, 3 and 4 threads.
     fn load_all(text: &str) -> Vec<Result<Plan, Vec<Diagnostic>>> {
-        let opts = LoadOptions { capacity_override: None, check_plugins: false, vars: Vec::new() };
+        let opts = LoadOptions { capacity_override: None, check_plugins: false, vars: Vec::new(), confine: None };
         let run = |threads| load_str(text, "/p/big.toml".into(), "/p".into(), &opts, threads);
         let mut all = vec![run(Threads::One)];
         for n in [2, 3, 4] {
@@ -364,7 +367,7 @@ mod tests {
         let text = "[pipeline]\nname = \"p\"\n[plugins]\na = \"missing-a.wasm\"\n\
                     b = { path = \"text.wasm\", colour = 1 }\nc = 3\nd = \"missing-d.wasm\"\n\
                     [tasks.t]\nplugin = \"a\"\n";
-        let opts = LoadOptions { capacity_override: None, check_plugins: true, vars: Vec::new() };
+        let opts = LoadOptions { capacity_override: None, check_plugins: true, vars: Vec::new(), confine: None };
         let pool = rayon::ThreadPoolBuilder::new().num_threads(4).build().expect("a thread pool");
         let run = || load_str(text, dir.path().join("p.toml"), dir.path().to_path_buf(), &opts, Threads::Auto);
         let Err(diags) = pool.install(run) else { panic!("the pipeline is invalid") };

@@ -1,5 +1,8 @@
 //! The per-task resource limiter: caps linear memory and tables at the task's
-//! memory limit and records peak memory.
+//! memory limit and records peak memory; and the fuel charge of host calls
+//! that move bytes ([`charge_bytes`], docs/abi.md, "Fuel"), with the one
+//! such call that is otherwise wasmtime-wasi's, `random_get`, shadowed here
+//! ([`add_random_get`]) so that it is charged before it makes its bytes.
 //!
 //! It plays the role of wasmtime's `StoreLimits` with `trap_on_grow_failure`,
 //! but returns an [`Abort::Memory`] instead of a generic error, so the failure
@@ -64,7 +67,7 @@ impl ResourceLimiter for TaskLimiter {
 }
 
 /// Host calls are charged fuel for the bytes they move: one unit per
-/// `FUEL_BYTES` bytes, rounded up (docs/abi.md, "Fuel").
+/// `FUEL_BYTES` bytes, rounded up, per call (docs/abi.md, "Fuel").
 pub(crate) const FUEL_BYTES: u64 = 8;
 
 /// Charge a host call that moves `bytes` bytes, before it moves them: a task
@@ -79,4 +82,41 @@ pub(crate) fn charge_bytes(mut store: impl wasmtime::AsContextMut, bytes: u64) -
         return Err(wasmtime::Error::new(wasmtime::Trap::OutOfFuel));
     }
     store.set_fuel(left - cost)
+}
+
+/// `wasi_snapshot_preview1.random_get`, as wasmtime-wasi answers it (same
+/// random source, so deterministic mode keeps its seeded stream; same 64 MiB
+/// cap per call), but charged by [`charge_bytes`] before any byte is made: a
+/// task cannot make the host generate gigabytes on a small fuel budget.
+pub(crate) fn add_random_get(linker: &mut wasmtime::Linker<super::TaskState>) -> wasmtime::Result<()> {
+    use wasmtime_wasi::WasiView as _;
+    use wasmtime_wasi::p2::bindings::random::random::Host as _;
+    linker.allow_shadowing(true);
+    linker.func_wrap(
+        crate::task::abi::WASI_MODULE,
+        "random_get",
+        |mut caller: wasmtime::Caller<'_, super::TaskState>, buf: i32, len: i32| -> wasmtime::Result<i32> {
+            let mem = caller
+                .get_export("memory")
+                .and_then(|e| e.into_memory())
+                .ok_or_else(|| wasmtime::Error::new(Abort::Trap("missing required memory export".into())))?;
+            let (start, len) = (buf as u32 as u64, len as u32 as u64);
+            if start.checked_add(len).is_none_or(|end| end > mem.data_size(&caller) as u64) {
+                return Err(wasmtime::Error::new(Abort::Trap(format!(
+                    "Pointer out of bounds: Region {{ start: {start}, len: {len} }}"
+                ))));
+            }
+            charge_bytes(&mut caller, len)?;
+            let bytes = caller.data_mut().wasi.ctx().ctx.random().get_random_bytes(len).map_err(|e| {
+                wasmtime::Error::new(Abort::Trap(format!(
+                    "failed to call `get-random-bytes`: {}",
+                    super::failure::error_chain(&e)
+                )))
+            })?;
+            mem.write(&mut caller, start as usize, &bytes)?;
+            Ok(0)
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
 }

@@ -23,6 +23,7 @@ mod log;
 mod mounts;
 mod poll;
 mod sdk;
+mod spool;
 mod vfs;
 mod vfs_calls;
 mod watch;
@@ -125,6 +126,13 @@ pub struct LoadedPlugin {
     pub cache_hit: bool,
     pub load_time: Duration,
     pub meta: Option<PluginMeta>,
+}
+
+/// Whether [`Runtime::prepare`] may compile a module the cache does not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compile {
+    IfNeeded,
+    Never,
 }
 
 /// A compiled, linked plugin.
@@ -277,6 +285,7 @@ fn task_linker(engine: &Engine) -> wasmtime::Result<Linker<TaskState>> {
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut TaskState| &mut s.wasi)?;
     sdk::add_to_linker(&mut linker)?;
     vfs_calls::add_to_linker(&mut linker)?;
+    limits::add_random_get(&mut linker)?;
     // Last: `poll` asks the descriptor calls linked so far (the virtual
     // tree's) about descriptors, and serves every clock form exactly.
     poll::add_to_linker(&mut linker)?;
@@ -290,6 +299,7 @@ fn host_linker(engine: &Engine) -> wasmtime::Result<Linker<TaskState>> {
     let mut linker: Linker<TaskState> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut TaskState| &mut s.wasi)?;
     sdk::add_to_linker(&mut linker)?;
+    limits::add_random_get(&mut linker)?;
     poll::add_to_linker(&mut linker)?;
     Ok(linker)
 }
@@ -345,31 +355,58 @@ impl Runtime {
     /// InstancePre) a plugin; idempotent per digest, thread-safe. Returns its
     /// digest, kind, whether the cache was hit and how long it took.
     pub fn load(&self, path: &Path) -> Result<LoadedPlugin, RuntimeError> {
+        self.load_with(path, Compile::IfNeeded)?.ok_or_else(|| RuntimeError::Compile {
+            path: path.to_owned(),
+            message: "the plugin was not compiled".into(),
+        })
+    }
+
+    /// Like [`Runtime::load`], but never compiles: `Ok(None)` when the plugin
+    /// is neither loaded nor in the compiled-module cache (the session then
+    /// compiles it in a child process it can stop, `exec::compile`).
+    pub fn load_cached(&self, path: &Path) -> Result<Option<LoadedPlugin>, RuntimeError> {
+        self.load_with(path, Compile::Never)
+    }
+
+    fn load_with(&self, path: &Path, compile: Compile) -> Result<Option<LoadedPlugin>, RuntimeError> {
         let t0 = Instant::now();
         let bytes =
             inspect::read_module(path).map_err(|source| RuntimeError::Read { path: path.to_owned(), source })?;
         let digest = Digest::of(&bytes);
-        let (plugin, cache_hit) = self.prepare(path, &bytes, digest)?;
-        Ok(LoadedPlugin { digest, kind: plugin.kind, cache_hit, load_time: t0.elapsed(), meta: plugin.meta.clone() })
+        let Some((plugin, cache_hit)) = self.prepare(path, &bytes, digest, compile)? else { return Ok(None) };
+        Ok(Some(LoadedPlugin {
+            digest,
+            kind: plugin.kind,
+            cache_hit,
+            load_time: t0.elapsed(),
+            meta: plugin.meta.clone(),
+        }))
     }
 
     fn loaded(&self, digest: &Digest) -> Option<Arc<Plugin>> {
         self.inner.plugins.read().unwrap_or_else(|e| e.into_inner()).get(digest).cloned()
     }
 
-    fn prepare(&self, path: &Path, bytes: &[u8], digest: Digest) -> Result<(Arc<Plugin>, bool), RuntimeError> {
+    fn prepare(
+        &self,
+        path: &Path,
+        bytes: &[u8],
+        digest: Digest,
+        compile: Compile,
+    ) -> Result<Option<(Arc<Plugin>, bool)>, RuntimeError> {
         if let Some(p) = self.loaded(&digest) {
-            return Ok((p, true));
+            return Ok(Some((p, true)));
         }
         let _guard = self.inner.compile_lock.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(p) = self.loaded(&digest) {
-            return Ok((p, true));
+            return Ok(Some((p, true)));
         }
         let info = inspect::inspect_bytes(bytes)
             .map_err(|message| RuntimeError::Invalid { path: path.to_owned(), message })?;
         let inner = &self.inner;
         let (module, hit) = match inner.cache.load(&inner.engine, &digest) {
             Some(m) => (m, true),
+            None if compile == Compile::Never => return Ok(None),
             None => {
                 let m = Module::new(&inner.engine, bytes)
                     .map_err(|e| RuntimeError::Compile { path: path.to_owned(), message: failure::error_chain(&e) })?;
@@ -400,7 +437,7 @@ impl Runtime {
         };
         let plugin = Arc::new(Plugin { kind: info.kind, meta: info.meta, name, pre, pre_host, has_initialize });
         inner.plugins.write().unwrap_or_else(|e| e.into_inner()).insert(digest, plugin.clone());
-        Ok((plugin, hit))
+        Ok(Some((plugin, hit)))
     }
 
     /// The prepared plugin a message names, loading it from its path if needed.
@@ -423,9 +460,11 @@ impl Runtime {
                 ),
             ));
         }
-        self.prepare(&r.path, &bytes, digest)
-            .map(|(p, _)| p)
-            .map_err(|e| TaskFailure::infra(InfraKind::PluginLoad, e.to_string()))
+        match self.prepare(&r.path, &bytes, digest, Compile::IfNeeded) {
+            Ok(Some((p, _))) => Ok(p),
+            Ok(None) => Err(TaskFailure::infra(InfraKind::PluginLoad, "the plugin was not compiled")),
+            Err(e) => Err(TaskFailure::infra(InfraKind::PluginLoad, e.to_string())),
+        }
     }
 
     /// Make every running and future task end with `TaskFailure::Cancelled`
@@ -544,9 +583,10 @@ impl Runtime {
         }
         // SAFETY: the host functions need the blob store while the guest runs,
         // but wasmtime requires `'static` store data. The erased reference is
-        // only reachable from `st` (the wasmtime Store) and from the output
-        // writers it creates; both are dropped or consumed before this
-        // function returns, so nothing uses it after `store`'s borrow ends.
+        // only reachable from `st` (the wasmtime Store), which is dropped
+        // before this function returns (the output spool taken out of it
+        // holds no reference: it is given `store` to finish), so nothing uses
+        // it after `store`'s borrow ends.
         let store_static: &'static dyn BlobStore =
             unsafe { std::mem::transmute::<&dyn BlobStore, &'static dyn BlobStore>(store) };
         let sdk = SdkState {
@@ -599,14 +639,10 @@ impl Runtime {
         if let Some(f) = failure {
             return Err(f); // `outputs` dropped: nothing is published
         }
-        let mut blobs = Vec::with_capacity(outputs.len());
-        for slot in outputs {
-            let blob = slot.writer.finish().map_err(|e| {
-                TaskFailure::infra(InfraKind::Storage, format!("cannot store output `{}`: {e}", slot.name))
-            })?;
-            blobs.push(OutputBlob { name: slot.name, blob });
-        }
-        Ok(blobs)
+        let stored = outputs.finish(store).map_err(|(name, e)| {
+            TaskFailure::infra(InfraKind::Storage, format!("cannot store output `{name}`: {e}"))
+        })?;
+        Ok(stored.into_iter().map(|(name, blob)| OutputBlob { name, blob }).collect())
     }
 }
 

@@ -5,19 +5,23 @@
 //! checked against the current size of the guest's `memory` before any
 //! access, with overflow-checked arithmetic; a bad pair traps with
 //! "host call `engine.<fn>`: pointer/length out of bounds". Inputs are read
-//! from the blob store straight into guest memory with ranged reads and
-//! outputs are written from guest memory straight into store writers, so the
-//! host never holds a whole blob.
+//! from the blob store straight into guest memory with ranged reads, and
+//! outputs wait in a [`Spool`] (at most 16 MiB of engine memory per attempt,
+//! then one spill file) until the attempt succeeds, so the host never holds a
+//! whole blob. The calls that move bytes (`input_read`,
+//! `output_write`, `params_read`, `log`) are charged fuel for them before
+//! they move them, after their arguments are checked (docs/abi.md, "Fuel").
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::ops::Range;
 
 use wasmtime::{Caller, Linker, Memory};
 
 use super::TaskState;
 use super::failure::Abort;
-use crate::store::{BlobRef, BlobStore, BlobWriter};
+use super::limits::charge_bytes;
+use super::spool::Spool;
+use crate::store::{BlobRef, BlobStore};
 use crate::task::abi::ENGINE_MODULE as M;
 pub(crate) use crate::task::names::{name_problem, show_name};
 
@@ -32,11 +36,6 @@ pub(crate) struct Item {
     pub(crate) blob: BlobRef,
 }
 
-pub(crate) struct OutputSlot {
-    pub(crate) name: String,
-    pub(crate) writer: Box<dyn BlobWriter + 'static>,
-}
-
 /// ABI state of one SDK task attempt.
 #[derive(Default)]
 pub(crate) struct SdkState {
@@ -45,7 +44,8 @@ pub(crate) struct SdkState {
     pub(crate) params: Vec<u8>,
     /// The attempt number (1 for the first), for `engine.attempt`.
     pub(crate) attempt: u32,
-    pub(crate) outputs: Vec<OutputSlot>,
+    /// The outputs opened so far and their bytes ([`Spool`]).
+    pub(crate) outputs: Spool,
     pub(crate) names: HashSet<String>,
     pub(crate) output_bytes: u64,
     pub(crate) max_output_bytes: u64,
@@ -135,9 +135,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<
         "input_read",
         |mut caller: Caller<'_, TaskState>, item: i32, offset: i64, buf: i32, len: i32| -> wasmtime::Result<i32> {
             let mem = memory("input_read", &caller)?;
-            let (data, state) = mem.data_and_store_mut(&mut caller);
-            let r = range("input_read", buf, len, data.len())?;
-            let Some(it) = usize::try_from(item).ok().and_then(|i| state.sdk.items.get(i)) else {
+            let r = range("input_read", buf, len, mem.data_size(&caller))?;
+            let Some(blob) = usize::try_from(item).ok().and_then(|i| caller.data().sdk.items.get(i)).map(|it| it.blob)
+            else {
                 return Ok(-1);
             };
             let Ok(offset) = u64::try_from(offset) else {
@@ -145,16 +145,17 @@ pub(crate) fn add_to_linker(linker: &mut Linker<TaskState>) -> wasmtime::Result<
                     "host call `engine.input_read`: negative offset {offset}"
                 ))));
             };
-            if offset >= it.blob.len {
+            if offset >= blob.len {
                 return Ok(0);
             }
-            let want = (r.len() as u64).min(it.blob.len - offset).min(i32::MAX as u64) as usize;
+            let want = (r.len() as u64).min(blob.len - offset).min(i32::MAX as u64) as usize;
+            charge_bytes(&mut caller, want as u64)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
             let Some(store) = state.sdk.store else { return Ok(-1) };
             let dst = &mut data[r.start..r.start + want];
             let mut done = 0;
             while done < want {
-                let n =
-                    store.read_at(&it.blob.digest, offset + done as u64, &mut dst[done..]).map_err(storage_error)?;
+                let n = store.read_at(&blob.digest, offset + done as u64, &mut dst[done..]).map_err(storage_error)?;
                 if n == 0 {
                     break;
                 }
@@ -196,11 +197,11 @@ fn add_outputs(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
             if sdk.outputs.len() >= sdk.max_outputs as usize {
                 return Err(wasmtime::Error::new(Abort::output_count(sdk.max_outputs)));
             }
-            let Some(store) = sdk.store else { return Ok(-1) };
-            let writer = store.put().map_err(storage_error)?;
+            if sdk.store.is_none() {
+                return Ok(-1);
+            }
             sdk.names.insert(name.clone());
-            sdk.outputs.push(OutputSlot { name, writer });
-            Ok((sdk.outputs.len() - 1) as i32)
+            Ok(sdk.outputs.open(name) as i32)
         },
     )?;
 
@@ -209,17 +210,19 @@ fn add_outputs(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
         "output_write",
         |mut caller: Caller<'_, TaskState>, handle: i32, ptr: i32, len: i32| -> wasmtime::Result<i32> {
             let mem = memory("output_write", &caller)?;
-            let (data, state) = mem.data_and_store_mut(&mut caller);
-            let r = range("output_write", ptr, len, data.len())?;
-            let sdk = &mut state.sdk;
+            let r = range("output_write", ptr, len, mem.data_size(&caller))?;
+            let sdk = &caller.data().sdk;
             let total = sdk.output_bytes.saturating_add(r.len() as u64);
-            let Some(slot) = usize::try_from(handle).ok().and_then(|h| sdk.outputs.get_mut(h)) else {
+            let Some(h) = usize::try_from(handle).ok().filter(|h| *h < sdk.outputs.len()) else {
                 return Ok(-1);
             };
             if total > sdk.max_output_bytes {
                 return Err(wasmtime::Error::new(Abort::output_size(sdk.max_output_bytes)));
             }
-            slot.writer.write_all(&data[r]).map_err(storage_error)?;
+            charge_bytes(&mut caller, r.len() as u64)?;
+            let (data, state) = mem.data_and_store_mut(&mut caller);
+            let sdk = &mut state.sdk;
+            sdk.outputs.write(sdk.store, h, &data[r]).map_err(storage_error)?;
             sdk.output_bytes = total;
             Ok(0)
         },
@@ -242,8 +245,10 @@ fn add_misc(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
         "params_read",
         |mut caller: Caller<'_, TaskState>, buf: i32, len: i32| -> wasmtime::Result<i32> {
             let mem = memory("params_read", &caller)?;
+            let r = range("params_read", buf, len, mem.data_size(&caller))?;
+            let n = caller.data().sdk.params.len().min(r.len());
+            charge_bytes(&mut caller, n as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            let r = range("params_read", buf, len, data.len())?;
             let p = &state.sdk.params;
             let n = p.len().min(r.len());
             data[r.start..r.start + n].copy_from_slice(&p[..n]);
@@ -256,8 +261,9 @@ fn add_misc(linker: &mut Linker<TaskState>) -> wasmtime::Result<()> {
         "log",
         |mut caller: Caller<'_, TaskState>, level: i32, ptr: i32, len: i32| -> wasmtime::Result<()> {
             let mem = memory("log", &caller)?;
+            let r = range("log", ptr, len, mem.data_size(&caller))?;
+            charge_bytes(&mut caller, r.len() as u64)?;
             let (data, state) = mem.data_and_store_mut(&mut caller);
-            let r = range("log", ptr, len, data.len())?;
             state.log.lock().line(level_name(level), &data[r]);
             Ok(())
         },

@@ -251,10 +251,52 @@ fn write_from(st: &mut TaskState, mem: &[u8], fd: u32, r: std::ops::Range<usize>
 
 type C<'a> = Caller<'a, TaskState>;
 
+/// A read or a write, at an offset (`fd_pread`, `fd_pwrite`) or at the
+/// descriptor's position.
+#[derive(Clone, Copy)]
+enum Io {
+    Read(Option<u64>),
+    Write(Option<u64>),
+}
+
+/// The bytes a read or write of `fd` with buffer length `want` will move:
+/// for a read, what is left of the file or stdin after the offset; for a
+/// write, all of it. 0 when the call will fail (it then moves nothing).
+fn io_bytes(st: &TaskState, fd: u32, want: u64, io: Io) -> u64 {
+    let Some(v) = st.vfs.as_ref() else { return 0 };
+    match (v.desc(fd), io) {
+        (Ok(Desc::File { node, pos, read: true, .. }), Io::Read(at)) => {
+            let len = v.content(*node).map(|c| c.len()).unwrap_or(0);
+            want.min(len.saturating_sub(at.unwrap_or(*pos)))
+        }
+        (Ok(Desc::Stdin), Io::Read(None)) => match &v.stdin {
+            Stdin::Blob { len, pos, .. } => want.min(len.saturating_sub(*pos)),
+            Stdin::Empty => 0,
+        },
+        (Ok(Desc::File { write: true, .. }), Io::Write(_)) => want,
+        (Ok(Desc::Stdout | Desc::Stderr), Io::Write(None)) => want,
+        _ => 0,
+    }
+}
+
+/// Charge fuel for the bytes a read or write will move, before it moves them
+/// (docs/abi.md, "Fuel"). Bad arguments are left to the call itself.
+fn charge_io(c: &mut C<'_>, fd: i32, iovs: i32, n: i32, io: Io) -> wasmtime::Result<()> {
+    let bytes = match parts(c) {
+        Ok((mem, st)) => match first_iov(mem, iovs, n) {
+            Ok(r) => io_bytes(st, fd as u32, r.len() as u64, io),
+            Err(_) => 0,
+        },
+        Err(_) => 0,
+    };
+    super::limits::charge_bytes(c, bytes)
+}
+
 /// Define the descriptor calls (`fd_*`).
 fn add_fd_calls(l: &mut Linker<TaskState>) -> wasmtime::Result<()> {
     let m = WASI_MODULE;
     l.func_wrap(m, "fd_read", |mut c: C<'_>, fd: i32, iovs: i32, n: i32, out: i32| {
+        charge_io(&mut c, fd, iovs, n, Io::Read(None))?;
         done((|| {
             let (mem, st) = parts(&mut c)?;
             let r = first_iov(mem, iovs, n)?;
@@ -263,6 +305,7 @@ fn add_fd_calls(l: &mut Linker<TaskState>) -> wasmtime::Result<()> {
         })())
     })?;
     l.func_wrap(m, "fd_pread", |mut c: C<'_>, fd: i32, iovs: i32, n: i32, off: i64, out: i32| {
+        charge_io(&mut c, fd, iovs, n, Io::Read(Some(off as u64)))?;
         done((|| {
             let (mem, st) = parts(&mut c)?;
             let r = first_iov(mem, iovs, n)?;
@@ -271,6 +314,7 @@ fn add_fd_calls(l: &mut Linker<TaskState>) -> wasmtime::Result<()> {
         })())
     })?;
     l.func_wrap(m, "fd_write", |mut c: C<'_>, fd: i32, iovs: i32, n: i32, out: i32| {
+        charge_io(&mut c, fd, iovs, n, Io::Write(None))?;
         done((|| {
             let (mem, st) = parts(&mut c)?;
             let r = first_iov(mem, iovs, n)?;
@@ -279,6 +323,7 @@ fn add_fd_calls(l: &mut Linker<TaskState>) -> wasmtime::Result<()> {
         })())
     })?;
     l.func_wrap(m, "fd_pwrite", |mut c: C<'_>, fd: i32, iovs: i32, n: i32, off: i64, out: i32| {
+        charge_io(&mut c, fd, iovs, n, Io::Write(Some(off as u64)))?;
         done((|| {
             let (mem, st) = parts(&mut c)?;
             let r = first_iov(mem, iovs, n)?;

@@ -228,6 +228,8 @@ pub enum LimitKind {
     Workdir,
     /// The wasm call stack.
     Stack,
+    /// `max_compile_time`: the time to compile the task's plugin.
+    CompileTime,
 }
 
 impl LimitKind {
@@ -241,6 +243,7 @@ impl LimitKind {
             LimitKind::Scratch => "scratch",
             LimitKind::Workdir => "workdir",
             LimitKind::Stack => "stack",
+            LimitKind::CompileTime => "compile time",
         }
     }
 }

@@ -54,6 +54,10 @@ impl Loader<'_, '_> {
                 continue;
             };
             let host = self.base_dir.join(rel);
+            if !self.confined(&format_args!("mount `{guest}` of task `{id}`"), rel, &host, self.doc.node(e.value).span)
+            {
+                continue;
+            }
             let problem = super::checks::fs_source_problem(&host, rel);
             if let Some(p) = problem {
                 self.err(

@@ -271,6 +271,13 @@ impl Loader<'_, '_> {
         let what = format!("`tasks.{id}.foreach.{var}.glob`");
         let Some(pattern) = self.as_str(&what, g) else { return VarValues::failed(true) };
         let sp = self.doc.node(g).span;
+        // Under --confine, the directory the glob lists must be an allowed one.
+        let literal: Vec<&str> = pattern.split('/').take_while(|c| !c.contains(['*', '?'])).collect();
+        let literal = literal.join("/");
+        let dir = self.base_dir.join(if literal.is_empty() && pattern.starts_with('/') { "/" } else { &literal });
+        if !self.confined(&format_args!("glob of foreach variable `{var}` of task `{id}`"), pattern, &dir, sp) {
+            return VarValues::failed(false);
+        }
         let files = match glob_files(&self.base_dir, pattern) {
             Ok(f) => f,
             Err(problem) => {

@@ -16,12 +16,16 @@
 //! 4. [`outputs`], then the graph (self-dependencies are caught in 3, cycles by
 //!    the caller).
 //!
+//! Under `--confine` ([`confine`]), every host path those passes read is
+//! first checked to resolve inside the pipeline's directory or an allowed one.
+//!
 //! Every pass reports through the typed accessors of [`access`] into one list
 //! of diagnostics, in file order, and keeps going.
 
 mod access;
 mod checks;
 mod command_fs;
+mod confine;
 mod foreach;
 mod ids;
 mod map;
@@ -84,6 +88,8 @@ pub(super) struct Loader<'d, 's> {
     /// What binds the placeholders of the task being read, for messages:
     /// `foreach` or `map`.
     binder: &'static str,
+    /// Under `--confine`: the directories host paths must resolve in.
+    confine: Option<confine::Roots>,
 }
 
 impl<'d, 's> Loader<'d, 's> {
@@ -91,7 +97,6 @@ impl<'d, 's> Loader<'d, 's> {
         Loader {
             doc,
             opts,
-            base_dir,
             diags: Vec::new(),
             plugins: Vec::new(),
             plugin_ids: Default::default(),
@@ -109,6 +114,8 @@ impl<'d, 's> Loader<'d, 's> {
             declared: Vec::new(),
             vars: Vec::new(),
             binder: "foreach",
+            confine: opts.confine.as_ref().map(|allow| confine::roots(&base_dir, allow)),
+            base_dir,
         }
     }
 

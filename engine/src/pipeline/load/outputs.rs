@@ -27,7 +27,10 @@ impl Loader<'_, '_> {
             let sp = self.doc.node(e.value).span;
             self.resolve(r, sp, User::Output(dest), TaskId::MAX, &mut sources, true);
             if let Some(Source::Task { task, output }) = sources.pop() {
-                outs.push(OutputSpec { dest: self.base_dir.join(dest), task, output });
+                let path = self.base_dir.join(dest);
+                if self.confined(&format_args!("`[outputs]` destination of `{r}`"), dest, &path, e.key_span) {
+                    outs.push(OutputSpec { dest: path, task, output });
+                }
             }
         }
         outs

@@ -59,8 +59,11 @@ impl<'d, 's> Loader<'d, 's> {
                             .primary(sp.range(), "expected `task` or `task.output`"),
                     );
                 } else {
-                    self.check_input_file(p, sp);
-                    out.push(Source::File { path: self.base_dir.join(p) });
+                    let path = self.base_dir.join(p);
+                    if self.confined(&format_args!("input file of {user}"), p, &path, sp) {
+                        self.check_input_file(p, sp);
+                    }
+                    out.push(Source::File { path });
                 }
                 return;
             }

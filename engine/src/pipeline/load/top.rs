@@ -18,7 +18,7 @@ use crate::plan::{PluginSpec, Resources};
 
 const TOP_KEYS: &[&str] = &["pipeline", "vars", "plugins", "defaults", "resources", "tasks", "outputs"];
 const PIPELINE_KEYS: &[&str] = &["name", "description"];
-const PLUGIN_KEYS: &[&str] = &["path", "sha256"];
+const PLUGIN_KEYS: &[&str] = &["path", "sha256", "max_compile_time"];
 const DEFAULTS_KEYS: &[&str] = &[
     "resources",
     "retries",
@@ -29,6 +29,7 @@ const DEFAULTS_KEYS: &[&str] = &[
     "fuel",
     "max_output_bytes",
     "max_open_files",
+    "max_compile_time",
 ];
 
 /// A valid `[plugins]` entry whose file is still to be checked.
@@ -39,6 +40,8 @@ struct PluginFile<'d> {
     path_node: NodeId,
     /// The pin (lowercase) and where it is written.
     sha: Option<(String, NodeId)>,
+    /// The plugin's own `max_compile_time`.
+    max_compile_time: Option<std::time::Duration>,
     /// How many diagnostics were reported before this plugin's file checks
     /// would have been, had they run in file order.
     diags_before: usize,
@@ -55,6 +58,13 @@ impl<'d> Loader<'d, '_> {
         {
             let f = self.fields(t, DEFAULTS_KEYS, &"`[defaults]`");
             self.defaults = self.settings(&f, Field::new(&["defaults"]));
+            if let Some(e) = f.get("max_compile_time")
+                && let Some(d) = self.compile_time(&"`defaults.max_compile_time`", e.value)
+            {
+                for p in self.plugins.iter_mut().filter(|p| p.max_compile_time.is_none()) {
+                    p.max_compile_time = Some(d);
+                }
+            }
         }
         self.capacity_table();
         (name, description)
@@ -139,6 +149,7 @@ impl<'d> Loader<'d, '_> {
             path: file.path.clone(),
             sha256: file.sha.as_ref().map(|(s, _)| s.clone()),
             digest: None,
+            max_compile_time: file.max_compile_time,
         });
     }
 
@@ -166,6 +177,7 @@ impl<'d> Loader<'d, '_> {
                         path,
                         path_node: p.value,
                         sha: None,
+                        max_compile_time: None,
                         diags_before: self.diags.len(),
                     };
                     self.declare_plugin(&file);
@@ -190,6 +202,7 @@ impl<'d> Loader<'d, '_> {
             );
             return None;
         }
+        let mut max_compile_time = None;
         let (path_node, sha) = match self.doc.node(e.value).val {
             Val::Str(_) => (Some(e.value), None),
             Val::Table(_) => {
@@ -213,6 +226,9 @@ impl<'d> Loader<'d, '_> {
                     }
                     Some((v.to_ascii_lowercase(), s.value))
                 });
+                if let Some(t) = self.doc.get(e.value, "max_compile_time") {
+                    max_compile_time = self.compile_time(&format_args!("`plugins.{name}.max_compile_time`"), t.value);
+                }
                 (path, sha)
             }
             _ => {
@@ -235,9 +251,32 @@ impl<'d> Loader<'d, '_> {
                 }
             }
         } else {
-            self.base_dir.join(rel)
+            let path = self.base_dir.join(rel);
+            if !self.confined(&format_args!("plugin `{name}`"), rel, &path, self.doc.node(path_node).span) {
+                return None;
+            }
+            path
         };
-        Some(PluginFile { name, rel, path, path_node, sha, diags_before: self.diags.len() })
+        Some(PluginFile { name, rel, path, path_node, sha, max_compile_time, diags_before: self.diags.len() })
+    }
+
+    /// A `max_compile_time` value: a duration greater than 0.
+    fn compile_time(&mut self, what: &dyn std::fmt::Display, node: NodeId) -> Option<std::time::Duration> {
+        let v = self.as_str(what, node)?;
+        match crate::units::parse_duration(v) {
+            Ok(d) if d.is_zero() => {
+                self.value_error(what, node, "must be greater than 0");
+                None
+            }
+            Ok(d) => Some(d),
+            Err(m) => {
+                self.err(
+                    Diagnostic::error(format!("{what}: {m}"))
+                        .primary(self.span(node), "expected a duration such as \"30s\" or \"5m\""),
+                );
+                None
+            }
+        }
     }
 
     fn report_plugin_check(&mut self, file: &PluginFile<'_>, check: &PluginCheck) {

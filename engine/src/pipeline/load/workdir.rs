@@ -72,6 +72,14 @@ impl Loader<'_, '_> {
             return None;
         };
         let host = self.base_dir.join(rel);
+        if !self.confined(
+            &format_args!("`from` of the workdir of task `{id}`"),
+            rel,
+            &host,
+            self.doc.node(x.value).span,
+        ) {
+            return None;
+        }
         let problem = super::checks::fs_source_problem(&host, rel);
         if let Some(p) = problem {
             self.err(
