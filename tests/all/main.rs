@@ -4,6 +4,7 @@ mod conformance;
 mod dask;
 mod fanout;
 mod hostile;
+mod html;
 mod languages;
 mod pipeline;
 mod plugins;
