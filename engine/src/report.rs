@@ -3,6 +3,7 @@
 //! and the list of slowest tasks for the human summary.
 //!
 //! The report's shape is documented in `docs/pipeline.md` ("Run report").
+//! `html` renders a JSON report as one offline HTML page.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,6 +14,8 @@ use crate::exec::driver::RunOutcome;
 use crate::plan::Plan;
 use crate::sched::TaskState;
 use crate::store::BlobRef;
+
+pub mod html;
 
 #[derive(Serialize)]
 pub struct Report<'a> {

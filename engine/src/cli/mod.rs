@@ -12,6 +12,7 @@ pub mod escape;
 pub mod inspect;
 mod look;
 pub mod plugins;
+pub mod report;
 pub mod run;
 
 use std::path::PathBuf;
@@ -80,6 +81,14 @@ pub enum Command {
     #[command(after_help = "Exit status: 0 every task succeeded, 1 some task failed or was skipped, \
 2 invalid pipeline/plugin/arguments (nothing ran), 3 internal or I/O error, 130 interrupted.")]
     Run(Box<RunArgs>),
+    /// Render a run's JSON report (`engine run --report FILE`) as one offline HTML page.
+    ///
+    /// The page holds a timeline (one row per worker, one bar per attempt, at most 2000
+    /// bars: the longest), duration histograms per task family (`count[*]`), peak memory
+    /// against the request, cached and executed counts, the 10 slowest tasks and the
+    /// failures with the last lines of their logs. It loads nothing from the network.
+    /// Exit status 2 when the report cannot be read, 3 when the page cannot be written.
+    Report(ReportArgs),
     /// Print a stored blob to stdout: an output of the latest finished run of the
     /// pipeline (`TASK` for its output `out` or its only output, `TASK.OUTPUT`), or
     /// any blob by its sha256 (64 hex digits).
@@ -195,6 +204,9 @@ pub struct RunArgs {
     /// Write a machine-readable JSON report of the run.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Write the HTML report of the run (as `engine report --html`): one offline page.
+    #[arg(long, value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
     /// Write a Chrome trace-event file (open in Perfetto), one lane per worker.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
@@ -227,6 +239,15 @@ pub struct RunArgs {
     /// (`miss`, with the reason), then the number of each.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The JSON report of a run (`engine run --report FILE`).
+    pub report: PathBuf,
+    /// Where to write the HTML page (atomically).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub html: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -321,6 +342,7 @@ pub fn main() -> i32 {
         Command::Graph(a) => check::graph(&a),
         Command::Run(a) => run::run(&a),
         Command::Inspect(a) => inspect::inspect(&a),
+        Command::Report(a) => report::report(&a),
         Command::Cat(a) => look::cat(&a),
         Command::Logs(a) => look::logs(&a),
         Command::Gc(a) => look::gc(&a),
