@@ -1,11 +1,11 @@
 //! `engine check` (validate and summarise) and `engine graph` (draw the plan).
 //!
 //! Both load the pipeline with plugin checks on; an invalid pipeline prints all
-//! its diagnostics on stderr (coloured only when stderr is a terminal, and
+//! its diagnostics on stderr (coloured as [`super::color`] decides, and
 //! with control characters escaped, see [`super::escape`]) and exits with
 //! [`EXIT_INVALID`].
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 
 use super::{CheckArgs, EXIT_INVALID, EXIT_OK, GraphArgs, GraphFormat};
@@ -35,7 +35,7 @@ pub(crate) fn load_with(path: &Path, opts: &LoadOptions) -> Result<Plan, i32> {
 
 fn print_diagnostics(mut d: pipeline::Diagnostics) -> i32 {
     d.map_text(|t| super::escape::one(t).into_owned());
-    let text = if std::io::stderr().is_terminal() { d.to_colored_string() } else { d.to_string() };
+    let text = if super::color::stderr() { d.to_colored_string() } else { d.to_string() };
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(text.as_bytes());
     EXIT_INVALID

@@ -7,6 +7,7 @@
 //! Only this module knows about terminals and exit codes.
 
 pub mod check;
+pub mod color;
 pub mod dask;
 pub mod escape;
 pub mod inspect;
@@ -17,7 +18,7 @@ pub mod run;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::store::StoreSpec;
 
@@ -49,7 +50,10 @@ A pipeline.toml names .wasm task plugins and wires their inputs and outputs into
 schedules the tasks within the machine's resources, runs each one in a wasmtime sandbox and \
 passes data between tasks through a content-addressed store.",
     after_help = "Exit status: 0 success, 1 some tasks failed, 2 invalid pipeline/plugin/arguments, \
-3 internal or I/O error, 130 interrupted."
+3 internal or I/O error, 130 interrupted.\n\n\
+Colour: output is coloured only on a terminal; NO_COLOR (set, not empty) turns colour off \
+everywhere, CLICOLOR_FORCE (set, not empty or 0) turns it on even when the output is not a \
+terminal; NO_COLOR wins."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -336,7 +340,11 @@ pub struct WorkerArgs {
 
 /// Parse arguments, run the command, return the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let matches = Cli::command().color(color::clap_choice()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match cli.command {
         Command::Check(a) => check::check(&a),
         Command::Graph(a) => check::graph(&a),
