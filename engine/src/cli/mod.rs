@@ -116,6 +116,13 @@ pub enum Command {
     /// then in <exe dir>/../share/engine/plugins (installed), then in <exe dir>/../plugins (a
     /// build tree); the first directory holding NAME.wasm wins.
     Plugins(PluginsArgs),
+    /// Print a shell completion script to stdout (bash, zsh, fish, elvish, powershell).
+    ///
+    /// For example `engine completions bash > ~/.local/share/bash-completion/completions/engine`,
+    /// or `source <(engine completions zsh)`.
+    Completions(CompletionsArgs),
+    /// Print the manual page engine(1), in roff, to stdout (`engine man | man -l -`).
+    Man,
     /// Internal: a worker subprocess of the processes executor (speaks the framed protocol on stdio).
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -332,6 +339,13 @@ pub struct PluginsArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
     /// Worker index (a trace lane).
     #[arg(long, default_value_t = 0)]
@@ -356,7 +370,34 @@ pub fn main() -> i32 {
         Command::Gc(a) => look::gc(&a),
         Command::Store(StoreCommand::Verify(a)) => look::verify(&a),
         Command::Plugins(a) => plugins::plugins(&a),
+        Command::Completions(a) => completions(a.shell),
+        Command::Man => man(),
         Command::Worker(a) => run::worker(&a),
+    }
+}
+
+/// `engine completions SHELL`.
+fn completions(shell: clap_complete::Shell) -> i32 {
+    let mut cmd = Cli::command();
+    // Into memory first: `generate` panics on a write error, and a closed
+    // stdout (`engine completions bash | head`) is not worth one.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "engine", &mut script);
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
+    EXIT_OK
+}
+
+/// `engine man`.
+fn man() -> i32 {
+    let mut out = std::io::stdout().lock();
+    match clap_mangen::Man::new(Cli::command()).render(&mut out) {
+        Ok(()) => EXIT_OK,
+        // A closed stdout (`engine man | head`) is not worth a message.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
+        Err(e) => {
+            eprintln!("error: cannot write the manual page: {e}");
+            EXIT_INTERNAL
+        }
     }
 }
 
