@@ -1,7 +1,10 @@
 //! The command line's conveniences: colour (`NO_COLOR`, `CLICOLOR_FORCE`),
-//! `engine completions SHELL` and `engine man`.
+//! `engine completions SHELL`, `engine man`, and the capacity defaults that
+//! `engine check` says it detected.
 
-use crate::util::engine;
+use std::path::Path;
+
+use crate::util::{engine, guest};
 
 fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut c = engine();
@@ -80,4 +83,53 @@ fn man_prints_the_manual_page() {
     for sub in ["engine\\-check(1)", "engine\\-run(1)", "engine\\-report(1)", "engine\\-completions(1)"] {
         assert!(out.contains(sub), "no {sub} in\n{out}");
     }
+}
+
+/// A one-task pipeline with the given `[resources]` body.
+fn one_task(dir: &Path, resources: &str) -> String {
+    let p = dir.join("pipeline.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "[pipeline]\nname = \"c\"\n\n[plugins]\nnoop = \"{}\"\n\n{resources}\n[tasks.t]\nplugin = \"noop\"\n",
+            guest("noop").display()
+        ),
+    )
+    .unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn check_says_where_detected_capacity_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = one_task(dir.path(), "");
+    let (code, out, err) = run(&["check", &p], &[]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines.iter().position(|l| l.starts_with("  capacity:     cpu=")).expect(&out);
+    let cpu = lines[at + 1];
+    let mem = lines[at + 2];
+    let (want_cpu, _) = lines[at].trim_start_matches("  capacity:     cpu=").split_once(',').unwrap();
+    assert!(cpu.starts_with(&format!("    cpu:        {want_cpu} (")), "{out}");
+    assert!(
+        ["(affinity mask)", "(available parallelism)", "(cgroup cpu.max)", "(cgroup cpu.cfs_quota_us)"]
+            .iter()
+            .any(|s| cpu.ends_with(s)),
+        "{out}"
+    );
+    assert!(mem.starts_with("    memory:     "), "{out}");
+    assert!(
+        ["(MemTotal)", "(cgroup memory.max)", "(cgroup memory.limit_in_bytes)", "(default)"]
+            .iter()
+            .any(|s| mem.ends_with(s)),
+        "{out}"
+    );
+    assert_eq!(lines.len(), at + 3, "{out}");
+    // A key that `[resources]` or `--resources` gives is not detected.
+    let p = one_task(dir.path(), "[resources]\ncpu = 3\n");
+    let (_, out, _) = run(&["check", &p], &[]);
+    assert!(out.contains("  capacity:     cpu=3, memory="), "{out}");
+    assert!(!out.contains("    cpu:") && out.contains("    memory:     "), "{out}");
+    let (_, out, _) = run(&["check", &p, "--resources", "memory=2GiB"], &[]);
+    assert!(out.ends_with("  capacity:     cpu=3, memory=2GiB, gpu=0\n"), "{out}");
 }

@@ -59,7 +59,22 @@ pub fn summary(plan: &Plan) -> String {
         plan.plugins.len(),
         longest,
         pipeline::resources::format_resources(&plan.capacity),
-    ) + &vars_summary(plan)
+    ) + &detected_summary(plan)
+        + &vars_summary(plan)
+}
+
+/// One line per detected capacity key: `    memory:     2GiB (cgroup memory.max)`.
+fn detected_summary(plan: &Plan) -> String {
+    let mut s = String::new();
+    for d in &plan.capacity_detected {
+        let value = match d.key.as_str() {
+            "cpu" => crate::plan::fmt_milli(plan.capacity.cpu_milli),
+            "memory" => crate::units::format_size(plan.capacity.memory),
+            _ => continue,
+        };
+        s.push_str(&format!("    {:<12}{value} ({})\n", format!("{}:", d.key), d.source));
+    }
+    s
 }
 
 /// The `vars:` lines of the summary (none for a pipeline without vars).
