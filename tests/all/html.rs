@@ -77,7 +77,7 @@ fn the_report_has_peak_memory_fuel_and_cached_per_task() {
         let say = task(&r, "say[1]");
         assert_eq!(say["requested_memory"], 256u64 << 20);
         let peak = say["peak_memory"].as_u64().expect("peak_memory");
-        assert!(peak > 0 && peak % 65536 == 0, "{executor}: {peak}");
+        assert!(peak > 0 && peak.is_multiple_of(65536), "{executor}: {peak}");
         let fuel = say["fuel_consumed"].as_u64().expect("fuel_consumed");
         assert!(fuel > 0, "{executor}");
         assert!(task(&r, "bad")["fuel_consumed"].as_u64().is_some());
@@ -126,7 +126,7 @@ fn a_run_writes_an_offline_html_report_with_one_row_per_worker() {
         // Memory against the request, per family.
         let peak = task(&r, "nap[0]")["peak_memory"].as_u64().unwrap();
         let hint = format!("requested 512 MiB, used at most {}", ::engine::report::html::spaced_size(peak));
-        assert!(page.contains(&format!("<td><code>nap[*]</code></td><td class=\"n\">6</td>")), "{page}");
+        assert!(page.contains("<td><code>nap[*]</code></td><td class=\"n\">6</td>"), "{page}");
         assert!(page.contains(&hint), "{hint} not in {page}");
         assert!(page.contains("<p id=\"cached\">0 cached, 10 executed, 0 neither"), "{page}");
         assert!(page.contains("<h3><code>nap[*]</code></h3><p class=\"note\">6 ran; min "), "{page}");
@@ -138,13 +138,7 @@ fn a_run_writes_an_offline_html_report_with_one_row_per_worker() {
 
         // `engine report` renders the same page from the saved JSON report.
         let again = dir.path().join("again.html");
-        let o = engine()
-            .arg("report")
-            .arg(dir.path().join("report.json"))
-            .arg("--html")
-            .arg(&again)
-            .output()
-            .unwrap();
+        let o = engine().arg("report").arg(dir.path().join("report.json")).arg("--html").arg(&again).output().unwrap();
         assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
         assert_eq!(read(&again), page, "{executor}");
     }

@@ -275,11 +275,7 @@ fn timeline(h: &mut String, r: &RunReport) {
     let scale = WIDTH / end as f64;
     for (i, (w, row)) in workers.iter().zip(&by_row).enumerate() {
         let y = i * ROW;
-        let _ = write!(
-            h,
-            "<g class=\"lane\" data-worker=\"{w}\"><text x=\"0\" y=\"{}\">worker {w}</text>",
-            y + 13
-        );
+        let _ = write!(h, "<g class=\"lane\" data-worker=\"{w}\"><text x=\"0\" y=\"{}\">worker {w}</text>", y + 13);
         for b in row {
             let x = LABEL + b.start_us as f64 * scale;
             let bw = (b.duration_us as f64 * scale).max(0.5);
