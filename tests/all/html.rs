@@ -158,3 +158,58 @@ fn engine_report_refuses_what_is_not_a_report() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: cannot read report "));
 }
+
+/// `chromium` on PATH, if any.
+fn chromium() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join("chromium")).find(|p| p.is_file())
+}
+
+/// The page renders in a real browser: Debian's `chromium` (installed by
+/// `xtask/setup.sh`), headless, gives a DOM with the timeline's lanes and
+/// bars, and a screenshot saved as `TARGET/screenshots/html-report.png`.
+/// Skipped (with a line saying so) when chromium is missing, unless `CI` is set.
+#[test]
+fn the_html_report_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else {
+        assert!(std::env::var_os("CI").is_none(), "chromium is missing on CI (xtask/setup.sh installs it)");
+        println!("skipped: no `chromium` on PATH (xtask/setup.sh installs it)");
+        return;
+    };
+    let dir = pipeline();
+    let html = dir.path().join("run.html");
+    let ran = EngineRun::new(dir.path()).args(["--no-cache", "--workers", "2", "--report-html"]).args([&html]).run();
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    let lanes = workers(&ran.report()).len();
+    let profile = tempfile::tempdir().unwrap();
+    let headless = |extra: &[&str]| {
+        let mut c = std::process::Command::new(&browser);
+        c.args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--window-size=1200,1400"])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(&html);
+        let m = crate::util::run_measured(c, std::time::Duration::from_secs(90));
+        assert!(
+            m.output.status.success(),
+            "{} failed ({:?}): {}",
+            browser.display(),
+            m.output.status,
+            String::from_utf8_lossy(&m.output.stderr)
+        );
+        String::from_utf8_lossy(&m.output.stdout).into_owned()
+    };
+    let dom = headless(&["--dump-dom"]);
+    // What the browser built from the page, not the page's text.
+    assert!(dom.contains("<svg id=\"timeline\""), "{dom}");
+    assert_eq!(dom.matches("<g class=\"lane\"").count(), lanes, "{dom}");
+    assert_eq!(dom.matches("<rect class=\"bar ok\"").count(), 9, "{dom}");
+    assert_eq!(dom.matches("<rect class=\"bar fail\"").count(), 1, "{dom}");
+    assert!(dom.contains("requested 512 MiB, used at most "), "{dom}");
+    let shots = crate::util::target_dir().join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("html-report.png");
+    let _ = std::fs::remove_file(&shot);
+    headless(&[&format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", shot.display()));
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
+}

@@ -163,7 +163,7 @@ const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}\
 table{border-collapse:collapse}td,th{padding:2px 8px;text-align:left;border-bottom:1px solid #eee}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}.note{color:#666}\
-.ok{fill:#4a90d9}.fail{fill:#d9534f}.hist rect{fill:#6a9f58}.mem{fill:#e0e0e0}.used{fill:#e6a23c}\
+.ok{fill:#4a90d9}.fail{fill:#d9534f}.bar{stroke:#fff;stroke-width:1}.hist rect{fill:#6a9f58}.mem{fill:#e0e0e0}.used{fill:#e6a23c}\
 svg text{font-size:11px;fill:#333}pre{background:#f6f6f6;padding:6px;overflow-x:auto;margin:4px 0}\
 .failure{margin-bottom:1em}.status-succeeded{color:#2e7d32}.status-failed,.status-interrupted{color:#c62828}";
 
