@@ -265,8 +265,9 @@ impl RunOutcome {
     /// Write the HTML report (see [`report::html`]) to `path`, atomically:
     /// rendered from the JSON report, as `engine report` renders a saved one.
     pub fn write_report_html(&self, path: &Path) -> std::io::Result<()> {
-        let json = serde_json::to_value(self.report()).map_err(std::io::Error::other)?;
-        let r: report::html::RunReport = serde_json::from_value(json).map_err(std::io::Error::other)?;
+        // Through JSON text: faster than a `serde_json::Value` at 100k tasks.
+        let json = serde_json::to_vec(&self.report()).map_err(std::io::Error::other)?;
+        let r: report::html::RunReport = serde_json::from_slice(&json).map_err(std::io::Error::other)?;
         let page = report::html::render(&r);
         write_atomic_with(path, |w| w.write_all(page.as_bytes()))
     }
