@@ -124,8 +124,13 @@ fn esc(s: &str) -> String {
             '>' => o.push_str("&gt;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&#39;"),
-            // Controls other than newline and tab are shown, not obeyed.
-            c if c.is_control() && c != '\n' && c != '\t' => o.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            // Controls other than newline and tab, and the bidirectional
+            // controls, are shown, not obeyed (as on a terminal, docs/security.md).
+            c if (c.is_control() && c != '\n' && c != '\t')
+                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
+                o.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
             c => o.push(c),
         }
     }
@@ -481,6 +486,7 @@ mod tests {
         assert_eq!(spaced_size(512 << 20), "512 MiB");
         assert_eq!(memory_hint(512 << 20, 31 << 20), "requested 512 MiB, used at most 31 MiB");
         assert_eq!(esc("<b a=\"x\">&'\u{1b}"), "&lt;b a=&quot;x&quot;&gt;&amp;&#39;\\u{1b}");
+        assert_eq!(esc("a\u{202e}b\n\tc\u{85}"), "a\\u{202e}b\n\tc\\u{85}");
     }
 
     /// A report of `n` tasks in `n / 100` families on 8 workers.
