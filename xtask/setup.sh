@@ -9,6 +9,9 @@
 #  - Debian's clang, lld, wasi-libc and libclang-rt-dev-wasm32 (the C SDK
 #    example, the C and C++ language examples), with apt-get, as root (~280 MB
 #    with their dependencies on a Debian bookworm without clang)
+#  - Debian's chromium (the HTML report's headless browser test,
+#    html::the_html_report_renders_in_headless_chromium), in the same apt-get
+#    step (~414 MB with its dependencies)
 # XTASK_NO_SYSTEM=1 skips the apt-get step and says what is skipped as a result.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -34,7 +37,7 @@ if command -v rustup >/dev/null 2>&1; then
   done
 fi
 
-apt_pkgs=(clang lld wasi-libc libclang-rt-dev-wasm32)
+apt_pkgs=(clang lld wasi-libc libclang-rt-dev-wasm32 chromium)
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then
   for p in "${apt_pkgs[@]}"; do
@@ -44,7 +47,7 @@ fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
-without="the C SDK example (build-guests) and the C and C++ language examples will be skipped"
+without="the C SDK example (build-guests) and the C and C++ language examples will be skipped, and without chromium the HTML report's browser test (which fails when CI is set)"
 if [ "${XTASK_NO_SYSTEM:-}" = 1 ]; then
   echo "setup: XTASK_NO_SYSTEM=1: not installing ${missing[*]}; $without" >&2
 elif [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -39,9 +39,23 @@ pub struct Plan {
     pub outputs: Vec<OutputSpec>,
     /// The machine's capacity (from `[resources]`, detected defaults, or the command line).
     pub capacity: Resources,
+    /// The keys of `capacity` that were detected rather than given (by
+    /// `[resources]` or `--resources`), with where each came from, for
+    /// `engine check`. Not part of the JSON plan.
+    #[serde(skip)]
+    pub capacity_detected: Vec<DetectedDefault>,
     /// `[vars]` with their values (after `--vars` and `--set`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vars: Vec<VarValue>,
+}
+
+/// A capacity default and its source, e.g. `memory` from `cgroup memory.max`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectedDefault {
+    /// `cpu` or `memory`.
+    pub key: String,
+    /// `affinity mask`, `cgroup cpu.max`, `MemTotal`, `cgroup memory.max`, ...
+    pub source: String,
 }
 
 /// A pipeline parameter and the value it had.

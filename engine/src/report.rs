@@ -3,6 +3,7 @@
 //! and the list of slowest tasks for the human summary.
 //!
 //! The report's shape is documented in `docs/pipeline.md` ("Run report").
+//! `html` renders a JSON report as one offline HTML page.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,6 +14,8 @@ use crate::exec::driver::RunOutcome;
 use crate::plan::Plan;
 use crate::sched::TaskState;
 use crate::store::BlobRef;
+
+pub mod html;
 
 #[derive(Serialize)]
 pub struct Report<'a> {
@@ -76,8 +79,22 @@ pub struct TaskReport<'a> {
     /// The Dask worker that ran the last attempt (`--executor dask`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dask_worker: Option<String>,
+    /// When its last attempt started, µs since the run started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_us: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_us: Option<u64>,
+    /// The attempts before the last one, in order (absent when there were none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub earlier_attempts: Vec<AttemptReport>,
+    /// The task's `resources.memory`: its request and its memory limit, bytes.
+    pub requested_memory: u64,
+    /// Peak wasm linear memory of the last attempt, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_memory: Option<u64>,
+    /// Fuel (wasm instructions, roughly) the last attempt consumed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuel_consumed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     /// Command tasks without mounts or a workdir: `duration_us` split into
@@ -93,6 +110,16 @@ pub struct TaskReport<'a> {
     pub error: Option<ErrorReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+}
+
+/// An attempt before a task's last one.
+#[derive(Serialize)]
+pub struct AttemptReport {
+    pub worker: u32,
+    pub start_us: u64,
+    pub duration_us: u64,
+    /// The failure kind (`error`, `trap`, `timeout`, ...), or `ok`.
+    pub outcome: &'static str,
 }
 
 #[derive(Serialize)]
@@ -121,6 +148,18 @@ pub fn build<'a>(
     store: &dyn std::fmt::Display,
     plugins: Vec<PluginReport>,
 ) -> Report<'a> {
+    // Every attempt but the last of each task that had several.
+    let mut earlier: BTreeMap<u32, Vec<AttemptReport>> = BTreeMap::new();
+    for a in &out.attempts {
+        if a.attempt < out.records[a.task as usize].attempts {
+            earlier.entry(a.task).or_default().push(AttemptReport {
+                worker: a.worker,
+                start_us: a.start_us,
+                duration_us: a.end_us.saturating_sub(a.start_us),
+                outcome: a.outcome,
+            });
+        }
+    }
     let tasks = plan
         .tasks
         .iter()
@@ -136,7 +175,12 @@ pub fn build<'a>(
                 cache_key: r.key.as_ref().map(|k| k.key.to_hex()),
                 worker: ran.then_some(r.worker),
                 dask_worker: None,
+                start_us: ran.then_some(r.start_us),
                 duration_us: ran.then(|| r.end_us.saturating_sub(r.start_us)),
+                earlier_attempts: earlier.remove(&(i as u32)).unwrap_or_default(),
+                requested_memory: t.resources.memory,
+                peak_memory: r.peak_memory,
+                fuel_consumed: r.fuel_consumed,
                 exit_code: r.exit_code,
                 setup_us: r.phases_us.filter(|_| ran).map(|p| p[0]),
                 run_us: r.phases_us.filter(|_| ran).map(|p| p[1]),

@@ -263,6 +263,16 @@ impl RunOutcome {
         write_atomic_with(path, |w| serde_json::to_writer_pretty(w, &r).map_err(std::io::Error::other))
     }
 
+    /// Write the HTML report (see [`report::html`]) to `path`, atomically:
+    /// rendered from the JSON report, as `engine report` renders a saved one.
+    pub fn write_report_html(&self, path: &Path) -> std::io::Result<()> {
+        // Through JSON text: faster than a `serde_json::Value` at 100k tasks.
+        let json = serde_json::to_vec(&self.report()).map_err(std::io::Error::other)?;
+        let r: report::html::RunReport = serde_json::from_slice(&json).map_err(std::io::Error::other)?;
+        let page = report::html::render(&r);
+        write_atomic_with(path, |w| w.write_all(page.as_bytes()))
+    }
+
     /// Write the Chrome trace to `path`, atomically.
     pub fn write_trace(&self, path: &Path) -> std::io::Result<()> {
         write_atomic_with(path, |w| report::write_trace(&self.plan, &self.records, w))

@@ -1,11 +1,13 @@
 //! The one integration-test binary. Shared helpers live in `util`.
 mod cache;
+mod cli;
 mod compile;
 mod confine;
 mod conformance;
 mod dask;
 mod fanout;
 mod hostile;
+mod html;
 mod languages;
 mod pipeline;
 mod plugins;

@@ -249,6 +249,8 @@ pub fn engine() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_engine"));
     c.env("ENGINE_CACHE_DIR", target_dir().join("test-module-cache"));
     c.env_remove("ENGINE_PLUGIN_PATH");
+    // Tests compare exact output: no colour asked from outside.
+    c.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE");
     c
 }
 

@@ -1,11 +1,11 @@
 //! `engine check` (validate and summarise) and `engine graph` (draw the plan).
 //!
 //! Both load the pipeline with plugin checks on; an invalid pipeline prints all
-//! its diagnostics on stderr (coloured only when stderr is a terminal, and
+//! its diagnostics on stderr (coloured as [`super::color`] decides, and
 //! with control characters escaped, see [`super::escape`]) and exits with
 //! [`EXIT_INVALID`].
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 
 use super::{CheckArgs, EXIT_INVALID, EXIT_OK, GraphArgs, GraphFormat};
@@ -40,7 +40,7 @@ pub(crate) fn load_with(path: &Path, opts: &LoadOptions) -> Result<Plan, i32> {
 
 fn print_diagnostics(mut d: pipeline::Diagnostics) -> i32 {
     d.map_text(|t| super::escape::one(t).into_owned());
-    let text = if std::io::stderr().is_terminal() { d.to_colored_string() } else { d.to_string() };
+    let text = if super::color::stderr() { d.to_colored_string() } else { d.to_string() };
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(text.as_bytes());
     EXIT_INVALID
@@ -64,7 +64,22 @@ pub fn summary(plan: &Plan) -> String {
         plan.plugins.len(),
         longest,
         pipeline::resources::format_resources(&plan.capacity),
-    ) + &vars_summary(plan)
+    ) + &detected_summary(plan)
+        + &vars_summary(plan)
+}
+
+/// One line per detected capacity key: `    memory:     2GiB (cgroup memory.max)`.
+fn detected_summary(plan: &Plan) -> String {
+    let mut s = String::new();
+    for d in &plan.capacity_detected {
+        let value = match d.key.as_str() {
+            "cpu" => crate::plan::fmt_milli(plan.capacity.cpu_milli),
+            "memory" => crate::units::format_size(plan.capacity.memory),
+            _ => continue,
+        };
+        s.push_str(&format!("    {:<12}{value} ({})\n", format!("{}:", d.key), d.source));
+    }
+    s
 }
 
 /// The `vars:` lines of the summary (none for a pipeline without vars).

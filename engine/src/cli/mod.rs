@@ -7,16 +7,18 @@
 //! Only this module knows about terminals and exit codes.
 
 pub mod check;
+pub mod color;
 pub mod dask;
 pub mod escape;
 pub mod inspect;
 mod look;
 pub mod plugins;
+pub mod report;
 pub mod run;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::store::StoreSpec;
 
@@ -48,7 +50,10 @@ A pipeline.toml names .wasm task plugins and wires their inputs and outputs into
 schedules the tasks within the machine's resources, runs each one in a wasmtime sandbox and \
 passes data between tasks through a content-addressed store.",
     after_help = "Exit status: 0 success, 1 some tasks failed, 2 invalid pipeline/plugin/arguments, \
-3 internal or I/O error, 130 interrupted."
+3 internal or I/O error, 130 interrupted.\n\n\
+Colour: output is coloured only on a terminal; NO_COLOR (set, not empty) turns colour off \
+everywhere, CLICOLOR_FORCE (set, not empty or 0) turns it on even when the output is not a \
+terminal; NO_COLOR wins."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -80,6 +85,14 @@ pub enum Command {
     #[command(after_help = "Exit status: 0 every task succeeded, 1 some task failed or was skipped, \
 2 invalid pipeline/plugin/arguments (nothing ran), 3 internal or I/O error, 130 interrupted.")]
     Run(Box<RunArgs>),
+    /// Render a run's JSON report (`engine run --report FILE`) as one offline HTML page.
+    ///
+    /// The page holds a timeline (one row per worker, one bar per attempt, at most 2000
+    /// bars: the longest), duration histograms per task family (`count[*]`), peak memory
+    /// against the request, cached and executed counts, the 10 slowest tasks and the
+    /// failures with the last lines of their logs. It loads nothing from the network.
+    /// Exit status 2 when the report cannot be read, 3 when the page cannot be written.
+    Report(ReportArgs),
     /// Print a stored blob to stdout: an output of the latest finished run of the
     /// pipeline (`TASK` for its output `out` or its only output, `TASK.OUTPUT`), or
     /// any blob by its sha256 (64 hex digits).
@@ -103,6 +116,13 @@ pub enum Command {
     /// then in <exe dir>/../share/engine/plugins (installed), then in <exe dir>/../plugins (a
     /// build tree); the first directory holding NAME.wasm wins.
     Plugins(PluginsArgs),
+    /// Print a shell completion script to stdout (bash, zsh, fish, elvish, powershell).
+    ///
+    /// For example `engine completions bash > ~/.local/share/bash-completion/completions/engine`,
+    /// or `source <(engine completions zsh)`.
+    Completions(CompletionsArgs),
+    /// Print the manual page engine(1), in roff, to stdout (`engine man | man -l -`).
+    Man,
     /// Internal: a worker subprocess of the processes executor (speaks the framed protocol on stdio).
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -224,6 +244,9 @@ pub struct RunArgs {
     /// Write a machine-readable JSON report of the run.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Write the HTML report of the run (as `engine report --html`): one offline page.
+    #[arg(long, value_name = "FILE")]
+    pub report_html: Option<PathBuf>,
     /// Write a Chrome trace-event file (open in Perfetto), one lane per worker.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
@@ -256,6 +279,15 @@ pub struct RunArgs {
     /// (`miss`, with the reason), then the number of each.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The JSON report of a run (`engine run --report FILE`).
+    pub report: PathBuf,
+    /// Where to write the HTML page (atomically).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub html: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -336,6 +368,13 @@ pub struct PluginsArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct WorkerArgs {
     /// Worker index (a trace lane).
     #[arg(long, default_value_t = 0)]
@@ -359,17 +398,24 @@ pub struct CompilePluginArgs {
 
 /// Parse arguments, run the command, return the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let matches = Cli::command().color(color::clap_choice()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match cli.command {
         Command::Check(a) => check::check(&a),
         Command::Graph(a) => check::graph(&a),
         Command::Run(a) => run::run(&a),
         Command::Inspect(a) => inspect::inspect(&a),
+        Command::Report(a) => report::report(&a),
         Command::Cat(a) => look::cat(&a),
         Command::Logs(a) => look::logs(&a),
         Command::Gc(a) => look::gc(&a),
         Command::Store(StoreCommand::Verify(a)) => look::verify(&a),
         Command::Plugins(a) => plugins::plugins(&a),
+        Command::Completions(a) => completions(a.shell),
+        Command::Man => man(),
         Command::Worker(a) => run::worker(&a),
         Command::CompilePlugin(a) => crate::exec::compile::serve(
             &a.plugin,
@@ -379,6 +425,31 @@ pub fn main() -> i32 {
                 max_task_memory: a.max_task_memory,
             },
         ),
+    }
+}
+
+/// `engine completions SHELL`.
+fn completions(shell: clap_complete::Shell) -> i32 {
+    let mut cmd = Cli::command();
+    // Into memory first: `generate` panics on a write error, and a closed
+    // stdout (`engine completions bash | head`) is not worth one.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "engine", &mut script);
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
+    EXIT_OK
+}
+
+/// `engine man`.
+fn man() -> i32 {
+    let mut out = std::io::stdout().lock();
+    match clap_mangen::Man::new(Cli::command()).render(&mut out) {
+        Ok(()) => EXIT_OK,
+        // A closed stdout (`engine man | head`) is not worth a message.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
+        Err(e) => {
+            eprintln!("error: cannot write the manual page: {e}");
+            EXIT_INTERNAL
+        }
     }
 }
 

@@ -115,6 +115,12 @@ pub fn run(a: &RunArgs) -> i32 {
         eprintln!("error: cannot write report {}: {e}", path.display());
         return EXIT_INTERNAL;
     }
+    if let Some(path) = &a.report_html
+        && let Err(e) = out.write_report_html(path)
+    {
+        eprintln!("error: cannot write HTML report {}: {e}", path.display());
+        return EXIT_INTERNAL;
+    }
     if let Some(path) = &a.trace
         && let Err(e) = out.write_trace(path)
     {

@@ -98,6 +98,11 @@ pub struct TaskRecord {
     pub cached: bool,
     /// The task's cache key, when it had one.
     pub key: Option<ActionKey>,
+    /// Peak wasm linear memory (bytes) and fuel consumed by the last attempt
+    /// (for a cached task: as recorded when it ran). `None` when no attempt
+    /// reported them (never ran, or lost with its worker).
+    pub peak_memory: Option<u64>,
+    pub fuel_consumed: Option<u64>,
 }
 
 pub struct RunOutcome {
@@ -309,6 +314,8 @@ impl<'a> RunState<'a> {
         let now = self.run_start.elapsed().as_micros() as u64;
         rec.outputs = hit.outputs;
         rec.exit_code = hit.exit_code;
+        rec.peak_memory = Some(hit.peak_memory);
+        rec.fuel_consumed = hit.fuel_consumed;
         rec.cached = true;
         rec.start_us = now;
         rec.end_us = now;
@@ -649,6 +656,12 @@ impl RunState<'_> {
         rec.worker = m.worker;
         rec.start_us = m.start_us;
         rec.end_us = m.end_us;
+        // The runtime meters fuel in every attempt it ran: a result without
+        // it was made up by an executor (a lost worker) and measured nothing.
+        (rec.peak_memory, rec.fuel_consumed) = match m.fuel_consumed {
+            Some(f) => (Some(m.peak_memory), Some(f)),
+            None => (None, None),
+        };
         if !recorded && !res.log.is_empty() {
             rec.log_path = write_log(&opts.log_dir, &plan.tasks[t as usize].id, res.attempt, &res.log);
         }

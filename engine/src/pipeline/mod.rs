@@ -8,6 +8,7 @@
 //! file:line:column span; [`Diagnostics`] renders them. The format is documented
 //! in `docs/pipeline.md`.
 
+pub mod cgroup;
 pub mod diag;
 pub mod doc;
 mod load;

@@ -101,23 +101,12 @@ pub fn check_gpu(n: i64) -> Result<u64, String> {
     Ok(n as u64)
 }
 
-/// The machine's capacity when nothing overrides it: all cores, all memory, no GPU.
+/// The machine's capacity when nothing overrides it: the CPUs and memory
+/// this process may use (affinity mask, cgroup limits, `MemTotal`; see
+/// [`super::cgroup`]), no GPU.
 pub fn detect_capacity() -> Resources {
-    let cores = std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1);
-    Resources { cpu_milli: cores * 1000, memory: detect_memory(), gpu: 0, custom: BTreeMap::new() }
-}
-
-/// `MemTotal` from /proc/meminfo, or 1GiB when unknown.
-fn detect_memory() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map(|kb| kb * 1024)
-        .unwrap_or(1 << 30)
+    let d = super::cgroup::detect();
+    Resources { cpu_milli: d.cpus * 1000, memory: d.memory, gpu: 0, custom: BTreeMap::new() }
 }
 
 /// Parse `cpu=4,memory=8GiB,gpu=1,licence=2` into the keys it sets.

@@ -54,6 +54,7 @@ fn plan(rows: &[(&str, &[&str], Resources)], capacity: Resources) -> Plan {
         tasks,
         outputs: vec![],
         capacity,
+        capacity_detected: vec![],
         vars: vec![],
     }
 }

@@ -45,7 +45,7 @@ use super::LoadOptions;
 use super::diag::Diagnostic;
 use super::doc::{Doc, NodeId, ROOT};
 use super::plugins::PluginCheck;
-use crate::plan::{OutputSpec, Plan, PluginSpec, Resources, TaskId, TaskSpec, VarValue};
+use crate::plan::{DetectedDefault, OutputSpec, Plan, PluginSpec, Resources, TaskId, TaskSpec, VarValue};
 
 use foreach::Foreach;
 use ids::Slot;
@@ -69,6 +69,8 @@ pub(super) struct Loader<'d, 's> {
     checks: Vec<Option<PluginCheck>>,
     defaults: Settings,
     capacity: Resources,
+    /// The capacity keys that were detected, not given, and where from.
+    capacity_detected: Vec<DetectedDefault>,
     /// The `[tasks]` table, whose index maps ids to entries (set in pass 2).
     tasks: Option<NodeId>,
     /// Per entry of `[tasks]`, in file order: its slot (`None` for an invalid entry).
@@ -104,6 +106,7 @@ impl<'d, 's> Loader<'d, 's> {
             checks: Vec::new(),
             defaults: Settings::default(),
             capacity: Resources::default(),
+            capacity_detected: Vec::new(),
             tasks: None,
             entry_slots: Default::default(),
             id_count: 0,
@@ -137,6 +140,7 @@ impl<'d, 's> Loader<'d, 's> {
                 tasks,
                 outputs,
                 capacity: self.capacity,
+                capacity_detected: self.capacity_detected,
                 vars: self.vars,
             },
             self.diags,

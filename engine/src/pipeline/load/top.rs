@@ -14,7 +14,7 @@ use crate::pipeline::doc::{Entry, NodeId, ROOT, Val};
 use crate::pipeline::plugins::{self, PluginCheck};
 use crate::pipeline::refs;
 use crate::pipeline::resources;
-use crate::plan::{PluginSpec, Resources};
+use crate::plan::{DetectedDefault, PluginSpec, Resources};
 
 const TOP_KEYS: &[&str] = &["pipeline", "vars", "plugins", "defaults", "resources", "tasks", "outputs"];
 const PIPELINE_KEYS: &[&str] = &["name", "description"];
@@ -300,18 +300,30 @@ impl<'d> Loader<'d, '_> {
 
     fn capacity_table(&mut self) {
         let mut cap = resources::detect_capacity();
+        let (mut cpu_given, mut memory_given) = (false, false);
         if let Some(e) = self.doc.get(ROOT, "resources")
             && let Some(t) = self.as_table(&"`resources`", e.value)
         {
             let p = self.resources(t, Field::new(&["resources"]));
+            (cpu_given, memory_given) = (p.cpu_milli.is_some(), p.memory.is_some());
             cap = p.resolve(cap.cpu_milli, cap.memory, 0);
         }
         if let Some(o) = &self.opts.capacity_override {
             match resources::parse_list(o) {
-                Ok(p) => cap = p.resolve(cap.cpu_milli, cap.memory, cap.gpu).tap_custom(&cap),
+                Ok(p) => {
+                    cpu_given |= p.cpu_milli.is_some();
+                    memory_given |= p.memory.is_some();
+                    cap = p.resolve(cap.cpu_milli, cap.memory, cap.gpu).tap_custom(&cap);
+                }
                 Err(e) => self.err(Diagnostic::error(format!("invalid --resources `{o}`: {e}"))),
             }
         }
+        let d = crate::pipeline::cgroup::detect();
+        self.capacity_detected = [("cpu", cpu_given, d.cpu_source), ("memory", memory_given, d.memory_source)]
+            .into_iter()
+            .filter(|(_, given, _)| !given)
+            .map(|(key, _, source)| DetectedDefault { key: key.into(), source: source.into() })
+            .collect();
         self.capacity = cap;
     }
 }
