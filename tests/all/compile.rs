@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::util::{engine, guest, run_measured, wat_guests_dir};
+use crate::util::{engine, guest, interrupted, run_measured, wat_guests_dir};
 
 const INNOCENT: &str = "the innocent task ran to completion\n";
 
@@ -139,23 +139,16 @@ fn ctrl_c_stops_a_compilation() {
     let dir = setup(&slow, "", "");
     let cache = tempfile::tempdir().unwrap();
     for executor in ["threads", "processes"] {
-        let child = engine()
-            .env("ENGINE_CACHE_DIR", cache.path())
+        let mut cmd = engine();
+        cmd.env("ENGINE_CACHE_DIR", cache.path())
             .args(["run", "--executor", executor])
             .arg(dir.path().join("pipeline.toml"))
-            .args(["--report", dir.path().join("report.json").to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
-        let sent = Instant::now();
-        // SAFETY: signalling our own child (only it, not the compiler process it started).
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-        let o = child.wait_with_output().unwrap();
+            .args(["--report", dir.path().join("report.json").to_str().unwrap()]);
+        // Ctrl-C reaches the engine only, not the compiler process it started.
+        let (o, took) = interrupted(cmd, |_| std::thread::sleep(Duration::from_millis(1500)));
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(130), "{executor}: {stderr}");
-        assert!(sent.elapsed() < Duration::from_secs(5), "{executor}: took {:?} after Ctrl-C", sent.elapsed());
+        assert!(took < Duration::from_secs(5), "{executor}: took {took:?} after Ctrl-C");
         assert!(!stderr.contains("limit exceeded"), "{executor}: {stderr}");
     }
 }

@@ -536,15 +536,11 @@ plugin = "spin"
 foreach = { i = { range = [0, 3] } }
 "#,
     );
-    let child = c.command(dir.path(), &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let (gpu, cpu) = (c.pid("w-gpu"), c.pid("w-cpu"));
-    wait_for_engine_worker(&[gpu], Duration::from_secs(60));
-    wait_for_engine_worker(&[cpu], Duration::from_secs(60));
-    let sent = Instant::now();
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let o = child.wait_with_output().unwrap();
-    let took = sent.elapsed();
+    let (o, took) = crate::util::interrupted(c.command(dir.path(), &[]), |_| {
+        wait_for_engine_worker(&[gpu], Duration::from_secs(60));
+        wait_for_engine_worker(&[cpu], Duration::from_secs(60));
+    });
     assert_exit(&o, 130);
     assert!(took < Duration::from_secs(2), "took {took:?}");
     assert!(text(&o.stderr).contains("interrupted: cancelling running tasks"));

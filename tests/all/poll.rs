@@ -8,7 +8,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::util::{engine, guest, run_engine};
+use crate::util::{engine, guest, interrupted, run_engine};
 
 /// One task per form: its `args`, `env`, and the exact stdout.
 const CASES: &[(&str, &str, &str, &str)] = &[
@@ -83,22 +83,14 @@ fn ctrl_c_interrupts_a_poll_on_an_absolute_clock() {
     );
     std::fs::write(dir.path().join("pipeline.toml"), toml).unwrap();
     for executor in ["threads", "processes"] {
-        let child = engine()
-            .args(["run", "--no-cache", "--executor", executor])
+        let mut cmd = engine();
+        cmd.args(["run", "--no-cache", "--executor", executor])
             .arg(dir.path().join("pipeline.toml"))
-            .args(["--report", dir.path().join("report.json").to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
-        let sent = Instant::now();
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-        let o = child.wait_with_output().unwrap();
+            .args(["--report", dir.path().join("report.json").to_str().unwrap()]);
+        let (o, took) = interrupted(cmd, |_| std::thread::sleep(Duration::from_millis(1500)));
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(130), "{executor}: {stderr}");
-        assert!(sent.elapsed() < Duration::from_secs(5), "{executor}: took {:?} after Ctrl-C", sent.elapsed());
+        assert!(took < Duration::from_secs(5), "{executor}: took {took:?} after Ctrl-C");
         let r: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).unwrap()).unwrap();
         assert_eq!(r["counts"]["cancelled"], 1, "{executor}: {stderr}");

@@ -357,18 +357,11 @@ plugin = "spin"
 foreach = { i = { range = [0, 4] } }
 "#,
     );
-    let child = engine()
-        .args(["run", "--no-cache"])
+    let mut cmd = engine();
+    cmd.args(["run", "--no-cache"])
         .arg(dir.path().join("pipeline.toml"))
-        .args(["--report", dir.path().join("report.json").to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let o = child.wait_with_output().unwrap();
+        .args(["--report", dir.path().join("report.json").to_str().unwrap()]);
+    let (o, _) = crate::util::interrupted(cmd, |_| std::thread::sleep(Duration::from_millis(1500)));
     assert_eq!(o.status.code(), Some(130), "{}", text(&o.stderr));
     assert!(text(&o.stderr).contains("interrupted: cancelling running tasks"));
     let r = report(dir.path());

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use engine::runtime::{Runtime, RuntimeConfig};
 use engine::store::mem::MemStore;
@@ -290,6 +290,21 @@ pub fn language_guest(name: &str) -> Option<PathBuf> {
         }
     }
     Some(path)
+}
+
+/// Start `cmd` with stdout and stderr piped, call `ready` (a sleep, or a
+/// wait for its workers), press Ctrl-C (SIGINT to the child only, not to
+/// processes it started) and wait for it to end: its output, and how long it
+/// took to end after the signal.
+pub fn interrupted(mut cmd: Command, ready: impl FnOnce(&std::process::Child)) -> (std::process::Output, Duration) {
+    use std::process::Stdio;
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn the child");
+    ready(&child);
+    let sent = Instant::now();
+    // SAFETY: signalling our own child, which has not been waited for.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().expect("wait for the child");
+    (o, sent.elapsed())
 }
 
 /// What [`run_measured`] observed about a child process.
