@@ -9,8 +9,7 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::util::{engine, guest, interrupted, run_measured, wat_guests_dir};
 

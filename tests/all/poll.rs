@@ -5,8 +5,7 @@
 //! wait that never ends is stopped by the task's timeout (tests/all/hostile.rs)
 //! and by Ctrl-C (here).
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::util::{engine, guest, interrupted, run_engine};
 
