@@ -1,5 +1,6 @@
 //! The one integration-test binary. Shared helpers live in `util`.
 mod cache;
+mod components;
 mod conformance;
 mod dask;
 mod fanout;
