@@ -145,7 +145,7 @@ mod tests {
                     (core module $m (func (export "run") (result i32) i32.const 0) (memory (export "memory") 1))
                     (core instance $i (instantiate $m))
                     (type $r (result (error string)))
-                    (func (export "run") (result $r) (canon lift (core func $i "run") (memory $i "memory"))))"#
+                    (func (export "run") (result $r) (canon lift (core func $i "run") (memory (core memory $i "memory")))))"#
             ),
             Ok(PluginKind::ComponentTask)
         );
