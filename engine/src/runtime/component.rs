@@ -60,8 +60,15 @@ pub(super) fn prepare(
     let (component, hit) = match inner.cache.load_component(&inner.engine, digest) {
         Some(c) => (c, true),
         None => {
-            let c = Component::new(&inner.engine, bytes)
-                .map_err(|e| RuntimeError::Compile { path: path.to_owned(), message: error_chain(&e) })?;
+            // wasmtime asserts things of the adapters it generates; a
+            // component that breaks one must fail its load, not the engine.
+            let compiled =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Component::new(&inner.engine, bytes)))
+                    .map_err(|_| RuntimeError::Compile {
+                        path: path.to_owned(),
+                        message: "wasmtime panicked while compiling the component".into(),
+                    })?;
+            let c = compiled.map_err(|e| RuntimeError::Compile { path: path.to_owned(), message: error_chain(&e) })?;
             inner
                 .cache
                 .store_component(digest, &c)

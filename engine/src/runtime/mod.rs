@@ -220,7 +220,12 @@ fn engine_config(max_instances: u32, max_memory: u64) -> Config {
         .max_wasm_stack(MAX_WASM_STACK)
         .wasm_features(inspect::disabled_features(), false)
         .wasm_features(inspect::enabled_features(), true)
-        .wasm_component_model(true);
+        .wasm_component_model(true)
+        // The adapters wasmtime generates between the core modules of a
+        // component that have memories of their own use several memories.
+        // Plugins' own modules never do: `inspect_bytes` (which runs before
+        // anything is compiled) validates them without multi-memory.
+        .wasm_multi_memory(true);
     let n = max_instances.max(1);
     let mut pool = PoolingAllocationConfig::new();
     // A task that uses exceptions gets a GC heap (for its exception objects),
