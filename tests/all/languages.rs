@@ -1,7 +1,8 @@
 //! Tasks in many languages (examples/languages, docs/languages.md): the
 //! word-count task written in C, C++, Zig, Go and AssemblyScript gives the
 //! same bytes as the stock Rust `wordcount` on ASCII text, through the
-//! `engine` CLI, and so does the Python one (a component) on every executor;
+//! `engine` CLI, and so do the Python and JavaScript ones (components) on
+//! every executor;
 //! the cross-language pipeline and the WASI-command pipeline
 //! give their expected outputs.
 //!
@@ -121,20 +122,26 @@ fn wordcount_in_every_language_matches_rust() {
     }
 }
 
-/// The Python word count (a component of the engine:task world, built with
-/// componentize-py over sdk/python) gives the Rust plugin's bytes, on the
-/// sync, threads and processes executors.
+/// The Python and JavaScript word counts (components of the engine:task
+/// world, built with componentize-py over sdk/python and with
+/// componentize-qjs) give the Rust plugin's bytes, on the sync, threads and
+/// processes executors.
 #[test]
-fn python_wordcount_matches_rust_on_every_executor() {
-    let Some(python) = language_guest("python_wordcount") else { return };
-    let plugins =
-        format!("[plugins]\nrust = \"{}\"\npython = \"{}\"\n", guest("wordcount").display(), python.display());
+fn component_wordcounts_match_rust_on_every_executor() {
+    let langs: Vec<(&str, PathBuf)> = ["python", "javascript"]
+        .into_iter()
+        .filter_map(|l| language_guest(&format!("{l}_wordcount")).map(|p| (l, p)))
+        .collect();
+    let mut plugins = format!("[plugins]\nrust = \"{}\"\n", guest("wordcount").display());
+    for (l, p) in &langs {
+        writeln!(plugins, "{l} = \"{}\"", p.display()).unwrap();
+    }
     let cases = [("default", ""), ("cased3", "params = { lowercase = false, min_len = 3 }\n")];
     let mut tasks = String::new();
     let mut outputs = String::from("[outputs]\n");
     for input in ["small", "big"] {
         for (case, params) in cases {
-            for l in ["rust", "python"] {
+            for l in std::iter::once("rust").chain(langs.iter().map(|(l, _)| *l)) {
                 let id = format!("{l}_{input}_{case}");
                 write!(tasks, "[tasks.{id}]\nplugin = \"{l}\"\ninputs = {{ text = \"file:{input}.txt\" }}\n{params}\n")
                     .unwrap();
@@ -154,13 +161,15 @@ fn python_wordcount_matches_rust_on_every_executor() {
         for input in ["small", "big"] {
             for (case, _) in cases {
                 let want = read(&format!("rust_{input}_{case}"));
-                let got = read(&format!("python_{input}_{case}"));
-                assert!(
-                    got == want,
-                    "python on {input} ({case}, {executor}) differs from Rust:\n--- python\n{}\n--- rust\n{}",
-                    text(&got),
-                    text(&want)
-                );
+                for (l, _) in &langs {
+                    let got = read(&format!("{l}_{input}_{case}"));
+                    assert!(
+                        got == want,
+                        "{l} on {input} ({case}, {executor}) differs from Rust:\n--- {l}\n{}\n--- rust\n{}",
+                        text(&got),
+                        text(&want)
+                    );
+                }
             }
         }
     }
