@@ -15,7 +15,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/../xtask/lib.sh"
 engine="${ENGINE:-$target_dir/release/engine}"
 [ -x "$engine" ] || { echo "bench: no engine at $engine (cargo build --release -p engine, or set ENGINE)" >&2; exit 2; }
 mods=("$@")
-[ ${#mods[@]} -gt 0 ] || mods=("$target_dir/languages/python_wordcount.wasm" "$target_dir/test-guests/comp_task.wasm"
+[ ${#mods[@]} -gt 0 ] || mods=("$target_dir/languages/python_wordcount.wasm" "$target_dir/languages/javascript_wordcount.wasm"
+  "$target_dir/test-guests/comp_task.wasm"
   "$target_dir/test-guests/comp_cmd.wasm" "$target_dir/plugins/wordcount.wasm")
 for mod in "${mods[@]}"; do
   name="$(basename "$mod" .wasm)"
