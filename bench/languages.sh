@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks the word-count task in every guest language (docs/languages.md):
+# Benchmarks the word-count task in every guest language (docs/languages.md;
+# python is a component, built with componentize-py):
 # module size, median per-task start-up and throughput on one 64 MiB input.
 #
 #   bash bench/languages.sh [RUNS]      (RUNS: start-up tasks per language, default 21)
@@ -67,14 +68,14 @@ inputs = { text = "file:$in" }
 resources = { memory = "1GiB" }
 timeout = "600s"
 TOML
-  "$engine" run -q --executor sync --store "$work/store" --report "$work/$lang.json" "$p" >/dev/null
+  "$engine" run -q --no-cache --executor sync --store "$work/store" --report "$work/$lang.json" "$p" >/dev/null
   python3 -c 'import json,sys; [print(t["duration_us"]) for t in json.load(open(sys.argv[1]))["tasks"]]' "$work/$lang.json"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 
 printf '%-16s %12s %10s %15s %12s %13s\n' language "module size" "first run" "start-up (med)" "64 MiB time" throughput
-for lang in rust c cpp zig go assemblyscript; do
+for lang in rust c cpp zig go assemblyscript python; do
   m="$(module "$lang")"
   if [ ! -f "$m" ]; then
     printf '%-16s %12s\n' "$lang" missing

@@ -4,7 +4,8 @@
 #   TARGET/plugins/<name>.wasm      the stock plugins (plugins/*): what `std:<name>`
 #                                   names when the engine runs from TARGET/release
 #   TARGET/test-guests/<name>.wasm  test-only guests: the Rust ones
-#                                   (tests/guests/rust/*), the C ones
+#                                   (tests/guests/rust/*), the Rust components
+#                                   (tests/guests/components/*, wasm32-wasip2), the C ones
 #                                   (tests/guests/c/NAME.c -> c_NAME.wasm, WASI
 #                                   commands) and the C SDK example
 #                                   (c_wordcount.wasm, a reactor); never plugins
@@ -27,16 +28,22 @@ plugins_dir="$target_dir/plugins"
 tests_dir="$target_dir/test-guests"
 mkdir -p "$plugins_dir" "$tests_dir"
 
-if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx wasm32-wasip1; then
-  echo "build-guests: rustup target add wasm32-wasip1"
-  rustup target add wasm32-wasip1
-fi
+for t in wasm32-wasip1 wasm32-wasip2; do
+  if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx "$t"; then
+    echo "build-guests: rustup target add $t"
+    rustup target add "$t"
+  fi
+done
 
 # Guests get their own cargo target directory so they never touch the host build.
 CARGO_TARGET_DIR="$build_dir" cargo build --release --locked --quiet \
   --target wasm32-wasip1 --manifest-path "$root/plugins/Cargo.toml" --workspace
+# Component guests (tests/guests/components, their own workspace): wasm32-wasip2.
+CARGO_TARGET_DIR="$build_dir" cargo build --release --locked --quiet \
+  --target wasm32-wasip2 --manifest-path "$root/tests/guests/components/Cargo.toml" --workspace
 
-# copy_crates DEST CRATE_DIR...: copy each crate's <name>.wasm into DEST when it differs.
+# copy_crates DEST CRATE_DIR...: copy each crate's <name>.wasm (from $wasm_dir)
+# into DEST when it differs.
 copy_crates() {
   local dest="$1" dir name
   shift
@@ -51,6 +58,7 @@ copy_crates() {
 }
 copy_crates "$plugins_dir" "$root"/plugins/*/
 copy_crates "$tests_dir" "$root"/tests/guests/rust/*/
+wasm_dir="$build_dir/wasm32-wasip2/release" copy_crates "$tests_dir" "$root"/tests/guests/components/*/
 
 # C guests: the SDK example (a reactor, against sdk/c/engine.h) and every
 # tests/guests/c/NAME.c (a WASI command, plain wasi-libc) -> c_NAME.wasm.

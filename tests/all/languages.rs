@@ -1,7 +1,9 @@
 //! Tasks in many languages (examples/languages, docs/languages.md): the
 //! word-count task written in C, C++, Zig, Go and AssemblyScript gives the
 //! same bytes as the stock Rust `wordcount` on ASCII text, through the
-//! `engine` CLI; the cross-language pipeline and the WASI-command pipeline
+//! `engine` CLI, and so do the Python and JavaScript ones (components) on
+//! every executor;
+//! the cross-language pipeline and the WASI-command pipeline
 //! give their expected outputs.
 //!
 //! The modules come from `xtask/build-languages.sh` (see
@@ -32,13 +34,13 @@ fn assert_exit(o: &Output, code: i32) {
 }
 
 /// Write `pipeline.toml` (with a `[pipeline]` header) into a fresh temp dir and run it.
-fn run_pipeline(body: &str, files: &[(&str, &[u8])]) -> (tempfile::TempDir, Output) {
+fn run_pipeline(body: &str, files: &[(&str, &[u8])], args: &[&str]) -> (tempfile::TempDir, Output) {
     let dir = tempfile::tempdir().unwrap();
     for (name, bytes) in files {
         std::fs::write(dir.path().join(name), bytes).unwrap();
     }
     std::fs::write(dir.path().join("pipeline.toml"), format!("[pipeline]\nname = \"languages\"\n\n{body}")).unwrap();
-    let o = engine().arg("run").arg("-q").arg(dir.path().join("pipeline.toml")).output().unwrap();
+    let o = engine().arg("run").arg("-q").arg(dir.path().join("pipeline.toml")).args(args).output().unwrap();
     (dir, o)
 }
 
@@ -93,6 +95,7 @@ fn wordcount_in_every_language_matches_rust() {
     let (dir, o) = run_pipeline(
         &format!("{plugins}\n[defaults]\ntimeout = \"120s\"\n\n{tasks}{outputs}"),
         &[("small.txt", SMALL.as_bytes()), ("big.txt", &big)],
+        &[],
     );
     assert_exit(&o, 0);
     let read = |id: &str| std::fs::read(dir.path().join("out").join(id)).unwrap();
@@ -114,6 +117,59 @@ fn wordcount_in_every_language_matches_rust() {
                     text(&got),
                     text(&want)
                 );
+            }
+        }
+    }
+}
+
+/// The Python and JavaScript word counts (components of the engine:task
+/// world, built with componentize-py over sdk/python and with
+/// componentize-qjs) give the Rust plugin's bytes, on the sync, threads and
+/// processes executors.
+#[test]
+fn component_wordcounts_match_rust_on_every_executor() {
+    let langs: Vec<(&str, PathBuf)> = ["python", "javascript"]
+        .into_iter()
+        .filter_map(|l| language_guest(&format!("{l}_wordcount")).map(|p| (l, p)))
+        .collect();
+    let mut plugins = format!("[plugins]\nrust = \"{}\"\n", guest("wordcount").display());
+    for (l, p) in &langs {
+        writeln!(plugins, "{l} = \"{}\"", p.display()).unwrap();
+    }
+    let cases = [("default", ""), ("cased3", "params = { lowercase = false, min_len = 3 }\n")];
+    let mut tasks = String::new();
+    let mut outputs = String::from("[outputs]\n");
+    for input in ["small", "big"] {
+        for (case, params) in cases {
+            for l in std::iter::once("rust").chain(langs.iter().map(|(l, _)| *l)) {
+                let id = format!("{l}_{input}_{case}");
+                write!(tasks, "[tasks.{id}]\nplugin = \"{l}\"\ninputs = {{ text = \"file:{input}.txt\" }}\n{params}\n")
+                    .unwrap();
+                writeln!(outputs, "\"out/{id}\" = \"{id}\"").unwrap();
+            }
+        }
+    }
+    let big = big_text();
+    for executor in ["sync", "threads", "processes"] {
+        let (dir, o) = run_pipeline(
+            &format!("{plugins}\n[defaults]\ntimeout = \"120s\"\n\n{tasks}{outputs}"),
+            &[("small.txt", SMALL.as_bytes()), ("big.txt", &big)],
+            &["--executor", executor],
+        );
+        assert_exit(&o, 0);
+        let read = |id: &str| std::fs::read(dir.path().join("out").join(id)).unwrap();
+        for input in ["small", "big"] {
+            for (case, _) in cases {
+                let want = read(&format!("rust_{input}_{case}"));
+                for (l, _) in &langs {
+                    let got = read(&format!("{l}_{input}_{case}"));
+                    assert!(
+                        got == want,
+                        "{l} on {input} ({case}, {executor}) differs from Rust:\n--- {l}\n{}\n--- rust\n{}",
+                        text(&got),
+                        text(&want)
+                    );
+                }
             }
         }
     }
@@ -160,7 +216,7 @@ fn bad_params_and_missing_inputs_fail_with_the_sdk_message() {
         )
         .unwrap();
     }
-    let (_dir, o) = run_pipeline(&body, &[("a.txt", b"a b c\n")]);
+    let (_dir, o) = run_pipeline(&body, &[("a.txt", b"a b c\n")], &[]);
     assert_exit(&o, 1);
     let stderr = text(&o.stderr);
     for (l, _) in &langs {

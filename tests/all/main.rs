@@ -2,6 +2,7 @@
 mod cache;
 mod cli;
 mod compile;
+mod components;
 mod confine;
 mod conformance;
 mod dask;

@@ -291,6 +291,9 @@ enum GuestKind {
     Wat,
     /// `tests/guests/hostile/NAME.wat`, loaded by the file that names that directory.
     Hostile,
+    /// `tests/guests/components/<dir>/`, a wasm32-wasip2 crate of that
+    /// workspace, named by its `Cargo.toml` package name.
+    Component,
 }
 
 impl GuestKind {
@@ -303,26 +306,28 @@ impl GuestKind {
             GuestKind::C => ("c", &["guest(", "run_guest(", "run_guest_with("]),
             GuestKind::Wat => ("wat", &["wat_guest(", "run_wat("]),
             GuestKind::Hostile => ("hostile", &["tests/guests/hostile"]),
+            GuestKind::Component => ("components", &["guest(", "run_guest(", "run_guest_with("]),
         }
     }
 
     /// Whether `xtask/build-guests.sh` builds this kind to
     /// `TARGET/test-guests/NAME.wasm`, so a script may use it by that file name.
     fn built_to_wasm(self) -> bool {
-        matches!(self, GuestKind::Rust | GuestKind::C)
+        matches!(self, GuestKind::Rust | GuestKind::C | GuestKind::Component)
     }
 
     /// What an entry of this kind's directory must be, for the failure message.
     fn entry(self) -> &'static str {
         match self {
-            GuestKind::Rust => "a crate directory with a Cargo.toml",
+            GuestKind::Rust | GuestKind::Component => "a crate directory with a Cargo.toml",
             GuestKind::C => "a .c file",
             GuestKind::Wat | GuestKind::Hostile => "a .wat file",
         }
     }
 }
 
-const GUEST_KINDS: [GuestKind; 4] = [GuestKind::Rust, GuestKind::C, GuestKind::Wat, GuestKind::Hostile];
+const GUEST_KINDS: [GuestKind; 5] =
+    [GuestKind::Rust, GuestKind::C, GuestKind::Wat, GuestKind::Hostile, GuestKind::Component];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Guest {
@@ -349,12 +354,17 @@ fn guest_inventory(guests_dir: &Path) -> (Vec<Guest>, Vec<String>) {
     for top in list(guests_dir) {
         let top_name = top.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let Some(kind) = GUEST_KINDS.into_iter().find(|k| k.dir_and_loaders().0 == top_name && top.is_dir()) else {
-            stray.push(format!("{}: not a guest directory (rust/, c/, wat/ or hostile/)", rel(&top)));
+            stray.push(format!("{}: not a guest directory (rust/, c/, wat/, hostile/ or components/)", rel(&top)));
             continue;
         };
         for p in list(&top) {
+            // The components workspace's own manifest and lock file.
+            let workspace_file = p.file_name().is_some_and(|n| n == "Cargo.toml" || n == "Cargo.lock");
+            if kind == GuestKind::Component && p.is_file() && workspace_file {
+                continue;
+            }
             let name = match kind {
-                GuestKind::Rust => fs::read_to_string(p.join("Cargo.toml")).ok().and_then(|t| {
+                GuestKind::Rust | GuestKind::Component => fs::read_to_string(p.join("Cargo.toml")).ok().and_then(|t| {
                     t.lines().find_map(|l| Some(l.trim().strip_prefix("name = \"")?.strip_suffix('"')?.to_string()))
                 }),
                 GuestKind::C | GuestKind::Wat | GuestKind::Hostile => {
@@ -471,9 +481,9 @@ fn the_guest_inventory_sees_unused_and_misplaced_guests() {
     assert_eq!(
         stray,
         [
-            "tests/guests/README.md: not a guest directory (rust/, c/, wat/ or hostile/)",
+            "tests/guests/README.md: not a guest directory (rust/, c/, wat/, hostile/ or components/)",
             "tests/guests/c/wc.h: not a guest (a .c file)",
-            "tests/guests/extra: not a guest directory (rust/, c/, wat/ or hostile/)",
+            "tests/guests/extra: not a guest directory (rust/, c/, wat/, hostile/ or components/)",
             "tests/guests/rust/no_manifest: not a guest (a crate directory with a Cargo.toml)",
             "tests/guests/wat/notes.txt: not a guest (a .wat file)",
         ]

@@ -65,7 +65,12 @@ pub fn render_text(path: &str, digest: &Digest, size: usize, info: &ModuleInfo) 
     }
     s += &format!("imports ({}):\n", info.imports.len());
     for (module, name, kind) in &info.imports {
-        s += &format!("  {}.{} ({kind})\n", one(module), one(name));
+        if name.is_empty() {
+            // A component's import: one name (`wasi:cli/stdout@0.2.3`).
+            s += &format!("  {} ({kind})\n", one(module));
+        } else {
+            s += &format!("  {}.{} ({kind})\n", one(module), one(name));
+        }
     }
     s += &format!("exports ({}):\n", info.exports.len());
     for (name, kind) in &info.exports {

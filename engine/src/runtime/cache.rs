@@ -1,4 +1,4 @@
-//! The on-disk cache of compiled modules.
+//! The on-disk cache of compiled modules and components.
 //!
 //! Layout: `<cache_dir>/modules/<module sha256>-<fingerprint>.cwasm`, where
 //! the fingerprint is a sha256 (first 16 hex digits) over the wasmtime
@@ -25,13 +25,14 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
+use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
 use crate::store::Digest;
 
 /// Bump when the runtime's wasmtime `Config` changes in a way the
 /// compatibility hash might not see.
-const CONFIG_VERSION: &str = "engine-runtime-config-1";
+const CONFIG_VERSION: &str = "engine-runtime-config-2";
 
 pub(crate) struct ModuleCache {
     dir: PathBuf,
@@ -82,12 +83,34 @@ impl ModuleCache {
         unsafe { Module::deserialize_file(engine, &path) }.ok()
     }
 
+    /// A cached component, as [`ModuleCache::load`] (the entry name is the
+    /// same: the digest of the component's bytes decides which one it is).
+    pub(crate) fn load_component(&self, engine: &Engine, digest: &Digest) -> Option<Component> {
+        let path = self.path_for(digest);
+        let meta = fs::symlink_metadata(&path).ok()?;
+        if !meta.file_type().is_file() {
+            return None;
+        }
+        // SAFETY: as in `load`.
+        unsafe { Component::deserialize_file(engine, &path) }.ok()
+    }
+
     /// Serialize and store a compiled module atomically.
     pub(crate) fn store(&self, digest: &Digest, module: &Module) -> io::Result<PathBuf> {
         let bytes = module.serialize().map_err(|e| io::Error::other(e.to_string()))?;
+        self.store_bytes(digest, &bytes)
+    }
+
+    /// Serialize and store a compiled component atomically.
+    pub(crate) fn store_component(&self, digest: &Digest, component: &Component) -> io::Result<PathBuf> {
+        let bytes = component.serialize().map_err(|e| io::Error::other(e.to_string()))?;
+        self.store_bytes(digest, &bytes)
+    }
+
+    fn store_bytes(&self, digest: &Digest, bytes: &[u8]) -> io::Result<PathBuf> {
         let path = self.path_for(digest);
         let mut tmp = tempfile::Builder::new().prefix(".tmp-").suffix(".cwasm").tempfile_in(&self.dir)?;
-        tmp.write_all(&bytes)?;
+        tmp.write_all(bytes)?;
         tmp.as_file().sync_all()?;
         tmp.persist(&path).map_err(|e| e.error)?;
         Ok(path)

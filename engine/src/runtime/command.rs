@@ -1,4 +1,5 @@
-//! Command tasks: any WASI preview 1 program with `_start`.
+//! Command tasks: any WASI preview 1 program with `_start`, and every
+//! `wasi:cli/command` component (WASI 0.2 over the same directories).
 //!
 //! Each attempt gets a fresh temp dir holding `in/` (inputs copied from the
 //! store as read-only regular files — never links — mounted read-only at
@@ -34,7 +35,7 @@ use super::failure::{Ended, classify};
 use super::log::{Capture, SharedCapture, SharedLog, Sink};
 use super::sdk::{SdkState, name_problem, show_name};
 use super::watch::{Area, Excess, MAX_SCRATCH_ENTRIES, OutWatch, Watched, walk};
-use super::{Plugin, Runtime, explain_trap, wasi_builder, workdir};
+use super::{Code, Plugin, Runtime, explain_trap, wasi_builder, workdir};
 use crate::plan::{CommandFs, Workdir};
 use crate::store::{BlobReader, BlobStore};
 use crate::task::abi::EXIT_CODE_OUTPUT;
@@ -151,12 +152,14 @@ pub(super) fn run(
     let after_exit: Vec<Watched> = p.scratch.iter().chain(&p.work).cloned().collect();
     st.data_mut().out_watch =
         Some(OutWatch::new(std::iter::once(out_limits.clone()).chain(after_exit.clone()).collect()));
-    let result = (|| -> wasmtime::Result<()> {
-        let pre = plugin.pre_host.as_ref().unwrap_or(&plugin.pre);
-        let instance = pre.instantiate(&mut st)?;
-        let start = instance.get_typed_func::<(), ()>(&mut st, "_start")?;
-        start.call(&mut st, ())
-    })();
+    let result = match &plugin.code {
+        Code::Core { pre, pre_host, .. } => (|| -> wasmtime::Result<()> {
+            let instance = pre_host.as_ref().unwrap_or(pre).instantiate(&mut st)?;
+            let start = instance.get_typed_func::<(), ()>(&mut st, "_start")?;
+            start.call(&mut st, ())
+        })(),
+        Code::Component(pre) => super::component::run_command(&mut st, pre),
+    };
     Runtime::record_usage(&st, msg, metrics);
     drop(st);
 

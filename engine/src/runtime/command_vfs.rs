@@ -117,7 +117,7 @@ pub(super) fn run(
     st.data_mut().vfs_store = Some(store_static);
     let t1 = Instant::now();
     let result = (|| -> wasmtime::Result<()> {
-        let instance = plugin.pre.instantiate(&mut st)?;
+        let instance = plugin.core_pre()?.instantiate(&mut st)?;
         let memory = instance.get_memory(&mut st, "memory");
         if let Some(v) = st.data_mut().vfs.as_mut() {
             v.memory = memory;

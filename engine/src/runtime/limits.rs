@@ -25,24 +25,46 @@ pub(crate) struct TaskLimiter {
     pub(crate) peak: usize,
     /// Pool cap on table elements.
     pub(crate) table_elements: usize,
+    /// A component: several core instances, memories and tables, whose
+    /// memories together are held to the limit (see [`TaskLimiter::for_component`]).
+    component: bool,
+    /// Bytes of all memories together (components).
+    used: usize,
 }
 
 impl TaskLimiter {
     pub(crate) fn new(memory: u64, table_elements: usize) -> TaskLimiter {
-        TaskLimiter { memory: usize::try_from(memory).unwrap_or(usize::MAX), peak: 0, table_elements }
+        TaskLimiter {
+            memory: usize::try_from(memory).unwrap_or(usize::MAX),
+            peak: 0,
+            table_elements,
+            component: false,
+            used: 0,
+        }
+    }
+
+    /// Hold a component's memories together to the limit and allow it the
+    /// instances, memories and tables a component is made of.
+    pub(crate) fn for_component(&mut self) {
+        self.component = true;
     }
 }
 
 impl ResourceLimiter for TaskLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.memory {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        // A component's memories count together; a module has one.
+        let total = if self.component { (self.used - current.min(self.used)).saturating_add(desired) } else { desired };
+        if total > self.memory {
             return Err(wasmtime::Error::new(Abort::Memory));
         }
         if maximum.is_some_and(|m| desired > m) {
             // The module's own declared maximum: an ordinary failed grow (-1).
             return Ok(false);
         }
-        self.peak = self.peak.max(desired);
+        if self.component {
+            self.used = total;
+        }
+        self.peak = self.peak.max(total);
         Ok(true)
     }
 
@@ -55,14 +77,15 @@ impl ResourceLimiter for TaskLimiter {
 
     /// The task's module, plus the memory-less forwarding instance that
     /// `poll` may make.
+    /// (A component: the core instances it is made of.)
     fn instances(&self) -> usize {
-        2
+        if self.component { 32 } else { 2 }
     }
     fn memories(&self) -> usize {
-        1
+        if self.component { 4 } else { 1 }
     }
     fn tables(&self) -> usize {
-        1
+        if self.component { 16 } else { 1 }
     }
 }
 

@@ -17,6 +17,7 @@
 mod cache;
 mod command;
 mod command_vfs;
+mod component;
 mod failure;
 mod limits;
 mod log;
@@ -141,11 +142,31 @@ struct Plugin {
     meta: Option<PluginMeta>,
     /// argv[0] of command tasks: the file name without `.wasm`.
     name: String,
-    pre: InstancePre<TaskState>,
-    /// Command tasks: the module linked against plain wasmtime-wasi, for
-    /// tasks with mounts or a workdir (host directories, see `command`).
-    pre_host: Option<InstancePre<TaskState>>,
-    has_initialize: bool,
+    code: Code,
+}
+
+/// A plugin's compiled code, linked.
+enum Code {
+    Core {
+        pre: InstancePre<TaskState>,
+        /// Command tasks: the module linked against plain wasmtime-wasi, for
+        /// tasks with mounts or a workdir (host directories, see `command`).
+        pre_host: Option<InstancePre<TaskState>>,
+        has_initialize: bool,
+    },
+    /// A component (either kind), linked against WASI 0.2 and the task
+    /// world ([`component`]).
+    Component(wasmtime::component::InstancePre<TaskState>),
+}
+
+impl Plugin {
+    /// The linked core module (never asked of a component: the kind decides).
+    fn core_pre(&self) -> wasmtime::Result<&InstancePre<TaskState>> {
+        match &self.code {
+            Code::Core { pre, .. } => Ok(pre),
+            Code::Component(_) => Err(wasmtime::Error::msg("internal error: a component has no core module")),
+        }
+    }
 }
 
 /// Per-Store data of one attempt.
@@ -173,6 +194,8 @@ pub(crate) struct TaskState {
 struct Inner {
     engine: Engine,
     linker: Linker<TaskState>,
+    /// Components: WASI 0.2 and the `engine:task/host` interface.
+    component_linker: wasmtime::component::Linker<TaskState>,
     /// Plain wasmtime-wasi preopens (command tasks with mounts or a workdir).
     host_linker: Linker<TaskState>,
     cache: cache::ModuleCache,
@@ -204,16 +227,26 @@ fn engine_config(max_instances: u32, max_memory: u64) -> Config {
         .consume_fuel(true)
         .max_wasm_stack(MAX_WASM_STACK)
         .wasm_features(inspect::disabled_features(), false)
-        .wasm_features(inspect::enabled_features(), true);
+        .wasm_features(inspect::enabled_features(), true)
+        .wasm_component_model(true)
+        // The adapters wasmtime generates between the core modules of a
+        // component that have memories of their own use several memories.
+        // Plugins' own modules never do: `inspect_bytes` (which runs before
+        // anything is compiled) validates them without multi-memory.
+        .wasm_multi_memory(true);
     let n = max_instances.max(1);
     let mut pool = PoolingAllocationConfig::new();
     // A task that uses exceptions gets a GC heap (for its exception objects),
     // which takes a second memory slot.
     // Each task may also make one small forwarding instance (see `poll`).
-    pool.total_core_instances(2 * n)
-        .total_memories(2 * n)
+    // A component instantiates several core modules (a Rust one about four,
+    // with one memory and a few tables; an interpreter more), so the pool
+    // holds room for them.
+    pool.total_core_instances(16 * n)
+        .total_component_instances(n)
+        .total_memories(4 * n)
         .total_gc_heaps(n)
-        .total_tables(n)
+        .total_tables(16 * n)
         .max_memories_per_module(1)
         .max_tables_per_module(1)
         .table_elements(TABLE_ELEMENTS)
@@ -312,6 +345,8 @@ impl Runtime {
         let linker = task_linker(&engine).map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
         let host_linker =
             host_linker(&engine).map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
+        let component_linker =
+            component::linker(&engine).map_err(|e| RuntimeError::Engine { message: failure::error_chain(&e) })?;
         let cache = cache::ModuleCache::new(&cfg.cache_dir, &engine)
             .map_err(|source| RuntimeError::Cache { path: cfg.cache_dir.clone(), source })?;
 
@@ -333,6 +368,7 @@ impl Runtime {
             inner: Arc::new(Inner {
                 engine,
                 linker,
+                component_linker,
                 host_linker,
                 cache,
                 plugins: RwLock::new(HashMap::new()),
@@ -404,6 +440,16 @@ impl Runtime {
         let info = inspect::inspect_bytes(bytes)
             .map_err(|message| RuntimeError::Invalid { path: path.to_owned(), message })?;
         let inner = &self.inner;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().trim_end_matches(".wasm").to_string())
+            .unwrap_or_else(|| "plugin".into());
+        if matches!(info.kind, PluginKind::ComponentTask | PluginKind::ComponentCommand) {
+            let (pre, hit) = component::prepare(inner, path, bytes, &digest)?;
+            let plugin = Arc::new(Plugin { kind: info.kind, meta: info.meta, name, code: Code::Component(pre) });
+            inner.plugins.write().unwrap_or_else(|e| e.into_inner()).insert(digest, plugin.clone());
+            return Ok((plugin, hit));
+        }
         let (module, hit) = match inner.cache.load(&inner.engine, &digest) {
             Some(m) => (m, true),
             None if compile == Compile::Never => return Ok(None),
@@ -421,10 +467,6 @@ impl Runtime {
             .linker
             .instantiate_pre(&module)
             .map_err(|e| RuntimeError::Link { path: path.to_owned(), message: failure::error_chain(&e) })?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().trim_end_matches(".wasm").to_string())
-            .unwrap_or_else(|| "plugin".into());
         let has_initialize = module.get_export("_initialize").is_some();
         let pre_host = match info.kind {
             PluginKind::Command => Some(
@@ -433,9 +475,10 @@ impl Runtime {
                     .instantiate_pre(&module)
                     .map_err(|e| RuntimeError::Link { path: path.to_owned(), message: failure::error_chain(&e) })?,
             ),
-            PluginKind::Sdk => None,
+            _ => None,
         };
-        let plugin = Arc::new(Plugin { kind: info.kind, meta: info.meta, name, pre, pre_host, has_initialize });
+        let code = Code::Core { pre, pre_host, has_initialize };
+        let plugin = Arc::new(Plugin { kind: info.kind, meta: info.meta, name, code });
         inner.plugins.write().unwrap_or_else(|e| e.into_inner()).insert(digest, plugin.clone());
         Ok(Some((plugin, hit)))
     }
@@ -511,6 +554,9 @@ impl Runtime {
                     command_vfs::run(self, &plugin, msg, store, log, metrics)
                 }
             }
+            PluginKind::ComponentTask => self.run_sdk(&plugin, msg, store, log, metrics),
+            // Always on host directories: wasmtime-wasi's WASI 0.2 serves them.
+            PluginKind::ComponentCommand => command::run(self, &plugin, msg, store, log, metrics),
         }
     }
 
@@ -602,17 +648,20 @@ impl Runtime {
         let (mut st, seen) = self.new_store(msg, wasi, log, sdk);
         st.data_mut().vfs = Some(vfs::Vfs::stdio(msg.limits.max_open_files, msg.deterministic));
 
-        let result = (|| -> wasmtime::Result<i32> {
-            let instance = plugin.pre.instantiate(&mut st)?;
-            let memory = instance.get_memory(&mut st, "memory");
-            st.data_mut().sdk.memory = memory;
-            if plugin.has_initialize {
-                let init = instance.get_typed_func::<(), ()>(&mut st, "_initialize")?;
-                init.call(&mut st, ())?;
-            }
-            let run = instance.get_typed_func::<(), i32>(&mut st, "run")?;
-            run.call(&mut st, ())
-        })();
+        let result = match &plugin.code {
+            Code::Core { pre, has_initialize, .. } => (|| -> wasmtime::Result<i32> {
+                let instance = pre.instantiate(&mut st)?;
+                let memory = instance.get_memory(&mut st, "memory");
+                st.data_mut().sdk.memory = memory;
+                if *has_initialize {
+                    let init = instance.get_typed_func::<(), ()>(&mut st, "_initialize")?;
+                    init.call(&mut st, ())?;
+                }
+                let run = instance.get_typed_func::<(), i32>(&mut st, "run")?;
+                run.call(&mut st, ())
+            })(),
+            Code::Component(pre) => component::run_task(&mut st, pre),
+        };
         Self::record_usage(&st, msg, metrics);
         let error = st.data_mut().sdk.error.take();
         let outputs = std::mem::take(&mut st.data_mut().sdk.outputs);

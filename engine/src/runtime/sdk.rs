@@ -26,7 +26,7 @@ use crate::task::abi::ENGINE_MODULE as M;
 pub(crate) use crate::task::names::{name_problem, show_name};
 
 /// Longest error message kept from an `error` call.
-const MAX_ERROR_MESSAGE: usize = 4096;
+pub(crate) const MAX_ERROR_MESSAGE: usize = 4096;
 
 /// One input item as the guest sees it.
 pub(crate) struct Item {
@@ -52,6 +52,8 @@ pub(crate) struct SdkState {
     pub(crate) max_outputs: u32,
     /// The first message passed to `error`.
     pub(crate) error: Option<String>,
+    /// Components: the handles of closed outputs.
+    pub(crate) closed: HashSet<u32>,
     /// The blob store, with its lifetime erased: see `Runtime::run_task`,
     /// which guarantees the wasmtime `Store` holding this is dropped before
     /// the borrowed store goes out of scope.
@@ -82,7 +84,7 @@ fn storage_error(e: impl std::fmt::Display) -> wasmtime::Error {
     wasmtime::Error::new(Abort::Infra(crate::task::message::InfraKind::Storage, format!("storage error: {e}")))
 }
 
-fn level_name(level: i32) -> &'static str {
+pub(crate) fn level_name(level: i32) -> &'static str {
     match level {
         0 => "trace",
         1 => "debug",

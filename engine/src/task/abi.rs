@@ -22,6 +22,10 @@ pub enum PluginKind {
     Sdk,
     /// A WASI preview 1 program with `_start` and no `engine` imports.
     Command,
+    /// A component of the `engine:task@1.0.0` world (exports `run`).
+    ComponentTask,
+    /// A `wasi:cli/command` component (exports `wasi:cli/run@0.2.x`).
+    ComponentCommand,
 }
 
 impl PluginKind {
@@ -30,7 +34,15 @@ impl PluginKind {
         match self {
             PluginKind::Sdk => "sdk task",
             PluginKind::Command => "command (WASI preview 1)",
+            PluginKind::ComponentTask => "component task (engine:task@1.0.0)",
+            PluginKind::ComponentCommand => "command component (wasi:cli/command)",
         }
+    }
+
+    /// A command of either form: inputs under `/in`, outputs under `/out`,
+    /// an exit code, args, env, stdin and stdout.
+    pub fn is_command(self) -> bool {
+        matches!(self, PluginKind::Command | PluginKind::ComponentCommand)
     }
 }
 
@@ -299,7 +311,7 @@ pub const MAX_DATA_SEGMENTS: u64 = 100_000;
 /// Refuse a (valid) module over one of the static limits above, naming the
 /// function (by its index in the function index space, imports first) and the
 /// limit.
-fn check_static_limits(bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn check_static_limits(bytes: &[u8]) -> Result<(), String> {
     let over = |n: u64, what: &str, max: u64| {
         Err(format!("the module has {n} {what}, more than the limit of {max} (docs/security.md, \"Compilation\")"))
     };
@@ -353,9 +365,7 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<ModuleInfo, String> {
     // A component has a different layer number; say so rather than letting the
     // validator complain about a disabled proposal.
     if let Some(Ok(Payload::Version { encoding: Encoding::Component, .. })) = Parser::new(0).parse_all(bytes).next() {
-        return Err("this is a WebAssembly component; the engine runs core modules \
-                    (build for wasm32-wasip1)"
-            .into());
+        return super::component::inspect_component(bytes);
     }
     let mut validator = Validator::new_with_features(enabled_features());
     let types = validator.validate_all(bytes).map_err(|e| validation_error(bytes, &e))?;
@@ -499,22 +509,22 @@ pub fn inspect_bytes(bytes: &[u8]) -> Result<ModuleInfo, String> {
         ));
     };
 
-    let meta = match meta_text {
-        None => None,
-        Some(text) => {
-            let meta: PluginMeta = serde_json::from_slice(&text)
-                .map_err(|e| format!("custom section `{META_SECTION}` is not valid task metadata: {e}"))?;
-            if meta.abi != 0 && meta.abi != 1 {
-                return Err(format!(
-                    "custom section `{META_SECTION}` declares abi {}, but this engine implements abi 1",
-                    meta.abi
-                ));
-            }
-            Some(meta)
-        }
-    };
-
+    let meta = parse_meta(meta_text)?;
     Ok(ModuleInfo { kind, imports, exports, meta, min_memory })
+}
+
+/// The metadata of an `engine.task` custom section, if there is one.
+pub(crate) fn parse_meta(text: Option<Vec<u8>>) -> Result<Option<PluginMeta>, String> {
+    let Some(text) = text else { return Ok(None) };
+    let meta: PluginMeta = serde_json::from_slice(&text)
+        .map_err(|e| format!("custom section `{META_SECTION}` is not valid task metadata: {e}"))?;
+    if meta.abi != 0 && meta.abi != 1 {
+        return Err(format!(
+            "custom section `{META_SECTION}` declares abi {}, but this engine implements abi 1",
+            meta.abi
+        ));
+    }
+    Ok(Some(meta))
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@
 //! * [`abi`]: the plugin ABI facts (plugin kinds, embedded metadata, the
 //!   `engine` function table, the WASI import list, the enabled wasm
 //!   features) and static inspection of a module's bytes, without wasmtime;
+//! * [`component`]: static inspection of a component (the `engine:task`
+//!   world or `wasi:cli/command`), the imports it may use;
 //! * [`cache`]: the action-cache key of a task message and the record a
 //!   finished task leaves;
 //! * [`names`]: the one rule for output names, used at check time and at run
@@ -22,6 +24,7 @@
 
 pub mod abi;
 pub mod cache;
+pub mod component;
 pub mod files;
 pub mod message;
 pub mod names;

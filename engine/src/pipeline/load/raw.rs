@@ -285,7 +285,8 @@ impl<'d> Loader<'d, '_> {
     fn reject_command_keys(&mut self, id: &str, plugin: Option<u32>, f: &Fields) {
         let Some(pid) = plugin else { return };
         let Some(Some(check)) = self.checks.get(pid as usize) else { return };
-        if check.kind != Some(crate::task::abi::PluginKind::Sdk) {
+        if !matches!(check.kind, Some(crate::task::abi::PluginKind::Sdk | crate::task::abi::PluginKind::ComponentTask))
+        {
             return;
         }
         for &k in COMMAND_KEYS {

@@ -228,7 +228,7 @@ impl<'d, 's> Loader<'d, 's> {
     pub(super) fn check_output(&mut self, t: TaskId, o: &str, r: &str, sp: Sp) {
         let Some(&pid) = self.task_plugin.get(t as usize) else { return };
         let Some(Some(check)) = self.checks.get(pid as usize) else { return };
-        if check.kind == Some(crate::task::abi::PluginKind::Command) && o == crate::task::abi::EXIT_CODE_OUTPUT {
+        if check.kind.is_some_and(crate::task::abi::PluginKind::is_command) && o == crate::task::abi::EXIT_CODE_OUTPUT {
             return;
         }
         let Some(meta) = &check.meta else { return };

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds the JavaScript word-count task wordcount.js -> javascript_wordcount.wasm,
+# a component of the engine:task@1.0.0 world (sdk/wit/engine-task.wit), with
+# npm `componentize-qjs` (QuickJS, the small backend jco uses;
+# xtask/toolchains.sh installs it into target/toolchains/node_modules).
+source "$(dirname "$0")/../lib.sh"
+if [ -x "$tc/node_modules/.bin/componentize-qjs" ]; then
+  qjs="$tc/node_modules/.bin/componentize-qjs"
+elif command -v componentize-qjs >/dev/null 2>&1; then
+  qjs="$(command -v componentize-qjs)"
+else
+  missing "componentize-qjs not found (run xtask/toolchains.sh: npm install componentize-qjs)"
+fi
+
+out="$out_dir/javascript_wordcount.wasm"
+here="$root/examples/languages/javascript"
+if ! up_to_date "$out" "$here/wordcount.js" "$root/sdk/wit" "$0"; then
+  "$qjs" -w "$root/sdk/wit/engine-task.wit" -n task -j "$here/wordcount.js" --sync -o "$out.tmp" >/dev/null
+  mv "$out.tmp" "$out"
+fi
+done_msg "$out"
