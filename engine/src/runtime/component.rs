@@ -56,9 +56,12 @@ pub(super) fn prepare(
     path: &Path,
     bytes: &[u8],
     digest: &Digest,
-) -> Result<(InstancePre<TaskState>, bool), RuntimeError> {
+    compile: bool,
+) -> Result<Option<(InstancePre<TaskState>, bool)>, RuntimeError> {
     let (component, hit) = match inner.cache.load_component(&inner.engine, digest) {
         Some(c) => (c, true),
+        // Not cached and not to be compiled here (see `Runtime::load_cached`).
+        None if !compile => return Ok(None),
         None => {
             // wasmtime asserts things of the adapters it generates; a
             // component that breaks one must fail its load, not the engine.
@@ -80,7 +83,7 @@ pub(super) fn prepare(
         .component_linker
         .instantiate_pre(&component)
         .map_err(|e| RuntimeError::Link { path: path.to_owned(), message: error_chain(&e) })?;
-    Ok((pre, hit))
+    Ok(Some((pre, hit)))
 }
 
 /// Run a task component: instantiate it and call `run`. `Ok(0)` is success;

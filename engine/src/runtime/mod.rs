@@ -445,10 +445,13 @@ impl Runtime {
             .map(|n| n.to_string_lossy().trim_end_matches(".wasm").to_string())
             .unwrap_or_else(|| "plugin".into());
         if matches!(info.kind, PluginKind::ComponentTask | PluginKind::ComponentCommand) {
-            let (pre, hit) = component::prepare(inner, path, bytes, &digest)?;
+            let Some((pre, hit)) = component::prepare(inner, path, bytes, &digest, compile == Compile::IfNeeded)?
+            else {
+                return Ok(None);
+            };
             let plugin = Arc::new(Plugin { kind: info.kind, meta: info.meta, name, code: Code::Component(pre) });
             inner.plugins.write().unwrap_or_else(|e| e.into_inner()).insert(digest, plugin.clone());
-            return Ok((plugin, hit));
+            return Ok(Some((plugin, hit)));
         }
         let (module, hit) = match inner.cache.load(&inner.engine, &digest) {
             Some(m) => (m, true),
