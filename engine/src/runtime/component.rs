@@ -12,7 +12,6 @@
 //! Commands run on host directories ([`super::command`]), which wasmtime-wasi
 //! serves to WASI 0.2 as it does to preview 1.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use wasmtime::Engine;
@@ -21,7 +20,7 @@ use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime_wasi::{I32Exit, WasiCtxView, WasiView};
 
 use super::failure::{Abort, error_chain};
-use super::sdk::{MAX_ERROR_MESSAGE, OutputSlot, level_name, name_problem, show_name};
+use super::sdk::{MAX_ERROR_MESSAGE, level_name, name_problem, show_name};
 use super::{Inner, RuntimeError, TaskState};
 use crate::store::Digest;
 
@@ -191,13 +190,11 @@ impl Host for TaskState {
         if sdk.outputs.len() >= sdk.max_outputs as usize {
             return Err(wasmtime::Error::new(Abort::output_count(sdk.max_outputs)));
         }
-        let Some(store) = sdk.store else {
+        if sdk.store.is_none() {
             return Err(storage_error("no store"));
-        };
-        let writer = store.put().map_err(storage_error)?;
+        }
         sdk.names.insert(name.clone());
-        sdk.outputs.push(OutputSlot { name, writer });
-        Ok((sdk.outputs.len() - 1) as u32)
+        Ok(sdk.outputs.open(name) as u32)
     }
 
     fn output_write(&mut self, handle: u32, data: Vec<u8>) -> wasmtime::Result<bool> {
@@ -206,11 +203,14 @@ impl Host for TaskState {
             return Ok(false);
         }
         let total = sdk.output_bytes.saturating_add(data.len() as u64);
-        let Some(slot) = sdk.outputs.get_mut(handle as usize) else { return Ok(false) };
+        let h = handle as usize;
+        if h >= sdk.outputs.len() {
+            return Ok(false);
+        }
         if total > sdk.max_output_bytes {
             return Err(wasmtime::Error::new(Abort::output_size(sdk.max_output_bytes)));
         }
-        slot.writer.write_all(&data).map_err(storage_error)?;
+        sdk.outputs.write(sdk.store, h, &data).map_err(storage_error)?;
         sdk.output_bytes = total;
         Ok(true)
     }
