@@ -30,7 +30,8 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-use engine::task::host::{Host, Input, Level};
+// `self::`: in doctests `engine` is also the crate.
+use self::engine::task::host::{Host, Input, Level};
 
 /// The most bytes one `read` call returns (docs/abi.md, "Components").
 pub(crate) const MAX_READ: u32 = 16 << 20;
