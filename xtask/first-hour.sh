@@ -4,7 +4,7 @@
 #  1. `xtask/install.sh --prefix TMP/prefix` (copies the up-to-date build);
 #  2. in an empty directory, a pipeline naming only stock plugins (`std:`), run
 #     with the installed engine; its output is checked byte for byte;
-#  3. every SDK's README (sdk/{rust,c,zig,go,assemblyscript}/README.md), section
+#  3. every SDK's README (sdk/{rust,c,zig,go,assemblyscript,python}/README.md), section
 #     "A task from an empty directory", word for word, each in its own empty
 #     directory (xtask/readme_script.py: its files written, its commands run
 #     against the installed SDK, `<prefix>` being TMP/prefix, the file its last
@@ -111,12 +111,13 @@ missing_for() {
       command -v asc >/dev/null 2>&1 || m="asc"
       command -v node >/dev/null 2>&1 || m="$m node"
       ;;
+    python) command -v componentize-py >/dev/null 2>&1 || m="componentize-py" ;;
   esac
   echo "${m# }"
 }
 
 skipped=()
-for lang in rust c zig go assemblyscript; do
+for lang in rust c zig go assemblyscript python; do
   readme="sdk/$lang/README.md"
   missing="$(missing_for "$lang")"
   if [ -n "$missing" ]; then
@@ -132,6 +133,6 @@ for lang in rust c zig go assemblyscript; do
     cat "$tmp/sdk-$lang.log" >&2
     fail "$readme, \"A task from an empty directory\", failed (its output is above)"
   }
-  echo "first-hour: $readme: built a task outside the repository against the installed SDK and ran it with std: plugins ($((SECONDS - start))s)"
+  echo "first-hour: $readme: built a task outside the repository against the installed SDK and ran it ($((SECONDS - start))s)"
 done
 [ ${#skipped[@]} -eq 0 ] || echo "first-hour: SKIPPED the READMEs of: ${skipped[*]}" >&2

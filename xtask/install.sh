@@ -4,7 +4,8 @@
 #   PREFIX/share/engine/plugins/*.wasm    the stock plugins, which any pipeline
 #                                         anywhere names as `plugin = "std:NAME"`
 #   PREFIX/share/engine/sdk/<lang>/       the guest SDKs as source (rust, c, zig,
-#                                         go, assemblyscript), so a task crate
+#                                         go, assemblyscript, python, and wit: the
+#                                         component task world), so a task crate
 #                                         anywhere can depend on
 #                                         `engine-sdk = { path = "PREFIX/share/engine/sdk/rust" }`
 # It builds first (`cargo build --release -p engine`, then xtask/build-guests.sh
@@ -57,15 +58,16 @@ echo "install: $share/plugins ($(size_of "$share/plugins")): $(cd "$share/plugin
 # guest workspace of this repository), so it builds on its own.
 rm -rf "$share/sdk.tmp"
 mkdir -p "$share/sdk.tmp"
-for lang in rust c zig go assemblyscript; do
+for lang in rust c zig go assemblyscript python wit; do
   cp -R "$root/sdk/$lang" "$share/sdk.tmp/$lang"
 done
+rm -rf "$share/sdk.tmp/python/__pycache__"
 rm -rf "$share/sdk.tmp/rust/target" "$share/sdk.tmp/rust/Cargo.lock"
 sed -e '/^# Built as part of the guest workspace/d' -e '/^workspace = /d' \
   "$root/sdk/rust/Cargo.toml" >"$share/sdk.tmp/rust/Cargo.toml"
 rm -rf "$share/sdk"
 mv "$share/sdk.tmp" "$share/sdk"
-echo "install: $share/sdk ($(size_of "$share/sdk")): rust c zig go assemblyscript"
+echo "install: $share/sdk ($(size_of "$share/sdk")): rust c zig go assemblyscript python wit"
 
 case ":$PATH:" in
   *":$prefix/bin:"*) ;;
