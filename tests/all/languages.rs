@@ -71,18 +71,22 @@ fn big_text() -> Vec<u8> {
     s.into_bytes()
 }
 
-#[test]
-fn wordcount_in_every_language_matches_rust() {
-    let langs = wordcounts();
+/// The params cases of [`wordcount_tables`]: name and the task's `params` line.
+const CASES: [(&str, &str); 2] = [("default", ""), ("cased3", "params = { lowercase = false, min_len = 3 }\n")];
+
+/// The `[plugins]`, tasks and `[outputs]` of a pipeline that runs the Rust
+/// wordcount and each of `langs` on `small.txt` and `big.txt`, with default
+/// params and with `lowercase = false, min_len = 3`; task and output
+/// `LANG_INPUT_CASE`.
+fn wordcount_tables(langs: &[(&str, PathBuf)]) -> (String, String, String) {
     let mut plugins = format!("[plugins]\nrust = \"{}\"\n", guest("wordcount").display());
-    for (l, p) in &langs {
+    for (l, p) in langs {
         writeln!(plugins, "{l} = \"{}\"", p.display()).unwrap();
     }
-    let cases = [("default", ""), ("cased3", "params = { lowercase = false, min_len = 3 }\n")];
     let mut tasks = String::new();
     let mut outputs = String::from("[outputs]\n");
     for input in ["small", "big"] {
-        for (case, params) in cases {
+        for (case, params) in CASES {
             for l in std::iter::once("rust").chain(langs.iter().map(|(l, _)| *l)) {
                 let id = format!("{l}_{input}_{case}");
                 write!(tasks, "[tasks.{id}]\nplugin = \"{l}\"\ninputs = {{ text = \"file:{input}.txt\" }}\n{params}\n")
@@ -91,6 +95,13 @@ fn wordcount_in_every_language_matches_rust() {
             }
         }
     }
+    (plugins, tasks, outputs)
+}
+
+#[test]
+fn wordcount_in_every_language_matches_rust() {
+    let langs = wordcounts();
+    let (plugins, tasks, outputs) = wordcount_tables(&langs);
     let big = big_text();
     let (dir, o) = run_pipeline(
         &format!("{plugins}\n[defaults]\ntimeout = \"120s\"\n\n{tasks}{outputs}"),
@@ -107,7 +118,7 @@ fn wordcount_in_every_language_matches_rust() {
          newline\t1\nno\t1\nsat\t1\nstop\t1\nt\t1\ntabs\t1\nthe\t4\nx42\t1\n"
     );
     for input in ["small", "big"] {
-        for (case, _) in cases {
+        for (case, _) in CASES {
             let want = read(&format!("rust_{input}_{case}"));
             for (l, _) in &langs {
                 let got = read(&format!("{l}_{input}_{case}"));
@@ -132,23 +143,7 @@ fn component_wordcounts_match_rust_on_every_executor() {
         .into_iter()
         .filter_map(|l| language_guest(&format!("{l}_wordcount")).map(|p| (l, p)))
         .collect();
-    let mut plugins = format!("[plugins]\nrust = \"{}\"\n", guest("wordcount").display());
-    for (l, p) in &langs {
-        writeln!(plugins, "{l} = \"{}\"", p.display()).unwrap();
-    }
-    let cases = [("default", ""), ("cased3", "params = { lowercase = false, min_len = 3 }\n")];
-    let mut tasks = String::new();
-    let mut outputs = String::from("[outputs]\n");
-    for input in ["small", "big"] {
-        for (case, params) in cases {
-            for l in std::iter::once("rust").chain(langs.iter().map(|(l, _)| *l)) {
-                let id = format!("{l}_{input}_{case}");
-                write!(tasks, "[tasks.{id}]\nplugin = \"{l}\"\ninputs = {{ text = \"file:{input}.txt\" }}\n{params}\n")
-                    .unwrap();
-                writeln!(outputs, "\"out/{id}\" = \"{id}\"").unwrap();
-            }
-        }
-    }
+    let (plugins, tasks, outputs) = wordcount_tables(&langs);
     let big = big_text();
     for executor in ["sync", "threads", "processes"] {
         let (dir, o) = run_pipeline(
@@ -159,7 +154,7 @@ fn component_wordcounts_match_rust_on_every_executor() {
         assert_exit(&o, 0);
         let read = |id: &str| std::fs::read(dir.path().join("out").join(id)).unwrap();
         for input in ["small", "big"] {
-            for (case, _) in cases {
+            for (case, _) in CASES {
                 let want = read(&format!("rust_{input}_{case}"));
                 for (l, _) in &langs {
                     let got = read(&format!("{l}_{input}_{case}"));
