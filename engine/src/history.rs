@@ -49,6 +49,40 @@ pub struct TaskHistory {
     pub outputs: Vec<OutputBlob>,
 }
 
+/// [`RunHistory`] borrowed, for writing: encodes to the same bytes.
+/// `tasks` makes the iterator over the tasks (serde takes it by value).
+#[derive(Serialize)]
+#[serde(bound = "Tasks<F>: Serialize")]
+pub struct RunHistoryRef<'a, F> {
+    pub run_id: &'a str,
+    pub pipeline: &'a str,
+    pub store: &'a str,
+    pub tasks: Tasks<F>,
+}
+
+/// [`TaskHistory`] borrowed: encodes to the same bytes.
+#[derive(Serialize)]
+pub struct TaskHistoryRef<'a> {
+    pub id: &'a str,
+    pub state: &'a str,
+    pub key: Option<&'a Digest>,
+    pub parts: Option<&'a Fingerprints>,
+    pub outputs: &'a [OutputBlob],
+}
+
+/// A sequence serialized from the iterator its closure makes.
+pub struct Tasks<F>(pub F);
+
+impl<'a, F, I> Serialize for Tasks<F>
+where
+    F: Fn() -> I,
+    I: ExactSizeIterator<Item = TaskHistoryRef<'a>>,
+{
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq((self.0)())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     #[error("no run of {pipeline} has {what} yet (looked in {dir})")]
@@ -91,8 +125,32 @@ impl Runs {
 
     /// Record the finished run `h` and point `.finished` at it.
     pub fn finished(&self, h: &RunHistory) -> std::io::Result<()> {
-        let bytes = postcard::to_allocvec(h).map_err(std::io::Error::other)?;
-        write_atomic(&self.run_dir(&h.run_id).join("tasks.bin"), &bytes)?;
+        let tasks = || {
+            h.tasks.iter().map(|t| TaskHistoryRef {
+                id: &t.id,
+                state: &t.state,
+                key: t.key.as_ref(),
+                parts: t.parts.as_ref(),
+                outputs: &t.outputs,
+            })
+        };
+        self.finished_from(&RunHistoryRef {
+            run_id: &h.run_id,
+            pipeline: &h.pipeline,
+            store: &h.store,
+            tasks: Tasks(tasks),
+        })
+    }
+
+    /// [`Runs::finished`] from borrowed parts: a run of many tasks is
+    /// encoded straight into the file, without a copy of each task's
+    /// history or of the whole encoding in memory.
+    pub fn finished_from<F>(&self, h: &RunHistoryRef<'_, F>) -> std::io::Result<()>
+    where
+        Tasks<F>: Serialize,
+    {
+        let dest = self.run_dir(h.run_id).join("tasks.bin");
+        write_atomic_with(&dest, |w| postcard::to_io(h, w).map(|_| ()).map_err(std::io::Error::other))?;
         write_atomic(&self.pointer("finished"), h.run_id.as_bytes())
     }
 
@@ -154,10 +212,21 @@ pub fn run_order(id: &str) -> (u64, String) {
 }
 
 fn write_atomic(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(dest, |w| std::io::Write::write_all(w, bytes))
+}
+
+/// Write `dest` through `fill`, atomically (a temp file renamed over it).
+fn write_atomic_with(
+    dest: &Path,
+    fill: impl FnOnce(&mut std::io::BufWriter<&mut tempfile::NamedTempFile>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = dest.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut tmp);
+    fill(&mut w)?;
+    std::io::Write::flush(&mut w)?;
+    drop(w);
     tmp.persist(dest).map_err(|e| e.error)?;
     Ok(())
 }
@@ -194,5 +263,34 @@ mod tests {
         assert_eq!(attempt_log(log, 2).as_deref(), Some("two\ntwo b\n"));
         assert_eq!(attempt_log(log, 3).as_deref(), Some("three\n"));
         assert_eq!(attempt_log(log, 4), None);
+    }
+
+    #[test]
+    fn a_run_written_from_borrowed_parts_reads_back_as_the_owned_history() {
+        let h = RunHistory {
+            run_id: "1-2".into(),
+            pipeline: "/p/pipeline.toml".into(),
+            store: "/p/.engine-store".into(),
+            tasks: vec![
+                TaskHistory {
+                    id: "a".into(),
+                    state: "succeeded".into(),
+                    key: Some(Digest::of(b"k")),
+                    parts: Some(Fingerprints { fixed: [1, 2, 3, u64::MAX, 5, 6, 7], inputs: vec![("x".into(), 9)] }),
+                    outputs: vec![OutputBlob {
+                        name: "out".into(),
+                        blob: crate::store::BlobRef { digest: Digest::of(b"o"), len: 1 },
+                    }],
+                },
+                TaskHistory { id: "b".into(), state: "skipped".into(), key: None, parts: None, outputs: vec![] },
+            ],
+        };
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let runs = Runs::new(dir.path().join("runs"), Path::new("/p/pipeline.toml"));
+        runs.finished(&h).expect("written");
+        let bytes = fs::read(runs.run_dir("1-2").join("tasks.bin")).expect("tasks.bin");
+        assert_eq!(bytes, postcard::to_allocvec(&h).expect("encoded"));
+        let back = runs.last().expect("the last run");
+        assert_eq!(format!("{back:?}"), format!("{h:?}"));
     }
 }

@@ -22,7 +22,7 @@ use crate::exec::driver::{self, CacheOptions, NoObserver, Observer, RunOptions};
 use crate::exec::processes::{ProcessesConfig, ProcessesExecutor};
 use crate::exec::proto::{PROTOCOL_VERSION, WorkerInit};
 use crate::exec::sync::SyncExecutor;
-use crate::history::{RunHistory, Runs, TaskHistory};
+use crate::history::{RunHistory, RunHistoryRef, Runs, TaskHistoryRef, Tasks};
 use crate::pipeline::LoadOptions;
 use crate::plan::{Plan, PluginSpec};
 use crate::report::{self, PluginReport};
@@ -544,7 +544,7 @@ impl Session {
             lane_workers: d.slots().iter().map(|(worker, _)| worker.clone()).collect(),
         });
         store.sync().map_err(SessionError::Sync)?;
-        let history = runs.finished(&history_of(plan, &records, &run_id, &spec)).err().map(|e| e.to_string());
+        let history = write_history(&runs, plan, &records, &run_id, &spec).err().map(|e| e.to_string());
         // The outputs of every task that succeeded; the rest are listed as missing.
         let (written, missing) = write_outputs(plan, &records, &*store);
         let status = if records.interrupted {
@@ -1036,25 +1036,19 @@ pub fn default_runs_dir(base_dir: &Path, spec: &StoreSpec) -> PathBuf {
     }
 }
 
-fn history_of(plan: &Plan, records: &Records, run_id: &str, spec: &StoreSpec) -> RunHistory {
-    RunHistory {
-        run_id: run_id.to_string(),
-        pipeline: plan.pipeline_file.display().to_string(),
-        store: spec.to_string(),
-        tasks: plan
-            .tasks
-            .iter()
-            .zip(&records.records)
-            .zip(&records.states)
-            .map(|((t, r), s)| TaskHistory {
-                id: t.id.clone(),
-                state: crate::report::state_name(*s).to_string(),
-                key: r.key.as_ref().map(|k| k.key),
-                parts: r.key.as_ref().map(|k| k.parts.clone()),
-                outputs: r.outputs.clone(),
-            })
-            .collect(),
-    }
+fn write_history(runs: &Runs, plan: &Plan, records: &Records, run_id: &str, spec: &StoreSpec) -> std::io::Result<()> {
+    let tasks = || {
+        plan.tasks.iter().zip(&records.records).zip(&records.states).map(|((t, r), s)| TaskHistoryRef {
+            id: &t.id,
+            state: crate::report::state_name(*s),
+            key: r.key.as_ref().map(|k| &k.key),
+            parts: r.key.as_ref().map(|k| &k.parts),
+            outputs: &r.outputs,
+        })
+    };
+    let store = spec.to_string();
+    let pipeline = plan.pipeline_file.display().to_string();
+    runs.finished_from(&RunHistoryRef { run_id, pipeline: &pipeline, store: &store, tasks: Tasks(tasks) })
 }
 
 /// Per task: whether it matches a `--rerun` pattern. A pattern that matches

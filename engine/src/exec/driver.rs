@@ -268,11 +268,16 @@ impl<'a> RunState<'a> {
     /// `out` (true), or fail it when it cannot even start.
     fn start(&mut self, t: TaskId, now: Duration, out: &mut Vec<TaskMessage>) -> bool {
         let attempt = self.core.attempt(t);
-        match self.build_message(t, attempt) {
-            Ok(msg) => {
-                if self.try_cached(t, &msg) {
-                    return false;
-                }
+        // The key is computed from the spec and the inputs: a hit builds no message.
+        let built = self.build_inputs(t).and_then(|inputs| {
+            if self.try_cached(t, &inputs) {
+                return Ok(None);
+            }
+            task_message(self.plan, t, attempt, inputs, &self.opts.limits).map(Some)
+        });
+        match built {
+            Ok(None) => false,
+            Ok(Some(msg)) => {
                 self.observer.event(self.plan, Event::Started { task: t, attempt }, &shown(&self.core));
                 out.push(msg);
                 self.in_flight += 1;
@@ -296,12 +301,26 @@ impl<'a> RunState<'a> {
 
     /// Compute the task's cache key and, on a hit whose outputs all exist,
     /// complete the task from the record.
-    fn try_cached(&mut self, t: TaskId, msg: &TaskMessage) -> bool {
+    fn try_cached(&mut self, t: TaskId, inputs: &[MsgInput]) -> bool {
         let cache = &self.opts.cache;
-        if !cache.enabled || !self.plan.tasks[t as usize].cache {
+        let spec = &self.plan.tasks[t as usize];
+        if !cache.enabled || !spec.cache {
             return false;
         }
-        let Some(key) = crate::task::cache::action_key(msg, &|p| cache.mounts.get(p).copied()) else {
+        let Some(plugin) = &self.plan.plugins[spec.plugin as usize].digest else { return false };
+        let parts = crate::task::cache::KeyParts {
+            plugin,
+            params: &spec.params,
+            args: &spec.args,
+            env: &spec.env,
+            stdin: spec.stdin.as_deref(),
+            stdout: spec.stdout.as_deref(),
+            fs: spec.fs.as_deref(),
+            max_open_files: spec.max_open_files.unwrap_or(self.opts.limits.max_open_files),
+            deterministic: spec.deterministic,
+            inputs,
+        };
+        let Some(key) = crate::task::cache::action_key_of(&parts, &|p| cache.mounts.get(p).copied()) else {
             return false;
         };
         // A child of a mapped task is rerun when its template is.
@@ -751,9 +770,11 @@ fn write_log(dir: &Path, task: &str, attempt: u32, log: &[u8]) -> Option<PathBuf
 impl RunState<'_> {
     /// The self-contained message for attempt `attempt` of task `t`: its
     /// inputs resolved to blob digests, its limits from [`Limits::for_task`].
-    fn build_message(&mut self, t: TaskId, attempt: u32) -> Result<TaskMessage, TaskFailure> {
+    /// The inputs of task `t`'s message: its upstream outputs and `file:`
+    /// inputs (stored on first use).
+    fn build_inputs(&mut self, t: TaskId) -> Result<Vec<MsgInput>, TaskFailure> {
         let RunState { plan, store, records, files, opts, core, .. } = self;
-        let (plan, store, limits) = (&**plan, *store, &opts.limits);
+        let (plan, store) = (&**plan, *store);
         let spec = &plan.tasks[t as usize];
         if let Some(Some(failure)) = opts.failed_plugins.get(spec.plugin as usize) {
             return Err(failure.clone());
@@ -783,7 +804,7 @@ impl RunState<'_> {
             }
             inputs.push(MsgInput { name: input.name.clone(), list: input.list, items });
         }
-        task_message(plan, t, attempt, inputs, limits)
+        Ok(inputs)
     }
 }
 

@@ -841,7 +841,11 @@ impl BlobStore for LocalStore {
                     && head[4..8] == len.to_le_bytes()
                     && head[8..40] == key.0
                     && head[40..72] == Digest::of(value).0;
-                Ok(whole.then(|| value.to_vec()))
+                if !whole {
+                    return Ok(None);
+                }
+                v.drain(..ACTION_HEADER);
+                Ok(Some(v))
             }
         }
     }

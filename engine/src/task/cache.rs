@@ -107,33 +107,70 @@ impl Encoder {
 /// mount's host path; `None` from it (an unreadable mount) makes the task
 /// uncacheable, and so does `None` here.
 pub fn action_key(msg: &TaskMessage, mount_digest: &dyn Fn(&Path) -> Option<Digest>) -> Option<ActionKey> {
+    action_key_of(&KeyParts::of(msg), mount_digest)
+}
+
+/// What a cache key is computed from, borrowed from a [`TaskMessage`] or,
+/// before any message is built, from the task's spec and its inputs.
+pub struct KeyParts<'a> {
+    pub plugin: &'a Digest,
+    pub params: &'a str,
+    pub args: &'a [String],
+    pub env: &'a [(String, String)],
+    pub stdin: Option<&'a str>,
+    pub stdout: Option<&'a str>,
+    pub fs: Option<&'a crate::plan::CommandFs>,
+    pub max_open_files: u32,
+    pub deterministic: bool,
+    pub inputs: &'a [super::message::MsgInput],
+}
+
+impl<'a> KeyParts<'a> {
+    pub fn of(msg: &'a TaskMessage) -> KeyParts<'a> {
+        KeyParts {
+            plugin: &msg.plugin.digest,
+            params: &msg.params,
+            args: &msg.command.args,
+            env: &msg.command.env,
+            stdin: msg.command.stdin.as_deref(),
+            stdout: msg.command.stdout.as_deref(),
+            fs: msg.command.fs.as_deref(),
+            max_open_files: msg.limits.max_open_files,
+            deterministic: msg.deterministic,
+            inputs: &msg.inputs,
+        }
+    }
+}
+
+/// [`action_key`] of borrowed parts.
+pub fn action_key_of(msg: &KeyParts<'_>, mount_digest: &dyn Fn(&Path) -> Option<Digest>) -> Option<ActionKey> {
     let mut e = Encoder { sha: Sha256::new(), fnv: FNV_OFFSET };
     e.raw(KEY_VERSION);
     let mut fixed = [0u64; 7];
     e.part(0);
-    e.raw(&msg.plugin.digest.0);
+    e.raw(&msg.plugin.0);
     fixed[0] = e.part(1);
     e.bytes(msg.params.as_bytes());
     fixed[1] = e.part(2);
-    e.u64(msg.command.args.len() as u64);
-    for a in &msg.command.args {
+    e.u64(msg.args.len() as u64);
+    for a in msg.args {
         e.bytes(a.as_bytes());
     }
     fixed[2] = e.part(3);
-    e.u64(msg.command.env.len() as u64);
-    for (k, v) in &msg.command.env {
+    e.u64(msg.env.len() as u64);
+    for (k, v) in msg.env {
         e.bytes(k.as_bytes());
         e.bytes(v.as_bytes());
     }
     fixed[3] = e.part(4);
-    for s in [&msg.command.stdin, &msg.command.stdout] {
+    for s in [msg.stdin, msg.stdout] {
         match s {
             Some(s) => e.bytes(s.as_bytes()),
             None => e.raw(&[0xff]),
         }
     }
     fixed[4] = e.part(5);
-    match msg.command.fs.as_deref() {
+    match msg.fs {
         None => e.raw(&[0]),
         Some(fs) => {
             e.raw(&[1]);
@@ -166,12 +203,12 @@ pub fn action_key(msg: &TaskMessage, mount_digest: &dyn Fn(&Path) -> Option<Dige
         }
     }
     // A descriptor cap other than the default can change what a program does.
-    if msg.limits.max_open_files != crate::task::message::DEFAULT_MAX_OPEN_FILES {
+    if msg.max_open_files != crate::task::message::DEFAULT_MAX_OPEN_FILES {
         e.raw(&[2]);
-        e.u64(u64::from(msg.limits.max_open_files));
+        e.u64(u64::from(msg.max_open_files));
     }
     // Without `/in` and `/out` the program sees other descriptor numbers.
-    if msg.command.fs.as_deref().is_some_and(|f| f.no_io_dirs) {
+    if msg.fs.is_some_and(|f| f.no_io_dirs) {
         e.raw(&[3]);
     }
     fixed[5] = e.part(6);
@@ -179,7 +216,7 @@ pub fn action_key(msg: &TaskMessage, mount_digest: &dyn Fn(&Path) -> Option<Dige
     fixed[6] = e.part(7);
     let mut inputs = Vec::with_capacity(msg.inputs.len());
     e.sha.update((msg.inputs.len() as u64).to_le_bytes());
-    for i in &msg.inputs {
+    for i in msg.inputs {
         e.bytes(i.name.as_bytes());
         e.raw(&[i.list as u8]);
         e.u64(i.items.len() as u64);
