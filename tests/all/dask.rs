@@ -744,7 +744,8 @@ fn dask_workers_with_another_engine_dask_are_named() {
 fn pinned_distributed(requirements: &str) -> String {
     let path = repo_root().join("python").join(requirements);
     let text = std::fs::read_to_string(&path).unwrap();
-    let pin = text.lines().find_map(|l| l.strip_prefix("distributed==")).unwrap_or_else(|| panic!("{}", path.display()));
+    let pin =
+        text.lines().find_map(|l| l.strip_prefix("distributed==")).unwrap_or_else(|| panic!("{}", path.display()));
     pin.trim().to_string()
 }
 
@@ -795,11 +796,7 @@ fn dask_a_version_mismatch_groups_workers_by_version() {
                   print(m({'client': v('2026.8.0'), 'scheduler': v('2026.8.0'), 'workers': ws}, 'tcp://s:1', \
                   {'tcp://h0:1': 'w-a', 'tcp://h8:1': 'w-b'}))\n\
                   print(m({'client': v('2026.8.0'), 'scheduler': v('2026.8.0'), 'workers': {'tcp://h:1': v('2026.8.0')}}, 'tcp://s:1', {}))\n";
-    let o = Command::new(&python)
-        .args(["-c", script])
-        .env("PYTHONPATH", repo_root().join("python"))
-        .output()
-        .unwrap();
+    let o = Command::new(&python).args(["-c", script]).env("PYTHONPATH", repo_root().join("python")).output().unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(
         text(&o.stdout),
