@@ -102,15 +102,53 @@ def connect(req):
     return client, cluster
 
 
+def version_mismatch(versions, scheduler_address, names):
+    """The message naming who runs which `distributed` when the client (this
+    bridge), the scheduler and the workers do not all run one version, else
+    None. `versions` is `Client.get_versions()`; `names` maps worker
+    addresses to names."""
+
+    def of(info):
+        return ((info or {}).get("packages") or {}).get("distributed") or "unknown"
+
+    client = of(versions.get("client"))
+    scheduler = of(versions.get("scheduler"))
+    workers = {addr: of(info) for addr, info in (versions.get("workers") or {}).items()}
+    if {scheduler, *workers.values()} <= {client}:
+        return None
+    parts = [f"client {client} ({sys.executable})"]
+    parts.append(f"scheduler {scheduler} ({scheduler_address})")
+    by_version = {}
+    for addr in sorted(workers, key=lambda a: (str(names.get(a, a)), a)):
+        by_version.setdefault(workers[addr], []).append(addr)
+    for version in sorted(by_version, key=lambda v: (v != client, v)):
+        addrs = by_version[version]
+        if len(addrs) == 1:
+            name = str(names.get(addrs[0], addrs[0]))
+            parts.append(f"worker {name} {version}" + (f" ({addrs[0]})" if name != addrs[0] else ""))
+        else:
+            shown = ", ".join(str(names.get(a, a)) for a in addrs[:3])
+            more = f" and {len(addrs) - 3} more" if len(addrs) > 3 else ""
+            parts.append(f"{len(addrs)} workers {version} ({shown}{more})")
+    return (
+        "the Dask client, scheduler and workers run different distributed versions: "
+        + ", ".join(parts)
+        + f"; install the same distributed version everywhere: pip install distributed=={client} "
+        "on the scheduler and every worker, or name a Python with the cluster's version in --dask-python"
+    )
+
+
 def check_cluster(client):
     """Refuse a cluster whose `distributed` versions differ or whose workers
     lack engine_dask; then install the worker plugin."""
     from . import plugin
 
-    try:
-        client.get_versions(check=True)
-    except ValueError as e:
-        raise RuntimeError(f"the Dask client, scheduler and workers run different package versions:\n{e}") from None
+    # Dask's own check (`get_versions(check=True)`) only warns: a mismatch
+    # would go unnoticed until something breaks mid-run.
+    names = {w["address"]: w["name"] for w in workers_of(client)}
+    mismatch = version_mismatch(client.get_versions(), client.scheduler.address, names)
+    if mismatch:
+        raise RuntimeError(mismatch)
     pin = f"engine-dask=={__version__}"
     try:
         found = client.run(plugin.check_worker)

@@ -14,7 +14,10 @@ scheduler is gone can ignore SIGTERM for a long time.
 
 Options: `--nanny` starts the workers under a nanny (restarted when killed);
 `--workers SPEC` replaces the two workers: `name:resources;name:resources`;
-`--nthreads N` gives every worker N threads.
+`--nthreads N` gives every worker N threads; `--python NAME=PYTHON` (repeatable)
+runs the scheduler (NAME `scheduler`) or worker NAME with another Python, for
+example one with another `distributed` version (the harness then ignores
+Dask's version-mismatch warning: the test is about it).
 Extra environment for the workers comes from this process's environment.
 """
 
@@ -26,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 DEFAULT_WORKERS = "w-gpu:gpu=1,licence=1;w-cpu:licence=1"
 
@@ -58,13 +62,15 @@ def main(argv=None):
     ap.add_argument("--nanny", action="store_true")
     ap.add_argument("--workers", default=DEFAULT_WORKERS)
     ap.add_argument("--nthreads", type=int, default=1)
+    ap.add_argument("--python", action="append", default=[], metavar="NAME=PYTHON")
     args = ap.parse_args(argv)
+    pythons = dict(p.split("=", 1) for p in args.python)
     # Tear down on SIGTERM too (the `finally` below), not only when stdin closes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     tmp = tempfile.mkdtemp(prefix="engine-dask-")
     sched_file = os.path.join(tmp, "scheduler.json")
-    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    dask = [pythons.get("scheduler", sys.executable), "-m", "distributed.cli.dask_scheduler"]
     scheduler = subprocess.Popen(
         dask + ["--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", sched_file],
         stdin=subprocess.DEVNULL,
@@ -76,7 +82,7 @@ def main(argv=None):
         address = wait_for("the scheduler start", lambda: os.path.exists(sched_file) and read_address(sched_file))
         for spec in args.workers.split(";"):
             name, _, resources = spec.partition(":")
-            cmd = [sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", sched_file]
+            cmd = [pythons.get(name, sys.executable), "-m", "distributed.cli.dask_worker", "--scheduler-file", sched_file]
             cmd += ["--nthreads", str(args.nthreads), "--name", name, "--death-timeout", "10", "--no-dashboard"]
             cmd += ["--host", "127.0.0.1"]
             cmd += [] if args.nanny else ["--no-nanny"]
@@ -90,9 +96,12 @@ def main(argv=None):
             )
         from distributed import Client
 
-        with Client(address, timeout=30) as client:
-            client.wait_for_workers(len(workers), timeout=60)
-            info = client.scheduler_info(n_workers=-1)["workers"]
+        with warnings.catch_warnings():
+            if pythons:
+                warnings.simplefilter("ignore")
+            with Client(address, timeout=30) as client:
+                client.wait_for_workers(len(workers), timeout=60)
+                info = client.scheduler_info(n_workers=-1)["workers"]
         by_name = {str(w["name"]): addr for addr, w in info.items()}
         print(
             json.dumps(

@@ -5,8 +5,10 @@
 //!
 //! Tests that leave the cluster as they found it share one (a OnceLock); tests
 //! that kill a process or need a worker environment of their own start their
-//! own. Kill points are found by polling processes, never by sleeping. Without
-//! the venv the tests skip with a loud message, and fail under `CI`.
+//! own. Kill points are found by polling processes, never by sleeping. The
+//! version-mismatch test starts a scheduler and a worker from a second venv
+//! with an older `distributed` (`pyenv-old-dask`). Without a venv the tests
+//! that need it skip with a loud message, and fail under `CI`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -23,7 +25,19 @@ use crate::util::{report, task};
 
 /// The Python of the test venv, if it is there.
 fn pyenv() -> Option<PathBuf> {
-    let python = crate::util::target_dir().join("pyenv/bin/python");
+    venv_python("pyenv", "the Dask tests")
+}
+
+/// The Python of the venv with an older `distributed`
+/// (`python/requirements-old-dask.txt`), if it is there.
+fn old_pyenv() -> Option<PathBuf> {
+    venv_python("pyenv-old-dask", "the Dask version-mismatch test")
+}
+
+/// `TARGET/VENV/bin/python`; when it is missing, a panic under `CI`, else
+/// a loud message that `what` is skipped.
+fn venv_python(venv: &str, what: &str) -> Option<PathBuf> {
+    let python = crate::util::target_dir().join(venv).join("bin/python");
     if python.exists() {
         return Some(python);
     }
@@ -32,7 +46,7 @@ fn pyenv() -> Option<PathBuf> {
         panic!("{msg}");
     }
     eprintln!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\nSKIPPING the Dask tests: {msg}\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\nSKIPPING {what}: {msg}\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
     );
     None
 }
@@ -724,6 +738,78 @@ fn dask_workers_with_another_engine_dask_are_named() {
         "{stderr}"
     );
     assert!(!dir.path().join("report.json").exists());
+}
+
+/// The `distributed` version pinned in `python/REQUIREMENTS`.
+fn pinned_distributed(requirements: &str) -> String {
+    let path = repo_root().join("python").join(requirements);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let pin =
+        text.lines().find_map(|l| l.strip_prefix("distributed==")).unwrap_or_else(|| panic!("{}", path.display()));
+    pin.trim().to_string()
+}
+
+/// A scheduler and a worker from an older `distributed` (the venv
+/// `pyenv-old-dask` of `xtask/setup-python.sh`) beside a worker from the
+/// current one: Dask itself only warns, the engine exits 3 before any task
+/// runs with one line naming every party's version and the fix.
+#[test]
+fn dask_a_distributed_version_mismatch_names_every_version_and_the_fix() {
+    let Some(old) = old_pyenv() else { return };
+    let (scheduler_python, worker_python) =
+        (format!("scheduler={}", old.display()), format!("w-old={}", old.display()));
+    let args = ["--workers", "w-new:;w-old:", "--python", &scheduler_python, "--python", &worker_python];
+    let Some(c) = Cluster::start_with(&args, &[]) else { return };
+    let (new_version, old_version) =
+        (pinned_distributed("requirements-test.txt"), pinned_distributed("requirements-old-dask.txt"));
+    assert_ne!(new_version, old_version);
+    let dir = pipeline("[tasks.x]\nplugin = \"noop\"\n");
+    let o = c.run(dir.path(), &[]);
+    assert_exit(&o, 3);
+    assert_eq!(
+        text(&o.stderr),
+        format!(
+            "error: the Dask client, scheduler and workers run different distributed versions: \
+             client {new_version} ({python}), scheduler {old_version} ({scheduler}), \
+             worker w-new {new_version} ({new_worker}), worker w-old {old_version} ({old_worker}); \
+             install the same distributed version everywhere: pip install distributed=={new_version} \
+             on the scheduler and every worker, or name a Python with the cluster's version in --dask-python\n",
+            python = c.python.display(),
+            scheduler = c.scheduler,
+            new_worker = c.workers["w-new"].1,
+            old_worker = c.workers["w-old"].1,
+        )
+    );
+    assert!(!dir.path().join("report.json").exists());
+    assert!(!dir.path().join(".engine-store").exists());
+}
+
+/// The mismatch line groups the workers of one version, three names at
+/// most, the client's version first (`engine_dask.bridge.version_mismatch`
+/// on made-up versions: a cluster of nine workers).
+#[test]
+fn dask_a_version_mismatch_groups_workers_by_version() {
+    let Some(python) = pyenv() else { return };
+    let script = "from engine_dask.bridge import version_mismatch as m\n\
+                  v = lambda x: {'packages': {'distributed': x}}\n\
+                  ws = {f'tcp://h{i}:1': v('2026.3.0' if i < 5 else '2026.8.0') for i in range(9)}\n\
+                  print(m({'client': v('2026.8.0'), 'scheduler': v('2026.8.0'), 'workers': ws}, 'tcp://s:1', \
+                  {'tcp://h0:1': 'w-a', 'tcp://h8:1': 'w-b'}))\n\
+                  print(m({'client': v('2026.8.0'), 'scheduler': v('2026.8.0'), 'workers': {'tcp://h:1': v('2026.8.0')}}, 'tcp://s:1', {}))\n";
+    let o = Command::new(&python).args(["-c", script]).env("PYTHONPATH", repo_root().join("python")).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        format!(
+            "the Dask client, scheduler and workers run different distributed versions: \
+             client 2026.8.0 ({}), scheduler 2026.8.0 (tcp://s:1), \
+             4 workers 2026.8.0 (tcp://h5:1, tcp://h6:1, tcp://h7:1 and 1 more), \
+             5 workers 2026.3.0 (tcp://h1:1, tcp://h2:1, tcp://h3:1 and 2 more); \
+             install the same distributed version everywhere: pip install distributed==2026.8.0 \
+             on the scheduler and every worker, or name a Python with the cluster's version in --dask-python\nNone\n",
+            python.display()
+        )
+    );
 }
 
 /// The wheel carries one version for both halves (pyproject.toml takes it
