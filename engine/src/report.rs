@@ -15,6 +15,8 @@ use crate::plan::Plan;
 use crate::sched::TaskState;
 use crate::store::BlobRef;
 
+pub mod dashboard;
+pub mod events;
 pub mod html;
 
 #[derive(Serialize)]

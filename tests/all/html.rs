@@ -160,7 +160,7 @@ fn engine_report_refuses_what_is_not_a_report() {
 }
 
 /// `chromium` on PATH, if any.
-fn chromium() -> Option<std::path::PathBuf> {
+pub fn chromium() -> Option<std::path::PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join("chromium")).find(|p| p.is_file())
 }

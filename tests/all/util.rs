@@ -444,6 +444,23 @@ impl EngineRun {
     }
 }
 
+impl EngineRun {
+    /// Start it in the background, with stdout and stderr piped (for a test
+    /// that talks to the run while it runs).
+    pub fn spawn(mut self) -> std::process::Child {
+        use std::process::Stdio;
+        self.cmd
+            .args(&self.args)
+            .arg("--report")
+            .arg(&self.report)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start the engine binary")
+    }
+}
+
 /// What an [`EngineRun`] gave.
 #[derive(Debug)]
 pub struct Ran {

@@ -11,6 +11,7 @@ pub mod color;
 pub mod dask;
 pub mod escape;
 pub mod inspect;
+mod live;
 mod look;
 pub mod plugins;
 pub mod report;
@@ -250,6 +251,21 @@ pub struct RunArgs {
     /// Write a Chrome trace-event file (open in Perfetto), one lane per worker.
     #[arg(long, value_name = "FILE")]
     pub trace: Option<PathBuf>,
+    /// Write the run's events to FILE as they happen, one JSON object per line
+    /// (NDJSON, `"v":1`; every event kind and field is in docs/pipeline.md).
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// Serve a live dashboard of the run at http://ADDR/ (default 127.0.0.1:8787; port 0
+    /// picks a free port). Put it after the pipeline file, or write `--dashboard=ADDR`.
+    /// An address that is not loopback is served with a warning: the page has no
+    /// authentication.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::report::dashboard::DEFAULT_ADDR,
+          value_parser = live::parse_addr)]
+    pub dashboard: Option<String>,
+    /// With --dashboard: keep serving the run's final state for DURATION after the run
+    /// ends (default 0s: exit at once; Ctrl-C stops it sooner).
+    #[arg(long, value_name = "DURATION", requires = "dashboard", value_parser = crate::units::parse_duration)]
+    pub dashboard_linger: Option<std::time::Duration>,
     /// Print no progress, only the summary and errors.
     #[arg(long, short)]
     pub quiet: bool,

@@ -51,6 +51,10 @@ pub fn run(a: &RunArgs) -> i32 {
             Err(code) => return code,
         },
     };
+    let mut live = match super::live::Live::start(a) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
     let vars = match super::check::given_vars(&a.vars_file, &a.set) {
         Ok(v) => v,
         Err(code) => return code,
@@ -67,6 +71,10 @@ pub fn run(a: &RunArgs) -> i32 {
         Err(code) => return code,
     };
     let tty = std::io::stderr().is_terminal() && !a.quiet;
+    let observer = match live.observer(a, Box::new(Progress::new(tty, a.quiet))) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
     let mut session = Session::new(plan)
         .executor(kind)
         .fail_fast(a.fail_fast)
@@ -74,7 +82,7 @@ pub fn run(a: &RunArgs) -> i32 {
         .rerun(a.rerun.clone())
         .backoff_base(backoff_base())
         .interrupt(interrupt_flag())
-        .observer(Box::new(Progress::new(tty, a.quiet)))
+        .observer(observer)
         .on_plugin(plugin_progress(tty, a.quiet));
     if let Some(s) = &a.store {
         session = session.store(s.clone());
@@ -126,6 +134,9 @@ pub fn run(a: &RunArgs) -> i32 {
     {
         eprintln!("error: cannot write trace {}: {e}", path.display());
         return EXIT_INTERNAL;
+    }
+    if let Some(code) = live.finish(a.quiet, &interrupt_flag()) {
+        return code;
     }
     // The process exits next; freeing a million-task plan would only cost time.
     let status = out.status;
@@ -318,7 +329,7 @@ impl Observer for Progress {
             b.set_message(format!("done ({} cached), {} running, {} failed", self.cached, c.running, c.failed));
         }
         match ev {
-            Event::Failed { task, attempt, failure, decision, log_tail } => {
+            Event::Failed { task, attempt, failure, decision, log_tail, .. } => {
                 // Plugin text: the failure message and the log tail (docs/security.md).
                 let failure = escape::one(&failure.to_string()).into_owned();
                 let retries = plan.tasks[task as usize].retries;
@@ -352,6 +363,9 @@ impl Observer for Progress {
             }
             Event::Interrupted => self.say("interrupted: cancelling running tasks"),
             Event::Tick
+            | Event::Begin { .. }
+            | Event::Queued { .. }
+            | Event::End { .. }
             | Event::Started { .. }
             | Event::Succeeded { .. }
             | Event::Cached { .. }

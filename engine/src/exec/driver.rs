@@ -38,7 +38,7 @@ use crate::sched::{Core, CoreOptions, Counts, FailureClass, FailureDecision, Tas
 use crate::store::{BlobRef, BlobStore, Digest};
 use crate::task::cache::{ActionKey, ActionRecord};
 use crate::task::message::{
-    CommandOpts, InfraKind, Limits, MsgInput, OutputBlob, PluginRef, TaskFailure, TaskMessage, TaskResult,
+    CommandOpts, InfraKind, Limits, MsgInput, OutputBlob, PluginRef, TaskFailure, TaskMessage, TaskMetrics, TaskResult,
 };
 
 pub struct RunOptions {
@@ -123,47 +123,99 @@ pub struct RunOutcome {
     pub lane_names: Vec<String>,
 }
 
-/// What an observer (the progress display) is told.
+/// What an observer (the progress display, the event log, the dashboard)
+/// is told: the run's typed event stream. `docs/pipeline.md` ("`--events
+/// FILE`") documents its stable NDJSON form (`crate::report::events`).
+#[derive(Clone)]
 pub enum Event<'a> {
+    /// The run starts (before any task) on `workers` workers; times are
+    /// measured from `run_start`.
+    Begin {
+        workers: usize,
+        run_start: Instant,
+    },
+    /// Became ready: every dependency succeeded (or its retry delay passed,
+    /// or the worker it was handed to died before starting it). Only sent
+    /// to an observer whose [`Observer::wants_queued`] is true.
+    Queued {
+        task: TaskId,
+    },
+    /// Handed to worker `worker` (which may queue it behind another task).
     Started {
         task: TaskId,
         attempt: u32,
+        worker: u32,
     },
     Succeeded {
         task: TaskId,
+        attempt: u32,
+        metrics: &'a TaskMetrics,
+        outputs: &'a [OutputBlob],
     },
     /// Completed from the action cache.
     Cached {
         task: TaskId,
+        outputs: &'a [OutputBlob],
     },
     /// A mapped task was expanded into `children` tasks (now in the plan).
     Expanded {
         task: TaskId,
         children: u32,
     },
+    /// An attempt failed (`decision` says whether the task is retried), or
+    /// the task could not start or be expanded (`metrics` is `None`).
     Failed {
         task: TaskId,
         attempt: u32,
         failure: &'a TaskFailure,
         decision: FailureDecision,
         log_tail: &'a str,
+        metrics: Option<&'a TaskMetrics>,
     },
     Cancelled {
         task: TaskId,
     },
     Interrupted,
+    /// Nothing else happened for a while (about every 100 ms while waiting).
     Tick,
+    /// The run ended: nothing runs and nothing more will start.
+    End {
+        cached: usize,
+        interrupted: bool,
+    },
 }
 
 pub trait Observer {
     /// `plan` is the plan being run (task ids, retries).
     fn event(&mut self, plan: &Plan, ev: Event<'_>, counts: &Counts);
+
+    /// Whether to send [`Event::Queued`]: noting ready tasks costs a little
+    /// per task, so only observers that ask get them.
+    fn wants_queued(&self) -> bool {
+        false
+    }
 }
 
 /// An observer that ignores everything.
 pub struct NoObserver;
 impl Observer for NoObserver {
     fn event(&mut self, _: &Plan, _: Event<'_>, _: &Counts) {}
+}
+
+/// Several observers, told in order.
+pub struct Tee(pub Vec<Box<dyn Observer + Send>>);
+impl Observer for Tee {
+    fn event(&mut self, plan: &Plan, ev: Event<'_>, counts: &Counts) {
+        let Some((last, first)) = self.0.split_last_mut() else { return };
+        for o in first {
+            o.event(plan, ev.clone(), counts);
+        }
+        last.event(plan, ev, counts);
+    }
+
+    fn wants_queued(&self) -> bool {
+        self.0.iter().any(|o| o.wants_queued())
+    }
 }
 
 /// How many trailing log lines a failure message shows.
@@ -190,6 +242,8 @@ pub struct RunState<'a> {
     scheduled: usize,
     cached: usize,
     record_errors: Vec<String>,
+    /// Reused by [`RunState::announce_ready`] (only with a queued-event observer).
+    became_ready: Vec<TaskId>,
 }
 
 impl<'a> RunState<'a> {
@@ -223,15 +277,42 @@ impl<'a> RunState<'a> {
             scheduled: 0,
             cached: 0,
             record_errors: Vec::new(),
+            became_ready: Vec::new(),
         }
     }
 
+    /// Tell the observer the run starts on `workers` workers, and which
+    /// tasks are ready, if it wants to know.
+    pub fn begin(&mut self, workers: usize) {
+        let ev = Event::Begin { workers, run_start: self.run_start };
+        self.observer.event(self.plan, ev, &shown(&self.core));
+        if self.observer.wants_queued() {
+            self.core.log_ready();
+            self.announce_ready();
+        }
+    }
+
+    /// Tell the observer about the tasks that became ready since the last
+    /// call (nothing to do unless it asked for them).
+    fn announce_ready(&mut self) {
+        self.core.take_ready(&mut self.became_ready);
+        if self.became_ready.is_empty() {
+            return;
+        }
+        let counts = shown(&self.core);
+        for &task in &self.became_ready {
+            self.observer.event(self.plan, Event::Queued { task }, &counts);
+        }
+        self.became_ready.clear();
+    }
+
     /// Notice Ctrl-C and due retries, then start up to `max` tasks (on lane
-    /// `lane` of the core, if given), appending their messages to `out`.
+    /// `lane` of the core, if given) for worker `worker`, appending their
+    /// messages to `out`.
     /// Returns true when running tasks must now be cancelled (interrupt or
     /// fail-fast), exactly once per run. [`RunState::scheduled`] tells how many
     /// tasks the core started, including those that failed to start.
-    pub fn next_tasks(&mut self, lane: Option<usize>, max: usize, out: &mut Vec<TaskMessage>) -> bool {
+    pub fn next_tasks(&mut self, lane: Option<usize>, worker: u32, max: usize, out: &mut Vec<TaskMessage>) -> bool {
         let now = self.run_start.elapsed();
         self.notice_interrupt();
         self.core.tick(now);
@@ -241,6 +322,7 @@ impl<'a> RunState<'a> {
         // scheduling until a task needs a worker or nothing more is ready.
         while pushed < max {
             self.expand_ready();
+            self.announce_ready();
             self.starts.clear();
             match lane {
                 Some(l) => self.core.schedule_lane(l, max - pushed, &mut self.starts),
@@ -252,7 +334,7 @@ impl<'a> RunState<'a> {
             self.scheduled += self.starts.len();
             for i in 0..self.starts.len() {
                 let t = self.starts[i];
-                if self.start(t, now, out) {
+                if self.start(t, worker, now, out) {
                     pushed += 1;
                 }
             }
@@ -266,7 +348,7 @@ impl<'a> RunState<'a> {
 
     /// Start task `t`: complete it from the cache, or append its message to
     /// `out` (true), or fail it when it cannot even start.
-    fn start(&mut self, t: TaskId, now: Duration, out: &mut Vec<TaskMessage>) -> bool {
+    fn start(&mut self, t: TaskId, worker: u32, now: Duration, out: &mut Vec<TaskMessage>) -> bool {
         let attempt = self.core.attempt(t);
         // The key is computed from the spec and the inputs: a hit builds no message.
         let built = self.build_inputs(t).and_then(|inputs| {
@@ -278,7 +360,7 @@ impl<'a> RunState<'a> {
         match built {
             Ok(None) => false,
             Ok(Some(msg)) => {
-                self.observer.event(self.plan, Event::Started { task: t, attempt }, &shown(&self.core));
+                self.observer.event(self.plan, Event::Started { task: t, attempt, worker }, &shown(&self.core));
                 out.push(msg);
                 self.in_flight += 1;
                 true
@@ -290,7 +372,7 @@ impl<'a> RunState<'a> {
                 rec.attempts = attempt;
                 self.observer.event(
                     self.plan,
-                    Event::Failed { task: t, attempt, failure: &failure, decision, log_tail: "" },
+                    Event::Failed { task: t, attempt, failure: &failure, decision, log_tail: "", metrics: None },
                     &shown(&self.core),
                 );
                 rec.failure = Some(failure);
@@ -340,7 +422,9 @@ impl<'a> RunState<'a> {
         rec.end_us = now;
         self.cached += 1;
         self.core.on_success(t);
-        self.observer.event(self.plan, Event::Cached { task: t }, &shown(&self.core));
+        let outputs = &self.records[t as usize].outputs;
+        self.observer.event(self.plan, Event::Cached { task: t, outputs }, &shown(&self.core));
+        self.announce_ready();
         true
     }
 
@@ -410,6 +494,7 @@ impl<'a> RunState<'a> {
     pub fn unstart(&mut self, t: TaskId) {
         self.in_flight -= 1;
         self.core.unstart(t);
+        self.announce_ready();
     }
 
     /// An execution the executor lost and runs again: recorded for the
@@ -453,7 +538,10 @@ impl<'a> RunState<'a> {
         self.observer.event(self.plan, Event::Tick, &shown(&self.core));
     }
 
-    pub fn into_outcome(self) -> RunOutcome {
+    pub fn into_outcome(mut self) -> RunOutcome {
+        self.announce_ready();
+        let end = Event::End { cached: self.cached, interrupted: self.interrupted };
+        self.observer.event(self.plan, end, &shown(&self.core));
         let n = self.plan.tasks.len();
         RunOutcome {
             counts: self.core.counts(),
@@ -482,6 +570,7 @@ pub fn run_plan(
     run_start: Instant,
 ) -> RunOutcome {
     let mut st = RunState::new(plan, store, opts, observer, run_start);
+    st.begin(exec.workers());
     let mut msgs = Vec::new();
     let mut last_tick = Instant::now();
     loop {
@@ -498,7 +587,7 @@ pub fn run_plan(
                     continue;
                 }
                 msgs.clear();
-                if st.next_tasks(Some(w), 1, &mut msgs) {
+                if st.next_tasks(Some(w), w as u32, 1, &mut msgs) {
                     exec.cancel_all();
                 }
                 more |= st.scheduled() > 0;
@@ -564,7 +653,9 @@ pub fn run_plan_threads(
     run_start: Instant,
 ) -> std::io::Result<RunOutcome> {
     use std::sync::{Condvar, Mutex};
-    let state = Mutex::new(RunState::new(plan, store, opts, observer, run_start));
+    let mut st = RunState::new(plan, store, opts, observer, run_start);
+    st.begin(workers.max(1));
+    let state = Mutex::new(st);
     let wake = Condvar::new();
     let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     std::thread::scope(|scope| -> std::io::Result<()> {
@@ -583,7 +674,7 @@ pub fn run_plan_threads(
                     loop {
                         msgs.clear();
                         let hits = st.cached();
-                        if st.next_tasks(None, 1, &mut msgs) {
+                        if st.next_tasks(None, w as u32, 1, &mut msgs) {
                             runtime.cancel_all();
                         }
                         if st.cached() != hits {
@@ -695,7 +786,9 @@ impl RunState<'_> {
                 rec.outputs = outputs;
                 rec.failure = None;
                 core.on_success(t);
-                observer.event(plan, Event::Succeeded { task: t }, &shown(core));
+                let ev =
+                    Event::Succeeded { task: t, attempt: res.attempt, metrics: &res.metrics, outputs: &rec.outputs };
+                observer.event(plan, ev, &shown(core));
             }
             Err(TaskFailure::Cancelled) => {
                 rec.failure = Some(TaskFailure::Cancelled);
@@ -711,14 +804,19 @@ impl RunState<'_> {
                 };
                 let decision = core.on_failure(t, class, now);
                 let tail = log_tail(&res.log, LOG_TAIL_LINES);
-                observer.event(
-                    plan,
-                    Event::Failed { task: t, attempt: res.attempt, failure: &failure, decision, log_tail: &tail },
-                    &shown(core),
-                );
+                let ev = Event::Failed {
+                    task: t,
+                    attempt: res.attempt,
+                    failure: &failure,
+                    decision,
+                    log_tail: &tail,
+                    metrics: Some(&res.metrics),
+                };
+                observer.event(plan, ev, &shown(core));
                 rec.failure = Some(failure);
             }
         }
+        self.announce_ready();
     }
 }
 
@@ -856,7 +954,7 @@ impl RunState<'_> {
                     let decision = FailureDecision::Failed { skipped };
                     self.observer.event(
                         self.plan,
-                        Event::Failed { task: t, attempt: 0, failure: &failure, decision, log_tail: "" },
+                        Event::Failed { task: t, attempt: 0, failure: &failure, decision, log_tail: "", metrics: None },
                         &shown(&self.core),
                     );
                     self.records[t as usize].failure = Some(failure);

@@ -204,6 +204,9 @@ pub struct Core {
     pending: Vec<TaskId>,
     /// Reused by `propagate_success`.
     scratch: Vec<TaskId>,
+    /// Tasks that became ready since the driver last asked, when it asked
+    /// to be told ([`Core::log_ready`]); `None` costs nothing per task.
+    ready_log: Option<Vec<TaskId>>,
 }
 
 const NO_LANE: u32 = u32::MAX;
@@ -290,6 +293,7 @@ impl Core {
             children: Default::default(),
             pending: Vec::new(),
             scratch: Vec::new(),
+            ready_log: None,
         };
         for (i, t) in plan.tasks.iter().enumerate() {
             if t.deps.is_empty() && t.map.is_some() {
@@ -311,6 +315,26 @@ impl Core {
     fn push_ready(&mut self, t: TaskId) {
         let i = t as usize;
         self.ready.push(ReadyKey { priority: self.priority[i], bottom: self.bottom[i], task: t });
+        if let Some(log) = &mut self.ready_log {
+            log.push(t);
+        }
+    }
+
+    /// From now on, note every task that becomes ready (all its
+    /// dependencies succeeded, its retry delay passed, it came back from a
+    /// lane, it was expanded), for [`Core::take_ready`]; the tasks ready now
+    /// are noted first, in task order.
+    pub fn log_ready(&mut self) {
+        let now = (0..self.state.len() as TaskId).filter(|&t| self.state[t as usize] == TaskState::Ready);
+        self.ready_log = Some(now.collect());
+    }
+
+    /// The tasks noted by [`Core::log_ready`] since the last call, in the
+    /// order they became ready; appended to `out`.
+    pub fn take_ready(&mut self, out: &mut Vec<TaskId>) {
+        if let Some(log) = &mut self.ready_log {
+            out.append(log);
+        }
     }
 
     fn set_state(&mut self, t: TaskId, new: TaskState) {
@@ -527,6 +551,9 @@ impl Core {
         self.ready.reserve(n as usize);
         for c in first..first + n {
             self.ready.push(ReadyKey { priority, bottom, task: c });
+        }
+        if let Some(log) = &mut self.ready_log {
+            log.extend(first..first + n);
         }
         self.children.insert(t, first..first + n);
         self.pending.retain(|&u| u != t);

@@ -769,3 +769,34 @@ proptest::proptest! {
         random_run(seed);
     }
 }
+
+#[test]
+fn the_ready_log_names_each_task_as_it_becomes_ready() {
+    //   a   e
+    //  / \
+    // b   c (retried once)
+    let mut p = plan(&[("a", &[], cpu(1)), ("b", &["a"], cpu(1)), ("c", &["a"], cpu(1)), ("e", &[], cpu(1))], cpu(4));
+    p.tasks[2].retries = 1;
+    let mut core = Core::new(&p, CoreOptions::default());
+    let mut log = vec![];
+    core.take_ready(&mut log);
+    assert!(log.is_empty(), "off until asked");
+    core.log_ready();
+    core.take_ready(&mut log);
+    assert_eq!(ids(&p, &log), ["a", "e"]);
+    log.clear();
+    assert_eq!(start(&mut core, &p, 10), ["a", "e"]);
+    core.on_success(id(&p, "a"));
+    core.take_ready(&mut log);
+    assert_eq!(ids(&p, &log), ["b", "c"]);
+    log.clear();
+    assert_eq!(start(&mut core, &p, 10), ["b", "c"]);
+    let t0 = Duration::from_secs(1);
+    assert!(matches!(core.on_failure(id(&p, "c"), FailureClass::Retryable, t0), FailureDecision::Retry { .. }));
+    core.take_ready(&mut log);
+    assert!(log.is_empty(), "in backoff, not ready");
+    core.tick(t0 + Duration::from_secs(1));
+    core.take_ready(&mut log);
+    assert_eq!(ids(&p, &log), ["c"]);
+    core.sanity_check(&p);
+}
