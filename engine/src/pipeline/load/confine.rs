@@ -17,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use super::Loader;
-use crate::pipeline::diag::Diagnostic;
+use crate::pipeline::diag::{Code, Diagnostic};
 use crate::pipeline::doc::Sp;
 
 /// The canonical directories a confined pipeline may name paths in: its own
@@ -64,7 +64,7 @@ impl Loader<'_, '_> {
             return true;
         }
         self.err(
-            Diagnostic::error(format!(
+            Diagnostic::error(Code::Confine, format!(
                 "{who}: `{rel}` resolves to `{}`, outside the directories --confine allows",
                 real.display()
             ))
