@@ -32,6 +32,7 @@ mod map;
 mod outputs;
 mod raw;
 mod resolve;
+mod schema;
 mod settings;
 mod task;
 mod top;
@@ -50,6 +51,7 @@ use crate::plan::{DetectedDefault, OutputSpec, Plan, PluginSpec, Resources, Task
 use foreach::Foreach;
 use ids::Slot;
 use settings::Settings;
+pub(super) use schema::json_schema;
 pub(super) use vars::{apply as apply_vars, wanted as wants_vars};
 
 /// What the passes know about a pipeline, and the diagnostics they reported.
