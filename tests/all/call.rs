@@ -67,10 +67,8 @@ fn a_repeated_input_is_a_list_input() {
     let tmp = setup();
     std::fs::write(tmp.path().join("a.tsv"), "a\t2\nb\t1\n").unwrap();
     std::fs::write(tmp.path().join("b.tsv"), "b\t5\nc\t1\n").unwrap();
-    let out = call(
-        tmp.path(),
-        &["call", "std:merge", "--input", "parts=a.tsv", "--input", "parts=b.tsv", "--out", "x/y"],
-    );
+    let out =
+        call(tmp.path(), &["call", "std:merge", "--input", "parts=a.tsv", "--input", "parts=b.tsv", "--out", "x/y"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout, "wrote x/y/out\n");
     assert_eq!(read(&tmp.path().join("x/y/out")), "a\t2\nb\t6\nc\t1\n");

@@ -30,12 +30,15 @@ fn sdk() -> String {
     repo_root().join("sdk").canonicalize().unwrap().display().to_string()
 }
 
+/// A language, the files of its own it gets, and text each must contain.
+type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, String)]);
+
 /// Every language's files, named after the task, with the SDK's path in them.
 #[test]
 fn every_language_gets_its_files() {
     let tmp = tempfile::tempdir().unwrap();
     let sdk = sdk();
-    let cases: &[(&str, &[&str], &[(&str, String)])] = &[
+    let cases: &[Case] = &[
         (
             "rust",
             &["Cargo.toml", "src/lib.rs", "build.sh"],

@@ -121,10 +121,10 @@ pub fn read_vars_file(path: &Path) -> Result<Vec<VarSetting>, Diagnostics> {
                 doc::Val::Bool(b) => SetValue::Bool(b),
                 _ => {
                     items.push(
-                        Diagnostic::error(Code::Var, format!(
-                            "var `{}` must be a string, integer, float or boolean",
-                            d.str(e.key)
-                        ))
+                        Diagnostic::error(
+                            Code::Var,
+                            format!("var `{}` must be a string, integer, float or boolean", d.str(e.key)),
+                        )
                         .primary(node.span.range(), format!("found {}", d.type_name(e.value))),
                     );
                     continue;

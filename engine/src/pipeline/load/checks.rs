@@ -92,8 +92,10 @@ impl Loader<'_, '_> {
             if declared.iter().any(|d| d == name) {
                 continue;
             }
-            let d =
-                Diagnostic::error(Code::Metadata, format!("task `{id}` has input `{name}`, which plugin `{pname}` does not declare"));
+            let d = Diagnostic::error(
+                Code::Metadata,
+                format!("task `{id}` has input `{name}`, which plugin `{pname}` does not declare"),
+            );
             let d = match suggest(name, declared.iter().map(String::as_str)) {
                 Some(s) => d.primary(e.key_span.range(), format!("did you mean `{s}`?")),
                 None => d.primary(e.key_span.range(), "unknown input"),
@@ -115,11 +117,14 @@ impl Loader<'_, '_> {
             return;
         }
         let pname = &self.plugins[pid as usize].name;
-        let d = Diagnostic::error(Code::Capacity, format!(
-            "task `{id}` has `resources.memory` = {}, but plugin `{pname}` declares {} of initial memory",
-            format_size(memory.memory),
-            format_size(min)
-        ));
+        let d = Diagnostic::error(
+            Code::Capacity,
+            format!(
+                "task `{id}` has `resources.memory` = {}, but plugin `{pname}` declares {} of initial memory",
+                format_size(memory.memory),
+                format_size(min)
+            ),
+        );
         let at = f
             .get("resources")
             .and_then(|r| self.doc.get(r.value, "memory"))

@@ -46,9 +46,12 @@ impl Loader<'_, '_> {
             let Some(v) = self.as_str(&w("mounts").with(guest), e.value) else { continue };
             let Some(rel) = v.strip_prefix("file:").filter(|r| !r.is_empty()) else {
                 self.err(
-                    Diagnostic::error(Code::Command, format!(
-                        "mount `{guest}` of task `{id}` must be `file:` and a directory or archive, found `{v}`"
-                    ))
+                    Diagnostic::error(
+                        Code::Command,
+                        format!(
+                            "mount `{guest}` of task `{id}` must be `file:` and a directory or archive, found `{v}`"
+                        ),
+                    )
                     .primary(self.span(e.value), "expected e.g. \"file:share/\" or \"file:data.tar.gz\""),
                 );
                 continue;

@@ -64,10 +64,10 @@ impl Loader<'_, '_> {
             return true;
         }
         self.err(
-            Diagnostic::error(Code::Confine, format!(
-                "{who}: `{rel}` resolves to `{}`, outside the directories --confine allows",
-                real.display()
-            ))
+            Diagnostic::error(
+                Code::Confine,
+                format!("{who}: `{rel}` resolves to `{}`, outside the directories --confine allows", real.display()),
+            )
             .primary(sp.range(), "outside the pipeline's directory")
             .note(format!(
                 "with --confine, paths must resolve (after symbolic links) inside the pipeline's directory `{}`{}",

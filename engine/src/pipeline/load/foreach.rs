@@ -163,9 +163,10 @@ impl Loader<'_, '_> {
                 match (self.doc.get(e.value, "range"), self.doc.get(e.value, "glob")) {
                     (None, None) => {
                         self.err(
-                            Diagnostic::error(Code::Foreach, format!(
-                                "foreach variable `{var}` of task `{id}` has no `range` or `glob`"
-                            ))
+                            Diagnostic::error(
+                                Code::Foreach,
+                                format!("foreach variable `{var}` of task `{id}` has no `range` or `glob`"),
+                            )
                             .primary(
                                 self.span(e.value),
                                 "write `{ range = [start, end] }` or `{ glob = \"data/*.csv\" }`",
@@ -210,8 +211,11 @@ impl Loader<'_, '_> {
                         v.values.push(Item::plain(s.to_string(), sp));
                     } else {
                         self.err(
-                            Diagnostic::error(Code::Foreach, format!("foreach value `{s}` cannot be part of a task id"))
-                                .primary(sp.range(), "allowed: letters, digits, `_`, `-` and `.`"),
+                            Diagnostic::error(
+                                Code::Foreach,
+                                format!("foreach value `{s}` cannot be part of a task id"),
+                            )
+                            .primary(sp.range(), "allowed: letters, digits, `_`, `-` and `.`"),
                         );
                         v.ok = false;
                     }
@@ -261,8 +265,11 @@ impl Loader<'_, '_> {
             }
             _ => {
                 self.err(
-                    Diagnostic::error(Code::Foreach, format!("`range` of foreach variable `{var}` must be two integers"))
-                        .primary(self.span(range), "expected `[start, end]` (end excluded)"),
+                    Diagnostic::error(
+                        Code::Foreach,
+                        format!("`range` of foreach variable `{var}` must be two integers"),
+                    )
+                    .primary(self.span(range), "expected `[start, end]` (end excluded)"),
                 );
                 VarValues::failed(true)
             }
@@ -419,8 +426,11 @@ impl<'a> Expansion<'a> {
             let sp = items.last().map(|i| i.sp).unwrap_or_default();
             let id = self.id;
             cx.err(
-                Diagnostic::error(Code::Foreach, format!("task id `{id}[{key}]` is produced more than once by `foreach`"))
-                    .primary(sp.range(), "this value repeats an earlier one"),
+                Diagnostic::error(
+                    Code::Foreach,
+                    format!("task id `{id}[{key}]` is produced more than once by `foreach`"),
+                )
+                .primary(sp.range(), "this value repeats an earlier one"),
             );
             return false;
         }

@@ -33,9 +33,12 @@ impl<'d> Loader<'d, '_> {
         let sp = self.doc.node(m.value).span;
         let Some((task, lines)) = parse_map(text) else {
             self.err(
-                Diagnostic::error(Code::Map, format!(
-                    "`map` of task `{id}` must be `TASK.*`, `TASK.lines` or `TASK.OUTPUT.lines`, found `{text}`"
-                ))
+                Diagnostic::error(
+                    Code::Map,
+                    format!(
+                        "`map` of task `{id}` must be `TASK.*`, `TASK.lines` or `TASK.OUTPUT.lines`, found `{text}`"
+                    ),
+                )
                 .primary(sp.range(), "one task per output (`.*`) or per line (`.lines`)"),
             );
             return None;
@@ -47,19 +50,23 @@ impl<'d> Loader<'d, '_> {
                 self.check_output(producer, o, text, sp);
                 if max_items.is_none() && f.get("max_items").is_none() {
                     self.err(
-                        Diagnostic::error(Code::Map, format!(
-                            "task `{id}` maps over the lines of `{text}` but sets no `max_items`"
-                        ))
+                        Diagnostic::error(
+                            Code::Map,
+                            format!("task `{id}` maps over the lines of `{text}` but sets no `max_items`"),
+                        )
                         .primary(sp.range(), "add `max_items = N`, the most lines it may expand to"),
                     );
                 }
                 for i in inputs {
                     if let Some(&(_, isp)) = i.refs.iter().find(|(r, _)| *r == ITEM_REF) {
                         self.err(
-                            Diagnostic::error(Code::Map, format!(
-                                "input `{}` of task `{id}` is `{ITEM_REF}`, but the task maps over lines",
-                                i.name
-                            ))
+                            Diagnostic::error(
+                                Code::Map,
+                                format!(
+                                    "input `{}` of task `{id}` is `{ITEM_REF}`, but the task maps over lines",
+                                    i.name
+                                ),
+                            )
                             .primary(isp.range(), "a line is text: use `{item}` in `params`, `args` or `env`"),
                         );
                     }
@@ -100,7 +107,9 @@ impl<'d> Loader<'d, '_> {
             Slot::Foreach(_) => "it is a foreach task: map over a single task",
             Slot::Map(_) => "it is itself a mapped task: map over a single task",
         };
-        self.err(Diagnostic::error(Code::Map, format!("task `{id}` cannot map over `{task}`")).primary(sp.range(), why));
+        self.err(
+            Diagnostic::error(Code::Map, format!("task `{id}` cannot map over `{task}`")).primary(sp.range(), why),
+        );
         None
     }
 
@@ -114,9 +123,10 @@ impl<'d> Loader<'d, '_> {
             return;
         }
         let pname = &self.plugins[pid as usize].name;
-        let d = Diagnostic::error(Code::Metadata, format!(
-            "task `{id}` maps over `{text}`, but plugin `{pname}` does not declare `*` outputs"
-        ));
+        let d = Diagnostic::error(
+            Code::Metadata,
+            format!("task `{id}` maps over `{text}`, but plugin `{pname}` does not declare `*` outputs"),
+        );
         let d = if meta.outputs.is_empty() {
             d.primary(sp.range(), "the plugin declares no outputs")
         } else {

@@ -50,8 +50,8 @@ use crate::plan::{DetectedDefault, OutputSpec, Plan, PluginSpec, Resources, Task
 
 use foreach::Foreach;
 use ids::Slot;
-use settings::Settings;
 pub(super) use schema::json_schema;
+use settings::Settings;
 pub(super) use vars::{apply as apply_vars, wanted as wants_vars};
 
 /// What the passes know about a pipeline, and the diagnostics they reported.

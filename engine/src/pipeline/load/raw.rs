@@ -186,9 +186,12 @@ impl<'d> Loader<'d, '_> {
                     self.check_placeholders(id, s, sp, foreach);
                 } else if self.binder == "map" && s != super::map::ITEM_REF && s.contains('{') {
                     self.err(
-                        Diagnostic::error(Code::Map, format!(
-                            "task `{id}` uses a placeholder in reference `{s}`, which is known only at run time"
-                        ))
+                        Diagnostic::error(
+                            Code::Map,
+                            format!(
+                                "task `{id}` uses a placeholder in reference `{s}`, which is known only at run time"
+                            ),
+                        )
                         .primary(sp.range(), "in a mapped task, write `{item}` alone for the mapped output"),
                     );
                     return false;
@@ -247,8 +250,10 @@ impl<'d> Loader<'d, '_> {
         let name = self.as_str(&Field::new(&["tasks", id, "stdin"]), s.value)?;
         let sp = self.doc.node(s.value).span;
         if !inputs.iter().any(|i| i.name == name) {
-            let mut d =
-                Diagnostic::error(Code::Reference, format!("`stdin` of task `{id}` names input `{name}`, which the task does not have"));
+            let mut d = Diagnostic::error(
+                Code::Reference,
+                format!("`stdin` of task `{id}` names input `{name}`, which the task does not have"),
+            );
             d = match suggest(name, inputs.iter().map(|i| i.name)) {
                 Some(s) => d.primary(sp.range(), format!("did you mean `{s}`?")),
                 None if inputs.is_empty() => d.primary(sp.range(), "the task has no inputs"),
@@ -292,10 +297,13 @@ impl<'d> Loader<'d, '_> {
         for &k in COMMAND_KEYS {
             if let Some(x) = f.get(k) {
                 self.err(
-                    Diagnostic::error(Code::Metadata, format!(
-                        "task `{id}` sets `{k}`, but plugin `{}` is an SDK task, not a command",
-                        self.plugins[pid as usize].name
-                    ))
+                    Diagnostic::error(
+                        Code::Metadata,
+                        format!(
+                            "task `{id}` sets `{k}`, but plugin `{}` is an SDK task, not a command",
+                            self.plugins[pid as usize].name
+                        ),
+                    )
                     .primary(x.key_span.range(), "only command plugins (WASI programs with `_start`) take this"),
                 );
             }
@@ -311,9 +319,10 @@ impl<'d> Loader<'d, '_> {
             0,
         );
         let Some((what, asked, has)) = req.first_excess(&self.capacity) else { return };
-        let mut d = Diagnostic::error(Code::Capacity, format!(
-            "task `{id}` requests {what} = {asked} but the machine has {what} = {has}; it could never run"
-        ))
+        let mut d = Diagnostic::error(
+            Code::Capacity,
+            format!("task `{id}` requests {what} = {asked} but the machine has {what} = {has}; it could never run"),
+        )
         .primary(e.key_span.range(), "this task");
         if let Some(s) = suggest(&what, BUILTIN_RESOURCES.iter().copied())
             && s != what
@@ -337,9 +346,10 @@ impl<'d> Loader<'d, '_> {
                         for name in refs::unknown_placeholders(s, vars) {
                             let b = self.binder;
                             self.err(
-                                Diagnostic::error(Code::Var, format!(
-                                    "task `{id}` uses `{{{name}}}`, which its `{b}` does not define"
-                                ))
+                                Diagnostic::error(
+                                    Code::Var,
+                                    format!("task `{id}` uses `{{{name}}}`, which its `{b}` does not define"),
+                                )
                                 .primary(self.span(n), format!("`{b}` defines: {}", vars.join(", "))),
                             );
                         }
@@ -374,7 +384,10 @@ impl<'d> Loader<'d, '_> {
             if declared.iter().any(|d| d == k) {
                 continue;
             }
-            let d = Diagnostic::error(Code::Metadata, format!("plugin `{pname}` does not take a param `{k}` (task `{id}`)"));
+            let d = Diagnostic::error(
+                Code::Metadata,
+                format!("plugin `{pname}` does not take a param `{k}` (task `{id}`)"),
+            );
             let d = match suggest(k, declared.iter().map(String::as_str)) {
                 Some(s) => d.primary(e.key_span.range(), format!("did you mean `{s}`?")),
                 None if declared.is_empty() => d.primary(e.key_span.range(), "the plugin takes no params"),

@@ -46,7 +46,8 @@ impl<'d, 's> Loader<'d, 's> {
             Ok(p) => p,
             Err(m) => {
                 self.err(
-                    Diagnostic::error(Code::Reference, format!("invalid reference `{r}`: {m}")).primary(sp.range(), "in this reference"),
+                    Diagnostic::error(Code::Reference, format!("invalid reference `{r}`: {m}"))
+                        .primary(sp.range(), "in this reference"),
                 );
                 return;
             }
@@ -120,8 +121,11 @@ impl<'d, 's> Loader<'d, 's> {
             (Slot::Single(t), None) => out.push(Source::Task { task: t, output: output.to_string() }),
             (Slot::Single(_), Some(k)) => {
                 self.err(
-                    Diagnostic::error(Code::Reference, format!("{user} refers to `{task}[{k}]`, but task `{task}` has no `foreach`"))
-                        .primary(sp.range(), format!("write `{task}` without brackets")),
+                    Diagnostic::error(
+                        Code::Reference,
+                        format!("{user} refers to `{task}[{k}]`, but task `{task}` has no `foreach`"),
+                    )
+                    .primary(sp.range(), format!("write `{task}` without brackets")),
                 );
                 return false;
             }
@@ -131,10 +135,13 @@ impl<'d, 's> Loader<'d, 's> {
                     return false;
                 }
                 let example = fe.key(0).into_owned();
-                self.err(Diagnostic::error(Code::Reference, format!("{user} refers to `{task}`, which is a foreach task")).primary(
-                    sp.range(),
-                    format!("use `{task}[*]` for all its tasks or one of them such as `{task}[{example}]`"),
-                ));
+                self.err(
+                    Diagnostic::error(Code::Reference, format!("{user} refers to `{task}`, which is a foreach task"))
+                        .primary(
+                            sp.range(),
+                            format!("use `{task}[*]` for all its tasks or one of them such as `{task}[{example}]`"),
+                        ),
+                );
                 return false;
             }
             (Slot::Foreach(f), Some("*")) => {
@@ -146,8 +153,11 @@ impl<'d, 's> Loader<'d, 's> {
                 if at.single {
                     let r = at.text;
                     self.err(
-                        Diagnostic::error(Code::Reference, format!("`{r}` names several task outputs; `[outputs]` copies one"))
-                            .primary(sp.range(), "expected a single task output"),
+                        Diagnostic::error(
+                            Code::Reference,
+                            format!("`{r}` names several task outputs; `[outputs]` copies one"),
+                        )
+                        .primary(sp.range(), "expected a single task output"),
                     );
                     out.truncate(first_out);
                     return false;
@@ -158,8 +168,11 @@ impl<'d, 's> Loader<'d, 's> {
                 if at.single {
                     let r = at.text;
                     self.err(
-                        Diagnostic::error(Code::Reference, format!("`{r}` names several task outputs; `[outputs]` copies one"))
-                            .primary(sp.range(), "expected a single task output"),
+                        Diagnostic::error(
+                            Code::Reference,
+                            format!("`{r}` names several task outputs; `[outputs]` copies one"),
+                        )
+                        .primary(sp.range(), "expected a single task output"),
                     );
                     return false;
                 }
@@ -205,8 +218,11 @@ impl<'d, 's> Loader<'d, 's> {
             format!("`{task}[{first}]` … `{task}[{last}]`")
         };
         self.err(
-            Diagnostic::error(Code::Reference, format!("{} refers to `{task}[{k}]`, which `foreach` does not produce", at.user))
-                .primary(at.sp.range(), format!("`{task}` expands to {range}")),
+            Diagnostic::error(
+                Code::Reference,
+                format!("{} refers to `{task}[{k}]`, which `foreach` does not produce", at.user),
+            )
+            .primary(at.sp.range(), format!("`{task}` expands to {range}")),
         );
         false
     }
@@ -237,7 +253,10 @@ impl<'d, 's> Loader<'d, 's> {
             return;
         }
         let pname = &self.plugins[pid as usize].name;
-        let d = Diagnostic::error(Code::Metadata, format!("`{r}` refers to output `{o}`, which plugin `{pname}` does not declare"));
+        let d = Diagnostic::error(
+            Code::Metadata,
+            format!("`{r}` refers to output `{o}`, which plugin `{pname}` does not declare"),
+        );
         let d = match suggest(o, meta.outputs.iter().map(String::as_str)) {
             Some(s) => d.primary(sp.range(), format!("did you mean `{s}`?")),
             None if meta.outputs.is_empty() => d.primary(sp.range(), "the plugin declares no outputs"),

@@ -98,8 +98,10 @@ impl Loader<'_, '_> {
                         Val::Float(f) => Some(f),
                         _ => {
                             let found = self.doc.type_name(e.value);
-                            let mut d =
-                                Diagnostic::error(Code::Type, format!("custom resource {kw} must be a number, found {found}"));
+                            let mut d = Diagnostic::error(
+                                Code::Type,
+                                format!("custom resource {kw} must be a number, found {found}"),
+                            );
                             d = match suggest(k, BUILTIN_RESOURCES.iter().copied()) {
                                 Some(s) => d.primary(e.key_span.range(), format!("did you mean `{s}`?")),
                                 None => d.primary(self.span(e.value), "expected a number"),

@@ -133,10 +133,13 @@ impl Loader<'_, '_> {
                             let name = self.key(f);
                             if vars.iter().any(|v| v.name == name) {
                                 self.err(
-                                    Diagnostic::error(Code::Var, format!(
-                                        "foreach variable `{name}` of task `{}` has the name of a var",
-                                        self.key(t)
-                                    ))
+                                    Diagnostic::error(
+                                        Code::Var,
+                                        format!(
+                                            "foreach variable `{name}` of task `{}` has the name of a var",
+                                            self.key(t)
+                                        ),
+                                    )
                                     .primary(f.key_span.range(), "rename the foreach variable or the var"),
                                 );
                             }
@@ -219,8 +222,10 @@ impl Loader<'_, '_> {
         let given = self.opts.vars.clone();
         for g in &given {
             let Some(i) = vars.iter().position(|v| v.name == g.name) else {
-                let mut d =
-                    Diagnostic::error(Code::Var, format!("{} sets `{}`, which the pipeline does not declare", g.from, g.name));
+                let mut d = Diagnostic::error(
+                    Code::Var,
+                    format!("{} sets `{}`, which the pipeline does not declare", g.from, g.name),
+                );
                 let table = self.doc.get(ROOT, "vars");
                 d = match (suggest(&g.name, vars.iter().map(|v| v.name.as_str())), table) {
                     (Some(s), Some(t)) => d.primary(t.key_span.range(), format!("did you mean `{s}`?")),
@@ -249,8 +254,10 @@ impl Loader<'_, '_> {
                         SetValue::Bool(_) => "a boolean".into(),
                     };
                     let at = self.declared.iter().find(|(n, _)| *n == v.name).map(|(_, n)| self.span(*n));
-                    let mut d =
-                        Diagnostic::error(Code::Var, format!("{} sets var `{}` to {shown}, which is not {kind}", g.from, v.name));
+                    let mut d = Diagnostic::error(
+                        Code::Var,
+                        format!("{} sets var `{}` to {shown}, which is not {kind}", g.from, v.name),
+                    );
                     if let Some(at) = at {
                         d = d.primary(at, format!("`{}` is declared as {kind} here", v.name));
                     }

@@ -37,8 +37,11 @@ impl Loader<'_, '_> {
                 Some(at) => match workdir_at_problem(at, mounts) {
                     Some(p) => {
                         self.err(
-                            Diagnostic::error(Code::Command, format!("the workdir of task `{id}` cannot be at `{at}`: {p}"))
-                                .primary(self.span(x.value), "invalid guest path"),
+                            Diagnostic::error(
+                                Code::Command,
+                                format!("the workdir of task `{id}` cannot be at `{at}`: {p}"),
+                            )
+                            .primary(self.span(x.value), "invalid guest path"),
                         );
                         None
                     }
@@ -64,9 +67,12 @@ impl Loader<'_, '_> {
         let v = self.as_str(&Field::new(&["tasks", id, "workdir", "from"]), x.value)?;
         let Some(rel) = v.strip_prefix("file:").filter(|r| !r.is_empty()) else {
             self.err(
-                Diagnostic::error(Code::Command, format!(
-                    "`from` of the workdir of task `{id}` must be `file:` and a directory or archive, found `{v}`"
-                ))
+                Diagnostic::error(
+                    Code::Command,
+                    format!(
+                        "`from` of the workdir of task `{id}` must be `file:` and a directory or archive, found `{v}`"
+                    ),
+                )
                 .primary(self.span(x.value), "expected e.g. \"file:src/\" or \"file:project.tar.gz\""),
             );
             return None;
