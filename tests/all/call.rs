@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::util::{Output, guest, run_engine};
+use crate::util::{Output, guest, run_engine, wat_guest};
 
 /// `engine ARGS` in `dir`, without the lines saying how long the plugin took
 /// to compile or load (which depend on the module cache).
@@ -120,4 +120,28 @@ fn bad_calls_exit_2_with_exact_messages() {
         let out = call(tmp.path(), args);
         assert_eq!((out.code, out.stdout.as_str(), out.stderr.as_str()), (2, "", *want), "{args:?}");
     }
+}
+
+/// A WASI command: its files in `/out` are the outputs (an output name with
+/// `/` makes directories), its stdout is its log, its `exit_code` is not
+/// written, and an exit code other than 0 fails it.
+#[test]
+fn a_command_writes_its_out_files_and_logs_its_stdout() {
+    let tmp = setup();
+    for (name, text) in [("a.txt", "the text\n"), ("p0", "p0\n"), ("p1", "p1\n")] {
+        std::fs::write(tmp.path().join(name), text).unwrap();
+    }
+    let copy = wat_guest("cmd_copy");
+    let args = ["call", copy.to_str().unwrap(), "--input", "text=a.txt", "--input", "parts=p0", "--input", "parts=p1"];
+    let out = call(tmp.path(), &[&args[..], &["--out", "o"]].concat());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "wrote o/copy\nwrote o/stats/part1\n");
+    assert_eq!(out.stderr, "the text\n");
+    assert_eq!(read(&tmp.path().join("o/copy")), "the text\n");
+    assert_eq!(read(&tmp.path().join("o/stats/part1")), "p1\n");
+    assert!(!tmp.path().join("o/exit_code").exists());
+    let exit = wat_guest("cmd_exit");
+    let out = call(tmp.path(), &["call", exit.to_str().unwrap()]);
+    assert_eq!((out.code, out.stdout.as_str()), (1, ""));
+    assert_eq!(out.stderr, "error: task `cmd_exit` failed: task error: exited with code 1\n");
 }

@@ -116,7 +116,8 @@ pub enum Command {
     /// check` checks a pipeline's (its file, its metadata against the inputs and params),
     /// then run once, sandboxed, with no action cache. The task's log goes to stderr;
     /// each output is written (atomically) to DIR/OUTPUT and `wrote DIR/OUTPUT` printed on
-    /// stdout. Exit status 0 when the task succeeded, 1 when it failed, 2 when the call is
+    /// stdout (`wrote OUTPUT` without --out); a command's `exit_code` output is not written.
+    /// Example: `engine call std:wordcount --input text=words.txt --out res`. Exit status 0 when the task succeeded, 1 when it failed, 2 when the call is
     /// invalid (arguments, plugin, input files), 3 on an I/O error, 130 when interrupted.
     Call(CallArgs),
     /// Write a ready-to-build task from an SDK template: `engine new task --lang LANG DIR`.
@@ -392,7 +393,7 @@ pub struct CallArgs {
     pub inputs: Vec<(String, String)>,
     /// A param of the task: `--param KEY=VALUE` (repeatable; the last VALUE of a KEY
     /// wins). VALUE is read as a TOML value when it is one (`5`, `1.5`, `true`, `"5"`,
-    /// `[1, 2]`), else as a string.
+    /// `[1, 2]`), else as a string (`prefix=> ` is the string `> `).
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = call::parse_param)]
     pub params: Vec<(String, String)>,
     /// The directory to write the outputs into, created if missing (default: the
