@@ -55,7 +55,21 @@ fn completions_name_the_subcommands() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let (code, out, err) = run(&["completions", shell], &[]);
         assert_eq!(code, 0, "{shell}: {err}");
-        for sub in ["check", "graph", "run", "report", "cat", "logs", "gc", "inspect", "plugins", "completions"] {
+        for sub in [
+            "check",
+            "graph",
+            "run",
+            "report",
+            "cat",
+            "logs",
+            "gc",
+            "inspect",
+            "plugins",
+            "completions",
+            "call",
+            "new",
+            "schema",
+        ] {
             assert!(out.contains(sub), "{shell}: no `{sub}`");
         }
         assert!(out.contains("engine"), "{shell}");

@@ -1,5 +1,6 @@
 //! The one integration-test binary. Shared helpers live in `util`.
 mod cache;
+mod call;
 mod cli;
 mod compile;
 mod components;
@@ -12,6 +13,7 @@ mod fanout;
 mod hostile;
 mod html;
 mod languages;
+mod new_task;
 mod pipeline;
 mod plugins;
 mod poll;
@@ -20,6 +22,7 @@ mod run;
 mod runtime;
 #[cfg(feature = "s3")]
 mod s3;
+mod schema;
 mod stock;
 mod store;
 mod tidy;

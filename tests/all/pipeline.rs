@@ -2,6 +2,8 @@
 //! rejected by `engine check` with exactly the diagnostics in its `.stderr`
 //! file; every fixture under `tests/pipelines/valid/` must pass with exactly the
 //! summary in `.check` and draw exactly `.dot`, `.mermaid` and `.json`. A
+//! fixture with a `.check.json` file must print exactly that with `engine
+//! check --format json`, with nothing on stderr (exit status 2 or 0). A
 //! fixture's `.args` file, if any, holds more arguments, one per line.
 //! `UPDATE_EXPECT=1` rewrites the expected files.
 
@@ -65,8 +67,28 @@ fn invalid_pipelines_report_exact_diagnostics() {
         if let Err(e) = check_expect_file(&src.join(format!("{name}.stderr")), &out.stderr) {
             failures.push(e);
         }
+        if let Err(e) = check_json(tmp.path(), &src, name, 2) {
+            failures.push(e);
+        }
     }
+    let jsons = names.iter().filter(|n| src.join(format!("{n}.check.json")).exists()).count();
+    assert!(jsons >= 8, "only {jsons} invalid fixtures have a .check.json");
     assert!(failures.is_empty(), "{} of {} fixtures failed:\n{}", failures.len(), names.len(), failures.join("\n\n"));
+}
+
+/// `engine check --format json` of fixture `name`, when it has a `.check.json`.
+fn check_json(dir: &Path, src: &Path, name: &str, code: i32) -> Result<(), String> {
+    let expected = src.join(format!("{name}.check.json"));
+    if !expected.exists() {
+        return Ok(());
+    }
+    let file = format!("{name}.toml");
+    let out = run_fixture(dir, src, name, &["check", &file, "--format", "json"]);
+    if out.code != code || !out.stderr.is_empty() {
+        return Err(format!("{file} --format json: exit {} (want {code}), stderr:\n{}", out.code, out.stderr));
+    }
+    serde_json::from_str::<serde_json::Value>(&out.stdout).map_err(|e| format!("{file}: not JSON: {e}"))?;
+    check_expect_file(&expected, &out.stdout)
 }
 
 #[test]
@@ -84,6 +106,9 @@ fn valid_pipelines_check_and_draw_exactly() {
             continue;
         }
         if let Err(e) = check_expect_file(&src.join(format!("{name}.check")), &out.stdout) {
+            failures.push(e);
+        }
+        if let Err(e) = check_json(tmp.path(), &src, name, 0) {
             failures.push(e);
         }
         for format in ["dot", "mermaid", "json"] {
@@ -132,6 +157,32 @@ fn missing_file_and_directory_are_reported() {
     let out = run_engine(tmp.path(), &["check", "."]);
     assert_eq!(out.code, 2);
     assert_eq!(out.stderr, "error: `.` is a directory, not a pipeline file\n\nerror: `.` is invalid: 1 error\n");
+    // As JSON: no place in the file.
+    let out = run_engine(tmp.path(), &["check", "nope.toml", "--format", "json"]);
+    assert_eq!((out.code, out.stderr.as_str()), (2, ""));
+    assert_eq!(
+        out.stdout,
+        r#"{
+  "file": "nope.toml",
+  "valid": false,
+  "errors": 1,
+  "diagnostics": [
+    {
+      "file": "nope.toml",
+      "line": null,
+      "column": null,
+      "end_line": null,
+      "end_column": null,
+      "code": "file",
+      "message": "cannot read `nope.toml`: no such file",
+      "help": null,
+      "notes": [],
+      "related": []
+    }
+  ]
+}
+"#
+    );
 }
 
 #[test]
@@ -235,4 +286,31 @@ fn vars_files_and_globs_over_awkward_names() {
     assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
     assert!(out.stderr.contains("┌─ bad.toml:1:"), "{}", out.stderr);
     assert!(out.stderr.ends_with("error: `bad.toml` is invalid: 1 error\n"), "{}", out.stderr);
+}
+
+/// The JSON example of docs/pipeline.md ("Diagnostics as JSON") is what
+/// `engine check --format json` prints for the `p.toml` of "Diagnostics", and
+/// its table of codes lists exactly the codes diagnostics have.
+#[test]
+fn the_documented_json_diagnostics_are_exact() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/pipeline.md")).unwrap();
+    let section = &doc[doc.find("### Diagnostics as JSON").unwrap()..];
+    let start = section.find("```json\n").unwrap() + "```json\n".len();
+    let want = &section[start..start + section[start..].find("```").unwrap()];
+    let tmp = tempfile::tempdir().unwrap();
+    write_test_plugins(tmp.path());
+    std::fs::copy(tmp.path().join("plugins/cmd.wasm"), tmp.path().join("cmd.wasm")).unwrap();
+    std::fs::write(
+        tmp.path().join("p.toml"),
+        "[pipeline]\nname = \"p\"\n\n[plugins]\ncmd = \"cmd.wasm\"\n\n[tasks.a]\nplgin = \"cmd\"\n",
+    )
+    .unwrap();
+    let out = run_engine(tmp.path(), &["check", "p.toml", "--format", "json"]);
+    assert_eq!((out.code, out.stderr.as_str()), (2, ""));
+    assert_eq!(out.stdout, want);
+    let table = &section[section.find("| `code` | what |").unwrap()..];
+    let table = &table[..table.find("\n\n").unwrap()];
+    let documented: Vec<&str> = table.lines().skip(2).map(|l| l.split('`').nth(1).unwrap()).collect();
+    let codes: Vec<&str> = pipeline::Code::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(documented, codes);
 }

@@ -6,6 +6,7 @@
 //! or arguments · 3 internal or I/O error · 130 interrupted (Ctrl-C).
 //! Only this module knows about terminals and exit codes.
 
+pub mod call;
 pub mod check;
 pub mod color;
 pub mod dask;
@@ -13,6 +14,7 @@ pub mod escape;
 pub mod inspect;
 mod live;
 mod look;
+pub mod new;
 pub mod plugins;
 pub mod report;
 pub mod run;
@@ -109,6 +111,25 @@ pub enum Command {
     /// Store maintenance: `engine store verify` re-hashes every blob and action record.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Run one task without a pipeline file and write its outputs into a directory.
+    ///
+    /// The plugin (a .wasm file, or std:NAME for a stock plugin) is checked as `engine
+    /// check` checks a pipeline's (its file, its metadata against the inputs and params),
+    /// then run once, sandboxed, with no action cache. The task's log goes to stderr;
+    /// each output is written (atomically) to DIR/OUTPUT and `wrote DIR/OUTPUT` printed on
+    /// stdout (`wrote OUTPUT` without --out); a command's `exit_code` output is not written.
+    /// Example: `engine call std:wordcount --input text=words.txt --out res`. Exit status 0 when the task succeeded, 1 when it failed, 2 when the call is
+    /// invalid (arguments, plugin, input files), 3 on an I/O error, 130 when interrupted.
+    Call(CallArgs),
+    /// Write a ready-to-build task from an SDK template: `engine new task --lang LANG DIR`.
+    #[command(subcommand)]
+    New(NewCommand),
+    /// Print the JSON Schema (draft 2020-12) of the pipeline file, for editors.
+    ///
+    /// It is generated from the key tables `engine check` reads tables with; it checks
+    /// tables, keys, TOML types, required keys and simple bounds, and leaves the rest
+    /// (references, plugin files, sizes and durations beyond their type) to `engine check`.
+    Schema,
     /// Print a plugin's kind, metadata, imports and exports.
     Inspect(InspectArgs),
     /// List the stock plugins (`plugin = "std:NAME"`) with their kind, inputs, outputs and params.
@@ -148,6 +169,17 @@ pub struct CheckArgs {
     pub vars_file: Option<PathBuf>,
     #[command(flatten)]
     pub confine: ConfineArgs,
+    /// `text`: the summary on stdout, or the diagnostics on stderr. `json`: one JSON
+    /// object on stdout either way, with every diagnostic's file, line, column, code,
+    /// message and help (docs/pipeline.md, "Diagnostics as JSON").
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: CheckFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Text,
+    Json,
 }
 
 /// `--confine` and `--allow-path`, for `engine check` and `engine run`.
@@ -368,6 +400,66 @@ pub struct LogsArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct CallArgs {
+    /// The plugin: a .wasm file, or `std:NAME` for a stock plugin.
+    pub plugin: String,
+    /// An input of the task: `--input NAME=FILE` (repeatable; a NAME given several
+    /// times is a list input of those files, in order).
+    #[arg(long = "input", value_name = "NAME=FILE", value_parser = call::parse_input)]
+    pub inputs: Vec<(String, String)>,
+    /// A param of the task: `--param KEY=VALUE` (repeatable; the last VALUE of a KEY
+    /// wins). VALUE is read as a TOML value when it is one (`5`, `1.5`, `true`, `"5"`,
+    /// `[1, 2]`), else as a string (`prefix=> ` is the string `> `).
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = call::parse_param)]
+    pub params: Vec<(String, String)>,
+    /// The directory to write the outputs into, created if missing (default: the
+    /// current directory). A file already there with an output's name is replaced.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum NewCommand {
+    /// Create directory DIR with a task named after it, ready to build: its source, a
+    /// `build.sh` with the SDK README's build command, a `pipeline.toml` and an `input.txt`
+    /// to run it on, and a `README.md`. DIR must not exist.
+    ///
+    /// The task's name is DIR's last component: lowercase letters, digits and `_`,
+    /// starting with a letter. The files refer to the SDK found first in $ENGINE_SDK_DIR,
+    /// <exe dir>/../share/engine/sdk (installed) or the source tree the engine was built
+    /// from.
+    Task(NewTaskArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NewLang {
+    /// engine-sdk, built for wasm32-wasip1 with cargo.
+    Rust,
+    /// engine.h, built with clang and wasi-libc.
+    C,
+    /// engine.zig, built with zig (or PyPI's ziglang).
+    Zig,
+    /// The Go SDK, built with Go's wasip1 port.
+    Go,
+    /// engine.ts, built with asc.
+    Assemblyscript,
+    /// A component, built with componentize-py.
+    Python,
+    /// A component, built with componentize-qjs.
+    Js,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NewTaskArgs {
+    /// The language of the task.
+    #[arg(long, value_enum)]
+    pub lang: NewLang,
+    /// The directory to create; its last component names the task.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct InspectArgs {
     /// The plugin module.
     pub plugin: PathBuf,
@@ -424,6 +516,12 @@ pub fn main() -> i32 {
         Command::Graph(a) => check::graph(&a),
         Command::Run(a) => run::run(&a),
         Command::Inspect(a) => inspect::inspect(&a),
+        Command::Call(a) => call::call(&a),
+        Command::New(NewCommand::Task(a)) => new::new_task(&a),
+        Command::Schema => {
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), crate::pipeline::json_schema().as_bytes());
+            EXIT_OK
+        }
         Command::Report(a) => report::report(&a),
         Command::Cat(a) => look::cat(&a),
         Command::Logs(a) => look::logs(&a),

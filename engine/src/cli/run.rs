@@ -24,7 +24,7 @@ use crate::units::{format_duration, format_size};
 use super::escape;
 
 /// The interrupt flag set by the Ctrl-C handler (installed once per process).
-fn interrupt_flag() -> Arc<AtomicBool> {
+pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
     static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
     FLAG.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(false));
@@ -181,7 +181,7 @@ pub(crate) fn exit_code(e: &SessionError) -> i32 {
 
 /// A spinner while a large plugin compiles, and a line when preparing one
 /// took noticeable time.
-fn plugin_progress(tty: bool, quiet: bool) -> impl FnMut(PluginEvent<'_>) + 'static {
+pub(crate) fn plugin_progress(tty: bool, quiet: bool) -> impl FnMut(PluginEvent<'_>) + 'static {
     let mut spinner: Option<ProgressBar> = None;
     move |ev| match ev {
         PluginEvent::Preparing { name, size } => {
@@ -223,7 +223,7 @@ fn plugin_progress(tty: bool, quiet: bool) -> impl FnMut(PluginEvent<'_>) + 'sta
 
 /// Base delay between attempts: `ENGINE_RETRY_BACKOFF` (a duration such as
 /// `10ms`), default 100ms; doubled for each further attempt, capped at 10s.
-fn backoff_base() -> Duration {
+pub(crate) fn backoff_base() -> Duration {
     std::env::var("ENGINE_RETRY_BACKOFF")
         .ok()
         .and_then(|s| crate::units::parse_duration(&s).ok())

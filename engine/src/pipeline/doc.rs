@@ -27,7 +27,7 @@ use toml_parser::parser::{EventReceiver, RecursionGuard, ValidateWhitespace, par
 use toml_parser::{ErrorSink, ParseError, Raw, Source, Span};
 
 use super::Threads;
-use super::diag::Diagnostic;
+use super::diag::{Code, Diagnostic};
 
 /// Index of a node in [`Doc::nodes`].
 pub type NodeId = u32;
@@ -509,7 +509,7 @@ impl<'s> Builder<'s> {
     fn duplicate(&mut self, path: String, again: Sp, first: Sp) {
         let path = if path.is_empty() { "key".to_string() } else { path };
         self.diags.push(
-            Diagnostic::error(format!("`{path}` is defined more than once"))
+            Diagnostic::error(Code::DuplicateKey, format!("`{path}` is defined more than once"))
                 .primary(again.range(), "defined again here")
                 .secondary(first.range(), "first defined here"),
         );

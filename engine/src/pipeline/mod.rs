@@ -8,6 +8,7 @@
 //! file:line:column span; [`Diagnostics`] renders them. The format is documented
 //! in `docs/pipeline.md`.
 
+pub mod call;
 pub mod cgroup;
 pub mod diag;
 pub mod doc;
@@ -18,7 +19,7 @@ pub mod resources;
 
 use std::path::Path;
 
-pub use diag::{Diagnostic, Diagnostics};
+pub use diag::{Code, Diagnostic, Diagnostics};
 
 use crate::plan::{Plan, Resources};
 
@@ -66,6 +67,14 @@ pub enum SetValue {
     Bool(bool),
 }
 
+/// The JSON Schema of the pipeline file, pretty-printed with a final newline:
+/// what `engine schema` prints and `docs/pipeline.schema.json` holds.
+pub fn json_schema() -> String {
+    let mut s = serde_json::to_string_pretty(&load::json_schema()).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
 /// Parse one `--set name=value`.
 pub fn parse_set(s: &str) -> Result<VarSetting, String> {
     let Some((name, value)) = s.split_once('=') else {
@@ -86,14 +95,14 @@ pub fn read_vars_file(path: &Path) -> Result<Vec<VarSetting>, Diagnostics> {
         Diagnostics::new(
             file.clone(),
             String::new(),
-            vec![Diagnostic::error(format!("cannot read `{file}`: {}", io_message(&e)))],
+            vec![Diagnostic::error(Code::File, format!("cannot read `{file}`: {}", io_message(&e)))],
         )
     })?;
     let (d, syntax, mut items) = doc::Doc::parse(&text);
     for s in syntax {
         let span = s.span.start.min(text.len())..s.span.end.min(text.len());
         let label = if s.label.is_empty() { "here".to_string() } else { s.label };
-        items.push(Diagnostic::error(s.message).primary(span, label));
+        items.push(Diagnostic::error(Code::Syntax, s.message).primary(span, label));
     }
     let mut out = Vec::new();
     if items.is_empty() {
@@ -112,10 +121,10 @@ pub fn read_vars_file(path: &Path) -> Result<Vec<VarSetting>, Diagnostics> {
                 doc::Val::Bool(b) => SetValue::Bool(b),
                 _ => {
                     items.push(
-                        Diagnostic::error(format!(
-                            "var `{}` must be a string, integer, float or boolean",
-                            d.str(e.key)
-                        ))
+                        Diagnostic::error(
+                            Code::Var,
+                            format!("var `{}` must be a string, integer, float or boolean", d.str(e.key)),
+                        )
                         .primary(node.span.range(), format!("found {}", d.type_name(e.value))),
                     );
                     continue;
@@ -143,7 +152,7 @@ pub(crate) enum Threads {
 /// Parse, validate and expand the pipeline at `path`.
 pub fn load(path: &Path, opts: &LoadOptions) -> Result<Plan, Diagnostics> {
     let file = path.display().to_string();
-    let fail = |msg: String| Diagnostics::new(file.clone(), String::new(), vec![Diagnostic::error(msg)]);
+    let fail = |msg: String| Diagnostics::new(file.clone(), String::new(), vec![Diagnostic::error(Code::File, msg)]);
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => return Err(fail(format!("`{file}` is a directory, not a pipeline file"))),
         Ok(m) if m.len() > MAX_FILE_SIZE => {
@@ -165,7 +174,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Plan, Diagnostics> {
                 file,
                 text,
                 vec![
-                    Diagnostic::error("the pipeline file is not valid UTF-8")
+                    Diagnostic::error(Code::File, "the pipeline file is not valid UTF-8")
                         .primary(at..end, "invalid byte sequence here"),
                 ],
             ));
@@ -204,7 +213,7 @@ fn load_str(
             .map(|s| {
                 let span = s.span.start.min(text.len())..s.span.end.min(text.len());
                 let label = if s.label.is_empty() { "here".to_string() } else { s.label };
-                Diagnostic::error(s.message).primary(span, label)
+                Diagnostic::error(Code::Syntax, s.message).primary(span, label)
             })
             .collect();
         items.extend(structural);
@@ -238,7 +247,7 @@ fn load_str(
         let Some(first) = names.first() else { continue };
         let mut path: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
         path.push(format!("`{first}`"));
-        let mut d = Diagnostic::error(format!("tasks form a cycle: {}", path.join(" → ")));
+        let mut d = Diagnostic::error(Code::Cycle, format!("tasks form a cycle: {}", path.join(" → ")));
         if let Some(sp) = cx.task_id_span(first) {
             d = d.primary(sp, "this task is part of the cycle");
         }

@@ -6,7 +6,7 @@
 use std::fmt::Display;
 
 use super::Loader;
-use crate::pipeline::diag::Diagnostic;
+use crate::pipeline::diag::{Code, Diagnostic};
 use crate::pipeline::doc::{Entry, NodeId, Val};
 
 /// The known keys of a table, read in one pass.
@@ -69,7 +69,7 @@ impl<'d> Loader<'d, '_> {
                 }
                 continue;
             }
-            let d = Diagnostic::error(format!("unknown key `{k}` in {what}"));
+            let d = Diagnostic::error(Code::UnknownKey, format!("unknown key `{k}` in {what}"));
             let d = match suggest(k, allowed.iter().copied()) {
                 Some(s) => d.primary(e.key_span.range(), format!("did you mean `{s}`?")),
                 None => d
@@ -84,7 +84,7 @@ impl<'d> Loader<'d, '_> {
     pub(super) fn type_error(&mut self, what: &dyn Display, node: NodeId, expected: &str) {
         let found = self.doc.type_name(node);
         self.err(
-            Diagnostic::error(format!("{what} must be {expected}, found {found}"))
+            Diagnostic::error(Code::Type, format!("{what} must be {expected}, found {found}"))
                 .primary(self.span(node), format!("expected {expected}")),
         );
     }
@@ -141,7 +141,7 @@ impl<'d> Loader<'d, '_> {
     }
 
     pub(super) fn value_error(&mut self, what: &dyn Display, node: NodeId, problem: &str) {
-        self.err(Diagnostic::error(format!("{what} {problem}")).primary(self.span(node), "invalid value"));
+        self.err(Diagnostic::error(Code::Value, format!("{what} {problem}")).primary(self.span(node), "invalid value"));
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use super::Loader;
 use super::access::{Fields, suggest};
 use super::settings::Settings;
-use crate::pipeline::diag::Diagnostic;
+use crate::pipeline::diag::{Code, Diagnostic};
 use crate::pipeline::doc::{Entry, Sp};
 use crate::units::format_size;
 
@@ -66,7 +66,7 @@ impl Loader<'_, '_> {
         }
         if let Some(p) = host_file_problem(&self.base_dir.join(rel), false) {
             self.err(
-                Diagnostic::error(format!("input file `{rel}` {}", p.problem))
+                Diagnostic::error(Code::InputFile, format!("input file `{rel}` {}", p.problem))
                     .primary(sp.range(), p.label)
                     .note("paths are relative to the directory of the pipeline file"),
             );
@@ -92,8 +92,10 @@ impl Loader<'_, '_> {
             if declared.iter().any(|d| d == name) {
                 continue;
             }
-            let d =
-                Diagnostic::error(format!("task `{id}` has input `{name}`, which plugin `{pname}` does not declare"));
+            let d = Diagnostic::error(
+                Code::Metadata,
+                format!("task `{id}` has input `{name}`, which plugin `{pname}` does not declare"),
+            );
             let d = match suggest(name, declared.iter().map(String::as_str)) {
                 Some(s) => d.primary(e.key_span.range(), format!("did you mean `{s}`?")),
                 None => d.primary(e.key_span.range(), "unknown input"),
@@ -115,11 +117,14 @@ impl Loader<'_, '_> {
             return;
         }
         let pname = &self.plugins[pid as usize].name;
-        let d = Diagnostic::error(format!(
-            "task `{id}` has `resources.memory` = {}, but plugin `{pname}` declares {} of initial memory",
-            format_size(memory.memory),
-            format_size(min)
-        ));
+        let d = Diagnostic::error(
+            Code::Capacity,
+            format!(
+                "task `{id}` has `resources.memory` = {}, but plugin `{pname}` declares {} of initial memory",
+                format_size(memory.memory),
+                format_size(min)
+            ),
+        );
         let at = f
             .get("resources")
             .and_then(|r| self.doc.get(r.value, "memory"))

@@ -4,7 +4,7 @@
 
 use super::Loader;
 use super::access::{Field, Fields};
-use crate::pipeline::diag::Diagnostic;
+use crate::pipeline::diag::{Code, Diagnostic};
 use crate::pipeline::doc::Val;
 use crate::plan::{CommandFs, Mount};
 
@@ -38,7 +38,7 @@ impl Loader<'_, '_> {
             let guest = self.key(e);
             if let Some(problem) = guest_path_problem(guest) {
                 self.err(
-                    Diagnostic::error(format!("mount `{guest}` of task `{id}`: {problem}"))
+                    Diagnostic::error(Code::Command, format!("mount `{guest}` of task `{id}`: {problem}"))
                         .primary(e.key_span.range(), "invalid guest path"),
                 );
                 continue;
@@ -46,9 +46,12 @@ impl Loader<'_, '_> {
             let Some(v) = self.as_str(&w("mounts").with(guest), e.value) else { continue };
             let Some(rel) = v.strip_prefix("file:").filter(|r| !r.is_empty()) else {
                 self.err(
-                    Diagnostic::error(format!(
-                        "mount `{guest}` of task `{id}` must be `file:` and a directory or archive, found `{v}`"
-                    ))
+                    Diagnostic::error(
+                        Code::Command,
+                        format!(
+                            "mount `{guest}` of task `{id}` must be `file:` and a directory or archive, found `{v}`"
+                        ),
+                    )
                     .primary(self.span(e.value), "expected e.g. \"file:share/\" or \"file:data.tar.gz\""),
                 );
                 continue;
@@ -61,7 +64,7 @@ impl Loader<'_, '_> {
             let problem = super::checks::fs_source_problem(&host, rel);
             if let Some(p) = problem {
                 self.err(
-                    Diagnostic::error(format!("mount `{guest}` of task `{id}`: {p}"))
+                    Diagnostic::error(Code::Command, format!("mount `{guest}` of task `{id}`: {p}"))
                         .primary(self.span(e.value), "paths are relative to the pipeline file"),
                 );
                 continue;
@@ -85,7 +88,7 @@ impl Loader<'_, '_> {
                 Ok(b) => Some(b),
                 Err(m) => {
                     self.err(
-                        Diagnostic::error(format!("{what}: {m}"))
+                        Diagnostic::error(Code::Command, format!("{what}: {m}"))
                             .primary(self.span(e.value), "expected `true` or a size such as \"2GiB\""),
                     );
                     None
@@ -114,7 +117,7 @@ impl Loader<'_, '_> {
             let name = self.key(i);
             if Some(name) != stdin {
                 self.err(
-                    Diagnostic::error(format!(
+                    Diagnostic::error(Code::Command, format!(
                         "input `{name}` of task `{id}` cannot be read: the task sets `io_dirs = false`, so it has no `/in` and only its `stdin` input reaches it"
                     ))
                     .primary(i.key_span.range(), "unreachable input")

@@ -17,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use super::Loader;
-use crate::pipeline::diag::Diagnostic;
+use crate::pipeline::diag::{Code, Diagnostic};
 use crate::pipeline::doc::Sp;
 
 /// The canonical directories a confined pipeline may name paths in: its own
@@ -64,10 +64,10 @@ impl Loader<'_, '_> {
             return true;
         }
         self.err(
-            Diagnostic::error(format!(
-                "{who}: `{rel}` resolves to `{}`, outside the directories --confine allows",
-                real.display()
-            ))
+            Diagnostic::error(
+                Code::Confine,
+                format!("{who}: `{rel}` resolves to `{}`, outside the directories --confine allows", real.display()),
+            )
             .primary(sp.range(), "outside the pipeline's directory")
             .note(format!(
                 "with --confine, paths must resolve (after symbolic links) inside the pipeline's directory `{}`{}",

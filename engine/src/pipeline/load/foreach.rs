@@ -14,10 +14,13 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::Loader;
-use crate::pipeline::diag::Diagnostic;
+use crate::pipeline::diag::{Code, Diagnostic};
 use crate::pipeline::doc::{Entry, NodeId, Sp, Val};
 use crate::pipeline::refs;
 use crate::plan::TaskId;
+
+/// The keys of a foreach variable written as a table.
+pub(super) const FOREACH_VAR_KEYS: &[&str] = &["range", "glob", "allow_empty"];
 
 /// Most tasks one `foreach` may expand to.
 pub const MAX_FOREACH: usize = 1_000_000;
@@ -90,7 +93,7 @@ impl Loader<'_, '_> {
         let entries = self.doc.entries(t);
         if entries.is_empty() {
             self.err(
-                Diagnostic::error(format!("`foreach` of task `{id}` defines no variables"))
+                Diagnostic::error(Code::Foreach, format!("`foreach` of task `{id}` defines no variables"))
                     .primary(self.span(t), "add a variable, e.g. `i = [1, 2, 3]`"),
             );
             return None;
@@ -102,7 +105,7 @@ impl Loader<'_, '_> {
             let var = self.key(e);
             if !refs::valid_var(var) {
                 self.err(
-                    Diagnostic::error(format!("`{var}` is not a valid foreach variable name"))
+                    Diagnostic::error(Code::Name, format!("`{var}` is not a valid foreach variable name"))
                         .primary(e.key_span.range(), "use letters, digits and `_`, not starting with a digit"),
                 );
                 ok = false;
@@ -116,7 +119,7 @@ impl Loader<'_, '_> {
             // Reported only while everything before was valid.
             if v.values.is_empty() && ok && !v.may_be_empty {
                 self.err(
-                    Diagnostic::error(format!("foreach variable `{var}` of task `{id}` has no values"))
+                    Diagnostic::error(Code::Foreach, format!("foreach variable `{var}` of task `{id}` has no values"))
                         .primary(self.span(e.value), "the task would expand to nothing"),
                 );
                 ok = false;
@@ -142,7 +145,7 @@ impl Loader<'_, '_> {
             "zip" => Some(true),
             other => {
                 self.err(
-                    Diagnostic::error(format!("unknown `foreach_mode` `{other}` in task `{id}`"))
+                    Diagnostic::error(Code::Foreach, format!("unknown `foreach_mode` `{other}` in task `{id}`"))
                         .primary(self.span(m.value), "expected `product` or `zip`"),
                 );
                 None
@@ -156,13 +159,14 @@ impl Loader<'_, '_> {
             Val::Array(_) => self.foreach_list(var, e.value),
             Val::Table(_) => {
                 let what = format!("`tasks.{id}.foreach.{var}`");
-                self.check_keys(e.value, &["range", "glob", "allow_empty"], &what);
+                self.check_keys(e.value, FOREACH_VAR_KEYS, &what);
                 match (self.doc.get(e.value, "range"), self.doc.get(e.value, "glob")) {
                     (None, None) => {
                         self.err(
-                            Diagnostic::error(format!(
-                                "foreach variable `{var}` of task `{id}` has no `range` or `glob`"
-                            ))
+                            Diagnostic::error(
+                                Code::Foreach,
+                                format!("foreach variable `{var}` of task `{id}` has no `range` or `glob`"),
+                            )
                             .primary(
                                 self.span(e.value),
                                 "write `{ range = [start, end] }` or `{ glob = \"data/*.csv\" }`",
@@ -207,8 +211,11 @@ impl Loader<'_, '_> {
                         v.values.push(Item::plain(s.to_string(), sp));
                     } else {
                         self.err(
-                            Diagnostic::error(format!("foreach value `{s}` cannot be part of a task id"))
-                                .primary(sp.range(), "allowed: letters, digits, `_`, `-` and `.`"),
+                            Diagnostic::error(
+                                Code::Foreach,
+                                format!("foreach value `{s}` cannot be part of a task id"),
+                            )
+                            .primary(sp.range(), "allowed: letters, digits, `_`, `-` and `.`"),
                         );
                         v.ok = false;
                     }
@@ -258,8 +265,11 @@ impl Loader<'_, '_> {
             }
             _ => {
                 self.err(
-                    Diagnostic::error(format!("`range` of foreach variable `{var}` must be two integers"))
-                        .primary(self.span(range), "expected `[start, end]` (end excluded)"),
+                    Diagnostic::error(
+                        Code::Foreach,
+                        format!("`range` of foreach variable `{var}` must be two integers"),
+                    )
+                    .primary(self.span(range), "expected `[start, end]` (end excluded)"),
                 );
                 VarValues::failed(true)
             }
@@ -287,7 +297,7 @@ impl Loader<'_, '_> {
         };
         if files.is_empty() && !allow_empty {
             self.err(
-                Diagnostic::error(format!("glob `{pattern}` of foreach variable `{var}` of task `{id}` matches no files"))
+                Diagnostic::error(Code::Foreach, format!("glob `{pattern}` of foreach variable `{var}` of task `{id}` matches no files"))
                     .primary(sp.range(), "no file matches")
                     .note("the glob is relative to the pipeline file's directory; add `allow_empty = true` if no files is fine"),
             );
@@ -317,7 +327,7 @@ impl Loader<'_, '_> {
         let total = lists.iter().try_fold(1usize, |acc, l| acc.checked_mul(l.len()));
         if total.is_none_or(|t| t > MAX_FOREACH) {
             self.err(
-                Diagnostic::error(format!("`foreach` of task `{id}` expands to too many tasks"))
+                Diagnostic::error(Code::Foreach, format!("`foreach` of task `{id}` expands to too many tasks"))
                     .primary(self.span(t), format!("the limit is {MAX_FOREACH} tasks per foreach")),
             );
             return None;
@@ -347,7 +357,7 @@ impl Loader<'_, '_> {
         if let Some(((var, _), l)) = vars.iter().zip(lists).find(|(_, l)| l.len() != total) {
             let first = vars.first().map(|(v, _)| v.as_str()).unwrap_or("");
             self.err(
-                Diagnostic::error(format!(
+                Diagnostic::error(Code::Foreach, format!(
                     "`foreach_mode = \"zip\"` needs variables with as many values, but `{first}` has {total} and `{var}` has {}",
                     l.len()
                 ))
@@ -416,8 +426,11 @@ impl<'a> Expansion<'a> {
             let sp = items.last().map(|i| i.sp).unwrap_or_default();
             let id = self.id;
             cx.err(
-                Diagnostic::error(format!("task id `{id}[{key}]` is produced more than once by `foreach`"))
-                    .primary(sp.range(), "this value repeats an earlier one"),
+                Diagnostic::error(
+                    Code::Foreach,
+                    format!("task id `{id}[{key}]` is produced more than once by `foreach`"),
+                )
+                .primary(sp.range(), "this value repeats an earlier one"),
             );
             return false;
         }

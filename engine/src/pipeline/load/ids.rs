@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::Loader;
 use super::foreach::Foreach;
-use crate::pipeline::diag::Diagnostic;
+use crate::pipeline::diag::{Code, Diagnostic};
 use crate::pipeline::doc::{Entry, NodeId, ROOT, Val};
 use crate::pipeline::refs;
 use crate::plan::TaskId;
@@ -36,7 +36,7 @@ impl<'d> Loader<'d, '_> {
     pub(in crate::pipeline) fn assign_ids(&mut self) {
         let Some(tasks) = self.tasks_node() else {
             self.err(
-                Diagnostic::error("the pipeline has no tasks")
+                Diagnostic::error(Code::MissingKey, "the pipeline has no tasks")
                     .note("add a task with `[tasks.<id>]` and `plugin = \"...\"`"),
             );
             return;
@@ -44,7 +44,7 @@ impl<'d> Loader<'d, '_> {
         let entries = self.doc.entries(tasks);
         if entries.is_empty() {
             self.err(
-                Diagnostic::error("the pipeline has no tasks")
+                Diagnostic::error(Code::MissingKey, "the pipeline has no tasks")
                     .primary(self.span(tasks), "this table is empty")
                     .note("add a task with `[tasks.<id>]` and `plugin = \"...\"`"),
             );
@@ -66,7 +66,7 @@ impl<'d> Loader<'d, '_> {
             }
             if next + count > MAX_TASKS {
                 self.err(
-                    Diagnostic::error(format!("the pipeline expands to more than {MAX_TASKS} tasks"))
+                    Diagnostic::error(Code::Foreach, format!("the pipeline expands to more than {MAX_TASKS} tasks"))
                         .primary(e.key_span.range(), "the limit is reached here"),
                 );
                 self.task_count = 0;
@@ -93,7 +93,7 @@ impl<'d> Loader<'d, '_> {
     fn task_entry(&mut self, e: &Entry) -> Option<&'d str> {
         let id = self.key(e);
         if !refs::valid_id(id) {
-            let mut d = Diagnostic::error(format!("`{id}` is not a valid task id"))
+            let mut d = Diagnostic::error(Code::Name, format!("`{id}` is not a valid task id"))
                 .primary(e.key_span.range(), "allowed: letters, digits, `_` and `-`");
             if id.contains('[') {
                 d = d
@@ -134,7 +134,7 @@ impl<'d> Loader<'d, '_> {
             for k in ["foreach", "foreach_mode"] {
                 if let Some(x) = self.doc.get(e.value, k) {
                     self.err(
-                        Diagnostic::error(format!("task `{id}` sets both `map` and `{k}`"))
+                        Diagnostic::error(Code::Map, format!("task `{id}` sets both `map` and `{k}`"))
                             .primary(x.key_span.range(), "a task fans out either statically or dynamically")
                             .secondary(m.key_span.range(), "`map` is here"),
                     );
@@ -145,7 +145,7 @@ impl<'d> Loader<'d, '_> {
         let Some(f) = self.doc.get(e.value, "foreach") else {
             if let Some(m) = self.doc.get(e.value, "foreach_mode") {
                 self.err(
-                    Diagnostic::error(format!("task `{id}` sets `foreach_mode` but has no `foreach`"))
+                    Diagnostic::error(Code::Foreach, format!("task `{id}` sets `foreach_mode` but has no `foreach`"))
                         .primary(m.key_span.range(), "remove it, or add a `foreach`"),
                 );
             }

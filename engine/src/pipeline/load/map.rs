@@ -8,7 +8,7 @@ use super::Loader;
 use super::access::{Field, Fields, suggest};
 use super::ids::{MAX_TASKS, Slot};
 use super::raw::RawInput;
-use crate::pipeline::diag::Diagnostic;
+use crate::pipeline::diag::{Code, Diagnostic};
 use crate::pipeline::doc::{Entry, Sp};
 use crate::plan::{DEFAULT_OUTPUT, MapSpec, TaskId};
 
@@ -23,7 +23,7 @@ impl<'d> Loader<'d, '_> {
         let Some(m) = f.get("map") else {
             if let Some(x) = f.get("max_items") {
                 self.err(
-                    Diagnostic::error(format!("task `{id}` sets `max_items` without `map`"))
+                    Diagnostic::error(Code::Map, format!("task `{id}` sets `max_items` without `map`"))
                         .primary(x.key_span.range(), "`max_items` bounds a dynamic fan-out"),
                 );
             }
@@ -33,9 +33,12 @@ impl<'d> Loader<'d, '_> {
         let sp = self.doc.node(m.value).span;
         let Some((task, lines)) = parse_map(text) else {
             self.err(
-                Diagnostic::error(format!(
-                    "`map` of task `{id}` must be `TASK.*`, `TASK.lines` or `TASK.OUTPUT.lines`, found `{text}`"
-                ))
+                Diagnostic::error(
+                    Code::Map,
+                    format!(
+                        "`map` of task `{id}` must be `TASK.*`, `TASK.lines` or `TASK.OUTPUT.lines`, found `{text}`"
+                    ),
+                )
                 .primary(sp.range(), "one task per output (`.*`) or per line (`.lines`)"),
             );
             return None;
@@ -47,19 +50,23 @@ impl<'d> Loader<'d, '_> {
                 self.check_output(producer, o, text, sp);
                 if max_items.is_none() && f.get("max_items").is_none() {
                     self.err(
-                        Diagnostic::error(format!(
-                            "task `{id}` maps over the lines of `{text}` but sets no `max_items`"
-                        ))
+                        Diagnostic::error(
+                            Code::Map,
+                            format!("task `{id}` maps over the lines of `{text}` but sets no `max_items`"),
+                        )
                         .primary(sp.range(), "add `max_items = N`, the most lines it may expand to"),
                     );
                 }
                 for i in inputs {
                     if let Some(&(_, isp)) = i.refs.iter().find(|(r, _)| *r == ITEM_REF) {
                         self.err(
-                            Diagnostic::error(format!(
-                                "input `{}` of task `{id}` is `{ITEM_REF}`, but the task maps over lines",
-                                i.name
-                            ))
+                            Diagnostic::error(
+                                Code::Map,
+                                format!(
+                                    "input `{}` of task `{id}` is `{ITEM_REF}`, but the task maps over lines",
+                                    i.name
+                                ),
+                            )
                             .primary(isp.range(), "a line is text: use `{item}` in `params`, `args` or `env`"),
                         );
                     }
@@ -86,7 +93,7 @@ impl<'d> Loader<'d, '_> {
     /// The task that `map` names: a single task other than `id` itself.
     fn producer(&mut self, id: &str, me: TaskId, task: &str, sp: Sp) -> Option<TaskId> {
         let Some(slot) = self.slot(task) else {
-            let d = Diagnostic::error(format!("task `{id}` maps over unknown task `{task}`"));
+            let d = Diagnostic::error(Code::Map, format!("task `{id}` maps over unknown task `{task}`"));
             let sug = if self.id_count <= 10_000 { suggest(task, self.known_ids()) } else { None };
             self.err(match sug {
                 Some(s) => d.primary(sp.range(), format!("did you mean `{s}`?")),
@@ -100,7 +107,9 @@ impl<'d> Loader<'d, '_> {
             Slot::Foreach(_) => "it is a foreach task: map over a single task",
             Slot::Map(_) => "it is itself a mapped task: map over a single task",
         };
-        self.err(Diagnostic::error(format!("task `{id}` cannot map over `{task}`")).primary(sp.range(), why));
+        self.err(
+            Diagnostic::error(Code::Map, format!("task `{id}` cannot map over `{task}`")).primary(sp.range(), why),
+        );
         None
     }
 
@@ -114,9 +123,10 @@ impl<'d> Loader<'d, '_> {
             return;
         }
         let pname = &self.plugins[pid as usize].name;
-        let d = Diagnostic::error(format!(
-            "task `{id}` maps over `{text}`, but plugin `{pname}` does not declare `*` outputs"
-        ));
+        let d = Diagnostic::error(
+            Code::Metadata,
+            format!("task `{id}` maps over `{text}`, but plugin `{pname}` does not declare `*` outputs"),
+        );
         let d = if meta.outputs.is_empty() {
             d.primary(sp.range(), "the plugin declares no outputs")
         } else {

@@ -32,6 +32,7 @@ mod map;
 mod outputs;
 mod raw;
 mod resolve;
+mod schema;
 mod settings;
 mod task;
 mod top;
@@ -49,6 +50,7 @@ use crate::plan::{DetectedDefault, OutputSpec, Plan, PluginSpec, Resources, Task
 
 use foreach::Foreach;
 use ids::Slot;
+pub(super) use schema::json_schema;
 use settings::Settings;
 pub(super) use vars::{apply as apply_vars, wanted as wants_vars};
 

@@ -3,7 +3,7 @@
 
 use super::Loader;
 use super::resolve::User;
-use crate::pipeline::diag::Diagnostic;
+use crate::pipeline::diag::{Code, Diagnostic};
 use crate::pipeline::doc::ROOT;
 use crate::plan::{OutputSpec, Source, TaskId};
 
@@ -17,7 +17,7 @@ impl Loader<'_, '_> {
             let dest = self.key(e);
             if dest.trim().is_empty() {
                 self.err(
-                    Diagnostic::error("an output destination cannot be empty")
+                    Diagnostic::error(Code::Value, "an output destination cannot be empty")
                         .primary(e.key_span.range(), "empty path"),
                 );
                 continue;

@@ -9,12 +9,12 @@ use smallvec::SmallVec;
 use super::Loader;
 use super::access::{Field, Fields, suggest};
 use super::settings::{BUILTIN_RESOURCES, Settings};
-use crate::pipeline::diag::Diagnostic;
+use crate::pipeline::diag::{Code, Diagnostic};
 use crate::pipeline::doc::{Entry, NodeId, Sp, Val};
 use crate::pipeline::refs;
 use crate::plan::TaskId;
 
-const TASK_KEYS: &[&str] = &[
+pub(super) const TASK_KEYS: &[&str] = &[
     "plugin",
     "inputs",
     "params",
@@ -109,7 +109,7 @@ impl<'d> Loader<'d, '_> {
     fn task_plugin_id(&mut self, id: &str, e: &Entry, f: &Fields) -> Option<u32> {
         let Some(p) = f.get("plugin") else {
             self.err(
-                Diagnostic::error(format!("task `{id}` has no `plugin`"))
+                Diagnostic::error(Code::MissingKey, format!("task `{id}` has no `plugin`"))
                     .primary(e.key_span.range(), "add `plugin = \"...\"` naming an entry of `[plugins]`"),
             );
             return None;
@@ -120,7 +120,7 @@ impl<'d> Loader<'d, '_> {
             Some(&pid) => Some(pid),
             None if self.broken_plugins.contains(&name) => None,
             None => {
-                let mut d = Diagnostic::error(format!("task `{id}` uses unknown plugin `{name}`"));
+                let mut d = Diagnostic::error(Code::Plugin, format!("task `{id}` uses unknown plugin `{name}`"));
                 d = match suggest(name, self.plugin_ids.keys().copied()) {
                     Some(s) => d.primary(self.span(p.value), format!("did you mean `{s}`?")),
                     None => d.primary(self.span(p.value), "not defined in `[plugins]`"),
@@ -138,7 +138,7 @@ impl<'d> Loader<'d, '_> {
         let b = self.binder;
         for name in refs::unknown_placeholders(s, vars) {
             self.err(
-                Diagnostic::error(format!("task `{id}` uses `{{{name}}}`, which its `{b}` does not define"))
+                Diagnostic::error(Code::Var, format!("task `{id}` uses `{{{name}}}`, which its `{b}` does not define"))
                     .primary(sp.range(), format!("`{b}` defines: {}", vars.join(", "))),
             );
         }
@@ -186,9 +186,12 @@ impl<'d> Loader<'d, '_> {
                     self.check_placeholders(id, s, sp, foreach);
                 } else if self.binder == "map" && s != super::map::ITEM_REF && s.contains('{') {
                     self.err(
-                        Diagnostic::error(format!(
-                            "task `{id}` uses a placeholder in reference `{s}`, which is known only at run time"
-                        ))
+                        Diagnostic::error(
+                            Code::Map,
+                            format!(
+                                "task `{id}` uses a placeholder in reference `{s}`, which is known only at run time"
+                            ),
+                        )
                         .primary(sp.range(), "in a mapped task, write `{item}` alone for the mapped output"),
                     );
                     return false;
@@ -227,7 +230,7 @@ impl<'d> Loader<'d, '_> {
             let k = self.key(ee);
             if k.is_empty() || k.contains(['=', '\0']) {
                 self.err(
-                    Diagnostic::error(format!("`{k}` is not a valid environment variable name"))
+                    Diagnostic::error(Code::Name, format!("`{k}` is not a valid environment variable name"))
                         .primary(ee.key_span.range(), "names must be non-empty and contain no `=`"),
                 );
                 continue;
@@ -247,8 +250,10 @@ impl<'d> Loader<'d, '_> {
         let name = self.as_str(&Field::new(&["tasks", id, "stdin"]), s.value)?;
         let sp = self.doc.node(s.value).span;
         if !inputs.iter().any(|i| i.name == name) {
-            let mut d =
-                Diagnostic::error(format!("`stdin` of task `{id}` names input `{name}`, which the task does not have"));
+            let mut d = Diagnostic::error(
+                Code::Reference,
+                format!("`stdin` of task `{id}` names input `{name}`, which the task does not have"),
+            );
             d = match suggest(name, inputs.iter().map(|i| i.name)) {
                 Some(s) => d.primary(sp.range(), format!("did you mean `{s}`?")),
                 None if inputs.is_empty() => d.primary(sp.range(), "the task has no inputs"),
@@ -292,10 +297,13 @@ impl<'d> Loader<'d, '_> {
         for &k in COMMAND_KEYS {
             if let Some(x) = f.get(k) {
                 self.err(
-                    Diagnostic::error(format!(
-                        "task `{id}` sets `{k}`, but plugin `{}` is an SDK task, not a command",
-                        self.plugins[pid as usize].name
-                    ))
+                    Diagnostic::error(
+                        Code::Metadata,
+                        format!(
+                            "task `{id}` sets `{k}`, but plugin `{}` is an SDK task, not a command",
+                            self.plugins[pid as usize].name
+                        ),
+                    )
                     .primary(x.key_span.range(), "only command plugins (WASI programs with `_start`) take this"),
                 );
             }
@@ -311,9 +319,10 @@ impl<'d> Loader<'d, '_> {
             0,
         );
         let Some((what, asked, has)) = req.first_excess(&self.capacity) else { return };
-        let mut d = Diagnostic::error(format!(
-            "task `{id}` requests {what} = {asked} but the machine has {what} = {has}; it could never run"
-        ))
+        let mut d = Diagnostic::error(
+            Code::Capacity,
+            format!("task `{id}` requests {what} = {asked} but the machine has {what} = {has}; it could never run"),
+        )
         .primary(e.key_span.range(), "this task");
         if let Some(s) = suggest(&what, BUILTIN_RESOURCES.iter().copied())
             && s != what
@@ -337,9 +346,10 @@ impl<'d> Loader<'d, '_> {
                         for name in refs::unknown_placeholders(s, vars) {
                             let b = self.binder;
                             self.err(
-                                Diagnostic::error(format!(
-                                    "task `{id}` uses `{{{name}}}`, which its `{b}` does not define"
-                                ))
+                                Diagnostic::error(
+                                    Code::Var,
+                                    format!("task `{id}` uses `{{{name}}}`, which its `{b}` does not define"),
+                                )
                                 .primary(self.span(n), format!("`{b}` defines: {}", vars.join(", "))),
                             );
                         }
@@ -374,7 +384,10 @@ impl<'d> Loader<'d, '_> {
             if declared.iter().any(|d| d == k) {
                 continue;
             }
-            let d = Diagnostic::error(format!("plugin `{pname}` does not take a param `{k}` (task `{id}`)"));
+            let d = Diagnostic::error(
+                Code::Metadata,
+                format!("plugin `{pname}` does not take a param `{k}` (task `{id}`)"),
+            );
             let d = match suggest(k, declared.iter().map(String::as_str)) {
                 Some(s) => d.primary(e.key_span.range(), format!("did you mean `{s}`?")),
                 None if declared.is_empty() => d.primary(e.key_span.range(), "the plugin takes no params"),

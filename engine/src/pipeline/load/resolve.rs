@@ -7,7 +7,7 @@
 use super::Loader;
 use super::access::suggest;
 use super::ids::Slot;
-use crate::pipeline::diag::Diagnostic;
+use crate::pipeline::diag::{Code, Diagnostic};
 use crate::pipeline::doc::Sp;
 use crate::pipeline::refs::{self, Ref};
 use crate::plan::{DEFAULT_OUTPUT, Source, TaskId};
@@ -46,7 +46,8 @@ impl<'d, 's> Loader<'d, 's> {
             Ok(p) => p,
             Err(m) => {
                 self.err(
-                    Diagnostic::error(format!("invalid reference `{r}`: {m}")).primary(sp.range(), "in this reference"),
+                    Diagnostic::error(Code::Reference, format!("invalid reference `{r}`: {m}"))
+                        .primary(sp.range(), "in this reference"),
                 );
                 return;
             }
@@ -55,7 +56,7 @@ impl<'d, 's> Loader<'d, 's> {
             Ref::File(p) => {
                 if single {
                     self.err(
-                        Diagnostic::error(format!("`{r}` is a file; `[outputs]` copies task outputs"))
+                        Diagnostic::error(Code::Reference, format!("`{r}` is a file; `[outputs]` copies task outputs"))
                             .primary(sp.range(), "expected `task` or `task.output`"),
                     );
                 } else {
@@ -71,7 +72,7 @@ impl<'d, 's> Loader<'d, 's> {
         };
         let output = output.unwrap_or(DEFAULT_OUTPUT);
         let Some(slot) = self.slot(task) else {
-            let mut d = Diagnostic::error(format!("{user} refers to unknown task `{task}`"));
+            let mut d = Diagnostic::error(Code::Reference, format!("{user} refers to unknown task `{task}`"));
             let sug = if self.id_count <= 10_000 { suggest(task, self.known_ids()) } else { None };
             d = match sug {
                 Some(s) => d.primary(sp.range(), format!("did you mean `{s}`?")),
@@ -92,7 +93,7 @@ impl<'d, 's> Loader<'d, 's> {
                 let t = *t;
                 if t == me {
                     self.err(
-                        Diagnostic::error(format!("{user} depends on itself"))
+                        Diagnostic::error(Code::Cycle, format!("{user} depends on itself"))
                             .primary(sp.range(), "this input is the task's own output"),
                     );
                     out.remove(i);
@@ -120,8 +121,11 @@ impl<'d, 's> Loader<'d, 's> {
             (Slot::Single(t), None) => out.push(Source::Task { task: t, output: output.to_string() }),
             (Slot::Single(_), Some(k)) => {
                 self.err(
-                    Diagnostic::error(format!("{user} refers to `{task}[{k}]`, but task `{task}` has no `foreach`"))
-                        .primary(sp.range(), format!("write `{task}` without brackets")),
+                    Diagnostic::error(
+                        Code::Reference,
+                        format!("{user} refers to `{task}[{k}]`, but task `{task}` has no `foreach`"),
+                    )
+                    .primary(sp.range(), format!("write `{task}` without brackets")),
                 );
                 return false;
             }
@@ -131,10 +135,13 @@ impl<'d, 's> Loader<'d, 's> {
                     return false;
                 }
                 let example = fe.key(0).into_owned();
-                self.err(Diagnostic::error(format!("{user} refers to `{task}`, which is a foreach task")).primary(
-                    sp.range(),
-                    format!("use `{task}[*]` for all its tasks or one of them such as `{task}[{example}]`"),
-                ));
+                self.err(
+                    Diagnostic::error(Code::Reference, format!("{user} refers to `{task}`, which is a foreach task"))
+                        .primary(
+                            sp.range(),
+                            format!("use `{task}[*]` for all its tasks or one of them such as `{task}[{example}]`"),
+                        ),
+                );
                 return false;
             }
             (Slot::Foreach(f), Some("*")) => {
@@ -146,8 +153,11 @@ impl<'d, 's> Loader<'d, 's> {
                 if at.single {
                     let r = at.text;
                     self.err(
-                        Diagnostic::error(format!("`{r}` names several task outputs; `[outputs]` copies one"))
-                            .primary(sp.range(), "expected a single task output"),
+                        Diagnostic::error(
+                            Code::Reference,
+                            format!("`{r}` names several task outputs; `[outputs]` copies one"),
+                        )
+                        .primary(sp.range(), "expected a single task output"),
                     );
                     out.truncate(first_out);
                     return false;
@@ -158,8 +168,11 @@ impl<'d, 's> Loader<'d, 's> {
                 if at.single {
                     let r = at.text;
                     self.err(
-                        Diagnostic::error(format!("`{r}` names several task outputs; `[outputs]` copies one"))
-                            .primary(sp.range(), "expected a single task output"),
+                        Diagnostic::error(
+                            Code::Reference,
+                            format!("`{r}` names several task outputs; `[outputs]` copies one"),
+                        )
+                        .primary(sp.range(), "expected a single task output"),
                     );
                     return false;
                 }
@@ -168,7 +181,7 @@ impl<'d, 's> Loader<'d, 's> {
             (Slot::Map(_), k) => {
                 let written = k.map(|k| format!("{task}[{k}]")).unwrap_or_else(|| task.to_string());
                 self.err(
-                    Diagnostic::error(format!(
+                    Diagnostic::error(Code::Reference, format!(
                         "{user} refers to `{written}`, but `{task}` is a mapped task whose tasks are known only at run time"
                     ))
                     .primary(sp.range(), format!("use `{task}[*]` for the outputs of all its tasks")),
@@ -205,8 +218,11 @@ impl<'d, 's> Loader<'d, 's> {
             format!("`{task}[{first}]` … `{task}[{last}]`")
         };
         self.err(
-            Diagnostic::error(format!("{} refers to `{task}[{k}]`, which `foreach` does not produce", at.user))
-                .primary(at.sp.range(), format!("`{task}` expands to {range}")),
+            Diagnostic::error(
+                Code::Reference,
+                format!("{} refers to `{task}[{k}]`, which `foreach` does not produce", at.user),
+            )
+            .primary(at.sp.range(), format!("`{task}` expands to {range}")),
         );
         false
     }
@@ -237,7 +253,10 @@ impl<'d, 's> Loader<'d, 's> {
             return;
         }
         let pname = &self.plugins[pid as usize].name;
-        let d = Diagnostic::error(format!("`{r}` refers to output `{o}`, which plugin `{pname}` does not declare"));
+        let d = Diagnostic::error(
+            Code::Metadata,
+            format!("`{r}` refers to output `{o}`, which plugin `{pname}` does not declare"),
+        );
         let d = match suggest(o, meta.outputs.iter().map(String::as_str)) {
             Some(s) => d.primary(sp.range(), format!("did you mean `{s}`?")),
             None if meta.outputs.is_empty() => d.primary(sp.range(), "the plugin declares no outputs"),

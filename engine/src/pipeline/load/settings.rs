@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::Loader;
 use super::access::{Field, Fields, suggest};
-use crate::pipeline::diag::Diagnostic;
+use crate::pipeline::diag::{Code, Diagnostic};
 use crate::pipeline::doc::{NodeId, Val};
 use crate::pipeline::resources::{self, Partial};
 
@@ -54,7 +54,7 @@ impl Loader<'_, '_> {
                             Ok(b) => Some(b),
                             Err(m) => {
                                 self.err(
-                                    Diagnostic::error(format!("{kw}: {m}"))
+                                    Diagnostic::error(Code::Value, format!("{kw}: {m}"))
                                         .primary(self.span(e.value), "expected a size such as \"512MiB\" or \"2GiB\""),
                                 );
                                 None
@@ -87,7 +87,7 @@ impl Loader<'_, '_> {
                 }
                 _ => {
                     if !resources::valid_resource_name(k) {
-                        self.err(Diagnostic::error(format!("`{k}` is not a valid resource name")).primary(
+                        self.err(Diagnostic::error(Code::Name, format!("`{k}` is not a valid resource name")).primary(
                             e.key_span.range(),
                             "allowed: letters, digits, `_` and `-`, not starting with a digit",
                         ));
@@ -98,8 +98,10 @@ impl Loader<'_, '_> {
                         Val::Float(f) => Some(f),
                         _ => {
                             let found = self.doc.type_name(e.value);
-                            let mut d =
-                                Diagnostic::error(format!("custom resource {kw} must be a number, found {found}"));
+                            let mut d = Diagnostic::error(
+                                Code::Type,
+                                format!("custom resource {kw} must be a number, found {found}"),
+                            );
                             d = match suggest(k, BUILTIN_RESOURCES.iter().copied()) {
                                 Some(s) => d.primary(e.key_span.range(), format!("did you mean `{s}`?")),
                                 None => d.primary(self.span(e.value), "expected a number"),
@@ -147,7 +149,7 @@ impl Loader<'_, '_> {
                 Ok(d) if d.is_zero() => self.value_error(&w("timeout"), e.value, "must be greater than 0"),
                 Ok(d) => s.timeout = Some(d),
                 Err(m) => self.err(
-                    Diagnostic::error(format!("{}: {m}", w("timeout")))
+                    Diagnostic::error(Code::Value, format!("{}: {m}", w("timeout")))
                         .primary(self.span(e.value), "expected a duration such as \"30s\" or \"5m\""),
                 ),
             }
@@ -182,7 +184,7 @@ impl Loader<'_, '_> {
                     Ok(b) => Some(b),
                     Err(m) => {
                         self.err(
-                            Diagnostic::error(format!("{what}: {m}"))
+                            Diagnostic::error(Code::Value, format!("{what}: {m}"))
                                 .primary(self.span(e.value), "expected a size such as \"64MiB\" or \"4GiB\""),
                         );
                         None

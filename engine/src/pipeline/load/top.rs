@@ -9,17 +9,17 @@ use rayon::prelude::*;
 
 use super::Loader;
 use super::access::Field;
-use crate::pipeline::diag::Diagnostic;
+use crate::pipeline::diag::{Code, Diagnostic};
 use crate::pipeline::doc::{Entry, NodeId, ROOT, Val};
 use crate::pipeline::plugins::{self, PluginCheck};
 use crate::pipeline::refs;
 use crate::pipeline::resources;
 use crate::plan::{DetectedDefault, PluginSpec, Resources};
 
-const TOP_KEYS: &[&str] = &["pipeline", "vars", "plugins", "defaults", "resources", "tasks", "outputs"];
-const PIPELINE_KEYS: &[&str] = &["name", "description"];
-const PLUGIN_KEYS: &[&str] = &["path", "sha256", "max_compile_time"];
-const DEFAULTS_KEYS: &[&str] = &[
+pub(super) const TOP_KEYS: &[&str] = &["pipeline", "vars", "plugins", "defaults", "resources", "tasks", "outputs"];
+pub(super) const PIPELINE_KEYS: &[&str] = &["name", "description"];
+pub(super) const PLUGIN_KEYS: &[&str] = &["path", "sha256", "max_compile_time"];
+pub(super) const DEFAULTS_KEYS: &[&str] = &[
     "resources",
     "retries",
     "timeout",
@@ -74,7 +74,7 @@ impl<'d> Loader<'d, '_> {
         let (mut name, mut description) = (String::new(), String::new());
         let Some(e) = self.doc.get(ROOT, "pipeline") else {
             self.err(
-                Diagnostic::error("missing `[pipeline]` table")
+                Diagnostic::error(Code::MissingKey, "missing `[pipeline]` table")
                     .note("every pipeline starts with `[pipeline]` and `name = \"...\"`"),
             );
             return (name, description);
@@ -83,7 +83,7 @@ impl<'d> Loader<'d, '_> {
         self.check_keys(t, PIPELINE_KEYS, &"`[pipeline]`");
         match self.doc.get(t, "name") {
             None => self.err(
-                Diagnostic::error("`[pipeline]` has no `name`")
+                Diagnostic::error(Code::MissingKey, "`[pipeline]` has no `name`")
                     .primary(self.span(t), "add `name = \"...\"` to this table"),
             ),
             Some(n) => {
@@ -197,7 +197,7 @@ impl<'d> Loader<'d, '_> {
         let what = format!("plugin `{name}`");
         if !refs::valid_id(name) {
             self.err(
-                Diagnostic::error(format!("`{name}` is not a valid plugin name"))
+                Diagnostic::error(Code::Name, format!("`{name}` is not a valid plugin name"))
                     .primary(e.key_span.range(), "allowed: letters, digits, `_` and `-`"),
             );
             return None;
@@ -210,7 +210,7 @@ impl<'d> Loader<'d, '_> {
                 let path = self.doc.get(e.value, "path").map(|p| p.value);
                 if path.is_none() {
                     self.err(
-                        Diagnostic::error(format!("{what} has no `path`"))
+                        Diagnostic::error(Code::MissingKey, format!("{what} has no `path`"))
                             .primary(self.span(e.value), "add `path = \"plugins/x.wasm\"`"),
                     );
                 }
@@ -271,7 +271,7 @@ impl<'d> Loader<'d, '_> {
             Ok(d) => Some(d),
             Err(m) => {
                 self.err(
-                    Diagnostic::error(format!("{what}: {m}"))
+                    Diagnostic::error(Code::Value, format!("{what}: {m}"))
                         .primary(self.span(node), "expected a duration such as \"30s\" or \"5m\""),
                 );
                 None
@@ -290,7 +290,7 @@ impl<'d> Loader<'d, '_> {
                 plugins::At::Path => self.span(path_node),
                 plugins::At::Sha => sha_node.map(|n| self.span(n)).unwrap_or(self.span(path_node)),
             };
-            let mut d = Diagnostic::error(problem.message.clone()).primary(span, problem.label.clone());
+            let mut d = Diagnostic::error(Code::Plugin, problem.message.clone()).primary(span, problem.label.clone());
             for n in &problem.notes {
                 d = d.note(n.clone());
             }
@@ -315,7 +315,7 @@ impl<'d> Loader<'d, '_> {
                     memory_given |= p.memory.is_some();
                     cap = p.resolve(cap.cpu_milli, cap.memory, cap.gpu).tap_custom(&cap);
                 }
-                Err(e) => self.err(Diagnostic::error(format!("invalid --resources `{o}`: {e}"))),
+                Err(e) => self.err(Diagnostic::error(Code::Capacity, format!("invalid --resources `{o}`: {e}"))),
             }
         }
         let d = crate::pipeline::cgroup::detect();

@@ -14,13 +14,13 @@
 
 use super::Loader;
 use super::access::suggest;
-use crate::pipeline::diag::Diagnostic;
+use crate::pipeline::diag::{Code, Diagnostic};
 use crate::pipeline::doc::{Doc, NodeId, ROOT, Sp, Val};
 use crate::pipeline::refs;
 use crate::pipeline::{SetValue, VarSetting};
 use crate::plan::VarValue;
 
-const VAR_KEYS: &[&str] = &["default", "description"];
+pub(super) const VAR_KEYS: &[&str] = &["default", "description"];
 
 /// A declared var and its value.
 #[derive(Debug, Clone)]
@@ -133,10 +133,13 @@ impl Loader<'_, '_> {
                             let name = self.key(f);
                             if vars.iter().any(|v| v.name == name) {
                                 self.err(
-                                    Diagnostic::error(format!(
-                                        "foreach variable `{name}` of task `{}` has the name of a var",
-                                        self.key(t)
-                                    ))
+                                    Diagnostic::error(
+                                        Code::Var,
+                                        format!(
+                                            "foreach variable `{name}` of task `{}` has the name of a var",
+                                            self.key(t)
+                                        ),
+                                    )
                                     .primary(f.key_span.range(), "rename the foreach variable or the var"),
                                 );
                             }
@@ -171,7 +174,7 @@ impl Loader<'_, '_> {
             let name = self.key(e);
             if !refs::valid_var(name) {
                 self.err(
-                    Diagnostic::error(format!("`{name}` is not a valid var name"))
+                    Diagnostic::error(Code::Name, format!("`{name}` is not a valid var name"))
                         .primary(e.key_span.range(), "use letters, digits and `_`, not starting with a digit"),
                 );
                 continue;
@@ -185,7 +188,7 @@ impl Loader<'_, '_> {
                         .unwrap_or("");
                     let Some(d) = f.get("default") else {
                         self.err(
-                            Diagnostic::error(format!("var `{name}` has no `default`"))
+                            Diagnostic::error(Code::MissingKey, format!("var `{name}` has no `default`"))
                                 .primary(self.span(e.value), "add `default = ...`; its type is the var's type"),
                         );
                         continue;
@@ -219,8 +222,10 @@ impl Loader<'_, '_> {
         let given = self.opts.vars.clone();
         for g in &given {
             let Some(i) = vars.iter().position(|v| v.name == g.name) else {
-                let mut d =
-                    Diagnostic::error(format!("{} sets `{}`, which the pipeline does not declare", g.from, g.name));
+                let mut d = Diagnostic::error(
+                    Code::Var,
+                    format!("{} sets `{}`, which the pipeline does not declare", g.from, g.name),
+                );
                 let table = self.doc.get(ROOT, "vars");
                 d = match (suggest(&g.name, vars.iter().map(|v| v.name.as_str())), table) {
                     (Some(s), Some(t)) => d.primary(t.key_span.range(), format!("did you mean `{s}`?")),
@@ -249,8 +254,10 @@ impl Loader<'_, '_> {
                         SetValue::Bool(_) => "a boolean".into(),
                     };
                     let at = self.declared.iter().find(|(n, _)| *n == v.name).map(|(_, n)| self.span(*n));
-                    let mut d =
-                        Diagnostic::error(format!("{} sets var `{}` to {shown}, which is not {kind}", g.from, v.name));
+                    let mut d = Diagnostic::error(
+                        Code::Var,
+                        format!("{} sets var `{}` to {shown}, which is not {kind}", g.from, v.name),
+                    );
                     if let Some(at) = at {
                         d = d.primary(at, format!("`{}` is declared as {kind} here", v.name));
                     }
@@ -351,7 +358,7 @@ impl Loader<'_, '_> {
             None
         });
         for name in unknown {
-            let d = Diagnostic::error(format!("unknown var `{{{name}}}`"));
+            let d = Diagnostic::error(Code::Var, format!("unknown var `{{{name}}}`"));
             let d = match suggest(&name, vars.iter().map(|v| v.name.as_str())) {
                 Some(s) => d.primary(sp.range(), format!("did you mean `{{{s}}}`?")),
                 None if vars.is_empty() => d.primary(sp.range(), "the pipeline declares no vars"),

@@ -11,11 +11,11 @@
 use super::Loader;
 use super::access::Field;
 use super::command_fs::{DEFAULT_SCRATCH, RESERVED_GUEST_PATHS};
-use crate::pipeline::diag::Diagnostic;
+use crate::pipeline::diag::{Code, Diagnostic};
 use crate::pipeline::doc::{Entry, Val};
 use crate::plan::{Mount, Workdir};
 
-const WORKDIR_KEYS: &[&str] = &["from", "at", "size", "publish"];
+pub(super) const WORKDIR_KEYS: &[&str] = &["from", "at", "size", "publish"];
 
 impl Loader<'_, '_> {
     /// The `workdir` of task `id` (entry `e`), given its already checked mounts.
@@ -37,8 +37,11 @@ impl Loader<'_, '_> {
                 Some(at) => match workdir_at_problem(at, mounts) {
                     Some(p) => {
                         self.err(
-                            Diagnostic::error(format!("the workdir of task `{id}` cannot be at `{at}`: {p}"))
-                                .primary(self.span(x.value), "invalid guest path"),
+                            Diagnostic::error(
+                                Code::Command,
+                                format!("the workdir of task `{id}` cannot be at `{at}`: {p}"),
+                            )
+                            .primary(self.span(x.value), "invalid guest path"),
                         );
                         None
                     }
@@ -64,9 +67,12 @@ impl Loader<'_, '_> {
         let v = self.as_str(&Field::new(&["tasks", id, "workdir", "from"]), x.value)?;
         let Some(rel) = v.strip_prefix("file:").filter(|r| !r.is_empty()) else {
             self.err(
-                Diagnostic::error(format!(
-                    "`from` of the workdir of task `{id}` must be `file:` and a directory or archive, found `{v}`"
-                ))
+                Diagnostic::error(
+                    Code::Command,
+                    format!(
+                        "`from` of the workdir of task `{id}` must be `file:` and a directory or archive, found `{v}`"
+                    ),
+                )
                 .primary(self.span(x.value), "expected e.g. \"file:src/\" or \"file:project.tar.gz\""),
             );
             return None;
@@ -83,7 +89,7 @@ impl Loader<'_, '_> {
         let problem = super::checks::fs_source_problem(&host, rel);
         if let Some(p) = problem {
             self.err(
-                Diagnostic::error(format!("`from` of the workdir of task `{id}`: {p}"))
+                Diagnostic::error(Code::Command, format!("`from` of the workdir of task `{id}`: {p}"))
                     .primary(self.span(x.value), "paths are relative to the pipeline file"),
             );
             return None;
@@ -108,7 +114,7 @@ impl Loader<'_, '_> {
             Ok(b) => Some(b),
             Err(m) => {
                 self.err(
-                    Diagnostic::error(format!("{what}: {m}"))
+                    Diagnostic::error(Code::Command, format!("{what}: {m}"))
                         .primary(self.span(x.value), "expected a size such as \"2GiB\""),
                 );
                 None
@@ -131,7 +137,7 @@ impl Loader<'_, '_> {
             };
             if let Some(p) = crate::plan::glob::problem(g) {
                 self.err(
-                    Diagnostic::error(format!("publish glob `{g}` of task `{id}` {p}"))
+                    Diagnostic::error(Code::Command, format!("publish glob `{g}` of task `{id}` {p}"))
                         .primary(self.span(item), "globs match paths inside the workdir"),
                 );
                 ok = false;
