@@ -374,11 +374,12 @@ fn killed_workers_are_replaced_and_the_run_completes() {
     let dir = pipeline(
         r#"[tasks.s]
 plugin = "sleep_ms"
-foreach = { i = { range = [0, 40] } }
+foreach = { i = { range = [0, 80] } }
 params = { ms = 150 }
 "#,
     );
-    // 3 s of work on 2 workers: long enough for 3 kills 150 ms apart on a busy machine.
+    // 6 s of work on 2 workers: long enough for 3 kills 150 ms apart on a busy machine
+    // (the kills only start once the workers exist).
     let mut child = engine()
         .args(["run", "--no-cache"])
         .arg(dir.path().join("pipeline.toml"))
@@ -407,8 +408,8 @@ params = { ms = 150 }
     let status = child.wait().unwrap();
     let r = report(dir.path());
     assert!(status.success(), "{r}");
-    assert_eq!(r["counts"]["succeeded"], 40);
-    for i in 0..40 {
+    assert_eq!(r["counts"]["succeeded"], 80);
+    for i in 0..80 {
         assert_eq!(task(&r, &format!("s[{i}]"))["outputs"]["out"]["len"], "slept 150\n".len());
     }
 }
