@@ -24,13 +24,15 @@
 //! answers only requests whose `Host` is an IP address or `localhost`, so a
 //! web page cannot reach it through a DNS name rebound to 127.0.0.1.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use hashbrown::HashTable;
 use serde::Serialize;
 
 use super::events::Res;
@@ -262,9 +264,12 @@ fn stream_events(stream: &mut TcpStream, shared: &Shared) -> std::io::Result<()>
     }
 }
 
-/// Per family (a task id without its `[key]`: `count[*]`).
+/// Per family (a task id without its `[key]`: `count[*]`), named by its
+/// first task and the length of its key (`count[`): a run whose every task is
+/// its own family allocates nothing per family.
 struct Family {
-    name: String,
+    first: TaskId,
+    key_len: u32,
     total: u32,
     succeeded: u32,
     cached: u32,
@@ -303,7 +308,8 @@ pub struct DashboardObserver {
     status: &'static str,
     workers: usize,
     families: Vec<Family>,
-    family_index: HashMap<String, u32>,
+    /// Indexes of `families`, by the hash of their key.
+    family_index: HashTable<u32>,
     /// Per task: its family, and whether it is running.
     family_of: Vec<u32>,
     running: Vec<bool>,
@@ -340,7 +346,7 @@ impl DashboardObserver {
             status: "starting",
             workers: 0,
             families: Vec::new(),
-            family_index: HashMap::new(),
+            family_index: HashTable::new(),
             family_of: Vec::new(),
             running: Vec::new(),
             in_use: Resources::default(),
@@ -363,13 +369,32 @@ impl DashboardObserver {
                 self.family_of.push(NO_FAMILY);
                 continue;
             }
-            let name = super::html::family(&spec.id);
-            let f = match self.family_index.get(&name) {
+            // The key: the id up to its `[` (`count[`), or the whole id.
+            let key = match spec.id.find('[') {
+                Some(i) if spec.id.ends_with(']') => &spec.id[..=i],
+                _ => spec.id.as_str(),
+            };
+            let families = &self.families;
+            let key_of = |f: &u32| {
+                let fam = &families[*f as usize];
+                &plan.tasks[fam.first as usize].id[..fam.key_len as usize]
+            };
+            let hash = rustc_hash::FxBuildHasher.hash_one(key);
+            let f = match self.family_index.find(hash, |f| key_of(f) == key) {
                 Some(&f) => f,
                 None => {
-                    let f = self.families.len() as u32;
-                    self.family_index.insert(name.clone(), f);
-                    self.families.push(Family { name, total: 0, succeeded: 0, cached: 0, failed: 0, running: 0 });
+                    let f = families.len() as u32;
+                    let rehash = |f: &u32| rustc_hash::FxBuildHasher.hash_one(key_of(f));
+                    self.family_index.insert_unique(hash, f, rehash);
+                    self.families.push(Family {
+                        first: t as TaskId,
+                        key_len: key.len() as u32,
+                        total: 0,
+                        succeeded: 0,
+                        cached: 0,
+                        failed: 0,
+                        running: 0,
+                    });
                     f
                 }
             };
@@ -517,7 +542,7 @@ impl DashboardObserver {
                 .iter()
                 .take(MAX_FAMILIES)
                 .map(|f| FamilyView {
-                    name: &f.name,
+                    name: super::html::family(id(f.first)),
                     total: f.total,
                     succeeded: f.succeeded,
                     cached: f.cached,
@@ -604,7 +629,7 @@ struct Snapshot<'a> {
     counts: SnapCounts,
     capacity: Res<'a>,
     in_use: Res<'a>,
-    families: Vec<FamilyView<'a>>,
+    families: Vec<FamilyView>,
     families_more: usize,
     lanes: Vec<LaneView<'a>>,
     failures: Vec<FailureView<'a>>,
@@ -626,8 +651,8 @@ struct SnapCounts {
 }
 
 #[derive(Serialize)]
-struct FamilyView<'a> {
-    name: &'a str,
+struct FamilyView {
+    name: String,
     total: u32,
     succeeded: u32,
     cached: u32,
