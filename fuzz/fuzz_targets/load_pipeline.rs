@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     if std::fs::write(&path, data).is_err() {
         return;
     }
-    let opts = engine::pipeline::LoadOptions { capacity_override: None, check_plugins: false };
+    let opts = engine::pipeline::LoadOptions { check_plugins: false, ..Default::default() };
     if let Err(d) = engine::pipeline::load(&path, &opts) {
         let _ = d.to_string();
     }

@@ -118,7 +118,7 @@ fn the_layer_check_sees_an_upward_import() {
 fn tidy_files() -> Vec<PathBuf> {
     let root = repo_root();
     let mut files = Vec::new();
-    for d in ["engine/src", "engine/examples", "tests/all"] {
+    for d in ["engine/src", "engine/examples", "tests/all", "fuzz/fuzz_targets"] {
         files.extend(rust_files(&root.join(d)));
     }
     files
