@@ -3,6 +3,8 @@
 # a component of the engine:task@1.0.0 world (sdk/wit/engine-task.wit), with
 # npm `componentize-qjs` (QuickJS, the small backend jco uses;
 # xtask/toolchains.sh installs it into target/toolchains/node_modules).
+# Also the JavaScript test guest tests/guests/components/javascript/js_task.js
+# -> test_js_task.wasm (for tests/all/components.rs).
 source "$(dirname "$0")/../lib.sh"
 if [ -x "$tc/node_modules/.bin/componentize-qjs" ]; then
   qjs="$tc/node_modules/.bin/componentize-qjs"
@@ -19,3 +21,10 @@ if ! up_to_date "$out" "$here/wordcount.js" "$root/sdk/wit" "$0"; then
   mv "$out.tmp" "$out"
 fi
 done_msg "$out"
+guest="$root/tests/guests/components/javascript/js_task.js"
+out="$out_dir/test_js_task.wasm"
+if ! up_to_date "$out" "$guest" "$root/sdk/wit" "$0"; then
+  "$qjs" -w "$root/sdk/wit/engine-task.wit" -n task -j "$guest" --sync -o "$out.tmp" >/dev/null
+  mv "$out.tmp" "$out"
+  done_msg "$out"
+fi
