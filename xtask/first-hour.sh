@@ -4,7 +4,7 @@
 #  1. `xtask/install.sh --prefix TMP/prefix` (copies the up-to-date build);
 #  2. in an empty directory, a pipeline naming only stock plugins (`std:`), run
 #     with the installed engine; its output is checked byte for byte;
-#  3. every SDK's README (sdk/{rust,c,zig,go,assemblyscript,python}/README.md), section
+#  3. every SDK's README (sdk/{rust,c,zig,go,assemblyscript,python,js}/README.md), section
 #     "A task from an empty directory", word for word, each in its own empty
 #     directory (xtask/readme_script.py: its files written, its commands run
 #     against the installed SDK, `<prefix>` being TMP/prefix, the file its last
@@ -112,12 +112,13 @@ missing_for() {
       command -v node >/dev/null 2>&1 || m="$m node"
       ;;
     python) command -v componentize-py >/dev/null 2>&1 || m="componentize-py" ;;
+    js) command -v componentize-qjs >/dev/null 2>&1 || m="componentize-qjs" ;;
   esac
   echo "${m# }"
 }
 
 skipped=()
-for lang in rust c zig go assemblyscript python; do
+for lang in rust c zig go assemblyscript python js; do
   readme="sdk/$lang/README.md"
   missing="$(missing_for "$lang")"
   if [ -n "$missing" ]; then

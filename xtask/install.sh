@@ -4,7 +4,7 @@
 #   PREFIX/share/engine/plugins/*.wasm    the stock plugins, which any pipeline
 #                                         anywhere names as `plugin = "std:NAME"`
 #   PREFIX/share/engine/sdk/<lang>/       the guest SDKs as source (rust, c, zig,
-#                                         go, assemblyscript, python, and wit: the
+#                                         go, assemblyscript, python, js, and wit: the
 #                                         component task world), so a task crate
 #                                         anywhere can depend on
 #                                         `engine-sdk = { path = "PREFIX/share/engine/sdk/rust" }`
@@ -58,7 +58,7 @@ echo "install: $share/plugins ($(size_of "$share/plugins")): $(cd "$share/plugin
 # guest workspace of this repository), so it builds on its own.
 rm -rf "$share/sdk.tmp"
 mkdir -p "$share/sdk.tmp"
-for lang in rust c zig go assemblyscript python wit; do
+for lang in rust c zig go assemblyscript python js wit; do
   cp -R "$root/sdk/$lang" "$share/sdk.tmp/$lang"
 done
 rm -rf "$share/sdk.tmp/python/__pycache__"
@@ -67,7 +67,7 @@ sed -e '/^# Built as part of the guest workspace/d' -e '/^workspace = /d' \
   "$root/sdk/rust/Cargo.toml" >"$share/sdk.tmp/rust/Cargo.toml"
 rm -rf "$share/sdk"
 mv "$share/sdk.tmp" "$share/sdk"
-echo "install: $share/sdk ($(size_of "$share/sdk")): rust c zig go assemblyscript python wit"
+echo "install: $share/sdk ($(size_of "$share/sdk")): rust c zig go assemblyscript python js wit"
 
 case ":$PATH:" in
   *":$prefix/bin:"*) ;;

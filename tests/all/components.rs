@@ -11,10 +11,18 @@
 //! Both fail with the right kind when they run out of memory or time or
 //! break a rule, and `engine check` rejects a component with an import the
 //! engine does not provide, naming it.
+//!
+//! The scripted guests of `tests/guests/components/{python,javascript}`
+//! (built by `examples/languages/{python,javascript}/build.sh` with
+//! componentize-py and componentize-qjs; see `util::language_guest`: a
+//! missing toolchain FAILS these tests under CI) do the same: a Python
+//! `wasi:cli/command` app behaves as `comp_cmd` does, and an interpreter
+//! spinning or growing in Python or JavaScript is stopped by the timeout or
+//! the memory limit with the same messages as a core module.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::util::{EngineRun, guest, run_engine, task};
+use crate::util::{EngineRun, guest, language_guest, run_engine, task};
 
 const TEXT: &str = "hello world\nThe cat and the Hat.\n";
 const EXECUTORS: [&str; 2] = ["threads", "processes"];
@@ -226,4 +234,169 @@ fn check_and_inspect_name_the_kind_and_reject_an_unprovided_import() {
     let out = run_engine(d, &["inspect", "http.wasm"]);
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.starts_with("error: invalid plugin `http.wasm`: imports `wasi:http/types@0.2.0`"), "{out:?}");
+}
+
+/// The scripted test guests `names` (`TARGET/languages/<name>.wasm`), or
+/// None (skipped, loudly) when a toolchain is missing outside CI.
+fn scripted(names: &[&str]) -> Option<Vec<PathBuf>> {
+    names.iter().map(|n| language_guest(n)).collect()
+}
+
+/// A pipeline dir with `in.txt` (= [`TEXT`]), `plugins` (name, path) and
+/// `body`; a generous default timeout covers the first (cold) compile.
+fn setup_with(plugins: &[(&str, &Path)], body: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.txt"), TEXT).unwrap();
+    let mut text = String::from("[pipeline]\nname = \"scripted\"\n\n[plugins]\n");
+    for (name, path) in plugins {
+        text.push_str(&format!("{name} = \"{}\"\n", path.display()));
+    }
+    text.push('\n');
+    text.push_str(body);
+    std::fs::write(dir.path().join("pipeline.toml"), text).unwrap();
+    dir
+}
+
+#[test]
+fn a_python_command_component_sees_in_out_tmp_args_stdout_and_exit_codes() {
+    let Some(p) = scripted(&["test_py_cmd"]) else { return };
+    for executor in EXECUTORS {
+        let dir = setup_with(
+            &[("py", &p[0])],
+            r#"[tasks.c]
+plugin = "py"
+inputs = { text = "file:in.txt" }
+args = ["a", "b c"]
+scratch = true
+stdout = "said"
+
+[tasks.noscratch]
+plugin = "py"
+inputs = { text = "file:in.txt" }
+
+[tasks.zero]
+plugin = "py"
+inputs = { text = "file:in.txt" }
+args = ["exit", "0"]
+
+[tasks.three]
+plugin = "py"
+inputs = { text = "file:in.txt" }
+args = ["exit", "3"]
+success_exit_codes = [0, 1]
+
+[tasks.four]
+plugin = "py"
+inputs = { text = "file:in.txt" }
+args = ["exit", "4"]
+
+[outputs]
+"out/upper" = "c.upper"
+"out/args" = "c.args"
+"out/scratch" = "c.scratch"
+"out/said" = "c.said"
+"out/code" = "c.exit_code"
+"out/zero" = "zero.exit_code"
+"out/three" = "three.exit_code"
+"out/three_args" = "three.args"
+"#,
+        );
+        let ran = EngineRun::new(dir.path()).executor(executor).run();
+        assert_eq!(ran.code, 1, "{executor}: {ran:?}");
+        let d = dir.path();
+        assert_eq!(read(d, "out/upper"), TEXT.to_ascii_uppercase(), "{executor}");
+        assert_eq!(read(d, "out/args"), "[\"a\", \"b c\"]\n", "{executor}");
+        assert_eq!(read(d, "out/scratch"), "kept", "{executor}");
+        assert_eq!(read(d, "out/said"), "hello from python\n", "{executor}");
+        assert_eq!(read(d, "out/code"), "0\n", "{executor}");
+        assert_eq!(read(d, "out/zero"), "0\n", "{executor}");
+        // WASI 0.2 exits with ok or err: any code but 0 is 1.
+        assert_eq!(read(d, "out/three"), "1\n", "{executor}");
+        assert_eq!(read(d, "out/three_args"), "[\"exit\", \"3\"]\n", "{executor}");
+        let r = ran.report();
+        // Without `scratch`, no /tmp: the app writes no `scratch` output.
+        let outputs = task(&r, "noscratch")["outputs"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(outputs, ["args", "exit_code", "upper"], "{executor}");
+        assert_eq!(task(&r, "four")["error"]["kind"], "error", "{executor}");
+        assert_eq!(task(&r, "four")["error"]["message"], "task error: exited with code 1", "{executor}");
+        assert_eq!(task(&r, "three")["exit_code"], 1, "{executor}");
+    }
+}
+
+#[test]
+fn python_and_javascript_components_that_spin_or_grow_are_stopped() {
+    let Some(p) = scripted(&["test_py_task", "test_js_task", "test_py_cmd"]) else { return };
+    for executor in EXECUTORS {
+        let dir = setup_with(
+            &[("py", &p[0]), ("js", &p[1]), ("pycmd", &p[2])],
+            r#"[defaults]
+timeout = "120s"
+
+[tasks.py_spin]
+plugin = "py"
+params = { mode = "loop" }
+timeout = "500ms"
+
+[tasks.py_grow]
+plugin = "py"
+params = { mode = "grow" }
+resources = { memory = "128MiB" }
+
+[tasks.py_ok]
+plugin = "py"
+resources = { memory = "128MiB" }
+
+[tasks.js_spin]
+plugin = "js"
+params = { mode = "loop" }
+timeout = "500ms"
+
+[tasks.js_grow]
+plugin = "js"
+params = { mode = "grow" }
+resources = { memory = "128MiB" }
+
+[tasks.js_ok]
+plugin = "js"
+resources = { memory = "128MiB" }
+
+[tasks.pycmd_spin]
+plugin = "pycmd"
+args = ["loop"]
+timeout = "500ms"
+
+[tasks.pycmd_grow]
+plugin = "pycmd"
+args = ["grow"]
+resources = { memory = "128MiB" }
+
+[outputs]
+"out/py_ok" = "py_ok"
+"out/js_ok" = "js_ok"
+"#,
+        );
+        let ran = EngineRun::new(dir.path()).executor(executor).run();
+        assert_eq!(ran.code, 1, "{executor}: {ran:?}");
+        // Under the same memory limit, the guests that do not grow succeed.
+        assert_eq!(read(dir.path(), "out/py_ok"), "ok", "{executor}");
+        assert_eq!(read(dir.path(), "out/js_ok"), "ok", "{executor}");
+        let r = ran.report();
+        for (id, kind, message) in [
+            ("py_spin", "timeout", "timed out after 500.0ms"),
+            ("py_grow", "memory_limit", "memory limit of 128MiB exceeded"),
+            ("js_spin", "timeout", "timed out after 500.0ms"),
+            ("js_grow", "memory_limit", "memory limit of 128MiB exceeded"),
+            ("pycmd_spin", "timeout", "timed out after 500.0ms"),
+            ("pycmd_grow", "memory_limit", "memory limit of 128MiB exceeded"),
+        ] {
+            let t = task(&r, id);
+            assert_eq!(
+                (id, t["error"]["kind"].as_str(), t["error"]["message"].as_str()),
+                (id, Some(kind), Some(message)),
+                "{executor}"
+            );
+            let line = format!("error: task `{id}` failed: {message}");
+            assert!(ran.stderr.lines().any(|l| l == line), "{executor}: no line `{line}` in:\n{}", ran.stderr);
+        }
+    }
 }

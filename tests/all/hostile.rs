@@ -614,6 +614,76 @@ fn a_module_larger_than_256_mib_is_rejected_before_it_is_read() {
     assert!(m.elapsed < Duration::from_secs(10), "check took {:?}", m.elapsed);
 }
 
+/// The exact stderr of `engine check` rejecting plugin `hostile` (at `p`,
+/// line 6 of the [`Setup`] pipeline) with `headline`, its span labelled `label`.
+fn check_rejects_exactly(s: &Setup, p: &Path, headline: &str, label: &str) {
+    let m = s.engine("check", &[]);
+    let pipeline = s.root().join("pipeline.toml").display().to_string();
+    let quoted = format!("\"{}\"", p.display());
+    let carets = "^".repeat(quoted.chars().count());
+    assert_eq!(
+        text(&m.output.stderr),
+        format!(
+            "error: plugin `hostile`: {headline}\n  ┌─ {pipeline}:6:11\n  │\n6 │ hostile = {quoted}\n  │           \
+             {carets} {label}\n\nerror: `{pipeline}` is invalid: 1 error\n"
+        )
+    );
+    assert_eq!(m.output.status.code(), Some(2));
+}
+
+/// A component importing `import` beside the task world's host interface
+/// (the import check comes before the kind: its export hardly matters).
+fn component_importing(name: &str, import: &str) -> PathBuf {
+    let text = format!(
+        r#"(component
+            (import "engine:task/host@1.0.0" (instance))
+            (import "{import}" (instance))
+            (core module $m (func (export "run") (result i32) i32.const 0))
+            (core instance $i (instantiate $m))
+            (func $run (result (result)) (canon lift (core func $i "run")))
+            (instance $ri (export "run" (func $run)))
+            (export "wasi:cli/run@0.2.0" (instance $ri)))"#
+    );
+    raw_module(name, &wat::parse_str(text).unwrap())
+}
+
+#[test]
+fn a_component_with_an_unknown_world_import_is_rejected_at_check_naming_it() {
+    const PROVIDED: &str = "(components may import engine:task/host@1.0.0 and the WASI 0.2 interfaces of wasi:cli, \
+                            wasi:io, wasi:clocks, wasi:filesystem, wasi:random, wasi:sockets)";
+    for (name, import) in
+        [("comp_unknown_world", "engine:task/secrets@1.0.0"), ("comp_http", "wasi:http/outgoing-handler@0.2.0")]
+    {
+        let p = component_importing(name, import);
+        rejected_at_check(&p, &format!("imports `{import}`, which the engine does not provide {PROVIDED}"));
+        let headline = format!(
+            "`{}` is not a valid task plugin: imports `{import}`, which the engine does not provide {PROVIDED}",
+            p.display()
+        );
+        check_rejects_exactly(&Setup::new(&p, ""), &p, &headline, "this plugin");
+    }
+}
+
+#[test]
+fn a_component_larger_than_256_mib_is_rejected_before_it_is_read() {
+    // A sparse file with a component's header: 256 MiB + 1 byte, never read.
+    let p = crate::util::wat_guests_dir().join("hostile_too_large_component.wasm");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    let f = std::fs::File::create(&p).unwrap();
+    std::io::Write::write_all(&mut &f, b"\0asm\x0d\0\x01\0").unwrap();
+    f.set_len((256 << 20) + 1).unwrap();
+    rejected_at_check(&p, "the file is 268435457 bytes, more than the maximum module size of 256MiB (268435456 bytes)");
+    let s = Setup::new(&p, "");
+    let headline = format!(
+        "cannot read `{}`: the file is 268435457 bytes, more than the maximum module size of 256MiB (268435456 bytes)",
+        p.display()
+    );
+    check_rejects_exactly(&s, &p, &headline, "cannot read this file");
+    // Refused from its size alone: fast, however slow reading 256 MiB would be.
+    let m = s.engine("check", &[]);
+    assert!(m.elapsed < Duration::from_secs(10), "check took {:?}", m.elapsed);
+}
+
 // ---- what a task can see --------------------------------------------------------
 
 #[test]

@@ -135,8 +135,8 @@ fn wordcount_in_every_language_matches_rust() {
 
 /// The Python and JavaScript word counts (components of the engine:task
 /// world, built with componentize-py over sdk/python and with
-/// componentize-qjs) give the Rust plugin's bytes, on the sync, threads and
-/// processes executors.
+/// componentize-qjs over sdk/js) give the Rust plugin's bytes, on the sync,
+/// threads and processes executors.
 #[test]
 fn component_wordcounts_match_rust_on_every_executor() {
     let langs: Vec<(&str, PathBuf)> = ["python", "javascript"]
