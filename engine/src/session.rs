@@ -248,11 +248,7 @@ impl RunOutcome {
         );
         if let Some(d) = &self.dask {
             r.scheduler = Some(d.scheduler.clone());
-            for (t, rec) in r.tasks.iter_mut().zip(&self.records.records) {
-                if t.worker.is_some() {
-                    t.dask_worker = d.lane_workers.get(rec.worker as usize).cloned();
-                }
-            }
+            r.tasks.on_dask(&d.lane_workers);
         }
         r
     }

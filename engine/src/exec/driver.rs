@@ -96,8 +96,9 @@ pub struct TaskRecord {
     pub worker: u32,
     /// Completed from the action cache, without running.
     pub cached: bool,
-    /// The task's cache key, when it had one.
-    pub key: Option<ActionKey>,
+    /// The task's cache key, when it had one. Boxed: a run without the
+    /// cache has none, and a record is kept for every task of the plan.
+    pub key: Option<Box<ActionKey>>,
     /// Peak wasm linear memory (bytes) and fuel consumed by the last attempt
     /// (for a cached task: as recorded when it ran). `None` when no attempt
     /// reported them (never ran, or lost with its worker).
@@ -410,7 +411,7 @@ impl<'a> RunState<'a> {
         let rerun = cache.rerun.get(flag_of as usize).copied().unwrap_or(false);
         let hit = if rerun { None } else { self.lookup(&key.key) };
         let rec = &mut self.records[t as usize];
-        rec.key = Some(key);
+        rec.key = Some(Box::new(key));
         let Some(hit) = hit else { return false };
         let now = self.run_start.elapsed().as_micros() as u64;
         rec.outputs = hit.outputs;
