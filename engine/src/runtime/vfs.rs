@@ -77,6 +77,9 @@ pub const MEMORY_SPILL: u64 = 64 << 20;
 /// `/out` files hashed ahead per attempt, at most ([`super::spill`]); any
 /// further large file is hashed when it is published.
 const MAX_AHEAD: u32 = 4;
+/// `/in` blob files kept open per attempt, at most (each is a host
+/// descriptor); reads of any further blob go through [`BlobStore::read_at`].
+const MAX_BLOB_FILES: u32 = 64;
 /// Fixed timestamp of every file in deterministic mode: 2000-01-01T00:00:00Z, in ns.
 pub const FIXED_TIME_NS: u64 = 946_684_800 * 1_000_000_000;
 
@@ -193,6 +196,8 @@ pub(crate) struct Vfs {
     pub memory: Option<wasmtime::Memory>,
     /// `/out` files hashed ahead so far ([`MAX_AHEAD`]).
     aheads: u32,
+    /// `/in` blob files held open ([`MAX_BLOB_FILES`]).
+    blob_files: std::cell::Cell<u32>,
 }
 
 impl Vfs {
@@ -253,6 +258,7 @@ impl Vfs {
             spill_store: None,
             memory: None,
             aheads: 0,
+            blob_files: std::cell::Cell::new(0),
         };
         v.fds.insert(0, Desc::Stdin);
         v.fds.insert(1, Desc::Stdout);
@@ -895,10 +901,22 @@ impl Vfs {
             Content::Disk(s) => s.read_at(buf, off).map_err(|e| infra(format!("cannot read a spill file: {e}"))),
             Content::Blob { digest, file, .. } => {
                 let fail = |e: &dyn std::fmt::Display| infra(format!("cannot read input blob {digest}: {e}"));
-                match file.get_or_init(|| store.blob_file(digest).map_err(|e| e.to_string())) {
-                    Ok(Some(f)) => read_full(f, buf, off).map_err(|e| fail(&e)),
-                    Ok(None) => store.read_at(digest, off, buf).map_err(|e| fail(&e)),
-                    Err(e) => Err(fail(e)),
+                let held = self.blob_files.get();
+                let opened = match file.get() {
+                    Some(o) => Some(o),
+                    None if held < MAX_BLOB_FILES => {
+                        let o = file.get_or_init(|| store.blob_file(digest).map_err(|e| e.to_string()));
+                        if matches!(o, Ok(Some(_))) {
+                            self.blob_files.set(held + 1);
+                        }
+                        Some(o)
+                    }
+                    None => None,
+                };
+                match opened {
+                    Some(Ok(Some(f))) => read_full(f, buf, off).map_err(|e| fail(&e)),
+                    Some(Ok(None)) | None => store.read_at(digest, off, buf).map_err(|e| fail(&e)),
+                    Some(Err(e)) => Err(fail(e)),
                 }
             }
         }
