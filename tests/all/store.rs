@@ -246,10 +246,10 @@ fn store_conformance_tampered_object_reads_as_corrupt() {
         evil[5000] ^= 0xff;
         (b.tamper)(&d, evil.clone());
         // Read by range, and opened for many reads (a command task's `/in` file).
-        let reads: [&dyn Fn(&dyn BlobStore) -> String; 2] =
-            [&|s| s.read_at(&d, 0, &mut [0u8; 16]).unwrap_err().to_string(), &|s| {
-                s.blob_file(&d).unwrap_err().to_string()
-            }];
+        type Read = dyn Fn(&dyn BlobStore) -> String;
+        let reads: [&Read; 2] = [&|s| s.read_at(&d, 0, &mut [0u8; 16]).unwrap_err().to_string(), &|s| {
+            s.blob_file(&d).unwrap_err().to_string()
+        }];
         for read in reads {
             let store = (b.open)();
             let err = read(&*store);
