@@ -247,7 +247,7 @@ fn store_conformance_tampered_object_reads_as_corrupt() {
         (b.tamper)(&d, evil.clone());
         // Read by range, and opened for many reads (a command task's `/in` file).
         type Read = dyn Fn(&dyn BlobStore) -> String;
-        let reads: [&Read; 2] = [&|s| s.read_at(&d, 0, &mut [0u8; 16]).unwrap_err().to_string(), &|s| {
+        let reads: [&Read; 2] = [&move |s| s.read_at(&d, 0, &mut [0u8; 16]).unwrap_err().to_string(), &move |s| {
             s.blob_file(&d).unwrap_err().to_string()
         }];
         for read in reads {
