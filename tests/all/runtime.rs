@@ -515,3 +515,53 @@ fn deterministic_tasks_get_fixed_clocks_and_seeded_random() {
     let real = clock_run(false, "t[1]");
     assert!(u64_at(&real, 0) > 1_700_000_000_000_000_000);
 }
+
+/// A large `/out` file (past the 64 MiB an attempt keeps in memory, so in a
+/// spill file) is stored under the sha256 of its bytes whether it was written
+/// in order (hashed while it was written) or not (truncated and written
+/// again: hashed when published), and a large `/in` file (read through the
+/// store's own file) arrives byte for byte, on both executors.
+#[test]
+fn a_large_out_file_is_stored_under_its_digest_written_in_order_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..80u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    std::fs::write(dir.path().join("big.bin"), &big).unwrap();
+    std::fs::write(
+        dir.path().join("pipeline.toml"),
+        format!(
+            "[pipeline]\nname = \"p\"\n[plugins]\nprobe = \"{}\"\n\
+             [tasks.once]\nplugin = \"probe\"\ninputs = {{ a = \"file:big.bin\" }}\n\
+             args = [\"copy\", \"/in/a\", \"/out/out\"]\n\
+             [tasks.twice]\nplugin = \"probe\"\ninputs = {{ a = \"file:big.bin\" }}\n\
+             args = [\"copy\", \"/in/a\", \"/out/out\", \"copy\", \"/in/a\", \"/out/out\"]\n\
+             [outputs]\n\"once.bin\" = \"once.out\"\n\"twice.bin\" = \"twice.out\"\n",
+            crate::util::guest("cmd_probe").display()
+        ),
+    )
+    .unwrap();
+    let mut want = b"copy\n".to_vec();
+    want.extend_from_slice(&big);
+    for executor in ["threads", "processes"] {
+        let store = dir.path().join(format!("store-{executor}"));
+        crate::util::EngineRun::new(dir.path())
+            .executor(executor)
+            .args([std::ffi::OsStr::new("--no-cache"), "--store".as_ref(), store.as_os_str()])
+            .run()
+            .ok();
+        for name in ["once.bin", "twice.bin"] {
+            let got = std::fs::read(dir.path().join(name)).unwrap();
+            assert!(got == want, "{executor}: {name} differs ({} bytes)", got.len());
+        }
+        // Every object file re-hashes to its name.
+        let mut objects = 0;
+        for sub in std::fs::read_dir(store.join("objects")).unwrap() {
+            for f in std::fs::read_dir(sub.unwrap().path()).unwrap() {
+                let f = f.unwrap().path();
+                let name = f.file_name().unwrap().to_string_lossy().into_owned();
+                assert_eq!(engine::store::Digest::of(&std::fs::read(&f).unwrap()).to_hex(), name, "{executor}");
+                objects += 1;
+            }
+        }
+        assert_eq!(objects, 2, "{executor}: the input and the one output");
+    }
+}

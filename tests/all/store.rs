@@ -245,14 +245,48 @@ fn store_conformance_tampered_object_reads_as_corrupt() {
         let mut evil = data.clone();
         evil[5000] ^= 0xff;
         (b.tamper)(&d, evil.clone());
-        let store = (b.open)();
-        let err = store.read_at(&d, 0, &mut [0u8; 16]).unwrap_err().to_string();
-        let want = format!("store is corrupt: blob {d} ");
-        assert!(err.starts_with(&want), "{}: {err}", b.name);
-        assert!(
-            err.contains(&format!("has other content (sha256 {}, 102400 bytes)", Digest::of(&evil))),
-            "{}: {err}",
-            b.name
-        );
+        // Read by range, and opened for many reads (a command task's `/in` file).
+        type Read = dyn Fn(&dyn BlobStore) -> String;
+        let reads: [&Read; 2] = [&move |s| s.read_at(&d, 0, &mut [0u8; 16]).unwrap_err().to_string(), &move |s| {
+            s.blob_file(&d).unwrap_err().to_string()
+        }];
+        for read in reads {
+            let store = (b.open)();
+            let err = read(&*store);
+            let want = format!("store is corrupt: blob {d} ");
+            assert!(err.starts_with(&want), "{}: {err}", b.name);
+            assert!(
+                err.contains(&format!("has other content (sha256 {}, 102400 bytes)", Digest::of(&evil))),
+                "{}: {err}",
+                b.name
+            );
+        }
+    });
+}
+
+#[test]
+fn store_conformance_a_blob_file_holds_exactly_the_blob() {
+    use std::os::unix::fs::FileExt;
+    backends(|b| {
+        let (large, small) = (bytes(300 << 10, 9), bytes(100, 3));
+        let (dl, ds) = {
+            let s = (b.open)();
+            (s.put_bytes(&large).unwrap().digest, s.put_bytes(&small).unwrap().digest)
+        };
+        for (d, want) in [(dl, &large), (ds, &small)] {
+            // In this process, and in another one (a fresh handle).
+            for store in [(b.open)(), (b.open)()] {
+                let Some(f) = store.blob_file(&d).unwrap() else {
+                    assert!(b.name != "local" || d == ds, "local: a large blob has its own file");
+                    continue;
+                };
+                let mut got = vec![0u8; want.len()];
+                f.read_exact_at(&mut got, 0).unwrap();
+                assert_eq!(&got, want, "{}", b.name);
+            }
+        }
+        if b.name == "local" {
+            assert!((b.open)().blob_file(&ds).unwrap().is_none(), "a small blob lives in a pack");
+        }
     });
 }

@@ -141,14 +141,14 @@ pub(super) fn run(
     };
     metrics.exit_code = Some(code);
     super::command::check_success(code, &fs_opts.success_exit_codes)?;
-    let vfs = vfs.ok_or_else(|| storage_failure("the task's filesystem is gone (this is a bug)"))?;
-    let blobs = publish(msg, store, code, &vfs);
+    let mut vfs = vfs.ok_or_else(|| storage_failure("the task's filesystem is gone (this is a bug)"))?;
+    let blobs = publish(msg, store, code, &mut vfs);
     metrics.publish_us = Some(t2.elapsed().as_micros() as u64);
     blobs
 }
 
 /// The outputs of a successful attempt, checked, then stored with `exit_code`.
-fn publish(msg: &TaskMessage, store: &dyn BlobStore, code: i32, vfs: &Vfs) -> Result<Vec<OutputBlob>, TaskFailure> {
+fn publish(msg: &TaskMessage, store: &dyn BlobStore, code: i32, vfs: &mut Vfs) -> Result<Vec<OutputBlob>, TaskFailure> {
     let mut names: Vec<(String, Option<usize>)> = Vec::new();
     if let Some(name) = &msg.command.stdout {
         names.push((name.clone(), None));
@@ -214,13 +214,27 @@ fn store_bytes(store: &dyn BlobStore, name: &str, bytes: &[u8]) -> Result<crate:
 }
 
 /// Stream file `n` into the store.
-fn store_content(store: &dyn BlobStore, name: &str, vfs: &Vfs, n: usize) -> Result<crate::store::BlobRef, TaskFailure> {
+fn store_content(
+    store: &dyn BlobStore,
+    name: &str,
+    vfs: &mut Vfs,
+    n: usize,
+) -> Result<crate::store::BlobRef, TaskFailure> {
     let fail = |e: &dyn std::fmt::Display| storage_failure(format!("cannot store output `{name}`: {e}"));
-    match vfs.content(n) {
+    match vfs.content_mut(n) {
         Ok(Content::Mem(v)) => store_bytes(store, name, v),
-        // A spill file from the store's `scratch_file` is taken over as it is.
-        Ok(Content::Disk(f, len)) => store.put_file(f, *len).map_err(|e| fail(&e)),
-        Ok(Content::Blob { digest, len }) => Ok(crate::store::BlobRef { digest: *digest, len: *len }),
+        // A spill file from the store's `scratch_file` is taken over as it
+        // is, under the digest hashed while it was written when it was
+        // written in order (`spill`), else hashed now.
+        Ok(Content::Disk(s)) => {
+            let len = s.len();
+            match s.finish().map_err(|e| fail(&e))? {
+                (f, Some(r)) => store.put_file_hashed(f, r),
+                (f, None) => store.put_file(f, len),
+            }
+            .map_err(|e| fail(&e))
+        }
+        Ok(Content::Blob { digest, len, .. }) => Ok(crate::store::BlobRef { digest: *digest, len: *len }),
         Err(_) => Err(fail(&"not a regular file")),
     }
 }

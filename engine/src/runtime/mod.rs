@@ -24,6 +24,7 @@ mod log;
 mod mounts;
 mod poll;
 mod sdk;
+mod spill;
 mod spool;
 mod vfs;
 mod vfs_calls;

@@ -25,11 +25,14 @@
 //! Errors are the errno values wasmtime-wasi returns for the same call on a
 //! real directory (`tests/all/conformance.rs` holds them equal).
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use super::failure::Abort;
+use super::spill::Spill;
 use super::watch::{Excess, MAX_DEPTH, MAX_PATH_BYTES, Watched};
 use crate::store::{BlobStore, Digest};
 use crate::task::message::InfraKind;
@@ -71,6 +74,12 @@ pub(crate) type VResult<T> = Result<T, Fail>;
 /// Bytes an attempt keeps in memory before file growth spills to anonymous
 /// temp files.
 pub const MEMORY_SPILL: u64 = 64 << 20;
+/// `/out` files hashed ahead per attempt, at most ([`super::spill`]); any
+/// further large file is hashed when it is published.
+const MAX_AHEAD: u32 = 4;
+/// `/in` blob files kept open per attempt, at most (each is a host
+/// descriptor); reads of any further blob go through [`BlobStore::read_at`].
+const MAX_BLOB_FILES: u32 = 64;
 /// Fixed timestamp of every file in deterministic mode: 2000-01-01T00:00:00Z, in ns.
 pub const FIXED_TIME_NS: u64 = 946_684_800 * 1_000_000_000;
 
@@ -84,23 +93,34 @@ pub(crate) enum Zone {
 
 /// What a regular file holds.
 pub(crate) enum Content {
-    /// A store blob (`/in`), read on demand.
+    /// A store blob (`/in`), read on demand: through the file the store
+    /// keeps it in ([`BlobStore::blob_file`], opened and checked on the
+    /// first read, then kept for the attempt), else by [`BlobStore::read_at`].
     Blob {
         digest: Digest,
         len: u64,
+        file: OnceCell<Result<Option<Arc<File>>, String>>,
     },
     Mem(Vec<u8>),
-    /// Spilled to an anonymous temp file; the length is tracked here.
-    Disk(File, u64),
+    /// Spilled to an anonymous temp file ([`super::spill`]).
+    Disk(Spill),
 }
 
 impl Content {
     pub(crate) fn len(&self) -> u64 {
         match self {
-            Content::Blob { len, .. } | Content::Disk(_, len) => *len,
+            Content::Blob { len, .. } => *len,
+            Content::Disk(s) => s.len(),
             Content::Mem(v) => v.len() as u64,
         }
     }
+}
+
+/// Why a file grows: a write (which extends a spill file itself) or a resize.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Growth {
+    Write,
+    Resize,
 }
 
 pub(crate) enum Kind {
@@ -174,6 +194,10 @@ pub(crate) struct Vfs {
     /// The guest's exported `memory`, once instantiated (the WASI calls'
     /// memory, found once instead of by name on every call).
     pub memory: Option<wasmtime::Memory>,
+    /// `/out` files hashed ahead so far ([`MAX_AHEAD`]).
+    aheads: u32,
+    /// `/in` blob files held open ([`MAX_BLOB_FILES`]).
+    blob_files: std::cell::Cell<u32>,
 }
 
 impl Vfs {
@@ -233,6 +257,8 @@ impl Vfs {
             out_root: usize::MAX,
             spill_store: None,
             memory: None,
+            aheads: 0,
+            blob_files: std::cell::Cell::new(0),
         };
         v.fds.insert(0, Desc::Stdin);
         v.fds.insert(1, Desc::Stdout);
@@ -294,7 +320,7 @@ impl Vfs {
                 Some(c) => c,
                 None => {
                     let kind = if last {
-                        Kind::File(Content::Blob { digest, len })
+                        Kind::File(Content::Blob { digest, len, file: OnceCell::new() })
                     } else {
                         Kind::Dir { entries: BTreeMap::new(), parent: Some(dir) }
                     };
@@ -780,7 +806,14 @@ impl Vfs {
                 acc.entries = acc.entries.saturating_sub(1);
                 acc.bytes = acc.bytes.saturating_sub(len);
             }
-            self.node_mut(i)?.zone = to;
+            let node = self.node_mut(i)?;
+            node.zone = to;
+            // Only `/out` files are published: no use hashing one elsewhere.
+            if let Kind::File(Content::Disk(s)) = &mut node.kind
+                && to != Zone::Out
+            {
+                s.stop_hashing();
+            }
         }
         Ok(())
     }
@@ -789,6 +822,13 @@ impl Vfs {
 
     /// Resize file `n` to `size`, zero-filling, accounted.
     pub(crate) fn set_size(&mut self, n: usize, size: u64) -> VResult<()> {
+        self.grow(n, size, Growth::Resize)
+    }
+
+    /// Change the length of file `n` to `size`, accounted first (the limits
+    /// are enforced on every call). For a write, a spill file is left to
+    /// grow by the write itself.
+    fn grow(&mut self, n: usize, size: u64, why: Growth) -> VResult<()> {
         let node = self.node(n)?;
         let zone = node.zone;
         let Kind::File(c) = &node.kind else { return Err(Fail::Errno(errno::ISDIR)) };
@@ -797,25 +837,30 @@ impl Vfs {
             return Ok(());
         }
         self.resize_account(zone, old, size)?;
-        self.resize_content(n, size)
+        self.resize_content(n, size, why)
     }
 
-    fn resize_content(&mut self, n: usize, size: u64) -> VResult<()> {
+    fn resize_content(&mut self, n: usize, size: u64, why: Growth) -> VResult<()> {
         let spill = self.in_mem.saturating_add(size.saturating_sub(self.len_of(n)?)) > MEMORY_SPILL;
         let spill_store = self.spill_store;
         let node = self.node_mut(n)?;
         let Kind::File(c) = &mut node.kind else { return Err(Fail::Errno(errno::ISDIR)) };
+        let disk_err = |e: std::io::Error| infra(format!("cannot write a spill file: {e}"));
         match c {
             Content::Blob { .. } => Err(Fail::Errno(errno::PERM)),
             Content::Mem(v) if spill && size > v.len() as u64 => {
-                let f = match spill_store.and_then(|st| st.scratch_file()) {
-                    Some(f) => f,
-                    None => tempfile::tempfile().map_err(|e| infra(format!("cannot create a spill file: {e}")))?,
+                let (f, linkable) = match spill_store.and_then(|st| st.scratch_file()) {
+                    Some(f) => (f, true),
+                    None => {
+                        (tempfile::tempfile().map_err(|e| infra(format!("cannot create a spill file: {e}")))?, false)
+                    }
                 };
-                f.write_all_at(v, 0).map_err(|e| infra(format!("cannot write a spill file: {e}")))?;
-                f.set_len(size).map_err(|e| infra(format!("cannot write a spill file: {e}")))?;
+                let mut s = Spill::new(f, linkable, v).map_err(disk_err)?;
+                if why == Growth::Resize {
+                    s.set_len(size).map_err(disk_err)?;
+                }
                 let freed = v.len() as u64;
-                *c = Content::Disk(f, size);
+                *c = Content::Disk(s);
                 self.in_mem = self.in_mem.saturating_sub(freed);
                 Ok(())
             }
@@ -826,11 +871,9 @@ impl Vfs {
                 self.in_mem = self.in_mem - old.min(self.in_mem) + size;
                 Ok(())
             }
-            Content::Disk(f, len) => {
-                f.set_len(size).map_err(|e| infra(format!("cannot write a spill file: {e}")))?;
-                *len = size;
-                Ok(())
-            }
+            // The write that follows extends the file itself.
+            Content::Disk(_) if why == Growth::Write => Ok(()),
+            Content::Disk(s) => s.set_len(size).map_err(disk_err),
         }
     }
 
@@ -855,9 +898,26 @@ impl Vfs {
                 buf.copy_from_slice(&v[off as usize..off as usize + want]);
                 Ok(want)
             }
-            Content::Disk(f, _) => f.read_at(buf, off).map_err(|e| infra(format!("cannot read a spill file: {e}"))),
-            Content::Blob { digest, .. } => {
-                store.read_at(digest, off, buf).map_err(|e| infra(format!("cannot read input blob {digest}: {e}")))
+            Content::Disk(s) => s.read_at(buf, off).map_err(|e| infra(format!("cannot read a spill file: {e}"))),
+            Content::Blob { digest, file, .. } => {
+                let fail = |e: &dyn std::fmt::Display| infra(format!("cannot read input blob {digest}: {e}"));
+                let held = self.blob_files.get();
+                let opened = match file.get() {
+                    Some(o) => Some(o),
+                    None if held < MAX_BLOB_FILES => {
+                        let o = file.get_or_init(|| store.blob_file(digest).map_err(|e| e.to_string()));
+                        if matches!(o, Ok(Some(_))) {
+                            self.blob_files.set(held + 1);
+                        }
+                        Some(o)
+                    }
+                    None => None,
+                };
+                match opened {
+                    Some(Ok(Some(f))) => read_full(f, buf, off).map_err(|e| fail(&e)),
+                    Some(Ok(None)) | None => store.read_at(digest, off, buf).map_err(|e| fail(&e)),
+                    Some(Err(e)) => Err(fail(e)),
+                }
             }
         }
     }
@@ -867,19 +927,24 @@ impl Vfs {
         let end = off.checked_add(data.len() as u64).ok_or(Fail::Errno(errno::FBIG))?;
         let old = self.len_of(n)?;
         if end > old {
-            self.set_size(n, end)?;
+            self.grow(n, end, Growth::Write)?;
         }
         let now = self.now();
+        let may_hash = self.aheads < MAX_AHEAD;
         let node = self.node_mut(n)?;
         node.mtime = now;
+        let zone = node.zone;
         let Kind::File(c) = &mut node.kind else { return Err(Fail::Errno(errno::ISDIR)) };
         match c {
             Content::Mem(v) => {
                 v[off as usize..end as usize].copy_from_slice(data);
                 Ok(data.len())
             }
-            Content::Disk(f, _) => {
-                f.write_all_at(data, off).map_err(|e| infra(format!("cannot write a spill file: {e}")))?;
+            Content::Disk(s) => {
+                s.write_at(data, off).map_err(|e| infra(format!("cannot write a spill file: {e}")))?;
+                if zone == Zone::Out && may_hash && s.hash_ahead() {
+                    self.aheads += 1;
+                }
                 Ok(data.len())
             }
             Content::Blob { .. } => Err(Fail::Errno(errno::BADF)),
@@ -909,6 +974,14 @@ impl Vfs {
     /// The whole content of file `n` (for publishing).
     pub(crate) fn content(&self, n: usize) -> VResult<&Content> {
         match &self.node(n)?.kind {
+            Kind::File(c) => Ok(c),
+            Kind::Dir { .. } | Kind::Symlink(_) => Err(Fail::Errno(errno::ISDIR)),
+        }
+    }
+
+    /// The content of file `n`, to publish a spill file ([`Spill::finish`]).
+    pub(crate) fn content_mut(&mut self, n: usize) -> VResult<&mut Content> {
+        match &mut self.node_mut(n)?.kind {
             Kind::File(c) => Ok(c),
             Kind::Dir { .. } | Kind::Symlink(_) => Err(Fail::Errno(errno::ISDIR)),
         }
@@ -972,6 +1045,22 @@ pub(crate) fn filetype(k: &Kind) -> u8 {
         Kind::File(_) => 4,
         Kind::Symlink(_) => 7,
     }
+}
+
+/// Fill `buf` from `f` at `off` (a blob file holds at least the blob's bytes).
+fn read_full(f: &File, buf: &mut [u8], off: u64) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        let k = f.read_at(&mut buf[got..], off + got as u64)?;
+        if k == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "its file in the store is shorter than the blob",
+            ));
+        }
+        got += k;
+    }
+    Ok(got)
 }
 
 fn infra(msg: String) -> Fail {

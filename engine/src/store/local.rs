@@ -456,6 +456,61 @@ impl LocalStore {
     }
 }
 
+impl LocalStore {
+    /// Open the object file of `digest`, checked against its digest the
+    /// first time this process opens it (a mismatch is [`StoreError::Corrupt`]).
+    fn open_object(&self, digest: &Digest) -> StoreResult<(File, PathBuf)> {
+        let path = self.object_path(digest);
+        let f = File::open(&path).map_err(|e| io_err(&path, e))?;
+        if !self.verified.lock().unwrap_or_else(|e| e.into_inner()).contains(digest) {
+            verify_file(&f, &path, digest)?;
+            self.verified.lock().unwrap_or_else(|e| e.into_inner()).insert(*digest);
+        }
+        Ok((f, path))
+    }
+
+    /// Make `file`, whose first `r.len` bytes (its whole length) hash to
+    /// `r`, the object of `r.digest`: fsync it and link it into `objects/`
+    /// through `/proc/self/fd` (streamed instead when it cannot be linked).
+    fn link_in(&self, file: &File, r: BlobRef) -> StoreResult<BlobRef> {
+        use std::os::fd::AsRawFd;
+        let tmp_dir = self.dir.join("tmp");
+        let dest = self.object_path(&r.digest);
+        if self.lock().index.contains_key(&r.digest) || dest.exists() {
+            return Ok(r);
+        }
+        file.sync_data().map_err(|e| io_err(&tmp_dir, e))?;
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+        }
+        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        let named = tmp_dir.join(format!("{}-{seq}.tmp", std::process::id()));
+        let (Ok(src), Ok(dst)) = (
+            std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())),
+            std::ffi::CString::new(named.as_os_str().as_encoded_bytes()),
+        ) else {
+            return super::stream_file(self.put()?, file, r.len);
+        };
+        // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::linkat(libc::AT_FDCWD, src.as_ptr(), libc::AT_FDCWD, dst.as_ptr(), libc::AT_SYMLINK_FOLLOW)
+        };
+        if rc != 0 {
+            return super::stream_file(self.put()?, file, r.len);
+        }
+        if let Err(e) = fs::rename(&named, &dest) {
+            let _ = fs::remove_file(&named);
+            return Err(io_err(&dest, e));
+        }
+        // Our own bytes, hashed as they were written or just now: no need to check them on read.
+        self.verified.lock().unwrap_or_else(|e| e.into_inner()).insert(r.digest);
+        let mut inner = self.lock();
+        inner.index.insert(r.digest, Loc::File { len: r.len });
+        inner.dirty_dirs = true;
+        Ok(r)
+    }
+}
+
 /// Where the persisted index of one of the packs puts `name` (looked up
 /// with `find`, [`PackIndex::blob`] or [`PackIndex::action`]): the first
 /// pack, in the order they were opened, whose index names it.
@@ -688,7 +743,6 @@ impl BlobStore for LocalStore {
     /// gets a name): its bytes are written once. Small files, and files that
     /// cannot be linked (another filesystem, no `/proc`), are streamed.
     fn put_file(&self, file: &File, len: u64) -> StoreResult<BlobRef> {
-        use std::os::fd::AsRawFd;
         if len < SMALL_MAX as u64 || file.metadata().ok().map(|m| m.len()) != Some(len) {
             return super::stream_file(self.put()?, file, len);
         }
@@ -705,40 +759,32 @@ impl BlobStore for LocalStore {
             h.update(&buf[..got]);
             off += got as u64;
         }
-        let r = h.finish();
-        let dest = self.object_path(&r.digest);
-        if self.lock().index.contains_key(&r.digest) || dest.exists() {
-            return Ok(r);
+        self.link_in(file, h.finish())
+    }
+
+    /// As `put_file`, without reading the file back: `r` was computed by the
+    /// caller from the bytes it wrote. Small files are streamed (and so
+    /// hashed again) into a pack.
+    fn put_file_hashed(&self, file: &File, r: BlobRef) -> StoreResult<BlobRef> {
+        if r.len < SMALL_MAX as u64 || file.metadata().ok().map(|m| m.len()) != Some(r.len) {
+            return super::stream_file(self.put()?, file, r.len);
         }
-        file.sync_data().map_err(|e| io_err(&tmp_dir, e))?;
-        if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+        self.link_in(file, r)
+    }
+
+    /// The object file of a large blob, opened once and checked against its
+    /// digest once per process (as `read_at` checks it).
+    fn blob_file(&self, digest: &Digest) -> StoreResult<Option<Arc<File>>> {
+        if *digest == Digest::EMPTY {
+            return Ok(None);
         }
-        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
-        let named = tmp_dir.join(format!("{}-{seq}.tmp", std::process::id()));
-        let (Ok(src), Ok(dst)) = (
-            std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())),
-            std::ffi::CString::new(named.as_os_str().as_encoded_bytes()),
-        ) else {
-            return super::stream_file(self.put()?, file, len);
-        };
-        // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
-        let rc = unsafe {
-            libc::linkat(libc::AT_FDCWD, src.as_ptr(), libc::AT_FDCWD, dst.as_ptr(), libc::AT_SYMLINK_FOLLOW)
-        };
-        if rc != 0 {
-            return super::stream_file(self.put()?, file, len);
+        let Loc::File { len } = self.lookup(digest)?.ok_or(StoreError::Missing(*digest))? else { return Ok(None) };
+        let (f, path) = self.open_object(digest)?;
+        let on_disk = f.metadata().map_err(|e| io_err(&path, e))?.len();
+        if on_disk < len {
+            return Err(StoreError::Corrupt(format!("{} is shorter than recorded", path.display())));
         }
-        if let Err(e) = fs::rename(&named, &dest) {
-            let _ = fs::remove_file(&named);
-            return Err(io_err(&dest, e));
-        }
-        // Our own bytes, just hashed: no need to check them on read.
-        self.verified.lock().unwrap_or_else(|e| e.into_inner()).insert(r.digest);
-        let mut inner = self.lock();
-        inner.index.insert(r.digest, Loc::File { len: r.len });
-        inner.dirty_dirs = true;
-        Ok(r)
+        Ok(Some(Arc::new(f)))
     }
 
     fn read_at(&self, digest: &Digest, offset: u64, buf: &mut [u8]) -> StoreResult<usize> {
@@ -781,12 +827,7 @@ impl BlobStore for LocalStore {
                 if offset >= len {
                     return Ok(0);
                 }
-                let path = self.object_path(digest);
-                let f = File::open(&path).map_err(|e| io_err(&path, e))?;
-                if !self.verified.lock().unwrap_or_else(|e| e.into_inner()).contains(digest) {
-                    verify_file(&f, &path, digest)?;
-                    self.verified.lock().unwrap_or_else(|e| e.into_inner()).insert(*digest);
-                }
+                let (f, path) = self.open_object(digest)?;
                 let n = buf.len().min((len - offset) as usize);
                 let mut got = 0;
                 while got < n {

@@ -213,6 +213,26 @@ pub trait BlobStore: Send + Sync {
         stream_file(self.put()?, file, len)
     }
 
+    /// Like [`BlobStore::put_file`] for a file whose blob reference the caller
+    /// computed itself from exactly the bytes it wrote to `file` (the
+    /// command-task runtime hashes a large `/out` file while it is written in
+    /// order): a store that takes the file over trusts `r` instead of reading
+    /// the file back to hash it. The default ignores `r` and hashes as
+    /// `put_file` does.
+    fn put_file_hashed(&self, file: &std::fs::File, r: BlobRef) -> StoreResult<BlobRef> {
+        self.put_file(file, r.len)
+    }
+
+    /// An open file holding exactly the bytes of blob `digest`, already
+    /// checked against its digest as [`BlobStore::read_at`] checks them, for
+    /// a caller that reads the blob many times (a command task's `/in` file):
+    /// its reads are then `pread`s on that file, with no lookup per read.
+    /// `None` when the store keeps the blob elsewhere (in a pack, in memory);
+    /// the caller then uses `read_at`.
+    fn blob_file(&self, _digest: &Digest) -> StoreResult<Option<std::sync::Arc<std::fs::File>>> {
+        Ok(None)
+    }
+
     /// Convenience: store a whole buffer.
     fn put_bytes(&self, data: &[u8]) -> StoreResult<BlobRef> {
         let mut w = self.put()?;

@@ -365,6 +365,14 @@ impl BlobStore for ObjectBlobStore {
         file.read_at(buf, offset).map_err(|e| io_err(&self.cache_path(digest), e))
     }
 
+    /// The verified local copy `read_at` reads from (downloaded first if needed).
+    fn blob_file(&self, digest: &Digest) -> StoreResult<Option<Arc<File>>> {
+        if *digest == Digest::EMPTY {
+            return Ok(None);
+        }
+        self.local_copy(digest).map(Some)
+    }
+
     fn size(&self, digest: &Digest) -> StoreResult<Option<u64>> {
         if *digest == Digest::EMPTY {
             return Ok(Some(0));
