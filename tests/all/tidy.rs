@@ -363,6 +363,24 @@ fn guest_inventory(guests_dir: &Path) -> (Vec<Guest>, Vec<String>) {
             if kind == GuestKind::Component && p.is_file() && workspace_file {
                 continue;
             }
+            let dir_name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            // The WASI and world WIT the interpreted guests are built against.
+            if kind == GuestKind::Component && p.is_dir() && dir_name == "wit" {
+                continue;
+            }
+            // Python and JavaScript sources, each built (examples/languages/*/build.sh)
+            // to `test_<stem>.wasm`.
+            if kind == GuestKind::Component && p.is_dir() && (dir_name == "python" || dir_name == "javascript") {
+                for f in list(&p) {
+                    match f.file_stem().filter(|_| f.is_file()) {
+                        Some(stem) => {
+                            guests.push(Guest { kind, name: format!("test_{}", stem.to_string_lossy()), path: rel(&f) })
+                        }
+                        None => stray.push(format!("{}: not a guest (a Python or JavaScript source)", rel(&f))),
+                    }
+                }
+                continue;
+            }
             let name = match kind {
                 GuestKind::Rust | GuestKind::Component => fs::read_to_string(p.join("Cargo.toml")).ok().and_then(|t| {
                     t.lines().find_map(|l| Some(l.trim().strip_prefix("name = \"")?.strip_suffix('"')?.to_string()))
