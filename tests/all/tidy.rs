@@ -371,7 +371,8 @@ fn guest_inventory(guests_dir: &Path) -> (Vec<Guest>, Vec<String>) {
             // Python and JavaScript sources, each built (examples/languages/*/build.sh)
             // to `test_<stem>.wasm`.
             if kind == GuestKind::Component && p.is_dir() && (dir_name == "python" || dir_name == "javascript") {
-                for f in list(&p) {
+                // `__pycache__`: what componentize-py's import of a source leaves beside it.
+                for f in list(&p).into_iter().filter(|f| !f.ends_with("__pycache__")) {
                     match f.file_stem().filter(|_| f.is_file()) {
                         Some(stem) => {
                             guests.push(Guest { kind, name: format!("test_{}", stem.to_string_lossy()), path: rel(&f) })
