@@ -321,6 +321,8 @@ pub struct DashboardObserver {
     counts: Counts,
     cached: usize,
     last_publish: Option<Instant>,
+    /// Events since the clock was last read for [`PUBLISH_EVERY`].
+    unclocked: u32,
 }
 
 const NO_FAMILY: u32 = u32::MAX;
@@ -357,6 +359,7 @@ impl DashboardObserver {
             counts: Counts::default(),
             cached: 0,
             last_publish: None,
+            unclocked: 0,
         }
     }
 
@@ -606,13 +609,22 @@ impl DashboardObserver {
 impl Observer for DashboardObserver {
     fn event(&mut self, plan: &Plan, ev: Event<'_>, counts: &Counts) {
         self.counts = *counts;
-        let now = Instant::now();
-        let now_us = now.saturating_duration_since(self.start).as_micros() as u64;
+        // The clock is read only where it is needed: a task's start, and every
+        // CLOCK_EVERY events to see whether a snapshot is due (events come
+        // under the driver's lock, so each costs every worker).
+        const CLOCK_EVERY: u32 = 64;
+        let forced = matches!(ev, Event::End { .. } | Event::Begin { .. });
+        self.unclocked += 1;
+        let clock = forced || matches!(ev, Event::Started { .. }) || self.unclocked >= CLOCK_EVERY;
+        let now = clock.then(Instant::now);
+        let now_us = now.map_or(0, |now| now.saturating_duration_since(self.start).as_micros() as u64);
         self.fold(plan, &ev, now_us);
-        let ended = matches!(ev, Event::End { .. });
-        let due = self.last_publish.is_none_or(|at| now.duration_since(at) >= PUBLISH_EVERY);
-        if ended || due || matches!(ev, Event::Begin { .. }) {
-            self.publish(plan, now);
+        if let Some(now) = now {
+            self.unclocked = 0;
+            let due = self.last_publish.is_none_or(|at| now.duration_since(at) >= PUBLISH_EVERY);
+            if forced || due {
+                self.publish(plan, now);
+            }
         }
     }
 }
