@@ -16,8 +16,13 @@ use crate::util::{EngineRun, guest};
 /// `n` 1-CPU naps of `ms` milliseconds (family `nap[*]`), and `bad`, which
 /// runs first, prints a line and exits 3.
 fn pipeline(n: u32, ms: u32) -> tempfile::TempDir {
+    pipeline_with(n, ms, "")
+}
+
+/// [`pipeline`] with `more` appended to the file.
+fn pipeline_with(n: u32, ms: u32, more: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
+    let mut text = format!(
         r#"[pipeline]
 name = "dash"
 
@@ -38,6 +43,7 @@ args = ["write", "/out/x", "hi", "exit", "3"]
         guest("sleep_ms").display(),
         guest("cmd_probe").display()
     );
+    text.push_str(more);
     std::fs::write(dir.path().join("pipeline.toml"), text).unwrap();
     dir
 }
@@ -184,6 +190,8 @@ fn the_dashboard_streams_progress_and_the_final_state_over_sse() {
         assert_eq!(last["workers"], 2);
         let c = &last["counts"];
         assert_eq!((c["total"].as_u64(), c["succeeded"].as_u64(), c["failed"].as_u64()), (Some(41), Some(40), Some(1)));
+        // Two families, no task of one depends on the other.
+        assert_eq!(last["edges"], serde_json::json!([]), "{executor}");
         let nap = last["families"].as_array().unwrap().iter().find(|f| f["name"] == "nap[*]").unwrap();
         assert_eq!(
             nap,
@@ -285,7 +293,10 @@ fn the_dashboard_renders_in_headless_chromium_and_asks_only_the_engine() {
         println!("skipped: no `chromium` on PATH (xtask/setup.sh installs it)");
         return;
     };
-    let dir = pipeline(600, 40);
+    // 10,000 naps of 1 ms on 2 workers (several seconds), and `tally`,
+    // which takes them all, so the graph has an edge `nap[*]` → `tally`.
+    let tally = "\n[tasks.tally]\nplugin = \"probe\"\ninputs = { naps = \"nap[*]\" }\nargs = [\"exit\", \"0\"]\n";
+    let dir = pipeline_with(10_000, 1, tally);
     let live = Live::start(dir.path(), "threads");
     let until = Instant::now() + Duration::from_secs(60);
     loop {
@@ -315,11 +326,23 @@ fn the_dashboard_renders_in_headless_chromium_and_asks_only_the_engine() {
         );
         String::from_utf8_lossy(&m.output.stdout).into_owned()
     };
-    let dom = headless(&["--dump-dom", &format!("--log-net-log={}", netlog.display())]);
+    // The page is loaded mid-run and dumped once its stream has closed,
+    // at the end of the run (virtual time does not pass while the stream
+    // is open): it drew live updates, from the progress it loaded with to
+    // the end.
+    let dom = headless(&["--dump-dom", "--virtual-time-budget=1000", &format!("--log-net-log={}", netlog.display())]);
     // What the page's script built, not the page's text.
     let summary = dom.split("<p id=\"summary\">").nth(1).and_then(|s| s.split('/').next()).unwrap_or("");
     let shown: u64 = summary.parse().unwrap_or_else(|_| panic!("no summary in {dom}"));
-    assert!(shown > 0, "{dom}");
+    assert_eq!(shown, 10_002, "{dom}");
+    assert!(dom.contains("data-updates=\"") && !dom.contains("data-updates=\"0\""), "{dom}");
+    let first = dom.split("data-first-done=\"").nth(1).and_then(|s| s.split('"').next()).unwrap_or("");
+    let first: u64 = first.parse().unwrap_or_else(|_| panic!("no data-first-done in {dom}"));
+    assert!(first > 0 && first < 10_002, "{dom}");
+    assert!(dom.contains(">the run has ended</p>"), "{dom}");
+    assert!(dom.contains("data-from=\"nap[*]\" data-to=\"tally\""), "{dom}");
+    assert!(dom.contains("data-family=\"tally\" data-state=\"succeeded\""), "{dom}");
+    assert!(dom.contains("data-family=\"bad\" data-state=\"failed\""), "{dom}");
     assert!(
         dom.contains("<code>bad</code> failed after 1 attempt (error): task error: exited with code 3</p>"),
         "{dom}"
@@ -350,4 +373,25 @@ fn the_dashboard_renders_in_headless_chromium_and_asks_only_the_engine() {
     let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("no screenshot at {}: {e}", shot.display()));
     assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{} bytes", png.len());
     live.stop();
+}
+
+#[test]
+fn the_dashboard_graph_links_families_including_one_mapped_at_run_time() {
+    // split ─(map *)─> copy[*] ─> join, with 5 children.
+    let dir = tempfile::tempdir().unwrap();
+    crate::fanout::split_pipeline(dir.path(), 50, 5);
+    let live = Live::start(dir.path(), "threads");
+    live.wait_for("dashboard: the run has ended");
+    let s = live.state();
+    let fams = s["families"].as_array().unwrap();
+    let names: Vec<&str> = fams.iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["split", "join", "copy[*]"], "{s}");
+    let copy = &fams[2];
+    assert_eq!((copy["total"].as_u64(), copy["succeeded"].as_u64()), (Some(5), Some(5)), "{s}");
+    // Indexes into `families`: split → copy[*], copy[*] → join.
+    assert_eq!(s["edges"], serde_json::json!([[0, 2], [2, 1]]), "{s}");
+    assert_eq!(s["edges_more"], 0);
+    assert_eq!(s["status"], "succeeded");
+    let (code, err) = live.stop();
+    assert_eq!(code, 0, "{err}");
 }

@@ -58,6 +58,9 @@ pub const MAX_FAILURES: usize = 50;
 /// Task families the page lists (the rest are counted).
 pub const MAX_FAMILIES: usize = 100;
 
+/// Edges of the family graph the page draws (the rest are counted).
+pub const MAX_EDGES: usize = 1000;
+
 /// Bars of the task stream kept in all, shared between the workers.
 pub const MAX_BARS: usize = 2000;
 
@@ -266,10 +269,14 @@ fn stream_events(stream: &mut TcpStream, shared: &Shared) -> std::io::Result<()>
 
 /// Per family (a task id without its `[key]`: `count[*]`), named by its
 /// first task and the length of its key (`count[`): a run whose every task is
-/// its own family allocates nothing per family.
+/// its own family allocates nothing per family. A family first met as the
+/// dependency of a task mapped at run time (`count`, whose children will be
+/// `count[0]`, ...) is named by that task with `template` set: its key is
+/// the id and a `[`.
 struct Family {
     first: TaskId,
     key_len: u32,
+    template: bool,
     total: u32,
     succeeded: u32,
     cached: u32,
@@ -313,6 +320,12 @@ pub struct DashboardObserver {
     /// Per task: its family, and whether it is running.
     family_of: Vec<u32>,
     running: Vec<bool>,
+    /// The family graph: `[a, b]` when a task of family `b` depends on one
+    /// of family `a` (both among the first [`MAX_FAMILIES`], `a != b`),
+    /// sorted, at most [`MAX_EDGES`]; and how many more there are.
+    edges: Vec<[u32; 2]>,
+    edge_set: rustc_hash::FxHashSet<[u32; 2]>,
+    edges_more: usize,
     in_use: Resources,
     capacity: Resources,
     lanes: Vec<Lane>,
@@ -339,6 +352,15 @@ fn release(in_use: &mut Resources, req: &Resources) {
     }
 }
 
+/// Whether `fam`'s key is `key` (see [`Family`]).
+fn family_key_is(plan: &Plan, fam: &Family, key: &str) -> bool {
+    let id = plan.tasks[fam.first as usize].id.as_str();
+    match fam.template {
+        true => key.len() == id.len() + 1 && key.starts_with(id) && key.ends_with('['),
+        false => id.get(..fam.key_len as usize) == Some(key),
+    }
+}
+
 impl DashboardObserver {
     fn new(shared: Arc<Shared>, executor: &'static str) -> Self {
         DashboardObserver {
@@ -351,6 +373,9 @@ impl DashboardObserver {
             family_index: HashTable::new(),
             family_of: Vec::new(),
             running: Vec::new(),
+            edges: Vec::new(),
+            edge_set: Default::default(),
+            edges_more: 0,
             in_use: Resources::default(),
             capacity: Resources::default(),
             lanes: Vec::new(),
@@ -366,7 +391,8 @@ impl DashboardObserver {
     /// Give every task of the plan not seen yet its family (templates,
     /// which never run, have none).
     fn add_tasks(&mut self, plan: &Plan) {
-        for t in self.family_of.len()..plan.tasks.len() {
+        let first_new = self.family_of.len();
+        for t in first_new..plan.tasks.len() {
             let spec = &plan.tasks[t];
             if spec.map.is_some() {
                 self.family_of.push(NO_FAMILY);
@@ -377,34 +403,80 @@ impl DashboardObserver {
                 Some(i) if spec.id.ends_with(']') => &spec.id[..=i],
                 _ => spec.id.as_str(),
             };
-            let families = &self.families;
-            let key_of = |f: &u32| {
-                let fam = &families[*f as usize];
-                &plan.tasks[fam.first as usize].id[..fam.key_len as usize]
-            };
-            let hash = rustc_hash::FxBuildHasher.hash_one(key);
-            let f = match self.family_index.find(hash, |f| key_of(f) == key) {
-                Some(&f) => f,
-                None => {
-                    let f = families.len() as u32;
-                    let rehash = |f: &u32| rustc_hash::FxBuildHasher.hash_one(key_of(f));
-                    self.family_index.insert_unique(hash, f, rehash);
-                    self.families.push(Family {
-                        first: t as TaskId,
-                        key_len: key.len() as u32,
-                        total: 0,
-                        succeeded: 0,
-                        cached: 0,
-                        failed: 0,
-                        running: 0,
-                    });
-                    f
-                }
-            };
+            let f = self.family_by_key(plan, key, t as TaskId, false);
             self.families[f as usize].total += 1;
             self.family_of.push(f);
         }
+        // The family graph, once every new task has its family (a task may
+        // depend on one with a greater id).
+        for t in first_new..plan.tasks.len() {
+            let f = self.graph_family(plan, t as TaskId);
+            if f as usize >= MAX_FAMILIES {
+                continue;
+            }
+            let mut last = NO_FAMILY;
+            for &d in &plan.tasks[t].deps {
+                let from = self.graph_family(plan, d);
+                if from == last || from == f || from as usize >= MAX_FAMILIES {
+                    continue;
+                }
+                last = from;
+                if self.edge_set.insert([from, f]) {
+                    if self.edges.len() < MAX_EDGES {
+                        self.edges.push([from, f]);
+                    } else {
+                        self.edges_more += 1;
+                    }
+                }
+            }
+        }
+        self.edges.sort_unstable();
         self.running.resize(plan.tasks.len(), false);
+    }
+
+    /// The family of task `t` in the graph: its own, or for a task mapped at
+    /// run time, the family its children will have.
+    fn graph_family(&mut self, plan: &Plan, t: TaskId) -> u32 {
+        match self.family_of.get(t as usize) {
+            Some(&NO_FAMILY) if plan.tasks[t as usize].map.is_some() => {
+                let key = format!("{}[", plan.tasks[t as usize].id);
+                self.family_by_key(plan, &key, t, true)
+            }
+            Some(&f) => f,
+            None => NO_FAMILY,
+        }
+    }
+
+    /// The family whose key is `key` (`count[`, or a whole id), made with
+    /// `t` as its first task when there is none yet.
+    fn family_by_key(&mut self, plan: &Plan, key: &str, t: TaskId, template: bool) -> u32 {
+        let families = &self.families;
+        let is = |f: &u32, key: &str| family_key_is(plan, &families[*f as usize], key);
+        let hash = rustc_hash::FxBuildHasher.hash_one(key);
+        if let Some(&f) = self.family_index.find(hash, |f| is(f, key)) {
+            return f;
+        }
+        let f = families.len() as u32;
+        let rehash = |f: &u32| {
+            let fam = &families[*f as usize];
+            let id = plan.tasks[fam.first as usize].id.as_str();
+            match fam.template {
+                true => rustc_hash::FxBuildHasher.hash_one(format!("{id}[").as_str()),
+                false => rustc_hash::FxBuildHasher.hash_one(&id[..fam.key_len as usize]),
+            }
+        };
+        self.family_index.insert_unique(hash, f, rehash);
+        self.families.push(Family {
+            first: t,
+            key_len: key.len() as u32,
+            template,
+            total: 0,
+            succeeded: 0,
+            cached: 0,
+            failed: 0,
+            running: 0,
+        });
+        f
     }
 
     fn family(&mut self, t: TaskId) -> Option<&mut Family> {
@@ -545,7 +617,10 @@ impl DashboardObserver {
                 .iter()
                 .take(MAX_FAMILIES)
                 .map(|f| FamilyView {
-                    name: super::html::family(id(f.first)),
+                    name: match f.template {
+                        true => format!("{}[*]", id(f.first)),
+                        false => super::html::family(id(f.first)),
+                    },
                     total: f.total,
                     succeeded: f.succeeded,
                     cached: f.cached,
@@ -554,6 +629,8 @@ impl DashboardObserver {
                 })
                 .collect(),
             families_more: self.families.len().saturating_sub(MAX_FAMILIES),
+            edges: &self.edges,
+            edges_more: self.edges_more,
             lanes: self
                 .lanes
                 .iter()
@@ -643,6 +720,9 @@ struct Snapshot<'a> {
     in_use: Res<'a>,
     families: Vec<FamilyView>,
     families_more: usize,
+    /// `[from, to]` indexes into `families`.
+    edges: &'a [[u32; 2]],
+    edges_more: usize,
     lanes: Vec<LaneView<'a>>,
     failures: Vec<FailureView<'a>>,
     failures_more: usize,
