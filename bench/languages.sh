@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks the word-count task in every guest language (docs/languages.md;
-# python is a component, built with componentize-py):
+# the components: rust_p2 (wasm32-wasip2, wit-bindgen; the test guest
+# comp_wordcount), python (componentize-py), javascript (componentize-qjs,
+# QuickJS) and javascript_spidermonkey (componentize-js), the last two from
+# one source):
 # module size, median per-task start-up and throughput on one 64 MiB input.
 #
 #   bash bench/languages.sh [RUNS]      (RUNS: start-up tasks per language, default 21)
@@ -47,6 +50,7 @@ printf 'x' >"$work/tiny.txt"
 module() {
   case "$1" in
     rust) echo "$target_dir/plugins/wordcount.wasm" ;;
+    rust_p2) echo "$target_dir/test-guests/comp_wordcount.wasm" ;;
     *) echo "$target_dir/languages/$1_wordcount.wasm" ;;
   esac
 }
@@ -74,11 +78,11 @@ TOML
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2)}'; }
 
-printf '%-16s %12s %10s %15s %12s %13s\n' language "module size" "first run" "start-up (med)" "64 MiB time" throughput
-for lang in rust c cpp zig go assemblyscript python; do
+printf '%-24s %12s %10s %15s %12s %13s\n' language "module size" "first run" "start-up (med)" "64 MiB time" throughput
+for lang in rust c cpp zig go assemblyscript rust_p2 python javascript javascript_spidermonkey; do
   m="$(module "$lang")"
   if [ ! -f "$m" ]; then
-    printf '%-16s %12s\n' "$lang" missing
+    printf '%-24s %12s\n' "$lang" missing
     continue
   fi
   size=$(wc -c <"$m")
@@ -89,6 +93,6 @@ for lang in rust c cpp zig go assemblyscript python; do
   start=$(durations "$lang" "$work/tiny.txt" "$runs" | median)
   big=$(durations "$lang" "$input" 1)
   awk -v l="$lang" -v s="$size" -v f="$first" -v st="$start" -v b="$big" 'BEGIN {
-    printf "%-16s %8.1f KiB %8.2f s %12.3f ms %10.2f s %7.1f MiB/s\n", l, s / 1024, f / 1e6, st / 1000, b / 1e6, 64 / (b / 1e6)
+    printf "%-24s %8.1f KiB %8.2f s %12.3f ms %10.2f s %7.1f MiB/s\n", l, s / 1024, f / 1e6, st / 1000, b / 1e6, 64 / (b / 1e6)
   }'
 done

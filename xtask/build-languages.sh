@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds every guest-language example (examples/languages/<lang>/build.sh)
 # into TARGET/languages/ (TARGET: cargo's target directory, see xtask/lib.sh):
-# <lang>_wordcount.wasm for c, cpp, zig, go, assemblyscript, python and
-# javascript (components), plus the WASI commands c_words.wasm and go_uniq.wasm.
+# <lang>_wordcount.wasm for c, cpp, zig, go, assemblyscript, python,
+# javascript (QuickJS) and javascript_spidermonkey (components), plus the
+# WASI commands c_words.wasm and go_uniq.wasm.
 # Run xtask/toolchains.sh first (xtask/test.sh does).
 #
 # A language whose toolchain is missing is skipped, and said so loudly:
@@ -15,7 +16,7 @@ set -uo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" || exit 2
 langs=("$@")
-[ ${#langs[@]} -gt 0 ] || langs=(c cpp zig go assemblyscript python javascript)
+[ ${#langs[@]} -gt 0 ] || langs=(c cpp zig go assemblyscript python javascript javascript_spidermonkey)
 
 failed=()
 skipped=()

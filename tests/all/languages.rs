@@ -134,15 +134,17 @@ fn wordcount_in_every_language_matches_rust() {
 }
 
 /// The Python and JavaScript word counts (components of the engine:task
-/// world, built with componentize-py over sdk/python and with
-/// componentize-qjs over sdk/js) give the Rust plugin's bytes, on the sync,
-/// threads and processes executors.
+/// world, built with componentize-py over sdk/python, and from one source
+/// over sdk/js with componentize-qjs (QuickJS) and with componentize-js
+/// (SpiderMonkey)) and the Rust one on wasm32-wasip2 (wit-bindgen) give the
+/// Rust plugin's bytes, on the sync, threads and processes executors.
 #[test]
 fn component_wordcounts_match_rust_on_every_executor() {
-    let langs: Vec<(&str, PathBuf)> = ["python", "javascript"]
+    let mut langs: Vec<(&str, PathBuf)> = ["python", "javascript", "javascript_spidermonkey"]
         .into_iter()
         .filter_map(|l| language_guest(&format!("{l}_wordcount")).map(|p| (l, p)))
         .collect();
+    langs.push(("rust_p2", guest("comp_wordcount")));
     let (plugins, tasks, outputs) = wordcount_tables(&langs);
     let big = big_text();
     for executor in ["sync", "threads", "processes"] {
@@ -197,7 +199,9 @@ fn bad_params_and_missing_inputs_fail_with_the_sdk_message() {
         (_, "lowercase") => "param `lowercase` must be a boolean".to_string(),
         (_, _) => "missing input `text`".to_string(),
     };
-    let langs = wordcounts();
+    // and the Rust component, which words its errors as the SDKs do.
+    let mut langs = wordcounts();
+    langs.push(("rust_p2", guest("comp_wordcount")));
     let mut body = String::from("[plugins]\n");
     for (l, p) in &langs {
         writeln!(body, "{l} = \"{}\"", p.display()).unwrap();
