@@ -4,7 +4,7 @@
 #  1. `xtask/install.sh --prefix TMP/prefix` (copies the up-to-date build);
 #  2. in an empty directory, a pipeline naming only stock plugins (`std:`), run
 #     with the installed engine; its output is checked byte for byte;
-#  3. every SDK's README (sdk/{rust,c,zig,go,assemblyscript,python,js}/README.md), section
+#  3. every SDK's README (sdk/{rust,c,zig,go,assemblyscript,python,js,wit}/README.md), section
 #     "A task from an empty directory", word for word, each in its own empty
 #     directory (xtask/readme_script.py: its files written, its commands run
 #     against the installed SDK, `<prefix>` being TMP/prefix, the file its last
@@ -113,12 +113,13 @@ missing_for() {
       ;;
     python) command -v componentize-py >/dev/null 2>&1 || m="componentize-py" ;;
     js) command -v componentize-qjs >/dev/null 2>&1 || m="componentize-qjs" ;;
+    wit) rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || m="the rustup target wasm32-wasip2" ;;
   esac
   echo "${m# }"
 }
 
 skipped=()
-for lang in rust c zig go assemblyscript python js; do
+for lang in rust c zig go assemblyscript python js wit; do
   readme="sdk/$lang/README.md"
   missing="$(missing_for "$lang")"
   if [ -n "$missing" ]; then
