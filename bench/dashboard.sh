@@ -6,7 +6,8 @@
 #   --events     with `--events FILE` (NDJSON of every event)
 #   --dashboard  with `--dashboard 127.0.0.1:0` and one client reading the
 #                server-sent event stream for the whole run (bench/dashboard.py)
-# RUNS times each (default 5), the modes interleaved so that load drifts hit
+# RUNS times each (default 5), the modes interleaved (in an order that rotates
+# each round, the disk synced before each run) so that load drifts hit
 # them alike. Prints a markdown table of median wall and CPU (user+sys) times and the overhead
 # against plain (the target is at most 5% for the dashboard).
 #

@@ -141,11 +141,13 @@ pub enum Event<'a> {
     Queued {
         task: TaskId,
     },
-    /// Handed to worker `worker` (which may queue it behind another task).
+    /// Handed to worker `worker` (which may queue it behind another task),
+    /// `at` after the run's start.
     Started {
         task: TaskId,
         attempt: u32,
         worker: u32,
+        at: Duration,
     },
     Succeeded {
         task: TaskId,
@@ -361,7 +363,7 @@ impl<'a> RunState<'a> {
         match built {
             Ok(None) => false,
             Ok(Some(msg)) => {
-                self.observer.event(self.plan, Event::Started { task: t, attempt, worker }, &shown(&self.core));
+                self.observer.event(self.plan, Event::Started { task: t, attempt, worker, at: now }, &shown(&self.core));
                 out.push(msg);
                 self.in_flight += 1;
                 true

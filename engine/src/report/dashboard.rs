@@ -334,6 +334,8 @@ pub struct DashboardObserver {
     counts: Counts,
     cached: usize,
     last_publish: Option<Instant>,
+    /// The same, in microseconds since the run's start.
+    last_publish_us: u64,
     /// Events since the clock was last read for [`PUBLISH_EVERY`].
     unclocked: u32,
 }
@@ -384,6 +386,7 @@ impl DashboardObserver {
             counts: Counts::default(),
             cached: 0,
             last_publish: None,
+            last_publish_us: 0,
             unclocked: 0,
         }
     }
@@ -525,7 +528,7 @@ impl DashboardObserver {
         lane.bars.push_back(bar);
     }
 
-    fn fold(&mut self, plan: &Plan, ev: &Event<'_>, now_us: u64) {
+    fn fold(&mut self, plan: &Plan, ev: &Event<'_>) {
         match *ev {
             Event::Begin { workers, run_start } => {
                 self.start = run_start;
@@ -536,7 +539,7 @@ impl DashboardObserver {
             }
             Event::Expanded { .. } => self.add_tasks(plan),
             Event::Queued { task } => self.stopped(plan, task),
-            Event::Started { task, worker, .. } => self.started(plan, task, worker, now_us),
+            Event::Started { task, worker, at, .. } => self.started(plan, task, worker, at.as_micros() as u64),
             Event::Succeeded { task, metrics: m, .. } => {
                 self.stopped(plan, task);
                 if let Some(f) = self.family(task) {
@@ -680,24 +683,33 @@ impl DashboardObserver {
         drop(p);
         self.shared.changed.notify_all();
         self.last_publish = Some(now);
+        self.last_publish_us = now_us;
     }
 }
 
 impl Observer for DashboardObserver {
     fn event(&mut self, plan: &Plan, ev: Event<'_>, counts: &Counts) {
         self.counts = *counts;
-        // The clock is read only where it is needed: a task's start, and every
-        // CLOCK_EVERY events to see whether a snapshot is due (events come
-        // under the driver's lock, so each costs every worker).
+        // Events come under the driver's lock, so each costs every worker:
+        // most carry their time since the run's start, and the clock is read
+        // only when one of those times says a snapshot may be due, at a tick,
+        // and every CLOCK_EVERY events.
         const CLOCK_EVERY: u32 = 64;
         let forced = matches!(ev, Event::End { .. } | Event::Begin { .. });
+        let carried = match ev {
+            Event::Started { at, .. } => Some(at.as_micros() as u64),
+            Event::Succeeded { metrics, .. } | Event::Failed { metrics: Some(metrics), .. } => Some(metrics.end_us),
+            _ => None,
+        };
+        self.fold(plan, &ev);
+        let every = PUBLISH_EVERY.as_micros() as u64;
         self.unclocked += 1;
-        let clock = forced || matches!(ev, Event::Started { .. }) || self.unclocked >= CLOCK_EVERY;
-        let now = clock.then(Instant::now);
-        let now_us = now.map_or(0, |now| now.saturating_duration_since(self.start).as_micros() as u64);
-        self.fold(plan, &ev, now_us);
-        if let Some(now) = now {
+        let maybe_due = carried.is_some_and(|t| t.saturating_sub(self.last_publish_us) >= every)
+            || self.unclocked >= CLOCK_EVERY
+            || matches!(ev, Event::Tick);
+        if forced || maybe_due || self.last_publish.is_none() {
             self.unclocked = 0;
+            let now = Instant::now();
             let due = self.last_publish.is_none_or(|at| now.duration_since(at) >= PUBLISH_EVERY);
             if forced || due {
                 self.publish(plan, now);

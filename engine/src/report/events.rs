@@ -165,7 +165,7 @@ pub fn record<'a>(plan: &'a Plan, ev: &'a Event<'a>, executor: &'a str, t_us: u6
             capacity: Res(&plan.capacity),
         },
         Event::Queued { task } => Kind::Queued { task: id(task) },
-        Event::Started { task, attempt, worker } => {
+        Event::Started { task, attempt, worker, .. } => {
             Kind::Started { task: id(task), attempt, worker, resources: Res(&plan.tasks[task as usize].resources) }
         }
         Event::Succeeded { task, attempt, metrics: m, outputs } => Kind::Finished {
