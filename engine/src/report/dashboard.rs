@@ -316,7 +316,8 @@ pub struct DashboardObserver {
     workers: usize,
     families: Vec<Family>,
     /// Indexes of `families`, by the hash of their key.
-    family_index: HashTable<u32>,
+    /// (hash of the key, index): growing the table re-hashes nothing.
+    family_index: HashTable<(u64, u32)>,
     /// Per task: its family, and whether it is running.
     family_of: Vec<u32>,
     running: Vec<bool>,
@@ -395,6 +396,7 @@ impl DashboardObserver {
     /// which never run, have none).
     fn add_tasks(&mut self, plan: &Plan) {
         let first_new = self.family_of.len();
+        self.family_of.reserve(plan.tasks.len().saturating_sub(first_new));
         for t in first_new..plan.tasks.len() {
             let spec = &plan.tasks[t];
             if spec.map.is_some() {
@@ -454,21 +456,13 @@ impl DashboardObserver {
     /// `t` as its first task when there is none yet.
     fn family_by_key(&mut self, plan: &Plan, key: &str, t: TaskId, template: bool) -> u32 {
         let families = &self.families;
-        let is = |f: &u32, key: &str| family_key_is(plan, &families[*f as usize], key);
+        let is = |f: u32, key: &str| family_key_is(plan, &families[f as usize], key);
         let hash = rustc_hash::FxBuildHasher.hash_one(key);
-        if let Some(&f) = self.family_index.find(hash, |f| is(f, key)) {
+        if let Some(&(_, f)) = self.family_index.find(hash, |&(h, f)| h == hash && is(f, key)) {
             return f;
         }
         let f = families.len() as u32;
-        let rehash = |f: &u32| {
-            let fam = &families[*f as usize];
-            let id = plan.tasks[fam.first as usize].id.as_str();
-            match fam.template {
-                true => rustc_hash::FxBuildHasher.hash_one(format!("{id}[").as_str()),
-                false => rustc_hash::FxBuildHasher.hash_one(&id[..fam.key_len as usize]),
-            }
-        };
-        self.family_index.insert_unique(hash, f, rehash);
+        self.family_index.insert_unique(hash, (hash, f), |&(h, _)| h);
         self.families.push(Family {
             first: t,
             key_len: key.len() as u32,
