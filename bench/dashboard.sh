@@ -4,7 +4,8 @@
 # threads executor
 #   plain        `engine run`
 #   --events     with `--events FILE` (NDJSON of every event)
-#   --dashboard  with `--dashboard 127.0.0.1:0` and one client reading the
+#   --dashboard  with `--dashboard 127.0.0.1:0` and one client (`curl -N`, in its
+#                own process; a Python thread without curl) reading the
 #                server-sent event stream for the whole run (bench/dashboard.py)
 # RUNS times each (default 5), the modes interleaved (in an order that rotates
 # each round, the disk synced before each run) so that load drifts hit
