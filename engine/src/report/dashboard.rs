@@ -497,7 +497,7 @@ impl DashboardObserver {
 
     fn started(&mut self, plan: &Plan, t: TaskId, worker: u32, now_us: u64) {
         // Handed out again after its worker died before starting it.
-        self.stopped(plan, t);
+        self.stopped(plan, t, None);
         self.running[t as usize] = true;
         self.in_use.give(&plan.tasks[t as usize].resources);
         if let Some(f) = self.family(t) {
@@ -507,7 +507,7 @@ impl DashboardObserver {
     }
 
     /// Task `t` is no longer running (ended, failed, back to ready).
-    fn stopped(&mut self, plan: &Plan, t: TaskId) {
+    fn stopped(&mut self, plan: &Plan, t: TaskId, worker: Option<u32>) {
         if !std::mem::replace(&mut self.running[t as usize], false) {
             return;
         }
@@ -515,8 +515,16 @@ impl DashboardObserver {
         if let Some(f) = self.family(t) {
             f.running = f.running.saturating_sub(1);
         }
-        for l in &mut self.lanes {
-            l.running.retain(|&(r, _)| r != t);
+        // A task runs in one lane; it is usually the oldest there, and
+        // `worker` (when the event names it) is that lane.
+        let n = self.lanes.len();
+        let first = worker.map_or(0, |w| w as usize).min(n.saturating_sub(1));
+        for k in 0..n {
+            let l = &mut self.lanes[(first + k) % n];
+            if let Some(i) = l.running.iter().position(|&(r, _)| r == t) {
+                l.running.remove(i);
+                break;
+            }
         }
     }
 
@@ -539,10 +547,10 @@ impl DashboardObserver {
                 self.add_tasks(plan);
             }
             Event::Expanded { .. } => self.add_tasks(plan),
-            Event::Queued { task } => self.stopped(plan, task),
+            Event::Queued { task } => self.stopped(plan, task, None),
             Event::Started { task, worker, at, .. } => self.started(plan, task, worker, at.as_micros() as u64),
             Event::Succeeded { task, metrics: m, .. } => {
-                self.stopped(plan, task);
+                self.stopped(plan, task, Some(m.worker));
                 if let Some(f) = self.family(task) {
                     f.succeeded += 1;
                 }
@@ -555,7 +563,7 @@ impl DashboardObserver {
                 }
             }
             Event::Failed { task, attempt, failure, decision, log_tail, metrics } => {
-                self.stopped(plan, task);
+                self.stopped(plan, task, metrics.map(|m| m.worker));
                 if let Some(m) = metrics {
                     self.bar(m.worker, Bar { task, start_us: m.start_us, end_us: m.end_us, ok: false });
                 }
@@ -575,7 +583,7 @@ impl DashboardObserver {
                     }
                 }
             }
-            Event::Cancelled { task } => self.stopped(plan, task),
+            Event::Cancelled { task } => self.stopped(plan, task, None),
             Event::Interrupted => self.status = "interrupted",
             Event::End { cached, interrupted } => {
                 self.cached = cached;
