@@ -363,7 +363,11 @@ impl<'a> RunState<'a> {
         match built {
             Ok(None) => false,
             Ok(Some(msg)) => {
-                self.observer.event(self.plan, Event::Started { task: t, attempt, worker, at: now }, &shown(&self.core));
+                self.observer.event(
+                    self.plan,
+                    Event::Started { task: t, attempt, worker, at: now },
+                    &shown(&self.core),
+                );
                 out.push(msg);
                 self.in_flight += 1;
                 true
