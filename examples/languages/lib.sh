@@ -31,3 +31,16 @@ up_to_date() {
 done_msg() {
   echo "built $1 ($(wc -c <"$1") bytes)"
 }
+
+# npm_tool NAME PACKAGE: the path of the npm tool NAME, from
+# $tc/node_modules/.bin (xtask/toolchains.sh) or else PATH; `missing` when
+# neither has it (PACKAGE: what `npm install` needs for it).
+npm_tool() {
+  if [ -x "$tc/node_modules/.bin/$1" ]; then
+    echo "$tc/node_modules/.bin/$1"
+  elif command -v "$1" >/dev/null 2>&1; then
+    command -v "$1"
+  else
+    missing "$1 not found (run xtask/toolchains.sh: npm install $2)"
+  fi
+}

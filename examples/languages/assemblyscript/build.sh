@@ -5,13 +5,7 @@
 # sdk/assemblyscript/addmeta.mjs appends the engine.task section.
 source "$(dirname "$0")/../lib.sh"
 command -v node >/dev/null 2>&1 || missing "node not found"
-if [ -x "$tc/node_modules/.bin/asc" ]; then
-  asc="$tc/node_modules/.bin/asc"
-elif command -v asc >/dev/null 2>&1; then
-  asc="$(command -v asc)"
-else
-  missing "asc not found (run xtask/toolchains.sh: npm install assemblyscript)"
-fi
+asc="$(npm_tool asc assemblyscript)"
 here="$root/examples/languages/assemblyscript"
 
 out="$out_dir/assemblyscript_wordcount.wasm"

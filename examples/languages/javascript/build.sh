@@ -7,13 +7,7 @@
 # Also the JavaScript test guest tests/guests/components/javascript/js_task.js
 # -> test_js_task.wasm (for tests/all/components.rs).
 source "$(dirname "$0")/../lib.sh"
-if [ -x "$tc/node_modules/.bin/componentize-qjs" ]; then
-  qjs="$tc/node_modules/.bin/componentize-qjs"
-elif command -v componentize-qjs >/dev/null 2>&1; then
-  qjs="$(command -v componentize-qjs)"
-else
-  missing "componentize-qjs not found (run xtask/toolchains.sh: npm install componentize-qjs)"
-fi
+qjs="$(npm_tool componentize-qjs componentize-qjs)"
 
 out="$out_dir/javascript_wordcount.wasm"
 here="$root/examples/languages/javascript"

@@ -11,13 +11,7 @@
 # root: componentize-js resolves the module's relative imports
 # (../../../sdk/js/engine_task.js) against the current directory.
 source "$(dirname "$0")/../lib.sh"
-if [ -x "$tc/node_modules/.bin/componentize-js" ]; then
-  cjs="$tc/node_modules/.bin/componentize-js"
-elif command -v componentize-js >/dev/null 2>&1; then
-  cjs="$(command -v componentize-js)"
-else
-  missing "componentize-js not found (run xtask/toolchains.sh: npm install @bytecodealliance/componentize-js)"
-fi
+cjs="$(npm_tool componentize-js @bytecodealliance/componentize-js)"
 
 out="$out_dir/javascript_spidermonkey_wordcount.wasm"
 src="$root/examples/languages/javascript/wordcount.js"
