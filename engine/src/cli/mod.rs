@@ -288,7 +288,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub events: Option<PathBuf>,
     /// Serve a live dashboard of the run at http://ADDR/ (default 127.0.0.1:8787; port 0
-    /// picks a free port). Put it after the pipeline file, or write `--dashboard=ADDR`.
+    /// picks a free port): tasks by state, progress per task family, the family graph,
+    /// resources in use, the task stream by worker, and failures with their log tails.
+    /// Put it after the pipeline file, or write `--dashboard=ADDR`.
     /// An address that is not loopback is served with a warning: the page has no
     /// authentication.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = crate::report::dashboard::DEFAULT_ADDR,
