@@ -395,3 +395,27 @@ fn the_dashboard_graph_links_families_including_one_mapped_at_run_time() {
     let (code, err) = live.stop();
     assert_eq!(code, 0, "{err}");
 }
+
+#[test]
+fn without_a_linger_a_client_still_gets_the_final_state() {
+    // No --dashboard-linger: the engine exits right after the run; a
+    // connected client is sent the final state first.
+    let dir = pipeline(20, 20);
+    let mut child = EngineRun::new(dir.path())
+        .args(["--no-cache", "--workers", "2", "--dashboard", "127.0.0.1:0"])
+        .spawn();
+    let mut lines = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(lines.read_line(&mut line).unwrap() > 0, "no `dashboard: http://` line");
+        if let Some(url) = line.strip_prefix("dashboard: http://") {
+            break url.trim_end().trim_end_matches('/').to_string();
+        }
+    };
+    let snaps = stream(&addr);
+    let last = snaps.last().unwrap();
+    assert_eq!(last["status"], "failed", "{snaps:?}");
+    assert_eq!(done(last), 21);
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+}

@@ -49,6 +49,10 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:8787";
 /// The longest time between two snapshots while events come.
 pub const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
+/// How long stopping the server waits for connected clients to be sent
+/// the final state.
+pub const CLOSE_GRACE: Duration = Duration::from_millis(250);
+
 /// Clients served at once; more get `503`.
 pub const MAX_CONNECTIONS: usize = 32;
 
@@ -130,6 +134,12 @@ impl Drop for Dashboard {
         self.shared.changed.notify_all();
         // Wake the accept loop, which then sees `closing`.
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        // Let connected clients receive the final state before the process
+        // may exit (a client that does not read is not waited for long).
+        let until = Instant::now() + CLOSE_GRACE;
+        while self.shared.connections.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 }
 
@@ -240,7 +250,7 @@ fn stream_events(stream: &mut TcpStream, shared: &Shared) -> std::io::Result<()>
     )?;
     let mut sent = u64::MAX;
     loop {
-        let (json, version) = {
+        let (json, version, closing) = {
             let mut p = shared.published.lock().unwrap_or_else(|e| e.into_inner());
             while p.version == sent && !shared.closing.load(Ordering::SeqCst) {
                 let (g, timeout) =
@@ -250,20 +260,24 @@ fn stream_events(stream: &mut TcpStream, shared: &Shared) -> std::io::Result<()>
                     break;
                 }
             }
-            if shared.closing.load(Ordering::SeqCst) {
-                return Ok(());
-            }
-            (p.json.clone(), p.version)
+            (p.json.clone(), p.version, shared.closing.load(Ordering::SeqCst))
         };
         if version == sent {
+            if closing {
+                return Ok(());
+            }
             stream.write_all(b": keep-alive\n\n")?;
         } else {
+            // Closing or not, a client gets the last state (the run's final one).
             stream.write_all(b"data: ")?;
             stream.write_all(json.as_bytes())?;
             stream.write_all(b"\n\n")?;
             sent = version;
         }
         stream.flush()?;
+        if closing {
+            return Ok(());
+        }
     }
 }
 
