@@ -401,9 +401,8 @@ fn without_a_linger_a_client_still_gets_the_final_state() {
     // No --dashboard-linger: the engine exits right after the run; a
     // connected client is sent the final state first.
     let dir = pipeline(20, 20);
-    let mut child = EngineRun::new(dir.path())
-        .args(["--no-cache", "--workers", "2", "--dashboard", "127.0.0.1:0"])
-        .spawn();
+    let mut child =
+        EngineRun::new(dir.path()).args(["--no-cache", "--workers", "2", "--dashboard", "127.0.0.1:0"]).spawn();
     let mut lines = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     let addr = loop {
