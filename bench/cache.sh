@@ -21,7 +21,7 @@
 # (engine/examples/store-open.rs) is opened RUNS times with its persisted pack
 # index and 3 times without it (a full scan); prints medians of wall and CPU.
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/../xtask/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 if [ "${1:-}" = "--open" ]; then
   shift
   exec cargo run --quiet --release -p engine --manifest-path "$root/Cargo.toml" --example store-open -- "$@"
@@ -36,16 +36,7 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # wat2wasm comes from the `wasmtime` wheel in bench/.venv (as in bench/run.sh).
-venv="$root/bench/.venv"
-if [ ! -x "$venv/bin/python" ]; then
-  echo "bench: creating $venv" >&2
-  python3 -m venv "$venv"
-fi
-if ! cmp -s "$root/bench/requirements.txt" "$venv/.requirements.installed"; then
-  echo "bench: installing bench/requirements.txt into $venv" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/bench/requirements.txt"
-  cp "$root/bench/requirements.txt" "$venv/.requirements.installed"
-fi
+bench_venv
 "$venv/bin/python" "$root/bench/wat2wasm.py" "$root/bench/noop.wat" "$work/noop.wasm" >/dev/null
 
 # run "$@" once; prints "WALL CPU" in seconds (CPU = user + system, children included).

@@ -14,19 +14,10 @@
 # bench/command.py. Scratch files go to bench/.work/.
 set -euo pipefail
 
-source "$(dirname "${BASH_SOURCE[0]}")/../xtask/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$root"
-venv="${VENV:-$root/bench/.venv}"
 
-if [ ! -x "$venv/bin/python" ]; then
-  echo "bench: creating $venv" >&2
-  python3 -m venv "$venv"
-fi
-if ! cmp -s "$root/bench/requirements.txt" "$venv/.requirements.installed"; then
-  echo "bench: installing bench/requirements.txt into $venv" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/bench/requirements.txt"
-  cp "$root/bench/requirements.txt" "$venv/.requirements.installed"
-fi
+bench_venv
 
 echo "bench: cargo build --release -p engine" >&2
 cargo build --release -p engine

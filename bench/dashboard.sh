@@ -16,7 +16,7 @@
 # Set ENGINE to use an existing binary instead of building one.
 # Works from any current directory; honours $CARGO_TARGET_DIR (see xtask/lib.sh).
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/../xtask/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 n=${1:-100000}
 runs=${RUNS:-5}
 if [ -z "${ENGINE:-}" ]; then
@@ -26,16 +26,7 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # wat2wasm comes from the `wasmtime` wheel in bench/.venv (as in bench/run.sh).
-venv="$root/bench/.venv"
-if [ ! -x "$venv/bin/python" ]; then
-  echo "bench: creating $venv" >&2
-  python3 -m venv "$venv"
-fi
-if ! cmp -s "$root/bench/requirements.txt" "$venv/.requirements.installed"; then
-  echo "bench: installing bench/requirements.txt into $venv" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/bench/requirements.txt"
-  cp "$root/bench/requirements.txt" "$venv/.requirements.installed"
-fi
+bench_venv
 "$venv/bin/python" "$root/bench/wat2wasm.py" "$root/bench/noop.wat" "$work/noop.wasm" >/dev/null
 python3 "$root/bench/gen_pipeline.py" --shape layered --n "$n" --plugin "$work/noop.wasm" \
   --out "$work/pipeline.toml" >/dev/null

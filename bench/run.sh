@@ -14,9 +14,8 @@
 # Scratch files (generated pipelines, stores, logs) go to bench/.work/.
 set -euo pipefail
 
-source "$(dirname "${BASH_SOURCE[0]}")/../xtask/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$root"
-venv="$root/bench/.venv"
 
 quick=0
 args=()
@@ -28,15 +27,7 @@ for a in "$@"; do
 done
 
 # 1. Python deps (idempotent: reinstalls only when requirements.txt changes).
-if [ ! -x "$venv/bin/python" ]; then
-  echo "bench: creating $venv" >&2
-  python3 -m venv "$venv"
-fi
-if ! cmp -s "$root/bench/requirements.txt" "$venv/.requirements.installed"; then
-  echo "bench: installing bench/requirements.txt into $venv" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/bench/requirements.txt"
-  cp "$root/bench/requirements.txt" "$venv/.requirements.installed"
-fi
+bench_venv
 
 # 2. The engine and the guest plugins.
 echo "bench: cargo build --release -p engine" >&2
