@@ -35,18 +35,20 @@ def once(engine, pipeline, work, mode):
     args = [engine, "run", pipeline, "--quiet", "--no-cache", "--store", os.path.join(work, "store")]
     if mode == "--events":
         args += ["--events", os.path.join(work, "events.ndjson")]
-    if mode == "--dashboard":
+    if mode.startswith("--dashboard"):
         args += ["--dashboard", "127.0.0.1:0"]
     t0 = time.perf_counter()
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     counter = [0]
     client = curl = None
     stream = os.path.join(work, "stream.txt")
-    if mode == "--dashboard":
+    if mode.startswith("--dashboard"):
         line = p.stderr.readline()
         assert line.startswith("dashboard: http://"), line
         addr = line.strip()[len("dashboard: http://"):].rstrip("/")
-        if CURL:
+        if mode == "--dashboard (no client)":
+            pass
+        elif CURL:
             # A client in its own process, as a browser is: a thread of this
             # interpreter would compete with the engine for the GIL's holder's
             # core and show up in the engine's times.
@@ -72,7 +74,9 @@ def once(engine, pipeline, work, mode):
 
 def main():
     engine, pipeline, work, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-    modes = ["plain", "--events", "--dashboard"]
+    modes = ["plain", "--events", "--dashboard", "--dashboard (no client)"]
+    if os.environ.get("MODES"):
+        modes = [m for m in modes if m in os.environ["MODES"].split(",")]
     times = {m: [] for m in modes}
     cpus = {m: [] for m in modes}
     snaps = []
@@ -80,7 +84,8 @@ def main():
         # The order rotates each round, and the disk is settled before each
         # run (the --events file is 38 MB at 100k tasks: its writeback must
         # not land in the next mode's timing).
-        for m in modes[r % 3:] + modes[:r % 3]:
+        k = r % len(modes)
+        for m in modes[k:] + modes[:k]:
             events = os.path.join(work, "events.ndjson")
             if os.path.exists(events):
                 os.remove(events)
@@ -99,6 +104,19 @@ def main():
         med = statistics.median(t)
         print(f"| {m} | {med:.2f} s | {min(t):.2f} s | {max(t):.2f} s | {100 * (med / base - 1):+.1f}% "
               f"| {c:.2f} s | {100 * (c / base_cpu - 1):+.1f}% |")
+    # Paired: each round's run against the same round's plain run, which
+    # ran next to it (the VM's speed drifts by more than 5% over minutes).
+    print("\n| mode | median of the rounds' wall ÷ plain | middle half of the rounds | "
+          "median of the rounds' CPU ÷ plain |")
+    print("|---|---:|---:|---:|")
+    for m in modes:
+        if m == "plain":
+            continue
+        w = sorted(a / b for a, b in zip(times[m], times["plain"]))
+        c = [a / b for a, b in zip(cpus[m], cpus["plain"])]
+        q1, q3 = w[len(w) // 4], w[(3 * len(w)) // 4]
+        print(f"| {m} | {100 * (statistics.median(w) - 1):+.1f}% | {100 * (q1 - 1):+.1f}% to "
+              f"{100 * (q3 - 1):+.1f}% | {100 * (statistics.median(c) - 1):+.1f}% |")
     print(f"\nsnapshots received by the dashboard client per run: {snaps}")
 
 

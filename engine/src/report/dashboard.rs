@@ -422,7 +422,13 @@ impl DashboardObserver {
                 Some(i) if spec.id.ends_with(']') => &spec.id[..=i],
                 _ => spec.id.as_str(),
             };
-            let f = self.family_by_key(plan, key, t as TaskId, false);
+            // A whole id without `[` is its own family: ids are unique and
+            // every other key has a `[`, so it needs no lookup (a run whose
+            // every task is its own family hashes nothing).
+            let f = match key.contains('[') {
+                true => self.family_by_key(plan, key, t as TaskId, false),
+                false => self.push_family(t as TaskId, key.len(), false),
+            };
             self.families[f as usize].total += 1;
             self.family_of.push(f);
         }
@@ -477,9 +483,15 @@ impl DashboardObserver {
         }
         let f = families.len() as u32;
         self.family_index.insert_unique(hash, (hash, f), |&(h, _)| h);
+        self.push_family(t, key.len(), template)
+    }
+
+    /// A new family, with `t` as its first task and a key `key_len` long.
+    fn push_family(&mut self, t: TaskId, key_len: usize, template: bool) -> u32 {
+        let f = self.families.len() as u32;
         self.families.push(Family {
             first: t,
-            key_len: key.len() as u32,
+            key_len: key_len as u32,
             template,
             total: 0,
             succeeded: 0,
