@@ -985,6 +985,21 @@ fn guest_descriptors_are_capped_by_max_open_files() {
         std::fs::read_to_string(o.dir.path().join("out/hostile.txt")).unwrap(),
         "opened 251, then: No file descriptors available (os error 33); after closing them: ok\n"
     );
+    // With a workdir the task is on host directories (wasmtime-wasi's
+    // descriptors, real host files): the same limit, one more preopen (`/w`).
+    for (limit, opened) in [("\nmax_open_files = 32", 26), ("", 250)] {
+        let o = run_ok(
+            &cmd(),
+            &format!(
+                "args = [\"fds\", \"20000\"]\ninputs = {{ data = \"file:sentinel/keep.txt\" }}\n\
+                 workdir = {{ at = \"/w\" }}{limit}"
+            ),
+        );
+        assert_eq!(
+            std::fs::read_to_string(o.dir.path().join("out/hostile.txt")).unwrap(),
+            format!("opened {opened}, then: No file descriptors available (os error 33); after closing them: ok\n")
+        );
+    }
 }
 
 #[test]

@@ -135,6 +135,8 @@ struct Prepared {
     work: Option<Watched>,
     capture: Option<(String, PathBuf, SharedCapture)>,
     wasi: WasiP1Ctx,
+    /// Descriptors open when the program starts: stdio and the preopens.
+    open_fds: u32,
 }
 
 pub(super) fn run(
@@ -148,6 +150,7 @@ pub(super) fn run(
     let p = prepare(rt, plugin, msg, store, log)?;
     let fs_opts = msg.command.fs.as_deref().cloned().unwrap_or_default();
     let (mut st, seen) = rt.new_store(msg, p.wasi, log, SdkState::default());
+    st.data_mut().host_fds = Some(super::fd_limit::HostFds::new(p.open_fds, msg.limits.max_open_files));
     let out_limits = out_watched(&p.out_dir, &msg.limits);
     let after_exit: Vec<Watched> = p.scratch.iter().chain(&p.work).cloned().collect();
     st.data_mut().out_watch =
@@ -243,7 +246,11 @@ fn prepare(
         }
         None => None,
     };
-    Ok(Prepared { wasi: b.build_p1(), tmp, out_dir, scratch, work, capture })
+    let preopens = if fs_opts.no_io_dirs { 0 } else { 2 }
+        + u32::from(scratch.is_some())
+        + fs_opts.mounts.len() as u32
+        + u32::from(work.is_some());
+    Ok(Prepared { wasi: b.build_p1(), tmp, out_dir, scratch, work, capture, open_fds: 3 + preopens })
 }
 
 /// Preopen what the task asks for beyond `/in` and `/out`, in this order:

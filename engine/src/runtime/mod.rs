@@ -19,6 +19,7 @@ mod command;
 mod command_vfs;
 mod component;
 mod failure;
+mod fd_limit;
 mod limits;
 mod log;
 mod mounts;
@@ -190,6 +191,9 @@ pub(crate) struct TaskState {
     pub(crate) vfs: Option<vfs::Vfs>,
     /// The store `/in` and stdin read from (see the SAFETY notes where it is set).
     pub(crate) vfs_store: Option<&'static dyn BlobStore>,
+    /// The host-directory path: open descriptors against `max_open_files`
+    /// ([`fd_limit`]).
+    pub(crate) host_fds: Option<fd_limit::HostFds>,
 }
 
 struct Inner {
@@ -327,11 +331,13 @@ fn task_linker(engine: &Engine) -> wasmtime::Result<Linker<TaskState>> {
 }
 
 /// The host-directory linker: all of WASI preview 1 from wasmtime-wasi (over
-/// real preopened directories), the `engine` ABI and the interruptible
-/// `poll_oneoff` ([`poll`]).
+/// real preopened directories, its open descriptors counted by
+/// [`fd_limit`]), the `engine` ABI and the interruptible `poll_oneoff`
+/// ([`poll`]).
 fn host_linker(engine: &Engine) -> wasmtime::Result<Linker<TaskState>> {
     let mut linker: Linker<TaskState> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |s: &mut TaskState| &mut s.wasi)?;
+    fd_limit::add_to_linker(&mut linker)?;
     sdk::add_to_linker(&mut linker)?;
     limits::add_random_get(&mut linker)?;
     poll::add_to_linker(&mut linker)?;
@@ -586,6 +592,7 @@ impl Runtime {
             poll_helper: None,
             vfs: None,
             vfs_store: None,
+            host_fds: None,
         };
         let mut st = Store::new(&self.inner.engine, state);
         st.limiter(|s| &mut s.limiter);
@@ -739,6 +746,7 @@ mod tests {
             poll_helper: None,
             vfs: None,
             vfs_store: None,
+            host_fds: None,
         };
         let mut store = Store::new(&engine, state);
         let defined: Vec<(String, wasmtime::Extern)> =
