@@ -67,6 +67,40 @@ success_exit_codes = [7]
 }
 
 #[test]
+fn every_exit_status_up_to_255_is_an_exit_code_on_both_filesystem_paths() {
+    // wasmtime-wasi alone refuses 126 and more (WASI reserves them); the
+    // engine takes them as a process would. 256 is no exit status.
+    let mut body = String::new();
+    for (code, ok) in [(125, true), (126, true), (200, true), (255, true), (3, false)] {
+        for (path, extra) in [("v", ""), ("h", "workdir = { at = \"/w\" }\n")] {
+            let codes = if ok { format!("success_exit_codes = [{code}]\n") } else { String::new() };
+            body.push_str(&format!(
+                "[tasks.{path}{code}]\nplugin = \"probe\"\nargs = [\"exit\", \"{code}\"]\n{codes}{extra}\n"
+            ));
+        }
+    }
+    body.push_str("[tasks.big]\nplugin = \"probe\"\nargs = [\"exit\", \"256\"]\n");
+    let dir = pipeline(&body);
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), tmp.path(), &[]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let rep = report(dir.path());
+    for code in [125, 126, 200, 255] {
+        for path in ["v", "h"] {
+            let t = task(&rep, &format!("{path}{code}"));
+            assert_eq!((t["state"].as_str(), t["exit_code"].as_i64()), (Some("succeeded"), Some(code)), "{t}");
+        }
+    }
+    for path in ["v", "h"] {
+        let t = task(&rep, &format!("{path}3"));
+        assert_eq!(t["error"]["message"], "task error: exited with code 3", "{t}");
+    }
+    let t = task(&rep, "big");
+    assert_eq!(t["error"]["kind"], "trap", "{t}");
+    assert_eq!(t["error"]["message"], "trap: exit with invalid exit status 256 outside of [0..256)", "{t}");
+}
+
+#[test]
 fn atomics_on_a_non_shared_memory_are_accepted() {
     let dir = pipeline(
         r#"[tasks.t]

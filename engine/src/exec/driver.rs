@@ -407,6 +407,7 @@ impl<'a> RunState<'a> {
             fs: spec.fs.as_deref(),
             max_open_files: spec.max_open_files.unwrap_or(self.opts.limits.max_open_files),
             deterministic: spec.deterministic,
+            name: &spec.id,
             inputs,
         };
         let Some(key) = crate::task::cache::action_key_of(&parts, &|p| cache.mounts.get(p).copied()) else {

@@ -143,3 +143,22 @@ pub(crate) fn add_random_get(linker: &mut wasmtime::Linker<super::TaskState>) ->
     linker.allow_shadowing(false);
     Ok(())
 }
+
+/// `wasi_snapshot_preview1.proc_exit`, accepting every exit status a process
+/// can have (0 to 255; wasmtime-wasi refuses 126 and more, which WASI
+/// reserves but programs use: `exit(255)`, shells' 126 and 127). A status
+/// above 255 traps.
+pub(crate) fn add_proc_exit(linker: &mut wasmtime::Linker<super::TaskState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    linker.func_wrap(crate::task::abi::WASI_MODULE, "proc_exit", |status: i32| -> wasmtime::Result<()> {
+        let status = status as u32;
+        if status > 255 {
+            return Err(wasmtime::Error::new(Abort::Trap(format!(
+                "exit with invalid exit status {status} outside of [0..256)"
+            ))));
+        }
+        Err(wasmtime::Error::new(wasmtime_wasi::I32Exit(status as i32)))
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
+}

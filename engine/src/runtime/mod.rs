@@ -324,6 +324,7 @@ fn task_linker(engine: &Engine) -> wasmtime::Result<Linker<TaskState>> {
     sdk::add_to_linker(&mut linker)?;
     vfs_calls::add_to_linker(&mut linker)?;
     limits::add_random_get(&mut linker)?;
+    limits::add_proc_exit(&mut linker)?;
     // Last: `poll` asks the descriptor calls linked so far (the virtual
     // tree's) about descriptors, and serves every clock form exactly.
     poll::add_to_linker(&mut linker)?;
@@ -340,6 +341,7 @@ fn host_linker(engine: &Engine) -> wasmtime::Result<Linker<TaskState>> {
     fd_limit::add_to_linker(&mut linker)?;
     sdk::add_to_linker(&mut linker)?;
     limits::add_random_get(&mut linker)?;
+    limits::add_proc_exit(&mut linker)?;
     poll::add_to_linker(&mut linker)?;
     Ok(linker)
 }

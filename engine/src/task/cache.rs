@@ -8,9 +8,10 @@
 //! filesystem (mount contents, scratch size, success exit codes, the workdir's
 //! seed contents, place, size and publish globs, and `max_open_files` when
 //! not the default) and
-//! `deterministic`. The task id, priority, retries, timeout, fuel, output caps
-//! and resources are left out: renaming a task or giving it more memory does
-//! not change its result.
+//! `deterministic` (with the task id, which seeds a deterministic task's
+//! random bytes). Otherwise the task id, priority, retries, timeout, fuel,
+//! output caps and resources are left out: renaming a task or giving it more
+//! memory does not change its result.
 //!
 //! Next to the key, each part gets a 64-bit fingerprint (FNV-1a, stable
 //! across builds) so that a later run can say which part changed.
@@ -122,6 +123,9 @@ pub struct KeyParts<'a> {
     pub fs: Option<&'a crate::plan::CommandFs>,
     pub max_open_files: u32,
     pub deterministic: bool,
+    /// The task id: part of the key only with `deterministic`, whose random
+    /// stream is seeded from it.
+    pub name: &'a str,
     pub inputs: &'a [super::message::MsgInput],
 }
 
@@ -137,6 +141,7 @@ impl<'a> KeyParts<'a> {
             fs: msg.command.fs.as_deref(),
             max_open_files: msg.limits.max_open_files,
             deterministic: msg.deterministic,
+            name: &msg.name,
             inputs: &msg.inputs,
         }
     }
@@ -213,6 +218,10 @@ pub fn action_key_of(msg: &KeyParts<'_>, mount_digest: &dyn Fn(&Path) -> Option<
     }
     fixed[5] = e.part(6);
     e.raw(&[msg.deterministic as u8]);
+    // A deterministic task's random bytes are seeded from its id.
+    if msg.deterministic {
+        e.bytes(msg.name.as_bytes());
+    }
     fixed[6] = e.part(7);
     let mut inputs = Vec::with_capacity(msg.inputs.len());
     e.sha.update((msg.inputs.len() as u64).to_le_bytes());
@@ -299,6 +308,16 @@ mod tests {
         m.limits.memory *= 2;
         m.limits.fuel = Some(10);
         assert_eq!(key(&m), a);
+    }
+
+    #[test]
+    fn a_deterministic_task_is_keyed_by_its_id_which_seeds_its_random_bytes() {
+        let mut a = msg();
+        a.deterministic = true;
+        let mut b = a.clone();
+        b.name = "renamed".into();
+        assert_ne!(key(&a).key, key(&b).key);
+        assert_eq!(key(&b).parts.changed_since(&key(&a).parts), vec!["deterministic".to_string()]);
     }
 
     #[test]
