@@ -1057,7 +1057,10 @@ fn rerun_flags(plan: &Plan, patterns: &[String]) -> Result<Vec<bool>, SessionErr
     for p in patterns {
         let mut any = false;
         for (i, t) in plan.tasks.iter().enumerate() {
-            if glob_match(p, &t.id) {
+            // A `map` task's children (`count[KEY]`) exist only once it has
+            // run: a pattern that names them (`count[*]`) names the task.
+            let children = || t.map.is_some() && glob_match(p, &format!("{}[*]", t.id));
+            if glob_match(p, &t.id) || children() {
                 flags[i] = true;
                 any = true;
             }

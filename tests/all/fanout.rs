@@ -113,6 +113,15 @@ fn a_rerun_reuses_the_children_whose_inputs_did_not_change() {
     assert!(missed[2].starts_with("copy["), "{missed:?}");
     assert_eq!(hits(&third), 49);
     assert!(std::fs::read_to_string(dir.path().join("out/joined.txt")).unwrap().contains("LINE 100\n"));
+    // `--rerun 'copy[*]'` names the children of the mapped task before they exist.
+    let (o, fourth) = run(dir.path(), &["--quiet", "--rerun", "copy[*]"]);
+    assert_eq!(o.code, 0, "{}{}", o.stdout, o.stderr);
+    let ran: Vec<&str> =
+        tasks(&fourth).iter().filter(|t| t["attempts"] == 1).map(|t| t["id"].as_str().unwrap()).collect();
+    assert_eq!(ran.len(), 50, "{ran:?}");
+    assert!(ran.iter().all(|id| id.starts_with("copy[")), "{ran:?}");
+    let o = run_engine(dir.path(), &["run", "pipeline.toml", "--rerun", "cpy[*]"]);
+    assert_eq!((o.code, o.stderr.trim()), (2, "error: --rerun `cpy[*]` matches no task of the pipeline"));
 }
 
 /// `list` copies `names.txt`; `greet[N]` writes `N:LINE` per line of it.
