@@ -263,6 +263,14 @@ impl<'d> Loader<'d, '_> {
                 ),
             };
             self.err(d);
+        } else if inputs.iter().any(|i| i.name == name && i.list) {
+            self.err(
+                Diagnostic::error(
+                    Code::Reference,
+                    format!("`stdin` of task `{id}` names input `{name}`, which is a list: stdin takes a single blob"),
+                )
+                .primary(sp.range(), "name an input that is one reference without `[*]`"),
+            );
         }
         Some((name, sp))
     }
