@@ -562,7 +562,24 @@ fn modules_over_the_static_compilation_limits_are_rejected_at_check() {
         &big_module("globals", 0, 100_001),
         "the module has 100001 globals, more than the limit of 100000 (docs/security.md, \"Compilation\")",
     );
+    // Tables: one, of at most 100000 elements (the instance pool's slots;
+    // they used to pass the check and fail every attempt as `infra`).
+    let tables = |name: &str, decl: &str| {
+        let text = format!("(module {decl} (memory (export \"memory\") 1) (func (export \"_start\")))");
+        raw_module(name, &wat::parse_str(text).unwrap())
+    };
+    rejected_at_check(
+        &tables("two_tables", "(table 1 funcref) (table 1 funcref)"),
+        "the module has 2 tables, more than the limit of 1 (docs/security.md, \"Compilation\")",
+    );
+    rejected_at_check(
+        &tables("huge_table", "(table 10000000 funcref)"),
+        "table 0 has a minimum of 10000000 elements, more than the limit of 100000 (docs/security.md, \"Compilation\")",
+    );
     // At the limit is fine: the innocent task and this one both succeed.
+    let s = Setup::new(&tables("table_ok", "(table 100000 funcref)"), "");
+    let m = s.engine("run", &[]);
+    assert_eq!(m.output.status.code(), Some(0), "{}", text(&m.output.stderr));
     let s = Setup::new(&big_module("locals_ok", 10_000, 0), "");
     let m = s.engine("run", &["--executor", "processes"]);
     assert_eq!(m.output.status.code(), Some(0), "{}", text(&m.output.stderr));

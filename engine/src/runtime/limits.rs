@@ -75,11 +75,11 @@ impl ResourceLimiter for TaskLimiter {
         Ok(maximum.is_none_or(|m| desired <= m))
     }
 
-    /// The task's module, plus the memory-less forwarding instance that
-    /// `poll` may make.
+    /// The task's module, plus the memory-less forwarding instances that
+    /// `poll` and `fd_limit` may make.
     /// (A component: the core instances it is made of.)
     fn instances(&self) -> usize {
-        if self.component { 32 } else { 2 }
+        if self.component { 32 } else { 3 }
     }
     fn memories(&self) -> usize {
         if self.component { 4 } else { 1 }

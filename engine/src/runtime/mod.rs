@@ -60,7 +60,7 @@ use sdk::{Item, SdkState};
 /// Hard cap on a pool slot's linear memory (wasm32 cannot address more).
 const MAX_SLOT_MEMORY: u64 = crate::task::message::MAX_TASK_MEMORY;
 /// Table elements per pool slot.
-const TABLE_ELEMENTS: usize = 100_000;
+const TABLE_ELEMENTS: usize = crate::task::abi::MAX_TABLE_ELEMENTS as usize;
 /// Max wasm stack (bytes). Worker threads need a native stack of at least 2 MiB.
 const MAX_WASM_STACK: usize = 512 << 10;
 /// Epoch ticker period: the granularity of timeouts and cancellation.

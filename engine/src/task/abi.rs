@@ -307,6 +307,11 @@ pub const MAX_LOCALS_PER_FUNCTION: u64 = 10_000;
 pub const MAX_FUNCTION_BODY: u64 = 1 << 20;
 pub const MAX_GLOBALS: u64 = 100_000;
 pub const MAX_DATA_SEGMENTS: u64 = 100_000;
+/// Tables a module may define, and elements a table may hold (its minimum
+/// at instantiation, and what `table.grow` may reach): the slots the
+/// runtime's instance pool reserves.
+pub const MAX_TABLES: u64 = 1;
+pub const MAX_TABLE_ELEMENTS: u64 = 100_000;
 
 /// Refuse a (valid) module over one of the static limits above, naming the
 /// function (by its index in the function index space, imports first) and the
@@ -331,6 +336,20 @@ pub(crate) fn check_static_limits(bytes: &[u8]) -> Result<(), String> {
             }
             Payload::GlobalSection(r) if u64::from(r.count()) > MAX_GLOBALS => {
                 return over(u64::from(r.count()), "globals", MAX_GLOBALS);
+            }
+            Payload::TableSection(r) => {
+                if u64::from(r.count()) > MAX_TABLES {
+                    return over(u64::from(r.count()), "tables", MAX_TABLES);
+                }
+                for (i, t) in r.into_iter().enumerate() {
+                    let min = t.map_err(|e| format!("malformed module: {e}"))?.ty.initial;
+                    if min > MAX_TABLE_ELEMENTS {
+                        return Err(format!(
+                            "table {i} has a minimum of {min} elements, more than the limit of \
+                             {MAX_TABLE_ELEMENTS} (docs/security.md, \"Compilation\")"
+                        ));
+                    }
+                }
             }
             Payload::DataSection(r) if u64::from(r.count()) > MAX_DATA_SEGMENTS => {
                 return over(u64::from(r.count()), "data segments", MAX_DATA_SEGMENTS);
