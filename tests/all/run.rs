@@ -443,6 +443,26 @@ params = { ms = 20 }
     let msg = crash["error"]["message"].as_str().unwrap();
     assert!(msg.starts_with("worker lost: worker ") && msg.ends_with("was killed by signal 6 (SIGABRT)"), "{msg}");
     assert_eq!(r["counts"]["succeeded"], 4);
+    // A lost worker is not one of the task's retries: no "attempt N of M".
+    let stderr = text(&o.stderr);
+    let again = stderr
+        .lines()
+        .filter(|l| {
+            l.starts_with("task `crash` failed: worker lost: worker ")
+                && l.ends_with(
+                    "was killed by signal 6 (SIGABRT); starting it again (a lost worker does not use its retries)",
+                )
+        })
+        .count();
+    assert_eq!(again, 2, "{stderr}");
+    // Each lost attempt ran from when it was handed out until the loss was seen.
+    let mut last_end = 0;
+    let earlier = crash["earlier_attempts"].as_array().unwrap();
+    for a in earlier.iter().chain([crash]) {
+        let (start, took) = (a["start_us"].as_u64().unwrap(), a["duration_us"].as_u64().unwrap());
+        assert!(start > 0 && start >= last_end, "{crash}");
+        last_end = start + took;
+    }
 }
 
 #[test]

@@ -331,9 +331,17 @@ impl Observer for Progress {
         match ev {
             Event::Failed { task, attempt, failure, decision, log_tail, .. } => {
                 // Plugin text: the failure message and the log tail (docs/security.md).
+                let lost = failure.kind() == "worker_lost";
                 let failure = escape::one(&failure.to_string()).into_owned();
                 let retries = plan.tasks[task as usize].retries;
                 let mut line = match decision {
+                    // Not an attempt of its `retries`: no "attempt N of M".
+                    FailureDecision::Retry { .. } if lost => {
+                        format!(
+                            "task `{}` failed: {failure}; starting it again (a lost worker does not use its retries)",
+                            id(task)
+                        )
+                    }
                     FailureDecision::Retry { .. } => format!(
                         "task `{}` failed (attempt {attempt} of {}): {failure}; retrying",
                         id(task),

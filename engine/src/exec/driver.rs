@@ -247,6 +247,10 @@ pub struct RunState<'a> {
     record_errors: Vec<String>,
     /// Reused by [`RunState::announce_ready`] (only with a queued-event observer).
     became_ready: Vec<TaskId>,
+    /// Per task, when its latest attempt was handed to a worker (µs since
+    /// the run's start): the start of an attempt lost with its worker, which
+    /// measured nothing.
+    dispatched_us: Vec<u64>,
 }
 
 impl<'a> RunState<'a> {
@@ -281,6 +285,7 @@ impl<'a> RunState<'a> {
             cached: 0,
             record_errors: Vec::new(),
             became_ready: Vec::new(),
+            dispatched_us: vec![0; n],
         }
     }
 
@@ -363,6 +368,9 @@ impl<'a> RunState<'a> {
         match built {
             Ok(None) => false,
             Ok(Some(msg)) => {
+                if let Some(d) = self.dispatched_us.get_mut(t as usize) {
+                    *d = now.as_micros() as u64;
+                }
                 self.observer.event(
                     self.plan,
                     Event::Started { task: t, attempt, worker, at: now },
@@ -748,7 +756,13 @@ pub fn run_plan_threads(
 
 impl RunState<'_> {
     /// Record a finished attempt and tell the core and the observer.
-    fn handle_result(&mut self, res: TaskResult, recorded: bool) {
+    fn handle_result(&mut self, mut res: TaskResult, recorded: bool) {
+        // An attempt lost with its worker measured nothing: it ran from when
+        // it was handed to the worker until the loss was seen.
+        if matches!(res.outcome, Err(TaskFailure::WorkerLost { .. })) && res.metrics.end_us == 0 {
+            res.metrics.start_us = self.dispatched_us.get(res.task as usize).copied().unwrap_or(0);
+            res.metrics.end_us = (self.run_start.elapsed().as_micros() as u64).max(res.metrics.start_us);
+        }
         let RunState { plan, core, records, attempts, opts, observer, run_start, store, record_errors, .. } = self;
         let (plan, opts, run_start) = (&**plan, *opts, *run_start);
         let t = res.task;
@@ -953,6 +967,7 @@ impl RunState<'_> {
                     let n = children.len() as u32;
                     self.plan.tasks.extend(children);
                     self.records.resize(self.plan.tasks.len(), TaskRecord::default());
+                    self.dispatched_us.resize(self.plan.tasks.len(), 0);
                     self.core.expand(t, n);
                     self.observer.event(self.plan, Event::Expanded { task: t, children: n }, &shown(&self.core));
                 }
