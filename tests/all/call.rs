@@ -33,6 +33,15 @@ fn read(p: &Path) -> String {
 }
 
 #[test]
+fn out_is_created_even_for_a_task_without_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let noop = guest("noop");
+    let out = call(tmp.path(), &["call", noop.to_str().unwrap(), "--out", "none/yet"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{}", out.stderr);
+    assert!(tmp.path().join("none/yet").is_dir());
+}
+
+#[test]
 fn a_stock_plugin_writes_its_output_into_out_and_its_log_to_stderr() {
     let tmp = setup();
     let out = call(tmp.path(), &["call", "std:wordcount", "--input", "text=words.txt", "--out", "res"]);

@@ -186,6 +186,10 @@ fn an_existing_directory_or_a_bad_name_is_refused() {
     let out = new_task(tmp.path(), "c", "a/b/upper");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(tmp.path().join("a/b/upper/upper.c").is_file());
+    // A parent that cannot be made (a file in the way) is an I/O error: 3.
+    let out = new_task(tmp.path(), "c", "file/sub");
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(text(&out.stderr), "error: cannot create `file/sub`: File exists (os error 17)\n");
 }
 
 /// Build the new task with its `build.sh` and run it alone and in its pipeline.

@@ -107,6 +107,13 @@ pub fn call(a: &CallArgs) -> i32 {
         }
     };
     let dir = a.out.clone().unwrap_or_default();
+    // `--out DIR` is created if missing, even for a task with no outputs.
+    if let Some(out) = &a.out
+        && let Err(e) = std::fs::create_dir_all(out)
+    {
+        eprintln!("error: cannot create {}: {e}", shown(out));
+        return EXIT_INTERNAL;
+    }
     let mut stdout = std::io::stdout().lock();
     for o in &rec.outputs {
         // A command's exit code is its success, not a file to keep.

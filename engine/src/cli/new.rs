@@ -193,11 +193,16 @@ pub fn new_task(a: &NewTaskArgs) -> i32 {
     ];
     // `create_dir` (not `_all`) for the directory itself: if something
     // appeared there since the check, it fails rather than writing into it.
+    // Only `DIR` itself appearing is the "already exists" of the check (2);
+    // a parent that cannot be made (a file in the way) is an I/O error (3).
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
-    let made = parent.map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::create_dir(dir));
-    if let Err(e) = made {
+    let made = match parent.map_or(Ok(()), std::fs::create_dir_all) {
+        Ok(()) => std::fs::create_dir(dir).map_err(|e| (e.kind() == std::io::ErrorKind::AlreadyExists, e)),
+        Err(e) => Err((false, e)),
+    };
+    if let Err((exists, e)) = made {
         eprintln!("error: cannot create `{}`: {e}", dir.display());
-        return if e.kind() == std::io::ErrorKind::AlreadyExists { EXIT_INVALID } else { EXIT_INTERNAL };
+        return if exists { EXIT_INVALID } else { EXIT_INTERNAL };
     }
     for (path, text) in t.files.iter().chain(COMMON) {
         let dest = dir.join(path.replace("TASK", &name));
