@@ -135,13 +135,23 @@ impl<'d> Loader<'d, '_> {
     /// does not define.
     fn check_placeholders(&mut self, id: &str, s: &str, sp: Sp, foreach: Option<&[String]>) {
         let Some(vars) = foreach else { return };
-        let b = self.binder;
         for name in refs::unknown_placeholders(s, vars) {
-            self.err(
-                Diagnostic::error(Code::Var, format!("task `{id}` uses `{{{name}}}`, which its `{b}` does not define"))
-                    .primary(sp.range(), format!("`{b}` defines: {}", vars.join(", "))),
-            );
+            self.unknown_placeholder(id, &name, sp, vars);
         }
+    }
+
+    /// `{name}` is neither a variable of the task's `foreach` (or `map`)
+    /// nor a var of the pipeline: suggest the closest of both.
+    fn unknown_placeholder(&mut self, id: &str, name: &str, sp: Sp, vars: &[String]) {
+        let b = self.binder;
+        let d = Diagnostic::error(Code::Var, format!("task `{id}` uses `{{{name}}}`, which its `{b}` does not define"));
+        let known = vars.iter().map(String::as_str).chain(self.vars.iter().map(|v| v.name.as_str()));
+        let defines = format!("`{b}` defines: {}", vars.join(", "));
+        let d = match suggest(name, known) {
+            Some(s) => d.primary(sp.range(), format!("did you mean `{{{s}}}`? {defines}")),
+            None => d.primary(sp.range(), defines),
+        };
+        self.err(d);
     }
 
     fn raw_inputs(&mut self, id: &str, f: &Fields, foreach: Option<&[String]>) -> SmallVec<[RawInput<'d>; 2]> {
@@ -351,15 +361,9 @@ impl<'d> Loader<'d, '_> {
                 match self.doc.node(n).val {
                     Val::Str(s) => {
                         let s = self.doc.str(s);
+                        let sp = self.doc.node(n).span;
                         for name in refs::unknown_placeholders(s, vars) {
-                            let b = self.binder;
-                            self.err(
-                                Diagnostic::error(
-                                    Code::Var,
-                                    format!("task `{id}` uses `{{{name}}}`, which its `{b}` does not define"),
-                                )
-                                .primary(self.span(n), format!("`{b}` defines: {}", vars.join(", "))),
-                            );
+                            self.unknown_placeholder(id, &name, sp, vars);
                         }
                     }
                     Val::Table(_) => stack.extend(self.doc.entries(n).iter().map(|e| e.value)),
