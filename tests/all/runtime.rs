@@ -220,6 +220,9 @@ fn infinite_loop_times_out() {
     let run = with_limits("infinite_loop", Limits { timeout: Some(Duration::from_millis(200)), ..Limits::default() });
     assert_eq!(run.failure(), &TaskFailure::Timeout { limit: Duration::from_millis(200) });
     assert!(t.elapsed() < Duration::from_secs(5));
+    // Stopped inside wasm code: wasmtime had not stored the fuel count.
+    assert_eq!(run.metrics.fuel_consumed, None);
+    assert!(run.metrics.measured && run.metrics.peak_memory > 0);
 }
 
 #[test]
@@ -237,6 +240,7 @@ fn memory_grow_beyond_the_limit() {
     let run = with_limits("grow_memory", Limits { memory: 64 << 20, ..Limits::default() });
     assert_eq!(run.failure(), &TaskFailure::MemoryLimit { limit: 64 << 20 });
     assert_eq!(run.failure().to_string(), "memory limit of 64MiB exceeded");
+    assert_eq!(run.metrics.fuel_consumed, None);
     // Within the limit the same guest succeeds.
     let run = with_limits("grow_memory", Limits { memory: 128 << 20, ..Limits::default() });
     assert!(run.outputs().is_empty());
@@ -247,6 +251,7 @@ fn memory_grow_beyond_the_limit() {
 fn unbounded_recursion_traps() {
     let run = sdk("recursion", vec![]);
     assert_eq!(run.failure(), &trap("call stack exhausted"));
+    assert_eq!(run.metrics.fuel_consumed, None);
 }
 
 #[test]

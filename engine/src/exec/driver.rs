@@ -788,12 +788,10 @@ impl RunState<'_> {
         rec.worker = m.worker;
         rec.start_us = m.start_us;
         rec.end_us = m.end_us;
-        // The runtime meters fuel in every attempt it ran: a result without
-        // it was made up by an executor (a lost worker) and measured nothing.
-        (rec.peak_memory, rec.fuel_consumed) = match m.fuel_consumed {
-            Some(f) => (Some(m.peak_memory), Some(f)),
-            None => (None, None),
-        };
+        // A result made up by an executor (a lost worker) measured nothing;
+        // fuel is also unknown for an attempt stopped inside wasm code.
+        rec.peak_memory = m.measured.then_some(m.peak_memory);
+        rec.fuel_consumed = m.fuel_consumed;
         if !recorded && !res.log.is_empty() {
             rec.log_path = write_log(&opts.log_dir, &plan.tasks[t as usize].id, res.attempt, &res.log);
         }

@@ -177,7 +177,7 @@ pub fn record<'a>(plan: &'a Plan, ev: &'a Event<'a>, executor: &'a str, t_us: u6
             outputs: outputs.len(),
             output_bytes: output_bytes(outputs),
             // As in the report: measured only when the attempt ran in the sandbox.
-            peak_memory: m.fuel_consumed.map(|_| m.peak_memory),
+            peak_memory: m.measured.then_some(m.peak_memory),
             fuel_consumed: m.fuel_consumed,
         },
         Event::Cached { task, outputs } => {

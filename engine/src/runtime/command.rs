@@ -163,7 +163,7 @@ pub(super) fn run(
         })(),
         Code::Component(pre) => super::component::run_command(&mut st, pre),
     };
-    Runtime::record_usage(&st, msg, metrics);
+    Runtime::record_usage(&st, msg, metrics, result.as_ref().err());
     drop(st);
 
     let code = match result {

@@ -125,7 +125,7 @@ pub(super) fn run(
         let start = instance.get_typed_func::<(), ()>(&mut st, "_start")?;
         start.call(&mut st, ())
     })();
-    Runtime::record_usage(&st, msg, metrics);
+    Runtime::record_usage(&st, msg, metrics, result.as_ref().err());
     let vfs = st.data_mut().vfs.take();
     drop(st);
     let t2 = Instant::now();

@@ -96,6 +96,27 @@ pub(crate) fn classify(err: &wasmtime::Error, limits: &LimitsSeen) -> Ended {
     Ended::Failed(TaskFailure::Trap { message: err.root_cause().to_string() })
 }
 
+/// Whether the store's fuel count is exact after an attempt ended with
+/// `err`. wasmtime keeps a running function's fuel in a register and stores
+/// it at calls and returns; an attempt stopped inside wasm code (a trap of a
+/// wasm instruction, the epoch deadline of a timeout or cancellation, a
+/// `memory.grow` or `table.grow` over the memory limit) leaves an older
+/// count. Out of fuel sets the count itself; `proc_exit` and the engine's
+/// host calls are calls.
+pub(crate) fn fuel_counted(err: &wasmtime::Error) -> bool {
+    if err.downcast_ref::<I32Exit>().is_some() {
+        return true;
+    }
+    if let Some(abort) = find_abort(err) {
+        return !matches!(abort, Abort::Memory | Abort::Timeout | Abort::Cancelled);
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => true,
+        Some(_) => false,
+        None => true,
+    }
+}
+
 fn find_abort(err: &wasmtime::Error) -> Option<&Abort> {
     if let Some(a) = err.downcast_ref::<Abort>() {
         return Some(a);

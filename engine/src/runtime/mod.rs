@@ -617,9 +617,20 @@ impl Runtime {
         (st, LimitsSeen { memory, timeout: msg.limits.timeout, fuel: msg.limits.fuel })
     }
 
-    fn record_usage(st: &Store<TaskState>, msg: &TaskMessage, metrics: &mut TaskMetrics) {
+    /// Peak memory and fuel of the attempt that ended with `error` (if it
+    /// failed). Fuel is left out when the attempt was stopped inside wasm
+    /// code ([`failure::fuel_counted`]): wasmtime had not stored the count.
+    fn record_usage(
+        st: &Store<TaskState>,
+        msg: &TaskMessage,
+        metrics: &mut TaskMetrics,
+        error: Option<&wasmtime::Error>,
+    ) {
         metrics.peak_memory = st.data().limiter.peak as u64;
-        if let Ok(left) = st.get_fuel() {
+        metrics.measured = true;
+        if error.is_some_and(|e| !failure::fuel_counted(e)) {
+            metrics.fuel_consumed = None;
+        } else if let Ok(left) = st.get_fuel() {
             metrics.fuel_consumed =
                 Some(msg.limits.fuel.unwrap_or(u64::MAX) - left.min(msg.limits.fuel.unwrap_or(u64::MAX)));
         }
@@ -675,7 +686,7 @@ impl Runtime {
             })(),
             Code::Component(pre) => component::run_task(&mut st, pre),
         };
-        Self::record_usage(&st, msg, metrics);
+        Self::record_usage(&st, msg, metrics, result.as_ref().err());
         let error = st.data_mut().sdk.error.take();
         let outputs = std::mem::take(&mut st.data_mut().sdk.outputs);
         drop(st);

@@ -163,6 +163,8 @@ pub struct TaskMetrics {
     pub end_us: u64,
     /// Peak linear memory, bytes.
     pub peak_memory: u64,
+    /// `None` when the attempt was stopped inside wasm code (the count was
+    /// not stored, see `runtime::failure::fuel_counted`) or measured nothing.
     pub fuel_consumed: Option<u64>,
     /// Command tasks: the exit code.
     pub exit_code: Option<i32>,
@@ -175,6 +177,10 @@ pub struct TaskMetrics {
     pub run_us: Option<u64>,
     #[serde(default)]
     pub publish_us: Option<u64>,
+    /// Whether the runtime ran the attempt and measured `peak_memory`
+    /// (false for one an executor made up: a lost worker).
+    #[serde(default)]
+    pub measured: bool,
 }
 
 /// Why an attempt failed. Every kind is distinct so that retries and reports
