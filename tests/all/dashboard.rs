@@ -245,6 +245,14 @@ fn the_dashboard_page_loads_nothing_from_elsewhere_and_answers_only_its_paths() 
     let (head, _) = live
         .request(&format!("GET /state HTTP/1.1\r\nHost: localhost:{}\r\n\r\n", live.addr.split(':').nth(1).unwrap()));
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    // A head of exactly 8 KiB is read; one byte more is refused.
+    let host = format!("GET /state HTTP/1.1\r\nHost: {}\r\nX-Pad: ", live.addr);
+    let pad = |n: usize| format!("{host}{}\r\n\r\n", "a".repeat(n - host.len() - 4));
+    let (head, _) = live.request(&pad(8192));
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let (head, body) = live.request(&pad(8193));
+    assert!(head.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"), "{head}");
+    assert_eq!(body, "request head over 8 KiB\n");
     live.stop();
 }
 

@@ -165,15 +165,21 @@ fn accept(listener: TcpListener, shared: Arc<Shared>) {
     }
 }
 
-/// The request line and `Host` of one request (at most 8 KiB of head).
-fn read_head(stream: &mut TcpStream) -> std::io::Result<(String, String, Option<String>)> {
+/// The most bytes of request head read, its final empty line included.
+pub const MAX_HEAD: usize = 8192;
+
+/// The request line and `Host` of one request (at most [`MAX_HEAD`] bytes of
+/// head); `None` when the head does not end within them.
+#[allow(clippy::type_complexity)]
+fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(String, String, Option<String>)>> {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        if head.len() > 8192 {
-            return Err(std::io::Error::other("request head too long"));
+        let room = MAX_HEAD - head.len();
+        if room == 0 {
+            return Ok(None);
         }
-        let n = stream.read(&mut buf)?;
+        let n = stream.read(&mut buf[..room.min(1024)])?;
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
@@ -188,7 +194,7 @@ fn read_head(stream: &mut TcpStream) -> std::io::Result<(String, String, Option<
         .filter_map(|l| l.split_once(':'))
         .find(|(k, _)| k.trim().eq_ignore_ascii_case("host"))
         .map(|(_, v)| v.trim().to_string());
-    Ok((method, path, host))
+    Ok(Some((method, path, host)))
 }
 
 /// Whether a `Host` header names this machine by address or as `localhost`.
@@ -215,7 +221,14 @@ fn respond(stream: &mut TcpStream, status: &str, ctype: &str, body: &[u8]) -> st
 fn serve(stream: &mut TcpStream, shared: &Shared) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let (method, path, host) = read_head(stream)?;
+    let Some((method, path, host)) = read_head(stream)? else {
+        let r = respond(stream, "431 Request Header Fields Too Large", "text/plain", b"request head over 8 KiB\n");
+        // Read what the client still sends (briefly), so that closing does
+        // not reset the connection before it reads the answer.
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+        let _ = std::io::copy(&mut stream.take(1 << 20), &mut std::io::sink());
+        return r;
+    };
     if shared.loopback && !host.as_deref().is_some_and(host_is_local_name) {
         return respond(
             stream,
