@@ -267,6 +267,21 @@ fn cat_and_logs_read_the_latest_run() {
     let o = run_engine(dir.path(), &["cat", "zz"]);
     assert_eq!(o.code, 2);
     assert!(o.stderr.starts_with("error: no task `zz` in the latest run ("), "{}", o.stderr);
+    // A later run on a file:// store (recorded in .engine-runs) is the latest:
+    // without --store, cat and logs follow it to its store.
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    let edited =
+        std::fs::read_to_string(dir.path().join("pipeline.toml")).unwrap().replace("hello from b", "hi from b");
+    std::fs::write(dir.path().join("pipeline.toml"), edited).unwrap();
+    let spec = format!("file://{}", shared.display());
+    let o = run_engine(dir.path(), &["run", "pipeline.toml", "--store", &spec]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    std::fs::remove_dir_all(dir.path().join(".engine-store/packs")).unwrap();
+    let o = run_engine(dir.path(), &["cat", "b"]);
+    assert_eq!((o.code, o.stdout.as_str()), (0, "b"), "{}", o.stderr);
+    let o = run_engine(dir.path(), &["logs", "b"]);
+    assert!(o.stdout.contains("hi from b") && !o.stdout.contains("hello"), "{}{}", o.stdout, o.stderr);
 }
 
 #[test]

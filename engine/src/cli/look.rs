@@ -9,7 +9,8 @@ use super::{CatArgs, EXIT_INTERNAL, EXIT_INVALID, EXIT_OK, EXIT_TASKS_FAILED, Gc
 use crate::history::{self, Runs};
 use crate::store::{BlobReader, Digest, StoreSpec};
 
-/// The canonical pipeline path, its store and its runs directory.
+/// The canonical pipeline path, its store and its runs directory: the
+/// store is `--store`, else `.engine-store` next to the pipeline.
 fn locate(pipeline: &std::path::Path, store: &Option<String>) -> Result<(PathBuf, StoreSpec, Runs), String> {
     let abs = std::path::absolute(pipeline).unwrap_or_else(|_| pipeline.to_path_buf());
     let file = abs.canonicalize().map_err(|e| format!("cannot read pipeline {}: {e}", pipeline.display()))?;
@@ -20,6 +21,28 @@ fn locate(pipeline: &std::path::Path, store: &Option<String>) -> Result<(PathBuf
     };
     let runs = Runs::new(crate::session::default_runs_dir(&base, &spec), &file);
     Ok((file, spec, runs))
+}
+
+/// As [`locate`], but without `--store` the store the latest run used: a
+/// run on a `file://` or `s3://` store is recorded in `.engine-runs` next to
+/// the pipeline, with its store; when the latest run started there is newer
+/// than the latest in `.engine-store/runs`, that store and those runs.
+fn locate_latest(pipeline: &std::path::Path, store: &Option<String>) -> Result<(PathBuf, StoreSpec, Runs), String> {
+    let (file, spec, runs) = locate(pipeline, store)?;
+    if store.is_some() {
+        return Ok((file, spec, runs));
+    }
+    let base = file.parent().map(PathBuf::from).unwrap_or_default();
+    let shared = Runs::new(base.join(".engine-runs"), &file);
+    let newest = |r: &Runs| r.latest("started").ok().map(|id| history::run_order(&id));
+    let Some(theirs) = newest(&shared) else { return Ok((file, spec, runs)) };
+    if newest(&runs).is_some_and(|ours| ours >= theirs) {
+        return Ok((file, spec, runs));
+    }
+    match shared.last().ok().and_then(|h| StoreSpec::parse(&h.store).ok()) {
+        Some(used) => Ok((file, used, shared)),
+        None => Ok((file, spec, runs)),
+    }
 }
 
 fn fail(msg: impl std::fmt::Display, code: i32) -> i32 {
@@ -41,7 +64,7 @@ pub fn cat(a: &CatArgs) -> i32 {
         };
         return print_blob(&spec, &d);
     }
-    let (_, spec, runs) = match locate(&a.pipeline, &a.store) {
+    let (_, spec, runs) = match locate_latest(&a.pipeline, &a.store) {
         Ok(x) => x,
         Err(e) => return fail(e, EXIT_INVALID),
     };
@@ -107,7 +130,7 @@ fn print_blob(spec: &StoreSpec, d: &Digest) -> i32 {
 }
 
 pub fn logs(a: &LogsArgs) -> i32 {
-    let (_, _, runs) = match locate(&a.pipeline, &a.store) {
+    let (_, _, runs) = match locate_latest(&a.pipeline, &a.store) {
         Ok(x) => x,
         Err(e) => return fail(e, EXIT_INVALID),
     };
