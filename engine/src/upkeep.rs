@@ -29,11 +29,15 @@ struct Record {
     value: std::ops::Range<usize>,
 }
 
-/// What a pack holds: its valid records, and the first problem, if any.
+/// What a pack holds: its valid records, and its problems.
 struct PackScan {
     records: Vec<Record>,
-    /// (offset, what is wrong) for a record that does not check out.
-    bad: Option<(u64, String)>,
+    /// (record offset, value offset, what is wrong) for each record whose
+    /// bytes do not hash to its name (the records after it are still read).
+    bad: Vec<(u64, u64, String)>,
+    /// Where the records stopped making sense (an unknown record kind: the
+    /// rest of the pack cannot be framed), and why.
+    lost: Option<(u64, String)>,
     /// Bytes after the last whole record that do not form a record (a torn
     /// write from a crash: ignored by readers).
     torn_tail: u64,
@@ -47,6 +51,7 @@ fn scan_pack(bytes: &[u8]) -> PackScan {
         Digest(d)
     };
     let mut records = Vec::new();
+    let mut bad = Vec::new();
     let mut pos = 0usize;
     while pos + HEADER <= bytes.len() {
         let (magic, n) = (word(pos), word(pos + 4) as usize);
@@ -57,7 +62,8 @@ fn scan_pack(bytes: &[u8]) -> PackScan {
             // (records are written magic last): a torn tail, not corruption.
             0 => break,
             _ => {
-                return PackScan { records, bad: Some((pos as u64, "unknown record kind".into())), torn_tail: 0 };
+                let lost = Some((pos as u64, "unknown record kind".to_string()));
+                return PackScan { records, bad, lost, torn_tail: 0 };
             }
         };
         if pos + header + n > bytes.len() {
@@ -68,11 +74,10 @@ fn scan_pack(bytes: &[u8]) -> PackScan {
         let got = Digest::of(&bytes[value.clone()]);
         if got != want {
             let what = if magic == MAGIC { "blob" } else { "action record" };
-            return PackScan {
-                records,
-                bad: Some((pos as u64, format!("{what} {} has bytes that hash to {got}", digest(pos + 8)))),
-                torn_tail: 0,
-            };
+            let why = format!("{what} {} has bytes that hash to {got}", digest(pos + 8));
+            bad.push((pos as u64, value.start as u64, why));
+            pos += header + n;
+            continue;
         }
         records.push(Record {
             action: magic == ACTION_MAGIC,
@@ -83,7 +88,7 @@ fn scan_pack(bytes: &[u8]) -> PackScan {
         });
         pos += header + n;
     }
-    PackScan { records, bad: None, torn_tail: (bytes.len() - pos) as u64 }
+    PackScan { records, bad, lost: None, torn_tail: (bytes.len() - pos) as u64 }
 }
 
 fn packs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -154,7 +159,10 @@ pub fn verify(dir: &Path) -> std::io::Result<VerifyReport> {
                 have.insert(rec.name);
             }
         }
-        if let Some((off, what)) = scan.bad {
+        for (off, _, what) in &scan.bad {
+            r.problems.push(format!("{} at offset {off}: {what}", p.display()));
+        }
+        if let Some((off, what)) = &scan.lost {
             r.problems.push(format!("{} at offset {off}: {what}", p.display()));
         }
         if scan.torn_tail > 0 {
@@ -225,11 +233,13 @@ fn check_index(pack: &Path, pack_len: u64, scan: &PackScan, r: &mut VerifyReport
             return;
         }
     };
-    // Up to a corrupt record, reported on its own.
-    let upto = scan.bad.as_ref().map_or(u64::MAX, |(off, _)| *off);
+    // Corrupt records and what follows a record that cannot be framed are
+    // reported on their own.
+    let upto = scan.lost.as_ref().map_or(u64::MAX, |(off, _)| *off);
+    let listed = |e: &Entry| e.offset < upto && !scan.bad.iter().any(|b| b.1 == e.offset);
     let (mut blobs, mut actions) = idx.entries();
-    blobs.retain(|e| e.offset < upto);
-    actions.retain(|e| e.offset < upto);
+    blobs.retain(listed);
+    actions.retain(listed);
     blobs.sort_unstable_by_key(|e| e.name.0);
     actions.sort_unstable_by_key(|e| e.name.0);
     if (blobs, actions) != entries_of(&scan.records, idx.pack_len()) {

@@ -512,6 +512,39 @@ fn verify_names_a_corrupt_object() {
 }
 
 #[test]
+fn verify_reads_on_past_a_corrupt_record_in_a_pack() {
+    // `a`'s small output sits in a pack, among other records.
+    let dir = setup(|s| s);
+    let first = run(dir.path(), &[]);
+    let digest = first["tasks"][0]["outputs"]["out"]["digest"].as_str().unwrap().to_string();
+    let v = run_engine(dir.path(), &["store", "verify"]);
+    assert_eq!(v.code, 0, "{}", v.stdout);
+    let counts = v.stdout.lines().last().unwrap().split(": ").nth(1).unwrap().to_string();
+    let packs = dir.path().join(".engine-store/packs");
+    let pack = std::fs::read_dir(&packs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "pack"))
+        .unwrap();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let at = bytes.windows(14).position(|w| w == b"hello\nmounted\n").expect("the blob in the pack");
+    bytes[at] = b'J';
+    std::fs::write(&pack, &bytes).unwrap();
+    let v = run_engine(dir.path(), &["store", "verify"]);
+    assert_eq!(v.code, 1);
+    let got = engine::store::Digest::of(b"Jello\nmounted\n");
+    assert!(v.stdout.contains(&format!(" has bytes that hash to {got}\n")), "{}", v.stdout);
+    assert!(v.stdout.contains(&format!("corrupt: {} at offset ", pack.display())), "{}", v.stdout);
+    // The records after it are still read: the two action records naming it
+    // are flagged, and every other record is counted as before, less the blob.
+    assert!(v.stdout.contains(&format!("names output `out` = {digest}, which is not in the store")), "{}", v.stdout);
+    assert!(v.stdout.ends_with(": 3 problems\n"), "{}", v.stdout);
+    let last = v.stdout.lines().last().unwrap().to_string();
+    let blobs = |c: &str| c.split(' ').next().unwrap().parse::<u64>().unwrap();
+    assert_eq!(blobs(last.split(": ").nth(1).unwrap()), blobs(&counts) - 1, "{last} / {counts}");
+}
+
+#[test]
 fn gc_keeps_the_last_run_and_waits_for_a_running_one() {
     let dir = setup(|s| s);
     run(dir.path(), &[]);
