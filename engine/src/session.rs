@@ -623,9 +623,15 @@ impl Session {
             (self.on_plugin)(PluginEvent::Preparing { name: &p.name, size });
             let started = Instant::now();
             let plugin_error = |error| SessionError::Plugin { name: p.name.clone(), error };
-            let loaded = match runtime.load_cached(&p.path).map_err(plugin_error)? {
-                Some(loaded) => Ok(loaded),
-                None => compile(runtime, config, self.compiler.as_deref(), p, &self.interrupt)?,
+            let loaded = match runtime.load_cached(&p.path) {
+                Ok(Some(loaded)) => Ok(loaded),
+                Ok(None) => compile(runtime, config, self.compiler.as_deref(), p, &self.interrupt)?,
+                // What a fresh compile reports for its tasks: the plugin's
+                // own fault, not the run's (a module that does not link).
+                Err(e @ (RuntimeError::Compile { .. } | RuntimeError::Link { .. })) => {
+                    Err(TaskFailure::infra(InfraKind::PluginLoad, format!("plugin `{}`: {e}", p.name)))
+                }
+                Err(e) => return Err(plugin_error(e)),
             };
             let took = started.elapsed();
             let loaded = match loaded {

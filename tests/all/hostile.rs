@@ -587,6 +587,39 @@ fn modules_over_the_static_compilation_limits_are_rejected_at_check() {
 }
 
 #[test]
+fn a_module_that_does_not_link_fails_its_tasks_alike_compiled_or_cached() {
+    // fd_write with the wrong signature passes the check; linking fails.
+    let bad = raw_module(
+        "bad_link",
+        &wat::parse_str(
+            "(module (import \"wasi_snapshot_preview1\" \"fd_write\" (func (param i32) (result i32))) \
+             (memory (export \"memory\") 1) (func (export \"_start\")))",
+        )
+        .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[pipeline]\nname = \"l\"\n[plugins]\nbad = {:?}\n[tasks.a]\nplugin = \"bad\"\n[tasks.ok]\nplugin = \"std:wordcount\"\ninputs = {{ text = \"file:pipeline.toml\" }}\n",
+        bad.display().to_string()
+    );
+    std::fs::write(dir.path().join("pipeline.toml"), text).unwrap();
+    // The first run compiles it, the second finds it in the module cache.
+    for run in ["compiled", "cached"] {
+        let r =
+            crate::util::EngineRun::new(dir.path()).env("ENGINE_CACHE_DIR", cache.path()).args(&["--no-cache"]).run();
+        assert_eq!(r.code, 1, "{run}: {}", r.stderr);
+        let report = r.report();
+        let a = report["tasks"].as_array().unwrap().iter().find(|t| t["id"] == "a").unwrap().clone();
+        assert_eq!(a["error"]["kind"], "infra", "{run}: {a}");
+        let msg = a["error"]["message"].as_str().unwrap();
+        assert!(msg.starts_with("plugin `bad`: cannot link plugin `"), "{run}: {msg}");
+        assert!(msg.contains("incompatible import type for `wasi_snapshot_preview1::fd_write`"), "{run}: {msg}");
+        assert_eq!(report["counts"]["succeeded"], 1, "{run}");
+    }
+}
+
+#[test]
 fn malformed_modules_are_rejected_at_check() {
     // Truncated after the header: a section that claims more bytes than exist.
     rejected_at_check(
