@@ -607,7 +607,7 @@ fn a_module_that_does_not_link_fails_its_tasks_alike_compiled_or_cached() {
     // The first run compiles it, the second finds it in the module cache.
     for run in ["compiled", "cached"] {
         let r =
-            crate::util::EngineRun::new(dir.path()).env("ENGINE_CACHE_DIR", cache.path()).args(&["--no-cache"]).run();
+            crate::util::EngineRun::new(dir.path()).env("ENGINE_CACHE_DIR", cache.path()).args(["--no-cache"]).run();
         assert_eq!(r.code, 1, "{run}: {}", r.stderr);
         let report = r.report();
         let a = report["tasks"].as_array().unwrap().iter().find(|t| t["id"] == "a").unwrap().clone();
