@@ -301,14 +301,29 @@ fn stream_events(stream: &mut TcpStream, shared: &Shared) -> std::io::Result<()>
 /// `count[0]`, ...) is named by that task with `template` set: its key is
 /// the id and a `[`.
 struct Family {
-    first: TaskId,
-    key_len: u32,
-    template: bool,
+    key: FamilyKey,
     total: u32,
     succeeded: u32,
     cached: u32,
     failed: u32,
     running: u32,
+}
+
+/// What names a family: its first task, the length of its key, whether
+/// it is a template's (see [`Family`]).
+#[derive(Clone, Copy)]
+struct FamilyKey {
+    first: TaskId,
+    key_len: u32,
+    template: bool,
+}
+
+/// An entry of the family lookup table: the key's hash, the family, and
+/// its key (families past [`MAX_FAMILIES`] have no [`Family`] record).
+struct Keyed {
+    hash: u64,
+    id: u32,
+    key: FamilyKey,
 }
 
 #[derive(Clone, Copy)]
@@ -341,10 +356,14 @@ pub struct DashboardObserver {
     start: Instant,
     status: &'static str,
     workers: usize,
+    /// The first [`MAX_FAMILIES`] families (the ones the page shows), and
+    /// how many there are in all.
     families: Vec<Family>,
-    /// Indexes of `families`, by the hash of their key.
-    /// (hash of the key, index): growing the table re-hashes nothing.
-    family_index: HashTable<(u64, u32)>,
+    family_count: u32,
+    /// Families whose key has a `[`, by the hash of their key (stored, so
+    /// growing the table re-hashes nothing). A whole id is its own family
+    /// and needs no lookup.
+    family_index: HashTable<Keyed>,
     /// Per task: its family, and whether it is running.
     family_of: Vec<u32>,
     running: Vec<bool>,
@@ -382,8 +401,8 @@ fn release(in_use: &mut Resources, req: &Resources) {
     }
 }
 
-/// Whether `fam`'s key is `key` (see [`Family`]).
-fn family_key_is(plan: &Plan, fam: &Family, key: &str) -> bool {
+/// Whether `fam` is the family keyed `key` (see [`Family`]).
+fn family_key_is(plan: &Plan, fam: &FamilyKey, key: &str) -> bool {
     let id = plan.tasks[fam.first as usize].id.as_str();
     match fam.template {
         true => key.len() == id.len() + 1 && key.starts_with(id) && key.ends_with('['),
@@ -400,6 +419,7 @@ impl DashboardObserver {
             status: "starting",
             workers: 0,
             families: Vec::new(),
+            family_count: 0,
             family_index: HashTable::new(),
             family_of: Vec::new(),
             running: Vec::new(),
@@ -442,7 +462,9 @@ impl DashboardObserver {
                 true => self.family_by_key(plan, key, t as TaskId, false),
                 false => self.push_family(t as TaskId, key.len(), false),
             };
-            self.families[f as usize].total += 1;
+            if let Some(fam) = self.families.get_mut(f as usize) {
+                fam.total += 1;
+            }
             self.family_of.push(f);
         }
         // The family graph, once every new task has its family (a task may
@@ -488,30 +510,31 @@ impl DashboardObserver {
     /// The family whose key is `key` (`count[`, or a whole id), made with
     /// `t` as its first task when there is none yet.
     fn family_by_key(&mut self, plan: &Plan, key: &str, t: TaskId, template: bool) -> u32 {
-        let families = &self.families;
-        let is = |f: u32, key: &str| family_key_is(plan, &families[f as usize], key);
         let hash = rustc_hash::FxBuildHasher.hash_one(key);
-        if let Some(&(_, f)) = self.family_index.find(hash, |&(h, f)| h == hash && is(f, key)) {
-            return f;
+        if let Some(k) = self.family_index.find(hash, |k| k.hash == hash && family_key_is(plan, &k.key, key)) {
+            return k.id;
         }
-        let f = families.len() as u32;
-        self.family_index.insert_unique(hash, (hash, f), |&(h, _)| h);
-        self.push_family(t, key.len(), template)
+        let f = self.push_family(t, key.len(), template);
+        let fk = FamilyKey { first: t, key_len: key.len() as u32, template };
+        self.family_index.insert_unique(hash, Keyed { hash, id: f, key: fk }, |k| k.hash);
+        f
     }
 
-    /// A new family, with `t` as its first task and a key `key_len` long.
+    /// A new family, with `t` as its first task and a key `key_len` long
+    /// (a record only for the ones the page shows).
     fn push_family(&mut self, t: TaskId, key_len: usize, template: bool) -> u32 {
-        let f = self.families.len() as u32;
-        self.families.push(Family {
-            first: t,
-            key_len: key_len as u32,
-            template,
-            total: 0,
-            succeeded: 0,
-            cached: 0,
-            failed: 0,
-            running: 0,
-        });
+        let f = self.family_count;
+        self.family_count += 1;
+        if self.families.len() < MAX_FAMILIES {
+            self.families.push(Family {
+                key: FamilyKey { first: t, key_len: key_len as u32, template },
+                total: 0,
+                succeeded: 0,
+                cached: 0,
+                failed: 0,
+                running: 0,
+            });
+        }
         f
     }
 
@@ -668,9 +691,9 @@ impl DashboardObserver {
                 .iter()
                 .take(MAX_FAMILIES)
                 .map(|f| FamilyView {
-                    name: match f.template {
-                        true => format!("{}[*]", id(f.first)),
-                        false => super::html::family(id(f.first)),
+                    name: match f.key.template {
+                        true => format!("{}[*]", id(f.key.first)),
+                        false => super::html::family(id(f.key.first)),
                     },
                     total: f.total,
                     succeeded: f.succeeded,
@@ -679,7 +702,7 @@ impl DashboardObserver {
                     running: f.running,
                 })
                 .collect(),
-            families_more: self.families.len().saturating_sub(MAX_FAMILIES),
+            families_more: (self.family_count as usize).saturating_sub(MAX_FAMILIES),
             edges: &self.edges,
             edges_more: self.edges_more,
             lanes: self
