@@ -72,16 +72,7 @@ fn helper(
         .get_export("memory")
         .and_then(|e| e.into_memory())
         .ok_or_else(|| wasmtime::Error::new(Abort::Trap("missing required memory export".into())))?;
-    let module = match module.get() {
-        Some(m) => m.clone(),
-        None => {
-            let m = Module::new(caller.engine(), HELPER_WAT)?;
-            module.get_or_init(|| m).clone()
-        }
-    };
-    let mut linker = originals.clone();
-    linker.define(&*caller, "env", "memory", mem)?;
-    let instance = linker.instantiate(&mut *caller, &module)?;
+    let instance = super::poll::forwarding_instance(caller, mem, originals, module, HELPER_WAT)?;
     let h = Helper {
         open: instance.get_typed_func(&mut *caller, "open")?,
         close: instance.get_typed_func(&mut *caller, "close")?,

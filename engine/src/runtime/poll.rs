@@ -133,18 +133,32 @@ fn make_helper(
     original: &Linker<TaskState>,
     module: &OnceLock<Module>,
 ) -> wasmtime::Result<Helper> {
+    let instance = forwarding_instance(caller, mem, original, module, HELPER_WAT)?;
+    let mut get = |name: &str| instance.get_typed_func::<(i32, i32), i32>(&mut *caller, name);
+    Ok(Helper { clock: get("clock")?, fdstat: get("fdstat")?, filestat: get("filestat")?, tell: get("tell")? })
+}
+
+/// An instance of `wat` (compiled once into `module`) that imports the
+/// guest's memory as `env.memory` and re-exports it, with `original`'s
+/// functions as its other imports: calls into wasmtime-wasi through it find
+/// the guest's memory (also used by [`super::fd_limit`]).
+pub(super) fn forwarding_instance(
+    caller: &mut Caller<'_, TaskState>,
+    mem: Memory,
+    original: &Linker<TaskState>,
+    module: &OnceLock<Module>,
+    wat: &str,
+) -> wasmtime::Result<wasmtime::Instance> {
     let module = match module.get() {
         Some(m) => m.clone(),
         None => {
-            let m = Module::new(caller.engine(), HELPER_WAT)?;
+            let m = Module::new(caller.engine(), wat)?;
             module.get_or_init(|| m).clone()
         }
     };
     let mut linker = original.clone();
     linker.define(&*caller, "env", "memory", mem)?;
-    let instance = linker.instantiate(&mut *caller, &module)?;
-    let mut get = |name: &str| instance.get_typed_func::<(i32, i32), i32>(&mut *caller, name);
-    Ok(Helper { clock: get("clock")?, fdstat: get("fdstat")?, filestat: get("filestat")?, tell: get("tell")? })
+    linker.instantiate(&mut *caller, &module)
 }
 
 /// Answers about clocks and descriptors, written to `scratch` in guest memory.
