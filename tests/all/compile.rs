@@ -36,7 +36,13 @@ fn slow_module() -> PathBuf {
     let dir = wat_guests_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("compile_slow.wasm");
-    std::fs::write(&path, wat::parse_str(&text).unwrap()).unwrap();
+    // Atomically: several tests make it at once, and an engine reading it
+    // must never see a half-written file.
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".compile_slow.{}.{seq}.tmp", std::process::id()));
+    std::fs::write(&tmp, wat::parse_str(&text).unwrap()).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
     path
 }
 

@@ -109,9 +109,20 @@ plugin = "hostile"
 
     fn engine(&self, sub: &str, args: &[&str]) -> Measured {
         let mut c = engine();
+        MODULE_CACHE.with(|m| {
+            if let Some(dir) = &*m.borrow() {
+                c.env("ENGINE_CACHE_DIR", dir);
+            }
+        });
         c.arg(sub).arg(self.root().join("pipeline.toml")).args(args).env("TMPDIR", self.root().join("tmp"));
         run_measured(c, TIME_BOUND + Duration::from_secs(10))
     }
+}
+
+thread_local! {
+    /// A module cache of the test's own (on its thread) instead of the shared
+    /// one, for a test whose measure must not see another test's compiles.
+    static MODULE_CACHE: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
 }
 
 /// What a hostile run left behind.
@@ -352,12 +363,20 @@ fn host_calls_that_move_gigabytes_are_stopped_by_a_small_fuel_budget() {
 /// cost neither 180 MiB of buffers nor 3000 descriptors.
 #[test]
 fn many_small_sdk_outputs_hold_little_engine_memory_and_one_descriptor() {
-    // The first run may compile the plugins, in `engine compile-plugin`
+    // The first run compiles the plugins, in `engine compile-plugin`
     // children whose peak RSS `wait4` counts as the engine's: the second
-    // loads them from the module cache, and is measured.
+    // loads them from the module cache, and is measured. The cache is this
+    // test's own, so no other test's run can change what it holds.
+    let cache = tempfile::tempdir().unwrap();
+    MODULE_CACHE.with(|m| *m.borrow_mut() = Some(cache.path().to_path_buf()));
     for (round, ex) in ["threads", "threads", "processes"].into_iter().enumerate() {
         let o = contained_on(&wat("many_outputs"), "", "error", "task error: run returned 1", ex);
-        assert!(round != 1 || o.m.max_rss_kib < 150 << 10, "peak RSS {} KiB", o.m.max_rss_kib);
+        assert!(
+            round != 1 || o.m.max_rss_kib < 150 << 10,
+            "peak RSS {} KiB; stderr:\n{}",
+            o.m.max_rss_kib,
+            text(&o.m.output.stderr)
+        );
     }
 }
 
@@ -536,7 +555,12 @@ fn raw_module(name: &str, bytes: &[u8]) -> PathBuf {
     let dir = crate::util::wat_guests_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(format!("hostile_{name}.wasm"));
-    std::fs::write(&p, bytes).unwrap();
+    // Atomically: tests run in parallel and a reader must never see half a file.
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".hostile_{name}.{}.{seq}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, &p).unwrap();
     p
 }
 
